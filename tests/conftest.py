@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from zsindex import shapes
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Tests never reach a network; a stray hub lookup should fail at once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def demo_embedder():
+    from zsindex.embedder import load_embedder
+
+    return load_embedder("demo", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> list[tuple[Path, shapes.Thing]]:
+    """One drawn image per seen colour+shape pair, with its truth."""
+    folder = tmp_path_factory.mktemp("world")
+    scenes = [[shapes.Thing(c, s)] for c, s in shapes.seen_pairs()]
+    paths = shapes.save_world(folder, scenes, seed=11)
+    return [(p, scene[0]) for p, scene in zip(paths, scenes)]
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("shared/data is not beside this checkout")
+    return SHARED_DATA

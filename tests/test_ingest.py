@@ -1,0 +1,324 @@
+"""Ingest into a real SQLite file and a real FAISS index with the shipped model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from zsindex import shapes
+from zsindex.cli import cli
+from zsindex.errors import IndexLockedError, ModelMismatchError, UsageError
+from zsindex.library import Library
+from zsindex.lock import WriteLock
+
+from .conftest import FIXTURES
+
+
+def draw(folder: Path, names: list[str], seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in names:
+        colour, shape = name.split("-")[:2]
+        path = folder / f"{name}.png"
+        from PIL import Image
+
+        Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=64, rng=rng)).save(path)
+        out.append(path)
+    return out
+
+
+def rows(index: Path) -> list[tuple]:
+    con = sqlite3.connect(index / "index.sqlite")
+    try:
+        return con.execute("SELECT id, path, status, sha256 FROM images ORDER BY path").fetchall()
+    finally:
+        con.close()
+
+
+def faiss_ids(lib: Library) -> set[int]:
+    return set(lib.vectors().ids().tolist())
+
+
+def indexed_ids(index: Path) -> set[int]:
+    return {r[0] for r in rows(index) if r[2] == "indexed"}
+
+
+@pytest.fixture
+def lib(tmp_path, demo_embedder):
+    library = Library(tmp_path / "index", embedder=demo_embedder)
+    yield library
+    library.close()
+
+
+def ingest(lib: Library, *paths: Path, **kw):
+    kw.setdefault("workers", 0)
+    return lib.ingest(list(paths), **kw)
+
+
+def test_add_then_unchanged(lib, tmp_path):
+    draw(tmp_path / "p", ["red-circle", "blue-square", "green-star"])
+    r = ingest(lib, tmp_path / "p")
+    assert (r.added, r.unchanged, r.skipped) == (3, 0, 0)
+    assert set(r.to_dict()) == {"added", "unchanged", "changed", "moved", "deleted", "skipped", "run_id", "seconds"}
+    again = ingest(lib, tmp_path / "p")
+    assert (again.added, again.unchanged, again.changed) == (0, 3, 0)
+    assert again.embed_seconds == 0 and again.decode_seconds == 0  # nothing read again
+    assert faiss_ids(lib) == indexed_ids(lib.folder)
+
+
+def test_modify_reembeds(lib, tmp_path):
+    [path] = draw(tmp_path / "p", ["red-circle"])
+    ingest(lib, tmp_path / "p")
+    before = rows(lib.folder)
+    draw(tmp_path / "p", ["red-circle"], seed=5)  # new pixels, same name
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    r = ingest(lib, tmp_path / "p")
+    assert (r.changed, r.added) == (1, 0)
+    after = rows(lib.folder)
+    assert after[0][0] == before[0][0] and after[0][3] != before[0][3]  # same id, new content hash
+
+
+def test_move_keeps_id_and_vector(lib, tmp_path):
+    [path] = draw(tmp_path / "p", ["red-circle"])
+    ingest(lib, tmp_path / "p")
+    [(image_id, _, _, sha)] = rows(lib.folder)
+    (tmp_path / "p" / "sub dir [2]").mkdir()
+    new = tmp_path / "p" / "sub dir [2]" / "renamed (copy).png"
+    path.rename(new)
+    r = ingest(lib, tmp_path / "p")
+    assert (r.moved, r.added, r.deleted) == (1, 0, 0)
+    assert r.embed_seconds == 0
+    assert rows(lib.folder) == [(image_id, str(new), "indexed", sha)]
+    assert faiss_ids(lib) == {image_id}
+
+
+def test_duplicates_share_one_vector(lib, tmp_path):
+    [path] = draw(tmp_path / "p", ["red-circle"])
+    shutil.copy(path, tmp_path / "p" / "copy.png")
+    r = ingest(lib, tmp_path / "p")
+    assert r.added == 2
+    con = sqlite3.connect(lib.folder / "index.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM vectors").fetchone() == (1,)
+    assert len(faiss_ids(lib)) == 2
+
+
+def test_delete_leaves_vector_index(lib, tmp_path):
+    paths = draw(tmp_path / "p", ["red-circle", "blue-square"])
+    ingest(lib, tmp_path / "p")
+    paths[1].unlink()
+    r = ingest(lib, tmp_path / "p")
+    assert r.deleted == 1
+    assert [row[2] for row in rows(lib.folder)] == ["deleted", "indexed"]
+    assert faiss_ids(lib) == indexed_ids(lib.folder)
+    # It comes back: indexed again under its old row.
+    draw(tmp_path / "p", ["blue-square"])
+    r = ingest(lib, tmp_path / "p")
+    assert r.added == 1 and [row[2] for row in rows(lib.folder)] == ["indexed", "indexed"]
+
+
+def test_files_outside_scanned_root_are_kept(lib, tmp_path):
+    draw(tmp_path / "a", ["red-circle"])
+    draw(tmp_path / "b", ["blue-square"])
+    ingest(lib, tmp_path / "a", tmp_path / "b")
+    r = ingest(lib, tmp_path / "a")
+    assert r.deleted == 0 and len(indexed_ids(lib.folder)) == 2
+
+
+def test_bad_files_recorded_and_run_continues(lib, tmp_path):
+    folder = tmp_path / "p"
+    draw(folder, ["red-circle"])
+    for name in ("truncated.jpg", "broken.png", "bomb.gif", "hopper.heif", "hopper.avif", "orientation_6.jpg"):
+        shutil.copy(FIXTURES / name, folder / name)
+    (folder / "zero.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("ignored: not an image name")
+    odd = os.fsdecode(b"caf\xe9 latin1.png")  # not valid UTF-8
+    shutil.copy(folder / "red-circle.png", folder / odd)
+    r = ingest(lib, folder)
+    reasons = dict(r.skipped_files)
+    assert r.skipped == 4 and r.added == 5
+    assert "truncated" in reasons[str(folder / "truncated.jpg")]
+    assert "decompression bomb" in reasons[str(folder / "bomb.gif")]
+    assert "empty" in reasons[str(folder / "zero.jpg")]
+    assert sorted(p for p, _ in lib.errors()) == sorted(reasons)
+    from sqlalchemy import select
+
+    from zsindex.schema import Image as ImageRow
+
+    with lib.store.session() as session:
+        paths = list(session.scalars(select(ImageRow.path)))
+    assert str(folder / odd) in paths  # the exact non-UTF-8 name round-trips through SQLite
+    assert Path(str(folder / odd)).read_bytes()  # and still opens the file
+    assert ingest(lib, folder).unchanged == 9
+
+
+def test_unreadable_file_and_folder(demo_embedder):
+    """Permissions really deny reading (run as an unprivileged user when the tests run as root)."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="zsindex-perm-"))  # outside pytest's private (0700) tmp root
+    folder = tmp_path / "p"
+    draw(folder, ["red-circle", "blue-square"])
+    (folder / "locked").mkdir()
+    draw(folder / "locked", ["green-star"])
+    os.chmod(folder / "blue-square.png", 0)
+    os.chmod(folder / "locked", 0)
+    index = tmp_path / "index"
+    cmd = [sys.executable, "-m", "zsindex", "ingest", str(folder), "--index", str(index), "-m", "demo", "--json",
+           "--workers", "0"]
+    if os.geteuid() == 0:
+        os.chmod(tmp_path, 0o777)
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    env = {**os.environ, "HOME": str(tmp_path)}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    os.chmod(folder / "locked", 0o755)
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["added"] == 1 and report["skipped"] == 2
+    assert "Permission denied" in out.stderr
+
+
+def test_nonexistent_path_is_usage_error(lib, tmp_path):
+    with pytest.raises(UsageError):
+        lib.ingest([tmp_path / "missing"])
+    r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "missing"), "--index", str(tmp_path / "i")])
+    assert r.exit_code == 2 and "no such file or folder" in r.output
+
+
+def test_symlinks_skipped_by_default_and_loops_end(lib, tmp_path):
+    folder = tmp_path / "p"
+    draw(folder / "real", ["red-circle"])
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / "link.png").symlink_to(folder / "real" / "red-circle.png")
+    assert ingest(lib, folder).added == 1
+    r = ingest(lib, folder, follow_symlinks=True)
+    assert r.added == 1 and r.unchanged == 1  # link.png is new; the loop is entered once
+
+
+def test_exclude_globs(lib, tmp_path):
+    draw(tmp_path / "p" / ".thumbnails", ["red-circle"])
+    draw(tmp_path / "p", ["blue-square", "green-star"])
+    r = ingest(lib, tmp_path / "p", exclude=[".thumbnails", "green-*"])
+    assert r.added == 1
+
+
+def test_worker_processes(lib, tmp_path):
+    draw(tmp_path / "p", [f"{c}-{s}" for c, s in shapes.seen_pairs()[:10]])
+    r = ingest(lib, tmp_path / "p", workers=2, batch_size=3)
+    assert r.added == 10
+    assert faiss_ids(lib) == indexed_ids(lib.folder)
+
+
+def test_other_model_refused(lib, tmp_path):
+    draw(tmp_path / "p", ["red-circle"])
+    ingest(lib, tmp_path / "p")
+
+    class Other:
+        identity, dim, logit_scale, image_size = "sha256:other", 8, 1.0, 224
+
+    with pytest.raises(ModelMismatchError, match="--index DIR"):
+        Library(lib.folder, embedder=Other()).ingest([tmp_path / "p"], workers=0)
+
+
+def test_concurrent_ingest_refused(lib, tmp_path):
+    draw(tmp_path / "p", ["red-circle"])
+    with WriteLock(lib.folder):
+        with pytest.raises(IndexLockedError, match="wait for it"):
+            ingest(lib, tmp_path / "p")
+        r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "p"), "--index", str(lib.folder), "-m", "demo"])
+        assert r.exit_code == 1 and "is writing to" in r.output
+
+
+def test_faiss_file_deleted_or_stale_is_rebuilt(lib, tmp_path):
+    draw(tmp_path / "p", ["red-circle", "blue-square"])
+    ingest(lib, tmp_path / "p")
+    (lib.folder / "vectors.faiss").unlink()
+    fresh = Library(lib.folder, embedder=lib.embedder)
+    assert faiss_ids(fresh) == indexed_ids(lib.folder)
+    assert fresh.rebuild() == 2
+    assert fresh.status()["faiss_fresh"]
+
+
+def test_status_errors_rebuild_cli(tmp_path):
+    draw(tmp_path / "p", ["red-circle"])
+    shutil.copy(FIXTURES / "broken.png", tmp_path / "p" / "broken.png")
+    index = str(tmp_path / "i")
+    r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "p"), "--index", index, "-m", "demo", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["added"] == 1
+    st = json.loads(CliRunner().invoke(cli, ["status", "--index", index, "--json"]).stdout)
+    assert st["images"] == {"indexed": 1, "error": 1} and st["model"]["name"] == "demo"
+    assert st["last_run"]["status"] == "finished"
+    err = CliRunner().invoke(cli, ["errors", "--index", index, "--csv"]).stdout.splitlines()
+    assert err[0] == "path,error" and "broken.png" in err[1]
+    assert "1 vectors" in CliRunner().invoke(cli, ["rebuild", "--index", index]).stdout
+    missing = CliRunner().invoke(cli, ["status", "--index", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "zsindex ingest" in missing.output
+
+
+def test_oddfiles_all_ingested_or_recorded(lib, shared_data):
+    odd = shared_data / "oddfiles"
+    r = ingest(lib, odd, workers=1, max_megapixels=200)
+    candidates = [p for p in odd.rglob("*") if p.is_file() and p.suffix.lower() != ".csv"]
+    assert r.added + r.skipped == len(candidates)
+    status = lib.status()["images"]
+    assert status["indexed"] + status["error"] == len(candidates)
+    assert all(reason for _, reason in lib.errors())
+    assert faiss_ids(lib) == indexed_ids(lib.folder)
+
+
+KILL_SCRIPT = """
+import sys
+from zsindex.library import Library
+lib = Library(sys.argv[1], model="demo", device="cpu")
+def progress(stage, done, total):
+    if done:
+        print("committed", done, flush=True)
+lib.ingest([sys.argv[2]], workers=0, batch_size=4, progress=progress)
+print("finished", flush=True)
+"""
+
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    folder = tmp_path / "p"
+    names = [f"{c}-{s}-{i}" for i in range(3) for c, s in shapes.seen_pairs()]
+    draw(folder, names)
+    index = tmp_path / "index"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(index), str(folder)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("committed") and int(line.split()[1]) >= 12:
+            # Mid-run: a reader sees committed rows and the database is usable.
+            reader = Library(index, create=False)
+            assert reader.status()["images"].get("indexed", 0) >= 12
+            reader.close()
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    partial = indexed_ids(index)
+    assert 12 <= len(partial) < len(names)
+
+    lib = Library(index, model="demo", device="cpu")
+    report = lib.ingest([folder], workers=0)
+    assert report.added == len(names) - len(partial) and report.unchanged == len(partial)
+    all_rows = rows(index)
+    assert len(all_rows) == len({r[1] for r in all_rows}) == len(names)  # no duplicate rows
+    con = sqlite3.connect(index / "index.sqlite")
+    n_vectors = con.execute("SELECT COUNT(DISTINCT sha256) FROM vectors").fetchone()[0]
+    assert n_vectors == len({r[3] for r in all_rows})  # no lost vectors
+    assert faiss_ids(lib) == indexed_ids(index)
+    statuses = [s for (s,) in con.execute("SELECT status FROM ingest_runs ORDER BY id")]
+    assert statuses == ["interrupted", "finished"]

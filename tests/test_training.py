@@ -1,0 +1,39 @@
+"""The demo-model training script runs end to end and writes a folder open_clip loads."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from zsindex.embedder import load_embedder
+
+from .conftest import REPO
+
+
+def test_training_script_few_steps(tmp_path):
+    out = tmp_path / "model"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train_demo_model.py"), "--out", str(out), "--steps", "3",
+         "--batch", "16", "--pool", "64"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["steps"] == 3 and np.isfinite(report["final_loss"])
+    emb = load_embedder(str(out), device="cpu")
+    assert emb.embed_texts(["a red circle"]).shape == (1, emb.dim)
+    assert json.loads((out / "open_clip_config.json").read_text())["zsindex"]["steps"] == 3
+
+
+def test_training_captions_truth():
+    sys.path.insert(0, str(REPO / "scripts"))
+    import train_demo_model as t
+
+    from zsindex.shapes import Thing
+
+    scene = [Thing("red", "circle"), Thing("blue", "star")]
+    assert t.holds([("red", "circle")], scene)
+    assert t.holds([(None, "star"), ("red", None)], scene)
+    assert not t.holds([("red", "star")], scene)
+    assert not t.holds([("green", None)], scene)

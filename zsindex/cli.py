@@ -1,0 +1,328 @@
+"""The zsindex command line: parse, call the library, format, map errors to exit codes.
+
+Heavy modules (torch, open_clip, faiss) are imported inside commands only, so
+``zsindex --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__, config
+from .errors import UsageError, ZsindexError
+from .output import emit_json, emit_rows, output_options, warn
+
+
+class ZsGroup(click.Group):
+    """Turns library errors into click errors: usage problems exit 2, others exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as e:
+            raise click.UsageError(str(e), ctx) from None
+        except ZsindexError as e:
+            raise click.ClickException(str(e)) from None
+
+
+class ModelChoice:
+    """The --model/--pretrained/--device flags as given (None: environment, index or default decides)."""
+
+    def __init__(self, model: str | None, pretrained: str | None, device: str | None) -> None:
+        self.model, self.pretrained, self.device = model, pretrained, device
+
+    def load(self) -> Any:
+        from .embedder import load_embedder
+
+        return load_embedder(self.model, self.pretrained, self.device)
+
+
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--model / --pretrained / --device, shared by every command that embeds."""
+
+    @click.option(
+        "--model", "-m", default=None,
+        help=f"open_clip architecture, hf-hub:org/name, a model folder, arch.json (with --pretrained FILE), "
+        f"or 'demo' (the shipped tiny model). Env {config.ENV_MODEL}; an index remembers its model  "
+        f"[default: {config.DEFAULT_MODEL}]",
+    )
+    @click.option(
+        "--pretrained", default=None,
+        help=f"Pretrained tag or checkpoint file. Env {config.ENV_PRETRAINED}  "
+        f"[default: {config.DEFAULT_PRETRAINED} for {config.DEFAULT_MODEL}]",
+    )
+    @click.option("--device", default=None, help=f"cuda, mps, cpu or auto. Env {config.ENV_DEVICE}  [default: auto]")
+    @functools.wraps(func)
+    def wrapper(*args: Any, model: str | None, pretrained: str | None, device: str | None, **kwargs: Any) -> Any:
+        return func(*args, choice=ModelChoice(model, pretrained, device), **kwargs)
+
+    return wrapper
+
+
+def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), envvar=config.ENV_INDEX,
+        show_envvar=True, help=f"Index folder  [default: {config.default_index_dir()}]",
+    )(func)
+
+
+def _open_library(index_dir: Path | None, choice: ModelChoice | None = None, create: bool = False) -> Any:
+    from .library import Library
+
+    if choice is None:
+        return Library(index_dir, create=create)
+    return Library(index_dir, model=choice.model, pretrained=choice.pretrained, device=choice.device, create=create)
+
+
+class _Bar:
+    """A tqdm progress bar on stderr driven by the library's (stage, done, total) callback."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.quiet or total == 0:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=stage, unit="img", dynamic_ncols=True, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _label_set(labels: str | None, labels_file: Path | None, templates: tuple[str, ...]) -> Any:
+    from . import labels as labels_mod
+    from .library import as_label_set
+
+    if bool(labels) == bool(labels_file):
+        raise UsageError("give labels with exactly one of --labels 'a,b,c' or --labels-file FILE")
+    if labels_file:
+        return as_label_set(labels_mod.LabelSet(labels_mod.parse_label_file(labels_file)), templates)
+    return as_label_set(labels or "", templates)
+
+
+@click.group(cls=ZsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zsindex")
+def cli() -> None:
+    """Semantic search and zero-shot labelling of image collections with OpenCLIP.
+
+    \b
+    Try it with no download:   zsindex demo
+    Label a few files:         zsindex classify photo.jpg --labels "cat,dog,duck"
+    """
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--labels", "-l", help="Comma-separated labels, e.g. 'cat,dog,duck'.")
+@click.option("--labels-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Labels from a .txt (one a line), .csv (label,description...) or .json file.")
+@click.option("--template", "-t", "templates", multiple=True,
+              help="Prompt template with {} for the label; repeat to ensemble. [default: 5 photo templates]")
+@click.option("--top-k", "-k", type=click.IntRange(min=1), help="Show only the best K labels per image.")
+@output_options
+@model_options
+def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | None, templates: tuple[str, ...],
+             top_k: int | None, fmt: str, choice: ModelChoice) -> None:
+    """Score image files against labels, best label first.
+
+    Scores are softmax probabilities over the label set (CLIP's
+    logit_scale x cosine); the raw cosine is shown too. Unreadable files are
+    reported on stderr, the rest are still classified, and the exit code is 1.
+
+    \b
+    Examples:
+      zsindex classify photo.jpg --labels "cat,dog,duck"
+      zsindex classify *.jpg --labels-file animals.csv --top-k 3 --table
+      zsindex classify img.png -l "red circle,blue square" -m demo -t "a drawing of a {}."
+    """
+    from .library import classify as run_classify
+
+    label_set = _label_set(labels, labels_file, templates)
+    results = run_classify(list(images), label_set, top_k=top_k, embedder=choice.load())
+    good = [r for r in results if r.error is None]
+    if fmt == "json":
+        emit_json(r.to_dict() for r in good)
+    else:
+        rows = [{"path": r.path, "rank": n, "label": s.label, "score": s.score, "cosine": s.cosine}
+                for r in good for n, s in enumerate(r.labels, start=1)]
+        emit_rows(rows, ["path", "rank", "label", "score", "cosine"], fmt)
+    failed = [r for r in results if r.error is not None]
+    for r in failed:
+        warn(f"skipped {r.path}: {r.error}")
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(results)} images could not be read")
+
+
+@cli.command()
+@click.option("--image", "-i", "images", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="An image file (repeatable).")
+@click.option("--text", "-t", "texts", multiple=True, required=True, help="A text (repeatable).")
+@output_options
+@model_options
+def similarity(images: tuple[Path, ...], texts: tuple[str, ...], fmt: str, choice: ModelChoice) -> None:
+    """Print the cosine-similarity matrix of images (rows) against texts (columns).
+
+    \b
+    Example:
+      zsindex similarity -i cat.jpg -i dog.jpg -t "a cat" -t "a dog" --table
+    """
+    from .library import similarity as run_similarity
+
+    if any(not t.strip() for t in texts):
+        raise UsageError("--text must not be empty")
+    sim = run_similarity(list(images), list(texts), embedder=choice.load())
+    rows = [{"image": img, **{t: float(sim.cosine[i, j]) for j, t in enumerate(sim.texts)}}
+            for i, img in enumerate(sim.images)]
+    emit_rows(rows, ["image", *sim.texts], fmt)
+    for path, reason in sim.errors.items():
+        warn(f"skipped {path}: {reason}")
+    if sim.errors:
+        raise click.ClickException(f"{len(sim.errors)} of {len(images)} images could not be read")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_option
+@click.option("--exclude", "-x", multiple=True, help="Glob of files or folders to leave out (repeatable), e.g. '*/.thumbnails'.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (each real folder is entered once, so loops end).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=config.DEFAULT_BATCH_SIZE, show_default=True,
+              help="Images per model batch and per database transaction.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Decode processes (0: decode in this process)  [default: CPU cores - 1, at most 4]")
+@click.option("--max-megapixels", type=click.FloatRange(min=0.1), default=config.DEFAULT_MAX_MEGAPIXELS,
+              show_default=True, help="Skip images larger than this (decompression-bomb guard).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@model_options
+def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, ...], follow_symlinks: bool,
+           batch_size: int, workers: int | None, max_megapixels: float, as_json: bool, quiet: bool,
+           choice: ModelChoice) -> None:
+    """Embed every image under PATHS into the index; run again to update it.
+
+    Incremental: unchanged files (same path, size and mtime) are not read
+    again, changed files are re-embedded, moved or renamed files keep their
+    vector, identical files share one, and files gone from a scanned folder
+    are marked deleted. Files that cannot be read are recorded with the reason
+    (see `zsindex errors`) and never stop the run. Safe to interrupt: run it
+    again to finish.
+
+    \b
+    Examples:
+      zsindex ingest ~/Pictures
+      zsindex ingest ~/Pictures /media/phone -x '*/.thumbnails' --index ./photos-index
+      zsindex ingest ./shapes --model demo --json
+    """
+    lib = _open_library(index_dir, choice, create=True)
+    bar = _Bar(quiet)
+    try:
+        report = lib.ingest(list(paths), exclude=exclude, follow_symlinks=follow_symlinks, batch_size=batch_size,
+                            workers=workers, max_megapixels=max_megapixels, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        emit_json([report.to_dict()])
+    else:
+        click.echo(", ".join(f"{k} {v}" for k, v in report.to_dict().items() if k not in ("run_id", "seconds"))
+                   + f" in {report.seconds:.1f}s (run {report.run_id})")
+    for path, reason in report.skipped_files[:20]:
+        warn(f"skipped {path}: {reason}")
+    if len(report.skipped_files) > 20:
+        warn(f"... and {len(report.skipped_files) - 20} more: see `zsindex errors`")
+
+
+@cli.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(index_dir: Path | None, as_json: bool) -> None:
+    """Show the index: model, images by status, sizes on disk, last run.
+
+    \b
+    Example:
+      zsindex status --index ./photos-index --json
+    """
+    info = _open_library(index_dir).status()
+    if as_json:
+        emit_json([info])
+        return
+    model = info["model"]
+    click.echo(f"index   {info['index']}")
+    click.echo(f"model   {model['name'] + ' (' + str(model['dim']) + '-d)' if model else 'none yet'}")
+    click.echo("images  " + (", ".join(f"{k} {v}" for k, v in sorted(info["images"].items())) or "none"))
+    click.echo("disk    " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in info["bytes"].items()))
+    if info["last_run"]:
+        run = info["last_run"]
+        click.echo(f"last    run {run['id']} {run['status']} at {run['started_at']}: added {run['added']}, "
+                   f"changed {run['changed']}, moved {run['moved']}, deleted {run['deleted']}, skipped {run['skipped']}")
+
+
+@cli.command()
+@index_option
+@output_options
+def errors(index_dir: Path | None, fmt: str) -> None:
+    """List files that could not be indexed, with the reason.
+
+    \b
+    Example:
+      zsindex errors --csv > unreadable.csv
+    """
+    rows = [{"path": p, "error": e} for p, e in _open_library(index_dir).errors()]
+    emit_rows(rows, ["path", "error"], fmt)
+
+
+@cli.command()
+@index_option
+def rebuild(index_dir: Path | None) -> None:
+    """Rebuild the FAISS file from the vectors stored in SQLite.
+
+    Never needed for correctness (a missing or stale FAISS file is rebuilt
+    automatically), but useful after copying an index without its .faiss file.
+
+    \b
+    Example:
+      zsindex rebuild --index ./photos-index
+    """
+    n = _open_library(index_dir).rebuild()
+    click.echo(f"rebuilt the vector index: {n} vectors")
+
+
+@cli.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to draw the demo images  [default: a new temporary folder]")
+@output_options
+def demo(folder: Path | None, fmt: str) -> None:
+    """Run zsindex end to end on drawn images with the shipped tiny model, offline.
+
+    Draws a few coloured shapes, then classifies them against every
+    colour+shape label with the model in zsindex/models/shapes-tiny.
+
+    \b
+    Example:
+      zsindex demo --dir ./demo --table
+    """
+    from .demo import run_demo
+
+    folder = folder or Path(tempfile.mkdtemp(prefix="zsindex-demo-"))
+    report = run_demo(folder, progress=warn)
+    if fmt == "json":
+        emit_json(report["classify"])
+    else:
+        rows = [{"image": Path(r["path"]).name, "truth": r["truth"], "best": r["labels"][0]["label"],
+                 "score": r["labels"][0]["score"]} for r in report["classify"]]
+        emit_rows(rows, ["image", "truth", "best", "score"], fmt)
+    warn(json.dumps(report["summary"]))
+
+
+def main() -> None:
+    cli(prog_name="zsindex")

@@ -1,0 +1,61 @@
+"""Settings in one place: flag > environment variable > default. stdlib only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+DEMO_MODEL = "demo"
+# The shipped demo model is an ordinary open_clip local directory; "demo" is
+# only a short name for it, resolved here and nowhere else.
+DEMO_MODEL_DIR = Path(__file__).resolve().parent / "models" / "shapes-tiny"
+
+ENV_MODEL = "ZSINDEX_MODEL"
+ENV_PRETRAINED = "ZSINDEX_PRETRAINED"
+ENV_DEVICE = "ZSINDEX_DEVICE"
+ENV_INDEX = "ZSINDEX_INDEX"
+ENV_HOME = "ZSINDEX_HOME"
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAX_MEGAPIXELS = 180.0
+
+
+def setting(value: str | None, env: str, default: str | None) -> str | None:
+    """Resolve one setting: an explicit value wins, then the environment, then the default."""
+    if value is not None and value != "":
+        return value
+    from_env = os.environ.get(env)
+    if from_env:
+        return from_env
+    return default
+
+
+def resolve_model(model: str | None, pretrained: str | None) -> tuple[str, str | None]:
+    """The model name and pretrained tag/file to load, after flags, environment and aliases."""
+    name = setting(model, ENV_MODEL, DEFAULT_MODEL) or DEFAULT_MODEL
+    if name == DEMO_MODEL:
+        return f"local-dir:{DEMO_MODEL_DIR}", None
+    explicit_name = bool(model) or bool(os.environ.get(ENV_MODEL))
+    # A pretrained default only makes sense for the default architecture.
+    default_tag = DEFAULT_PRETRAINED if not explicit_name or name == DEFAULT_MODEL else None
+    return name, setting(pretrained, ENV_PRETRAINED, default_tag)
+
+
+def home() -> Path:
+    """Where zsindex keeps its data: $ZSINDEX_HOME, else the XDG data directory."""
+    explicit = os.environ.get(ENV_HOME)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "zsindex"
+
+
+def default_index_dir() -> Path:
+    return home() / "index"
+
+
+def index_dir(value: str | os.PathLike[str] | None) -> Path:
+    chosen = setting(str(value) if value is not None else None, ENV_INDEX, None)
+    return Path(chosen).expanduser() if chosen else default_index_dir()

@@ -1,0 +1,73 @@
+"""The built-in demo: draw a small shapes world and run zsindex over it with the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from . import shapes
+from .config import DEMO_MODEL
+
+DEMO_SCENES = [
+    [shapes.Thing("red", "circle")],
+    [shapes.Thing("green", "square")],
+    [shapes.Thing("blue", "triangle")],
+    [shapes.Thing("yellow", "star")],
+    [shapes.Thing("purple", "circle")],
+    [shapes.Thing("orange", "square")],
+    [shapes.Thing("red", "star")],
+    [shapes.Thing("blue", "square")],
+]
+
+
+def colour_shape_labels() -> list[str]:
+    return [f"{c} {s}" for c in shapes.COLOURS for s in shapes.SHAPES]
+
+
+def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    from .embedder import load_embedder
+    from .library import classify
+
+    paths = shapes.save_world(folder / "images", DEMO_SCENES, seed=7)
+    progress(f"drew {len(paths)} demo images in {folder / 'images'}")
+    embedder = load_embedder(DEMO_MODEL, device="cpu")
+    progress(f"loaded the demo model ({embedder.identity[:19]}..., {embedder.dim}-d)")
+    results = classify(paths, colour_shape_labels(), top_k=3, embedder=embedder)
+    rows = []
+    for scene, result in zip(DEMO_SCENES, results):
+        rows.append({**result.to_dict(), "truth": scene[0].name})
+    correct = sum(r["labels"][0]["label"] == r["truth"] for r in rows)
+    return {"folder": str(folder), "classify": rows, "summary": {"images": len(rows), "top1_correct": correct}}
+
+
+def measure_quality(embedder: Any, per_pair: int = 20, seed: int = 1234) -> dict[str, float]:
+    """Top-1 accuracy of an embedder on freshly drawn single-shape images.
+
+    Four label sets: colour+shape names on pairs seen in training, shape names
+    only, colour names only, and colour+shape names on held-out pairs.
+    """
+    import numpy as np
+
+    from .labels import LabelSet, label_vectors, parse_label_list
+
+    rng = np.random.default_rng(seed)
+
+    def top1(pairs: list[tuple[str, str]], names: list[str], truth: Callable[[tuple[str, str]], str]) -> float:
+        from PIL import Image
+
+        images, answers = [], []
+        for pair in pairs:
+            for _ in range(per_pair):
+                images.append(Image.fromarray(shapes.draw([shapes.Thing(*pair)], size=224, rng=rng)))
+                answers.append(names.index(truth(pair)))
+        label_vecs = label_vectors(embedder, LabelSet(parse_label_list(",".join(names))))
+        best = (embedder.embed_images(images) @ label_vecs.T).argmax(axis=1)
+        return float((best == np.array(answers)).mean())
+
+    seen, held = shapes.seen_pairs(), shapes.held_out_pairs()
+    return {
+        "colour_shape_seen": top1(seen, colour_shape_labels(), lambda p: f"{p[0]} {p[1]}"),
+        "shape_only": top1(seen + held, list(shapes.SHAPES), lambda p: p[1]),
+        "colour_only": top1(seen + held, list(shapes.COLOURS), lambda p: p[0]),
+        "colour_shape_held_out": top1(held, colour_shape_labels(), lambda p: f"{p[0]} {p[1]}"),
+    }

@@ -1,0 +1,40 @@
+"""Exceptions raised by zsindex. The CLI maps them to exit codes:
+``UsageError`` subclasses to 2 (bad input the user typed), the rest to 1."""
+
+from __future__ import annotations
+
+
+class ZsindexError(Exception):
+    """Base class of every error zsindex raises on purpose."""
+
+
+class UsageError(ZsindexError):
+    """The request itself is wrong (bad labels, empty query, missing path)."""
+
+
+class LabelError(UsageError):
+    """A label list or label file is empty, duplicated or malformed."""
+
+
+class ModelError(ZsindexError):
+    """A model could not be loaded."""
+
+
+class ModelUnavailableError(ModelError):
+    """The weights are not on this machine and cannot be downloaded."""
+
+
+class ModelMismatchError(ZsindexError):
+    """Vectors or queries from one model were offered to an index of another."""
+
+
+class ImageError(ZsindexError):
+    """One image file cannot be read or decoded."""
+
+
+class IndexStateError(ZsindexError):
+    """The index is missing, empty, locked or from a newer zsindex."""
+
+
+class IndexLockedError(IndexStateError):
+    """Another process is writing to the index."""

@@ -1,0 +1,186 @@
+"""Safe image decoding: one read, EXIF orientation, bomb guard, reduced-size JPEG decode.
+
+Every failure becomes an ``ImageError`` with a short reason, so that callers
+can record it and carry on. Pillow and numpy only (no torch), so it runs in
+worker processes cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import DEFAULT_MAX_MEGAPIXELS
+from .errors import ImageError
+
+IMAGE_SUFFIXES = frozenset(
+    (".jpg .jpeg .jpe .jfif .mpo .png .apng .webp .gif .tif .tiff .bmp .dib .heic .heif .hif .avif "
+     ".ico .jp2 .j2k .ppm .pgm .pbm .pnm .tga .pcx .psd .qoi").split()
+)
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_TAG_DATETIME, _TAG_MAKE, _TAG_MODEL, _TAG_ORIENTATION = 306, 271, 272, 274
+_TAG_DATETIME_ORIGINAL = 36867
+_plugins_ready = False
+
+
+def _setup() -> None:
+    global _plugins_ready
+    if _plugins_ready:
+        return
+    try:  # HEIC/HEIF come from pillow-heif; AVIF is native in Pillow 11.3+
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
+        pass
+    # zsindex applies its own, configurable megapixel limit right after reading
+    # the header (see decode); Pillow's fixed global one would pre-empt it.
+    Image.MAX_IMAGE_PIXELS = None
+    _plugins_ready = True
+
+
+@dataclass
+class Decoded:
+    """A decoded image ready for a model, plus what was learnt about the file."""
+
+    image: Image.Image | None  # None when only the header was read
+    sha256: str
+    width: int  # as displayed, after EXIF orientation
+    height: int
+    format: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _exif_meta(im: Image.Image) -> dict[str, Any]:
+    try:
+        exif = im.getexif()
+    except Exception:  # broken EXIF blocks are common; they must not lose the image
+        return {}
+    meta: dict[str, Any] = {}
+    if not exif:
+        return meta
+    sub = exif.get_ifd(_EXIF_IFD) if _EXIF_IFD in exif else {}
+    raw_date = sub.get(_TAG_DATETIME_ORIGINAL) or exif.get(_TAG_DATETIME)
+    if isinstance(raw_date, str):
+        try:
+            meta["taken_at"] = datetime.strptime(raw_date.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+        except ValueError:
+            pass
+    for key, tag in (("camera_make", _TAG_MAKE), ("camera_model", _TAG_MODEL)):
+        value = exif.get(tag)
+        if isinstance(value, str) and value.strip("\x00 "):
+            meta[key] = value.strip("\x00 ")
+    orientation = exif.get(_TAG_ORIENTATION)
+    if isinstance(orientation, int) and 1 <= orientation <= 8:
+        meta["orientation"] = orientation
+    meta.update(_gps(exif))
+    return meta
+
+
+def _gps(exif: Image.Exif) -> dict[str, float]:
+    try:
+        gps = exif.get_ifd(_GPS_IFD)
+        lat, lon = gps.get(2), gps.get(4)
+        if not lat or not lon:
+            return {}
+
+        def degrees(v: Any) -> float:
+            return float(v[0]) + float(v[1]) / 60 + float(v[2]) / 3600
+
+        la, lo = degrees(lat), degrees(lon)
+        if gps.get(1) == "S":
+            la = -la
+        if gps.get(3) == "W":
+            lo = -lo
+        if not (-90 <= la <= 90 and -180 <= lo <= 180):
+            return {}
+        return {"gps_lat": round(la, 7), "gps_lon": round(lo, 7)}
+    except Exception:  # malformed GPS blocks: drop GPS, keep the image
+        return {}
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.uint32)
+        peak = 65535 if im.mode.startswith("I;16") else max(int(arr.max()), 1)
+        im = Image.fromarray((arr * 255 // peak).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, im).convert("RGB")
+    return im.convert("RGB") if im.mode != "RGB" else im
+
+
+def decode_bytes(
+    data: bytes,
+    target: int | None = 224,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    header_only_for: frozenset[str] = frozenset(),
+) -> Decoded:
+    """Decode image bytes; target is the short side the model needs (None: full size).
+
+    When the content hash is in ``header_only_for`` (content that already has
+    a vector) only the header and EXIF are read, and ``image`` is None.
+    """
+    _setup()
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    digest = hashlib.sha256(data).hexdigest()
+    pixels = digest not in header_only_for
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on odd EXIF and palette data it still decodes
+            im = Image.open(io.BytesIO(data))
+            fmt = im.format or "unknown"
+            width, height = im.size
+            if width * height > max_megapixels * 1_000_000:
+                raise ImageError(
+                    f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
+                    f"over the {max_megapixels:g} MP limit (--max-megapixels)"
+                )
+            meta = _exif_meta(im)
+            if meta.get("orientation", 1) >= 5:
+                width, height = height, width
+            if not pixels:
+                return Decoded(None, digest, width, height, fmt, meta)
+            if target and fmt in ("JPEG", "MPO"):
+                # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
+                im.draft("RGB", (target, target))
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            im = _to_rgb(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("not an image Pillow can identify") from None
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError, KeyError) as e:
+        raise ImageError(f"cannot decode: {e}".strip()[:300]) from None
+    if target:
+        short = min(im.size)
+        factor = short // (2 * target)
+        if factor >= 2:
+            im = im.reduce(factor)  # cheap box reduction; the model's own resize finishes the job
+    return Decoded(im, digest, width, height, fmt, meta)
+
+
+def read_image(path: Path, target: int | None = 224, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Decoded:
+    """Read a file once and decode it; unreadable files become ImageError."""
+    try:
+        if path.is_dir():
+            raise ImageError("is a directory")
+        data = path.read_bytes()
+    except ImageError:
+        raise
+    except OSError as e:
+        raise ImageError(f"cannot read: {e.strerror or e}") from None
+    return decode_bytes(data, target, max_megapixels)

@@ -1,0 +1,326 @@
+"""The ingest job: scan, plan, decode in worker processes, embed in batches, commit per batch.
+
+Plan per file: unchanged (same path, size, mtime: not even read), changed,
+new, moved (a new path whose content hash belongs to a vanished path: the
+image row, its id, vector and tags move with it), or deleted (gone from a
+scanned root). Identical files share one stored vector. Each batch is one
+transaction, so a crash loses at most the batch in flight; the FAISS file is
+saved at the end and rebuilt from SQL if a crash left it stale.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import select, update
+
+from . import schema as s
+from .errors import ImageError
+from .images import decode_bytes
+from .scan import FileEntry, scan
+from .store import Store, now
+
+if TYPE_CHECKING:
+    from .embedder import Embedder
+    from .vectors import VectorIndex
+
+REPORT_KEYS = ("added", "unchanged", "changed", "moved", "deleted", "skipped")
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class IngestReport:
+    run_id: int = 0
+    added: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    moved: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    decode_seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: getattr(self, k) for k in REPORT_KEYS}
+        out["run_id"] = self.run_id
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+@dataclass
+class Work:
+    """What a worker learnt about one file."""
+
+    entry: FileEntry
+    sha256: str | None = None
+    image: Any = None  # PIL image when the model needs pixels
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+# -- worker side ------------------------------------------------------------------------------------
+_known: frozenset[str] = frozenset()
+_target = 224
+_max_mp = 180.0
+
+
+def _init_worker(known: frozenset[str], target: int, max_mp: float) -> None:
+    global _known, _target, _max_mp
+    _known, _target, _max_mp = known, target, max_mp
+
+
+def _work(entry: FileEntry) -> Work:
+    """Read once, hash, and decode unless the content already has a vector."""
+    started = time.perf_counter()
+    out = Work(entry)
+    try:
+        with open(entry.path, "rb") as f:
+            data = f.read()
+        decoded = decode_bytes(data, _target, _max_mp, header_only_for=_known)
+        out.sha256, out.image = decoded.sha256, decoded.image
+        out.width, out.height, out.format, out.meta = decoded.width, decoded.height, decoded.format, decoded.meta
+    except ImageError as e:
+        out.error = str(e)
+    except OSError as e:
+        out.error = f"cannot read: {e.strerror or e}"
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+class _InlineExecutor(Executor):
+    """workers=0: decode in this process (tests, tiny runs, debugging)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _decoded(entries: Sequence[FileEntry], workers: int, known: frozenset[str], target: int,
+             max_mp: float) -> Iterator[Work]:
+    """Decode in order with a bounded window, so memory stays flat however slow the model is."""
+    if workers <= 0:
+        _init_worker(known, target, max_mp)
+        executor: Executor = _InlineExecutor()
+    else:
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_init_worker, initargs=(known, target, max_mp))
+    window: deque[Future] = deque()
+    ahead = max(8, workers * 16)
+    try:
+        it = iter(entries)
+        for entry in it:
+            window.append(executor.submit(_work, entry))
+            if len(window) >= ahead:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        for f in window:
+            f.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+# -- main side --------------------------------------------------------------------------------------
+def _under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+class _Plan:
+    def __init__(self, store: Store, files: list[FileEntry], roots: Sequence[str]) -> None:
+        with store.session() as session:
+            rows = session.execute(
+                select(s.Image.id, s.Image.path, s.Image.size, s.Image.mtime_ns, s.Image.status, s.Image.sha256)
+            ).all()
+        self.by_path = {r.path: r for r in rows}
+        seen = {f.path for f in files}
+        self.unchanged_ids: list[int] = []
+        self.todo: list[FileEntry] = []
+        for f in files:
+            row = self.by_path.get(f.path)
+            if row and row.status != s.STATUS_DELETED and row.size == f.size and row.mtime_ns == f.mtime_ns:
+                self.unchanged_ids.append(row.id)
+            else:
+                self.todo.append(f)
+        # Rows whose files vanished: deleted, unless a new path turns out to hold their content (a move).
+        self.vanished: dict[str, list[int]] = {}
+        self.vanished_ids: set[int] = set()
+        for r in rows:
+            if r.status != s.STATUS_DELETED and r.path not in seen and _under(r.path, roots):
+                self.vanished_ids.add(r.id)
+                if r.status == s.STATUS_INDEXED and r.sha256:
+                    self.vanished.setdefault(r.sha256, []).append(r.id)
+
+    def claim_move(self, sha256: str) -> int | None:
+        ids = self.vanished.get(sha256)
+        while ids:
+            rid = ids.pop()
+            if rid in self.vanished_ids:
+                self.vanished_ids.discard(rid)
+                return rid
+        return None
+
+
+def _meta_columns(w: Work) -> dict[str, Any]:
+    m = w.meta
+    return dict(size=w.entry.size, mtime_ns=w.entry.mtime_ns, sha256=w.sha256, width=w.width, height=w.height,
+                format=w.format, taken_at=m.get("taken_at"), camera_make=m.get("camera_make"),
+                camera_model=m.get("camera_model"), gps_lat=m.get("gps_lat"), gps_lon=m.get("gps_lon"),
+                orientation=m.get("orientation"))
+
+
+class Ingester:
+    def __init__(self, store: Store, embedder: "Embedder", model_id: int, vectors: "VectorIndex",
+                 batch_size: int, progress: Progress | None) -> None:
+        self.store, self.embedder, self.model_id, self.vectors = store, embedder, model_id, vectors
+        self.batch_size = batch_size
+        self.progress = progress or (lambda _stage, _done, _total: None)
+        self.report = IngestReport()
+
+    def known_hashes(self) -> set[str]:
+        with self.store.session() as session:
+            return set(session.scalars(select(s.Vector.sha256).where(s.Vector.model_id == self.model_id)))
+
+    def run(self, roots: Sequence[Path], exclude: Sequence[str], follow_symlinks: bool, workers: int,
+            max_megapixels: float) -> IngestReport:
+        started = time.perf_counter()
+        root_strs = [os.path.abspath(os.fspath(r)) for r in roots]
+        with self.store.session() as session:
+            session.execute(update(s.IngestRun).where(s.IngestRun.status == "running").values(status="interrupted"))
+            run = s.IngestRun(started_at=now(), status="running", roots=json.dumps(root_strs),
+                              **{k: 0 for k in REPORT_KEYS})
+            session.add(run)
+            session.flush()
+            self.report.run_id = run.id
+        result = scan(roots, exclude, follow_symlinks)
+        self.report.skipped_files.extend(result.problems)
+        self.report.skipped += len(result.problems)
+        plan = _Plan(self.store, result.files, root_strs)
+        self.report.unchanged = len(plan.unchanged_ids)
+        known = frozenset(self.known_hashes())
+        target = getattr(self.embedder, "image_size", 224)
+        done, total = 0, len(plan.todo)
+        self.progress("ingest", 0, total)
+        batch: list[Work] = []
+        for work in _decoded(plan.todo, workers, known, target, max_megapixels):
+            self.report.decode_seconds += work.seconds
+            batch.append(work)
+            if len(batch) >= self.batch_size:
+                self._commit(batch, plan)
+                done += len(batch)
+                self.progress("ingest", done, total)
+                batch = []
+        if batch:
+            self._commit(batch, plan)
+            self.progress("ingest", total, total)
+        self._finish(plan)
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _embed_new(self, batch: list[Work], session: Any) -> dict[str, np.ndarray]:
+        """Vectors for every hash in the batch: stored ones reused, the rest embedded once."""
+        hashes = {w.sha256 for w in batch if w.sha256}
+        found = session.execute(
+            select(s.Vector.sha256, s.Vector.vector).where(s.Vector.model_id == self.model_id,
+                                                           s.Vector.sha256.in_(hashes))
+        ).all()
+        vecs = {h: np.frombuffer(v, dtype=np.float32) for h, v in found}
+        need: dict[str, Any] = {}
+        for w in batch:
+            if w.sha256 and w.sha256 not in vecs and w.sha256 not in need:
+                # Pixels are only skipped for hashes with a stored vector, and vectors are never
+                # removed while the ingest lock is held, so every hash here has an image.
+                need[w.sha256] = w.image
+        if need:
+            t = time.perf_counter()
+            out = self.embedder.embed_images(list(need.values()))
+            self.report.embed_seconds += time.perf_counter() - t
+            for h, v in zip(need, out):
+                vecs[h] = v
+                session.add(s.Vector(model_id=self.model_id, sha256=h, vector=v.astype(np.float32).tobytes()))
+        return vecs
+
+    def _commit(self, batch: list[Work], plan: _Plan) -> None:
+        add_ids: list[int] = []
+        add_vecs: list[np.ndarray] = []
+        remove_ids: list[int] = []
+        counts = dict.fromkeys(REPORT_KEYS, 0)
+        stamp = now()
+        with self.store.session() as session:
+            vecs = self._embed_new([w for w in batch if w.error is None], session)
+            for w in batch:
+                row = plan.by_path.get(w.entry.path)
+                image = session.get(s.Image, row.id) if row else None
+                if w.error is not None:
+                    if image is None:
+                        image = s.Image(path=w.entry.path, first_seen=stamp)
+                        session.add(image)
+                    elif image.status == s.STATUS_INDEXED:
+                        remove_ids.append(image.id)
+                    image.size, image.mtime_ns, image.sha256 = w.entry.size, w.entry.mtime_ns, None
+                    image.status, image.error, image.last_seen = s.STATUS_ERROR, w.error, stamp
+                    counts["skipped"] += 1
+                    self.report.skipped_files.append((w.entry.path, w.error))
+                    continue
+                kind = "changed" if image is not None and image.status != s.STATUS_DELETED else "added"
+                if image is None:
+                    moved_id = plan.claim_move(w.sha256 or "")
+                    if moved_id is not None:
+                        image = session.get(s.Image, moved_id)
+                        image.path = w.entry.path  # type: ignore[union-attr]
+                        kind = "moved"
+                    else:
+                        image = s.Image(path=w.entry.path, first_seen=stamp)
+                        session.add(image)
+                for key, value in _meta_columns(w).items():
+                    setattr(image, key, value)
+                image.status, image.error, image.last_seen = s.STATUS_INDEXED, None, stamp  # type: ignore[union-attr]
+                session.flush()
+                add_ids.append(image.id)  # type: ignore[union-attr]
+                add_vecs.append(vecs[w.sha256])  # type: ignore[index]
+                counts[kind] += 1
+            self._count(session, counts)
+            self.store.bump_generation(session)
+        self.vectors.remove(remove_ids)
+        if add_ids:
+            self.vectors.add(np.array(add_ids, dtype=np.int64), np.stack(add_vecs))
+
+    def _count(self, session: Any, counts: dict[str, int]) -> None:
+        run = session.get(s.IngestRun, self.report.run_id)
+        for key, n in counts.items():
+            setattr(run, key, getattr(run, key) + n)
+            setattr(self.report, key, getattr(self.report, key) + n)
+
+    def _finish(self, plan: _Plan) -> None:
+        stamp = now()
+        gone = sorted(plan.vanished_ids)
+        with self.store.session() as session:
+            for i in range(0, len(gone), 500):
+                session.execute(update(s.Image).where(s.Image.id.in_(gone[i:i + 500]))
+                                .values(status=s.STATUS_DELETED, last_seen=stamp))
+            for i in range(0, len(plan.unchanged_ids), 500):
+                session.execute(update(s.Image).where(s.Image.id.in_(plan.unchanged_ids[i:i + 500]))
+                                .values(last_seen=stamp))
+            run = session.get(s.IngestRun, self.report.run_id)
+            run.deleted, run.unchanged = len(gone), self.report.unchanged
+            run.skipped = self.report.skipped
+            run.status, run.finished_at = "finished", stamp
+            generation = self.store.bump_generation(session) if gone else self.store.generation(session)
+        self.report.deleted = len(gone)
+        self.vectors.remove(gone)
+        self.vectors.save(self.store.folder, generation)

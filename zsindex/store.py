@@ -1,0 +1,182 @@
+"""The SQLite store: engine and pragmas, Alembic upgrade on open, unit of work, queries.
+
+SQL is the source of truth: every file's state, every vector and the model
+identity live here. The FAISS file is a cache of it (see vectors.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.orm import Session
+
+from . import schema as s
+from .errors import IndexStateError, ModelMismatchError
+
+DB_NAME = "index.sqlite"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def migrations_dir() -> Path:
+    """Inside the wheel: zsindex/migrations; in a checkout: the top-level migrations/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "migrations", here.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise IndexStateError("zsindex is installed without its migrations folder; reinstall it")
+
+
+def alembic_config(connection: Any = None, url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url)
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers keep working while ingest writes
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}")
+    event.listen(engine, "connect", _set_pragmas)
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to head; refuse a database written by a newer zsindex."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = alembic_config()
+    script = ScriptDirectory.from_config(cfg)
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except Exception:
+            raise IndexStateError(
+                f"this index was written by a newer zsindex (schema {current}); upgrade zsindex to open it"
+            ) from None
+    if current == script.get_current_head():
+        return
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    """One index database. ``session()`` is the unit of work: one transaction per call."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / DB_NAME
+        self.engine = make_engine(self.path)
+        upgrade(self.engine)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- state ---------------------------------------------------------------------------------
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        with self.session() as session:
+            row = session.get(s.State, key)
+            return row.value if row else default
+
+    @staticmethod
+    def set_state(session: Session, key: str, value: str) -> None:
+        session.merge(s.State(key=key, value=value))
+
+    def generation(self, session: Session | None = None) -> int:
+        """The vector generation: bumped by every commit that changes which vectors are indexed."""
+        if session is None:
+            return int(self.get_state("generation", "0") or 0)
+        row = session.get(s.State, "generation")
+        return int(row.value) if row else 0
+
+    @staticmethod
+    def bump_generation(session: Session) -> int:
+        row = session.get(s.State, "generation")
+        value = int(row.value) + 1 if row else 1
+        session.merge(s.State(key="generation", value=str(value)))
+        return value
+
+    # -- model ---------------------------------------------------------------------------------
+    def model(self) -> s.Model | None:
+        with self.session() as session:
+            return session.scalars(select(s.Model)).first()
+
+    def bind_model(self, identity: str, name: str, pretrained: str | None, dim: int) -> s.Model:
+        """Record the index's model on first use; refuse any other afterwards."""
+        with self.session() as session:
+            existing = session.scalars(select(s.Model)).first()
+            if existing is None:
+                existing = s.Model(identity=identity, name=name, pretrained=pretrained, dim=dim, created_at=now())
+                session.add(existing)
+                session.flush()
+            elif existing.identity != identity:
+                raise ModelMismatchError(
+                    f"this index holds vectors of model {existing.name}"
+                    f"{' --pretrained ' + existing.pretrained if existing.pretrained else ''} ({existing.identity[:40]}), "
+                    f"not {name} ({identity[:40]}). Use --model {existing.name}"
+                    f"{' --pretrained ' + existing.pretrained if existing.pretrained else ''}, "
+                    "or a new index with --index DIR for the other model."
+                )
+            return existing
+
+    # -- vectors -------------------------------------------------------------------------------
+    def indexed_vectors(self, model_id: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every indexed image, in chunks, for rebuilding FAISS."""
+        query = (
+            select(s.Image.id, s.Vector.vector)
+            .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
+            .where(s.Image.status == s.STATUS_INDEXED)
+            .order_by(s.Image.id)
+            .execution_options(yield_per=batch)
+        )
+        with self.session() as session:
+            for part in session.execute(query).partitions(batch):
+                ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
+                vecs = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), -1)
+                yield ids, vecs
+
+    def counts_by_status(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(select(s.Image.status, func.count()).group_by(s.Image.status)).all()
+        return {status: n for status, n in rows}
+
+    def last_run(self) -> s.IngestRun | None:
+        with self.session() as session:
+            return session.scalars(select(s.IngestRun).order_by(s.IngestRun.id.desc()).limit(1)).first()
+
+    def errors(self) -> list[tuple[str, str]]:
+        with self.session() as session:
+            rows = session.execute(
+                select(s.Image.path, s.Image.error).where(s.Image.status == s.STATUS_ERROR).order_by(s.Image.path)
+            ).all()
+        return [(p, e or "") for p, e in rows]

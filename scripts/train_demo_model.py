@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zsindex import _compat  # noqa: E402
 from zsindex.labels import DEFAULT_TEMPLATES  # noqa: E402
-from zsindex.shapes import COLOURS, SHAPES, Thing, draw, random_things, seen_pairs  # noqa: E402
+from zsindex.shapes import COLOURS, GREY, SHAPES, Thing, draw, random_things, seen_pairs  # noqa: E402
 
 MODEL_CFG = {
     "embed_dim": 64,
@@ -45,6 +45,8 @@ Description = tuple  # (colour or None, shape or None)
 
 
 def describe(thing: Thing, rng: np.random.Generator) -> Description:
+    if thing.colour == GREY:
+        return (None, thing.shape)
     r = rng.random()
     if r < 0.5:
         return (thing.colour, thing.shape)
@@ -77,17 +79,23 @@ def caption(things: list[Thing], rng: np.random.Generator) -> tuple[str, list[De
 
 
 def holds(descs: list[Description], things: list[Thing]) -> bool:
+    # A grey thing has no palette colour, so no colour caption is true of it.
     return all(
         any((c is None or c == t.colour) and (s is None or s == t.shape) for t in things) for c, s in descs
     )
 
 
-def make_pool(n: int, size: int, rng: np.random.Generator, multi_share: float) -> tuple[np.ndarray, list[list[Thing]]]:
+def make_pool(n: int, size: int, rng: np.random.Generator, multi_share: float,
+              grey_share: float = 0.2) -> tuple[np.ndarray, list[list[Thing]]]:
     pairs = seen_pairs()
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     scenes = []
     for i in range(n):
-        things = random_things(rng, pairs, 3 if rng.random() < multi_share else 1)
+        r = rng.random()
+        if r < grey_share:
+            things = [Thing(GREY, str(rng.choice(SHAPES)))]
+        else:
+            things = random_things(rng, pairs, 3 if r < grey_share + multi_share else 1)
         images[i] = draw(things, size=size, rng=rng)
         scenes.append(things)
     return images, scenes

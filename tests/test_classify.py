@@ -162,6 +162,9 @@ def test_demo_command(tmp_path):
     assert len(rows) == 8
     assert sum(row["labels"][0]["label"] == row["truth"] for row in rows) >= 7
     assert len(list((tmp_path / "d" / "images").glob("*.png"))) == 8
+    assert '"indexed": 8' in r.stderr
+    assert (tmp_path / "d" / "index" / "index.sqlite").is_file()
+    assert "search 'a red circle': 000-red-circle.png" in r.stderr
 
 
 def test_moved_image_same_result(tmp_path, demo_embedder, world):

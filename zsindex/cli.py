@@ -6,110 +6,24 @@ Heavy modules (torch, open_clip, faiss) are imported inside commands only, so
 
 from __future__ import annotations
 
-import functools
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
 
 import click
 
 from . import __version__, config
-from .errors import UsageError, ZsindexError
+from .clikit import (
+    ModelChoice,
+    ProgressBar,
+    ZsGroup,
+    index_option,
+    label_set_from,
+    model_options,
+    open_library,
+)
+from .errors import UsageError
 from .output import emit_json, emit_rows, output_options, warn
-
-
-class ZsGroup(click.Group):
-    """Turns library errors into click errors: usage problems exit 2, others exit 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except UsageError as e:
-            raise click.UsageError(str(e), ctx) from None
-        except ZsindexError as e:
-            raise click.ClickException(str(e)) from None
-
-
-class ModelChoice:
-    """The --model/--pretrained/--device flags as given (None: environment, index or default decides)."""
-
-    def __init__(self, model: str | None, pretrained: str | None, device: str | None) -> None:
-        self.model, self.pretrained, self.device = model, pretrained, device
-
-    def load(self) -> Any:
-        from .embedder import load_embedder
-
-        return load_embedder(self.model, self.pretrained, self.device)
-
-
-def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--model / --pretrained / --device, shared by every command that embeds."""
-
-    @click.option(
-        "--model", "-m", default=None,
-        help=f"open_clip architecture, hf-hub:org/name, a model folder, arch.json (with --pretrained FILE), "
-        f"or 'demo' (the shipped tiny model). Env {config.ENV_MODEL}; an index remembers its model  "
-        f"[default: {config.DEFAULT_MODEL}]",
-    )
-    @click.option(
-        "--pretrained", default=None,
-        help=f"Pretrained tag or checkpoint file. Env {config.ENV_PRETRAINED}  "
-        f"[default: {config.DEFAULT_PRETRAINED} for {config.DEFAULT_MODEL}]",
-    )
-    @click.option("--device", default=None, help=f"cuda, mps, cpu or auto. Env {config.ENV_DEVICE}  [default: auto]")
-    @functools.wraps(func)
-    def wrapper(*args: Any, model: str | None, pretrained: str | None, device: str | None, **kwargs: Any) -> Any:
-        return func(*args, choice=ModelChoice(model, pretrained, device), **kwargs)
-
-    return wrapper
-
-
-def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), envvar=config.ENV_INDEX,
-        show_envvar=True, help=f"Index folder  [default: {config.default_index_dir()}]",
-    )(func)
-
-
-def _open_library(index_dir: Path | None, choice: ModelChoice | None = None, create: bool = False) -> Any:
-    from .library import Library
-
-    if choice is None:
-        return Library(index_dir, create=create)
-    return Library(index_dir, model=choice.model, pretrained=choice.pretrained, device=choice.device, create=create)
-
-
-class _Bar:
-    """A tqdm progress bar on stderr driven by the library's (stage, done, total) callback."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.quiet or total == 0:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=stage, unit="img", dynamic_ncols=True, leave=False)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _label_set(labels: str | None, labels_file: Path | None, templates: tuple[str, ...]) -> Any:
-    from . import labels as labels_mod
-    from .library import as_label_set
-
-    if bool(labels) == bool(labels_file):
-        raise UsageError("give labels with exactly one of --labels 'a,b,c' or --labels-file FILE")
-    if labels_file:
-        return as_label_set(labels_mod.LabelSet(labels_mod.parse_label_file(labels_file)), templates)
-    return as_label_set(labels or "", templates)
 
 
 @click.group(cls=ZsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,7 +63,7 @@ def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | N
     """
     from .library import classify as run_classify
 
-    label_set = _label_set(labels, labels_file, templates)
+    label_set = label_set_from(labels, labels_file, templates)
     results = run_classify(list(images), label_set, top_k=top_k, embedder=choice.load())
     good = [r for r in results if r.error is None]
     if fmt == "json":
@@ -224,8 +138,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
       zsindex ingest ~/Pictures /media/phone -x '*/.thumbnails' --index ./photos-index
       zsindex ingest ./shapes --model demo --json
     """
-    lib = _open_library(index_dir, choice, create=True)
-    bar = _Bar(quiet)
+    lib = open_library(index_dir, choice, create=True)
+    bar = ProgressBar(quiet)
     try:
         report = lib.ingest(list(paths), exclude=exclude, follow_symlinks=follow_symlinks, batch_size=batch_size,
                             workers=workers, max_megapixels=max_megapixels, progress=bar)
@@ -243,6 +157,61 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 
 
 @cli.command()
+@click.argument("query", nargs=-1)
+@index_option
+@click.option("--like", "likes", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Find images similar to this one, in the index or not (repeatable; combines with QUERY).")
+@click.option("--not", "nots", multiple=True, help="Push results away from this text (repeatable).")
+@click.option("--not-weight", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Weight of the --not terms against the positive ones.")
+@click.option("-k", "--limit", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Number of hits.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the first N hits (paging).")
+@click.option("--min-score", type=float, help="Drop hits whose cosine score is below this.")
+@click.option("--path", "path_glob", help="Only paths matching this glob, e.g. '*/2023/*' or '*.png'.")
+@click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
+@click.option("--before", help="Only images taken before this date.")
+@click.option("--camera", help="Only images whose camera make or model contains this text, e.g. 'iPhone'.")
+@click.option("--format", "fmt_filter", help="Only this file format, e.g. jpeg, png, heif.")
+@click.option("--tag", "tag_filter", help="Only images tagged with this label (see `zsindex tag`).")
+@click.option("--paths-only", is_flag=True, help="Print one path a line, for piping into other tools.")
+@output_options
+@model_options
+def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ...], nots: tuple[str, ...],
+           not_weight: float, k: int, offset: int, min_score: float | None, path_glob: str | None,
+           after: str | None, before: str | None, camera: str | None, fmt_filter: str | None, tag_filter: str | None,
+           paths_only: bool,
+           fmt: str, choice: ModelChoice) -> None:
+    """Find the indexed images that best match a text, an example image, or both.
+
+    Several QUERY words are one text; several --like images and the text are
+    averaged; --not texts are subtracted. Scores are cosine similarities.
+
+    \b
+    Examples:
+      zsindex search "a dog on a beach"
+      zsindex search beach --not people -k 20 --table
+      zsindex search --like holiday/IMG_0042.jpg --after 2023-01-01 --camera iPhone
+      zsindex search "red circle" --index demo/index --paths-only | xargs open
+      zsindex search "on the sofa" --tag cat
+    """
+    from .search import Filters, parse_date
+
+    text = " ".join(query).strip() if query else None
+    if query and not text:
+        raise UsageError("the query text is empty")
+    filters = Filters(path=path_glob, after=parse_date(after, "--after"), before=parse_date(before, "--before"),
+                      camera=camera, format=fmt_filter, tag=tag_filter)
+    lib = open_library(index_dir, choice)
+    hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, k=k, offset=offset,
+                      min_score=min_score, filters=filters)
+    if paths_only:
+        for hit in hits:
+            click.echo(hit.path)
+        return
+    emit_rows([h.to_dict() for h in hits], ["score", "path", "id"] if fmt != "json" else ["id", "path", "score"], fmt)
+
+
+@cli.command()
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(index_dir: Path | None, as_json: bool) -> None:
@@ -252,7 +221,7 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     Example:
       zsindex status --index ./photos-index --json
     """
-    info = _open_library(index_dir).status()
+    info = open_library(index_dir).status()
     if as_json:
         emit_json([info])
         return
@@ -277,7 +246,7 @@ def errors(index_dir: Path | None, fmt: str) -> None:
     Example:
       zsindex errors --csv > unreadable.csv
     """
-    rows = [{"path": p, "error": e} for p, e in _open_library(index_dir).errors()]
+    rows = [{"path": p, "error": e} for p, e in open_library(index_dir).errors()]
     emit_rows(rows, ["path", "error"], fmt)
 
 
@@ -293,7 +262,7 @@ def rebuild(index_dir: Path | None) -> None:
     Example:
       zsindex rebuild --index ./photos-index
     """
-    n = _open_library(index_dir).rebuild()
+    n = open_library(index_dir).rebuild()
     click.echo(f"rebuilt the vector index: {n} vectors")
 
 
@@ -322,6 +291,11 @@ def demo(folder: Path | None, fmt: str) -> None:
                  "score": r["labels"][0]["score"]} for r in report["classify"]]
         emit_rows(rows, ["image", "truth", "best", "score"], fmt)
     warn(json.dumps(report["summary"]))
+
+
+from .cli_tags import register  # noqa: E402 - the tagging commands join the same group
+
+register(cli)
 
 
 def main() -> None:

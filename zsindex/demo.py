@@ -20,13 +20,16 @@ DEMO_SCENES = [
 ]
 
 
+DEMO_QUERIES = ["a red circle", "a square"]
+
+
 def colour_shape_labels() -> list[str]:
     return [f"{c} {s}" for c in shapes.COLOURS for s in shapes.SHAPES]
 
 
 def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     from .embedder import load_embedder
-    from .library import classify
+    from .library import Library, classify
 
     paths = shapes.save_world(folder / "images", DEMO_SCENES, seed=7)
     progress(f"drew {len(paths)} demo images in {folder / 'images'}")
@@ -37,7 +40,17 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
     for scene, result in zip(DEMO_SCENES, results):
         rows.append({**result.to_dict(), "truth": scene[0].name})
     correct = sum(r["labels"][0]["label"] == r["truth"] for r in rows)
-    return {"folder": str(folder), "classify": rows, "summary": {"images": len(rows), "top1_correct": correct}}
+    lib = Library(folder / "index", embedder=embedder)
+    ingest = lib.ingest([folder / "images"], workers=0).to_dict()
+    progress(f"ingested the demo images into {folder / 'index'}: {ingest}")
+    searches = {}
+    for query in DEMO_QUERIES:
+        hits = lib.search(query, k=2)
+        searches[query] = [Path(h.path).name for h in hits]
+        progress(f"search {query!r}: " + ", ".join(f"{Path(h.path).name} ({h.score:.2f})" for h in hits))
+    lib.close()
+    return {"folder": str(folder), "classify": rows, "ingest": ingest, "search": searches,
+            "summary": {"images": len(rows), "top1_correct": correct, "indexed": ingest["added"]}}
 
 
 def measure_quality(embedder: Any, per_pair: int = 20, seed: int = 1234) -> dict[str, float]:

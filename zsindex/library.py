@@ -3,127 +3,29 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from . import config
-from . import labels as labels_mod
-from .errors import ImageError, IndexStateError, UsageError
+from .errors import IndexStateError, UsageError
 from .images import read_image
-from .labels import LabelScore, LabelSet
+from .labels import LabelSet
+from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
 
 if TYPE_CHECKING:
     from .embedder import Embedder
     from .ingest import IngestReport, Progress
+    from .search import Filters, Hit
 
 
-@dataclass
-class Classification:
-    """One image's labels, best first; ``error`` is set instead when it could not be read."""
-
-    path: str
-    labels: list[LabelScore] = field(default_factory=list)
-    error: str | None = None
-
-    def to_dict(self) -> dict:
-        if self.error is not None:
-            return {"path": self.path, "error": self.error}
-        return {
-            "path": self.path,
-            "labels": [{"label": s.label, "score": s.score, "cosine": s.cosine} for s in self.labels],
-        }
-
-
-def as_label_set(labels: LabelSet | Sequence[str] | str, templates: Sequence[str] | None = None) -> LabelSet:
-    """Accept a LabelSet, 'a,b,c' or a list of names; templates override the defaults."""
-    if isinstance(labels, LabelSet):
-        ls = labels
-    elif isinstance(labels, str):
-        ls = LabelSet(labels_mod.parse_label_list(labels))
-    else:
-        ls = LabelSet(labels_mod.parse_label_list(",".join(labels)))
-    if templates:
-        ls = LabelSet(ls.labels, labels_mod.check_templates(templates))
-    return ls
-
-
-def _default_embedder(embedder: "Embedder | None", model: str | None, pretrained: str | None) -> "Embedder":
-    if embedder is not None:
-        return embedder
-    from .embedder import load_embedder
-
-    return load_embedder(model, pretrained)
-
-
-def embed_files(embedder: "Embedder", paths: Sequence[str | Path]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-    """Embed image files; returns vectors for the readable ones, their positions, and errors by position."""
-    images, ok, errors = [], [], {}
-    for i, p in enumerate(paths):
-        try:
-            images.append(read_image(Path(p), getattr(embedder, "image_size", 224)).image)
-            ok.append(i)
-        except ImageError as e:
-            errors[i] = str(e)
-    return embedder.embed_images(images), ok, errors
-
-
-def classify(
-    images: Sequence[str | Path],
-    labels: LabelSet | Sequence[str] | str,
-    *,
-    templates: Sequence[str] | None = None,
-    top_k: int | None = None,
-    embedder: "Embedder | None" = None,
-    model: str | None = None,
-    pretrained: str | None = None,
-) -> list[Classification]:
-    """Zero-shot classify image files against labels: softmax(logit_scale * cosine)."""
-    if not images:
-        raise UsageError("no images given")
-    label_set = as_label_set(labels, templates)
-    emb = _default_embedder(embedder, model, pretrained)
-    label_vecs = labels_mod.label_vectors(emb, label_set)
-    vecs, ok, errors = embed_files(emb, images)
-    ranked = labels_mod.rank(vecs, label_vecs, label_set.names, emb.logit_scale, top_k)
-    out = [Classification(str(p)) for p in images]
-    for row, i in zip(ranked, ok):
-        out[i].labels = row
-    for i, reason in errors.items():
-        out[i].error = reason
-    return out
-
-
-@dataclass
-class Similarity:
-    images: list[str]
-    texts: list[str]
-    cosine: np.ndarray  # (images, texts)
-    errors: dict[str, str]
-
-
-def similarity(
-    images: Sequence[str | Path],
-    texts: Sequence[str],
-    *,
-    embedder: "Embedder | None" = None,
-    model: str | None = None,
-    pretrained: str | None = None,
-) -> Similarity:
-    """Cosine similarity of every readable image against every text."""
-    if not images or not texts:
-        raise UsageError("give at least one --image and one --text")
-    emb = _default_embedder(embedder, model, pretrained)
-    vecs, ok, errors = embed_files(emb, images)
-    text_vecs = emb.embed_texts(list(texts))
-    return Similarity(
-        [str(images[i]) for i in ok],
-        list(texts),
-        vecs @ text_vecs.T,
-        {str(images[i]): reason for i, reason in errors.items()},
-    )
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (str, Path)):
+        return [value]
+    return list(value)
 
 
 def default_workers() -> int:
@@ -249,9 +151,170 @@ class Library:
     def errors(self) -> list[tuple[str, str]]:
         return self.store.errors()
 
+    # -- queries -----------------------------------------------------------------------------------
+    def _query_model(self) -> Any:
+        """The index's model row; an explicitly chosen model must be the same one."""
+        model = self.store.model()
+        if model is None or not self.store.counts_by_status().get("indexed"):
+            raise IndexStateError(f"the index at {self.folder} has no images yet; run `zsindex ingest PATH` first")
+        if self._embedder is not None or self._model_args[0] or os.environ.get(config.ENV_MODEL):
+            self._bind_model()  # raises ModelMismatchError for another model
+        return model
+
+    def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of query texts; cached in the index, so a repeated query skips the text encoder."""
+        model = self._query_model()
+        wanted = list(dict.fromkeys(texts))
+        found = self.store.cached_texts(model.id, wanted)
+        missing = [t for t in wanted if t not in found]
+        if missing:
+            fresh = dict(zip(missing, self.embedder.embed_texts(missing)))
+            self.store.cache_texts(model.id, fresh)
+            found.update(fresh)
+        return np.stack([found[t] for t in texts])
+
+    def image_vector(self, path: str | Path) -> np.ndarray:
+        """The stored vector of an indexed file, else the file embedded now."""
+        model = self._query_model()
+        stored = self.store.stored_vector(model.id, os.path.abspath(path))
+        if stored is not None:
+            return stored
+        return self.embedder.embed_images([read_image(Path(path), self.embedder.image_size).image])[0]
+
+    def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,
+               not_: str | Sequence[str] | None = None, not_weight: float = 0.5, k: int = 10, offset: int = 0,
+               min_score: float | None = None, filters: "Filters | None" = None, **filter_args: Any) -> list["Hit"]:
+        """Images best matching texts and/or example images, minus negative texts, after filters.
+
+        Results are sorted by score, then id, so pages (offset, k) are stable between calls.
+        """
+        from .search import Filters, compose, filter_ids, hits_for, top_k
+
+        texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
+        if any(not str(t).strip() for t in texts + nots) or not (texts or likes):
+            raise UsageError("give a non-empty query text or --like IMAGE")
+        if k < 1 or offset < 0:
+            raise UsageError("k must be at least 1 and offset at least 0")
+        filters = filters or Filters(**filter_args)
+        positive = list(self.text_vectors(texts)) if texts else []
+        positive += [self.image_vector(p) for p in likes]
+        negative = list(self.text_vectors(nots)) if nots else []
+        query = compose(positive, negative, not_weight)
+        with self.store.session() as session:
+            ids = filter_ids(session, filters) if filters.active else None
+        pairs = top_k(self.vectors(), query, offset + k, ids)[offset:]
+        if min_score is not None:
+            pairs = [p for p in pairs if p[1] >= min_score]
+        with self.store.session() as session:
+            return hits_for(session, pairs)
+
     def classify(self, images: Sequence[str | Path], labels: LabelSet | Sequence[str] | str,
                  **kwargs: Any) -> list[Classification]:
         return classify(images, labels, embedder=self.embedder, **kwargs)
+
+    # -- label sets and tags ------------------------------------------------------------------------
+    def labels_add(self, name: str, labels: LabelSet | Sequence[str] | str,
+                   templates: Sequence[str] = ()) -> dict[str, Any]:
+        """Register a label set (labels may carry descriptions and templates of their own)."""
+        from .tagging import add_set
+
+        label_set = as_label_set(labels)
+        with self.store.session() as session:
+            add_set(session, name, label_set.labels, templates or ())
+        return self.labels_show(name)
+
+    def labels_edit(self, name: str, add: LabelSet | Sequence[str] | str | None = None,
+                    drop: Sequence[str] = ()) -> dict[str, Any]:
+        from .tagging import edit_set
+
+        with self.store.session() as session:
+            edit_set(session, name, as_label_set(add).labels if add else (), drop)
+        return self.labels_show(name)
+
+    def labels_remove(self, name: str) -> None:
+        from .tagging import remove_set
+
+        with self.store.session() as session:
+            remove_set(session, name)
+
+    def labels_list(self) -> list[dict[str, Any]]:
+        from .tagging import list_sets
+
+        with self.store.session() as session:
+            return list_sets(session)
+
+    def labels_show(self, name: str) -> dict[str, Any]:
+        from .tagging import get_set, row_label, set_templates
+
+        with self.store.session() as session:
+            row, labels = get_set(session, name)
+            return {"name": row.name, "version": row.version, "templates": list(set_templates(row)),
+                    "labels": [{"label": lab.name, "descriptions": list(lab.descriptions),
+                                "templates": list(lab.templates)} for lab in map(row_label, labels)]}
+
+    def _label_set(self, labels: str) -> tuple[Any, list[Any]]:
+        """A registered set by name, or an ad-hoc 'a,b,c' list registered under that text."""
+        from .tagging import add_set, get_set, set_exists
+
+        with self.store.session() as session:
+            if not set_exists(session, labels):
+                if "," not in labels:
+                    get_set(session, labels)  # raises: names the known sets and how to create one
+                parsed = as_label_set(labels)
+                add_set(session, ",".join(parsed.names), parsed.labels)
+                labels = ",".join(parsed.names)
+            return get_set(session, labels)
+
+    def tag(self, labels: str, *, mode: str = "single", threshold: float | None = None,
+            filters: "Filters | None" = None, **filter_args: Any) -> Any:
+        """Tag every indexed image (or those passing filters) from its stored vector; no image is re-read."""
+        from .search import Filters, filter_ids
+        from .tagger import MODES, run_tagging
+        from .tagging import BACKGROUND, cached_label_vectors
+        from .tagging import as_label_set as stored_set
+
+        if mode not in MODES:
+            raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        model = self._query_model()
+        set_row, label_rows = self._label_set(labels)
+        label_set = stored_set(set_row, label_rows)
+        label_set.labels.append(BACKGROUND)
+        vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)
+        filters = filters or Filters(**filter_args)
+        only = None
+        if filters.active:
+            with self.store.session() as session:
+                only = filter_ids(session, filters)
+        scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
+        return run_tagging(self.store, model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale, mode, threshold,
+                           only, repr(filters) if filters.active else "")
+
+    def _logit_scale(self, model: Any) -> float:
+        """The model's logit scale, remembered in the index so tagging never needs the model loaded."""
+        key = f"logit_scale:{model.id}"
+        stored = self.store.get_state(key)
+        if stored is None:
+            stored = str(self.embedder.logit_scale)
+            with self.store.session() as session:
+                self.store.set_state(session, key, stored)
+        return float(stored)
+
+    def tag_rows(self, labels: str) -> list[dict[str, Any]]:
+        from .tagger import tag_rows
+
+        _, rows = self._label_set(labels)
+        return tag_rows(self.store, [r.id for r in rows])
+
+    def untag(self, labels: str) -> int:
+        from .tagger import untag
+
+        _, rows = self._label_set(labels)
+        return untag(self.store, [r.id for r in rows])
+
+    def tag_counts(self, labels: str | None = None) -> dict[str, int]:
+        from .tagger import tag_counts
+
+        return tag_counts(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
 
     def close(self) -> None:
         self.store.close()

@@ -133,3 +133,67 @@ class State(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
+
+
+class TextVector(Base):
+    """Cache of query-text embeddings, so a repeated query never runs the text encoder again."""
+
+    __tablename__ = "text_vectors"
+    __table_args__ = (UniqueConstraint("model_id", "text", name="uq_text_vectors_model_text"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    last_used: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LabelSetRow(Base):
+    """A named, versioned set of labels; every edit bumps the version."""
+
+    __tablename__ = "label_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    version: Mapped[int] = mapped_column(Integer)
+    templates: Mapped[str | None] = mapped_column(Text)  # JSON list; None: the default ensemble
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LabelRow(Base):
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("set_id", "name", name="uq_labels_set_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    descriptions: Mapped[str] = mapped_column(Text)  # JSON list
+    templates: Mapped[str] = mapped_column(Text)  # JSON list; empty: the set's templates
+    position: Mapped[int] = mapped_column(Integer)
+    # What the label's current tags were computed from (prompts, model, library generation, mode):
+    # re-tagging skips labels whose key is unchanged.
+    tagged_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class LabelVector(Base):
+    """A label's prompt-ensemble vector for one model, keyed by the hash of its prompts."""
+
+    __tablename__ = "label_vectors"
+    __table_args__ = (UniqueConstraint("model_id", "prompts_sha256", name="uq_label_vectors_model_prompts"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    prompts_sha256: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Tag(Base):
+    """An image carries a label, with the set version, model and mode that decided it."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("image_id", "label_id", name="uq_tags_image_label"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), index=True)
+    set_version: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))  # single or multi
+    score: Mapped[float] = mapped_column(Float)  # probability: softmax (single) or calibrated (multi)
+    cosine: Mapped[float] = mapped_column(Float)

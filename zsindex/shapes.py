@@ -23,6 +23,9 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "orange": (250, 130, 10),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
+# Training also draws shapes in a random grey, captioned by shape only: with no colour to lean
+# on, the model must learn what a circle looks like apart from the colours it came in.
+GREY = "grey"
 
 # Colour+shape pairs never drawn together in training: they measure whether the
 # model composes "colour" and "shape" rather than memorising 24 classes.
@@ -116,7 +119,13 @@ def draw(
         cx = cx0 + rng.uniform(r * 1.05, cell - r * 1.05)
         cy = cy0 + rng.uniform(r * 1.05, cell - r * 1.05)
         mask = _shape_mask(thing.shape, coords[None, :] - cx, coords[:, None] - cy, r, rng.uniform(0, 2 * math.pi))
-        colour = np.array(COLOURS[thing.colour], dtype=np.float32) + rng.uniform(-18, 18, size=3)
+        if thing.colour == GREY:
+            level = rng.uniform(0, 255)
+            while abs(level - float(img.mean())) < 60:  # keep the shape visible on its background
+                level = rng.uniform(0, 255)
+            colour = np.full(3, level, dtype=np.float32)
+        else:
+            colour = np.array(COLOURS[thing.colour], dtype=np.float32) + rng.uniform(-18, 18, size=3)
         img[mask] = colour
     img = np.clip(img, 0, 255).reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
     return img.round().astype(np.uint8)

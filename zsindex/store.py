@@ -180,3 +180,34 @@ class Store:
                 select(s.Image.path, s.Image.error).where(s.Image.status == s.STATUS_ERROR).order_by(s.Image.path)
             ).all()
         return [(p, e or "") for p, e in rows]
+
+    # -- query text cache ----------------------------------------------------------------------
+    def cached_texts(self, model_id: int, texts: list[str]) -> dict[str, np.ndarray]:
+        with self.session() as session:
+            rows = session.execute(
+                select(s.TextVector.text, s.TextVector.vector).where(
+                    s.TextVector.model_id == model_id, s.TextVector.text.in_(texts))
+            ).all()
+        return {t: np.frombuffer(v, dtype=np.float32) for t, v in rows}
+
+    def cache_texts(self, model_id: int, vectors: dict[str, np.ndarray]) -> None:
+        from sqlalchemy.dialects.sqlite import insert
+
+        if not vectors:
+            return
+        stamp = now()
+        with self.session() as session:
+            session.execute(
+                insert(s.TextVector).on_conflict_do_nothing(),
+                [{"model_id": model_id, "text": t, "vector": v.astype(np.float32).tobytes(), "last_used": stamp}
+                 for t, v in vectors.items()],
+            )
+
+    def stored_vector(self, model_id: int, path: str) -> np.ndarray | None:
+        """The vector of an indexed file, found by its path."""
+        with self.session() as session:
+            blob = session.scalar(
+                select(s.Vector.vector).join(s.Image, s.Image.sha256 == s.Vector.sha256).where(
+                    s.Image.path == path, s.Image.status == s.STATUS_INDEXED, s.Vector.model_id == model_id)
+            )
+        return None if blob is None else np.frombuffer(blob, dtype=np.float32)

@@ -1,13 +1,18 @@
 """The FAISS vector index: a rebuildable cache of the vectors held in SQL.
 
-Inner product over unit vectors (= cosine), ids are SQL image ids
-(``IndexIDMap2``). The file is saved atomically next to a small JSON file that
-records the SQL generation it matches; a missing or stale file is rebuilt.
+Inner product over unit vectors (= cosine); FAISS ids are SQL image ids. Up to
+``IVF_THRESHOLD`` vectors the index is exact (``IndexIDMap2`` over a flat
+index). Larger libraries are rebuilt as an inverted-file index (IVF, about
+4·sqrt(N) lists, ``NPROBE`` lists searched), which is approximate but scans a
+small fraction of the vectors; a filtered search widens nprobe until it has k
+results. The file is saved atomically next to a small JSON file that records
+the SQL generation it matches; a missing or stale file is rebuilt.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -19,6 +24,23 @@ if TYPE_CHECKING:
 
 FAISS_NAME = "vectors.faiss"
 META_NAME = "vectors.json"
+IVF_THRESHOLD = 200_000
+NPROBE = 32
+
+
+def new_faiss_index(dim: int, training: np.ndarray | None = None) -> object:
+    """Exact flat index, or a trained IVF index when given enough training vectors."""
+    import faiss
+
+    if training is None or len(training) < IVF_THRESHOLD:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    nlist = int(4 * math.sqrt(len(training)))
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = training[rng.choice(len(training), size=min(len(training), 64 * nlist), replace=False)]
+    ivf.train(np.ascontiguousarray(sample))
+    ivf.nprobe = NPROBE
+    return ivf
 
 
 class VectorIndex:
@@ -27,7 +49,8 @@ class VectorIndex:
 
         self.dim = dim
         self._faiss = faiss
-        self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.index = index if index is not None else new_faiss_index(dim)
+        self.ivf = faiss.try_extract_index_ivf(self.index) if not isinstance(self.index, faiss.IndexIDMap2) else None
 
     @property
     def ntotal(self) -> int:
@@ -44,13 +67,34 @@ class VectorIndex:
         if len(arr):
             self.index.remove_ids(arr)  # type: ignore[attr-defined]
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (Q, k); missing results have id -1."""
+    def search(self, queries: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (Q, k), best first; missing results have id -1.
+
+        With ``ids``, only those ids are considered (a FAISS id selector), so a
+        filter that keeps 1% of the library still gets k results when k exist.
+        """
         k = max(1, min(k, self.ntotal)) if self.ntotal else 1
-        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)  # type: ignore[attr-defined]
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        selector = None if ids is None else self._faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        if self.ivf is None:
+            params = None if selector is None else self._faiss.SearchParameters(sel=selector)
+            return self.index.search(q, k, params=params)  # type: ignore[attr-defined]
+        wanted = k if ids is None else min(k, len(ids))
+        nprobe = self.ivf.nprobe
+        while True:  # widen until every query has k results (filters can empty the nearest lists)
+            params = self._faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+            scores, found = self.index.search(q, k, params=params)  # type: ignore[attr-defined]
+            if (found[:, wanted - 1] >= 0).all() or nprobe >= self.ivf.nlist:
+                return scores, found
+            nprobe = min(self.ivf.nlist, nprobe * 4)
 
     def ids(self) -> np.ndarray:
-        return self._faiss.vector_to_array(self.index.id_map).astype(np.int64)  # type: ignore[attr-defined]
+        if self.ivf is None:
+            return self._faiss.vector_to_array(self.index.id_map).astype(np.int64)  # type: ignore[attr-defined]
+        lists = self.ivf.invlists
+        parts = [self._faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                 for i in range(self.ivf.nlist) if lists.list_size(i)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def save(self, folder: Path, generation: int) -> None:
         """Atomic: write beside, then rename; the generation file goes last."""
@@ -78,11 +122,19 @@ class VectorIndex:
         return cls(dim, index)
 
     @classmethod
-    def rebuild(cls, store: "Store", model_id: int, dim: int) -> "VectorIndex":
-        vi = cls(dim)
-        for ids, vecs in store.indexed_vectors(model_id):
-            vi.index.add_with_ids(np.ascontiguousarray(vecs), ids)  # type: ignore[attr-defined]
+    def build(cls, dim: int, ids: np.ndarray, vecs: np.ndarray) -> "VectorIndex":
+        """A fresh index over these vectors: exact below IVF_THRESHOLD, IVF above."""
+        vi = cls(dim, new_faiss_index(dim, vecs if len(vecs) >= IVF_THRESHOLD else None))
+        if len(ids):
+            vi.index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)  # type: ignore[attr-defined]
         return vi
+
+    @classmethod
+    def rebuild(cls, store: "Store", model_id: int, dim: int) -> "VectorIndex":
+        chunks = list(store.indexed_vectors(model_id))
+        if not chunks:
+            return cls(dim)
+        return cls.build(dim, np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]))
 
 
 def open_vectors(store: "Store", model_id: int, dim: int, save: bool) -> tuple[VectorIndex, bool]:

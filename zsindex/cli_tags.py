@@ -1,0 +1,209 @@
+"""Commands for zero-shot labelling of an index: labels, tag, untag, tags, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .clikit import index_option, label_set_from, open_library
+from .output import emit_json, emit_rows, output_options, warn
+
+
+@click.group()
+def labels() -> None:
+    """Register and edit label sets (names, descriptions, prompt templates).
+
+    \b
+    Examples:
+      zsindex labels add animals --labels "cat,dog,duck"
+      zsindex labels add birds --file birds.json
+      zsindex labels edit animals --add "horse" --drop "duck"
+      zsindex labels list
+    """
+
+
+@labels.command("add")
+@click.argument("name")
+@index_option
+@click.option("--labels", "-l", "label_list", help="Comma-separated labels, e.g. 'cat,dog,duck'.")
+@click.option("--file", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A .txt (one label a line), .csv (label,description,...) or .json file.")
+@click.option("--template", "-t", "templates", multiple=True,
+              help="The set's prompt templates, with {} for the label (repeatable)  [default: 5 photo templates]")
+def labels_add(name: str, index_dir: Path | None, label_list: str | None, labels_file: Path | None,
+               templates: tuple[str, ...]) -> None:
+    """Register a label set NAME.
+
+    \b
+    Example:
+      zsindex labels add animals --labels "cat,dog,duck"
+    """
+    label_set = label_set_from(label_list, labels_file, ())
+    shown = open_library(index_dir, create=True).labels_add(name, label_set, templates)
+    warn(f"label set {name!r} version {shown['version']}: {len(shown['labels'])} labels")
+
+
+@labels.command("edit")
+@click.argument("name")
+@index_option
+@click.option("--add", "add", help="Comma-separated labels to add.")
+@click.option("--add-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labels to add, from a file.")
+@click.option("--drop", multiple=True, help="A label to drop (repeatable); its tags go with it.")
+def labels_edit(name: str, index_dir: Path | None, add: str | None, add_file: Path | None,
+                drop: tuple[str, ...]) -> None:
+    """Add or drop labels of set NAME; bumps its version.
+
+    \b
+    Example:
+      zsindex labels edit animals --add "horse,goat" --drop duck
+    """
+    adding = label_set_from(add, add_file, ()) if (add or add_file) else None
+    shown = open_library(index_dir).labels_edit(name, adding, drop)
+    warn(f"label set {name!r} version {shown['version']}: {len(shown['labels'])} labels")
+
+
+@labels.command("list")
+@index_option
+@output_options
+def labels_list(index_dir: Path | None, fmt: str) -> None:
+    """List label sets with their versions and sizes.
+
+    \b
+    Example:
+      zsindex labels list --table
+    """
+    emit_rows(open_library(index_dir).labels_list(), ["name", "version", "labels"], fmt)
+
+
+@labels.command("show")
+@click.argument("name")
+@index_option
+def labels_show(name: str, index_dir: Path | None) -> None:
+    """Print a label set as JSON (labels, descriptions, templates).
+
+    \b
+    Example:
+      zsindex labels show animals
+    """
+    click.echo(json.dumps(open_library(index_dir).labels_show(name), ensure_ascii=False, indent=2))
+
+
+@labels.command("remove")
+@click.argument("name")
+@index_option
+def labels_remove(name: str, index_dir: Path | None) -> None:
+    """Delete label set NAME and all its tags.
+
+    \b
+    Example:
+      zsindex labels remove animals
+    """
+    open_library(index_dir).labels_remove(name)
+    warn(f"removed label set {name!r}")
+
+
+def _print_tags(rows: list[dict], fmt: str) -> None:
+    if fmt == "json":
+        by_image: dict[str, list] = {}
+        for r in rows:
+            by_image.setdefault(r["path"], []).append({"label": r["label"], "score": r["score"],
+                                                      "cosine": r["cosine"]})
+        emit_json({"path": p, "tags": t} for p, t in by_image.items())
+    else:
+        emit_rows(rows, ["path", "label", "score", "cosine"], fmt)
+
+
+@click.command()
+@click.option("--labels", "-l", "label_name", required=True,
+              help="A registered label set, or an ad-hoc list 'cat,dog,duck' (registered under that name).")
+@index_option
+@click.option("--mode", type=click.Choice(["single", "multi"]), default="single", show_default=True,
+              help="single: the best label per image (softmax); multi: any number of labels per image.")
+@click.option("--threshold", type=float,
+              help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
+@click.option("--path", "path_glob", help="Only tag images whose path matches this glob.")
+@click.option("--summary", is_flag=True, help="Print only the counts per label, not the tags of every image.")
+@output_options
+def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | None, path_glob: str | None,
+        summary: bool, fmt: str) -> None:
+    """Tag every indexed image with labels, from the stored vectors (no image is re-read).
+
+    Each label gets its own threshold, calibrated on its score distribution
+    over the images being tagged; images that pass no threshold stay untagged
+    ("none of these"). Re-tagging recomputes only labels that changed.
+
+    \b
+    Examples:
+      zsindex tag --labels animals
+      zsindex tag --labels "cat,dog,duck" --mode multi --table
+      zsindex tag --labels animals --path '*/2023/*' --summary
+    """
+    lib = open_library(index_dir)
+    report = lib.tag(label_name, mode=mode, threshold=threshold, path=path_glob)
+    if not summary:
+        _print_tags(lib.tag_rows(label_name), fmt)
+    warn(json.dumps(report.summary(), ensure_ascii=False))
+
+
+@click.command()
+@click.option("--labels", "-l", "label_name", required=True, help="The label set whose tags to remove.")
+@index_option
+def untag(label_name: str, index_dir: Path | None) -> None:
+    """Remove every tag of a label set (the set itself stays).
+
+    \b
+    Example:
+      zsindex untag --labels animals
+    """
+    n = open_library(index_dir).untag(label_name)
+    warn(f"removed {n} tags")
+
+
+@click.command()
+@click.option("--labels", "-l", "label_name", help="Only this label set.")
+@index_option
+@output_options
+def tags(label_name: str | None, index_dir: Path | None, fmt: str) -> None:
+    """Count tagged images per label.
+
+    \b
+    Example:
+      zsindex tags --table
+    """
+    counts = open_library(index_dir).tag_counts(label_name)
+    emit_rows([{"label": k, "images": v} for k, v in counts.items()], ["label", "images"], fmt)
+
+
+@click.command()
+@click.option("--labels", "-l", "label_name", required=True, help="The label set to export.")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of CSV.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (the default).")
+@click.option("--out", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Write here instead of stdout.")
+def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool, out) -> None:  # type: ignore[no-untyped-def]
+    """Write the tags of a label set: path, label, score.
+
+    \b
+    Examples:
+      zsindex export --labels animals --csv > tags.csv
+      zsindex export --labels animals --json -o tags.jsonl
+    """
+    import csv
+
+    rows = open_library(index_dir).tag_rows(label_name)
+    if as_json and not as_csv:
+        for r in rows:
+            out.write(json.dumps({"path": r["path"], "label": r["label"], "score": r["score"]},
+                                 ensure_ascii=False) + "\n")
+        return
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "label", "score"])
+    for r in rows:
+        writer.writerow([r["path"], r["label"], f"{r['score']:.6f}"])
+
+
+def register(group: click.Group) -> None:
+    for command in (labels, tag, untag, tags, export):
+        group.add_command(command)

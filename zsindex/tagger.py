@@ -1,0 +1,145 @@
+"""Bulk tagging: stream stored image vectors, score them against a label set, store the tags.
+
+Re-tagging is incremental: every label remembers the key its tags were made
+from (its prompts, the model, the library generation, the mode, threshold and
+filter). Labels whose key is unchanged are skipped; in multi-label mode adding
+one label to a set therefore costs only that label's work. In single mode the
+softmax couples all labels of the set, so any change recomputes the set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Iterator
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, update
+
+from . import schema as s
+from .labels import softmax
+from .store import Store
+from .tagging import (
+    MIN_SEPARATION,
+    MIN_SPECIFICITY,
+    LabelStats,
+    TagReport,
+    otsu_thresholds,
+    prompts_key,
+    row_label,
+    set_templates,
+)
+
+MODES = ("single", "multi")
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def _batches(store: Store, model_id: int, only: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for ids, vecs in store.indexed_vectors(model_id):
+        if only is not None:
+            keep = np.isin(ids, only)
+            ids, vecs = ids[keep], vecs[keep]
+        if len(ids):
+            yield ids, vecs
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def thresholds_for(store: Store, model_id: int, only: np.ndarray | None, label_vecs: np.ndarray,
+                   background: np.ndarray, threshold: float | None) -> np.ndarray:
+    """A cosine threshold per label: calibrated from the library (see tagging.py) or the override."""
+    if threshold is not None:
+        return np.full(len(label_vecs), threshold, dtype=np.float64)
+    stats = LabelStats(len(label_vecs))
+    for _, vecs in _batches(store, model_id, only):
+        stats.update(vecs @ label_vecs.T, vecs @ background)
+    cut, separation = otsu_thresholds(stats.hist)
+    cut[separation < MIN_SEPARATION] = np.inf  # no second mode: the label is not in these images
+    cut[stats.specificity() < MIN_SPECIFICITY] = np.inf  # moves with the background: not shown either
+    return cut
+
+
+def run_tagging(store: Store, model_id: int, set_row: s.LabelSetRow, label_rows: list[s.LabelRow],
+                label_vecs: np.ndarray, background: np.ndarray, logit_scale: float, mode: str, threshold: float | None,
+                only: np.ndarray | None, filter_key: str) -> TagReport:
+    started = time.perf_counter()
+    report = TagReport(set_row.name, set_row.version, mode)
+    templates = set_templates(set_row)
+    pkeys = [prompts_key(row_label(r), templates) for r in label_rows]
+    base = (mode, threshold, model_id, store.generation(), filter_key)
+    keys = [_key(*base, pk if mode == "multi" else ",".join(pkeys)) for pk in pkeys]
+    todo = [i for i, r in enumerate(label_rows) if r.tagged_key != keys[i]]
+    report.labels_reused = len(label_rows) - len(todo)
+    report.labels_computed = len(todo)
+    if todo:
+        cols = np.array(todo) if mode == "multi" else np.arange(len(label_rows))
+        thr = thresholds_for(store, model_id, only, label_vecs[cols], background, threshold)
+        report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, thr)}
+        todo_ids = [label_rows[i].id for i in todo]
+        with store.session() as session:
+            stale = delete(s.Tag).where(s.Tag.label_id.in_(todo_ids))
+            session.execute(stale if only is None else stale.where(s.Tag.image_id.in_(only.tolist())))
+        for ids, vecs in _batches(store, model_id, only):
+            cos = vecs @ label_vecs[cols].T
+            if mode == "multi":
+                img, lab = np.nonzero(cos >= thr[None, :])
+                score = sigmoid(logit_scale * (cos[img, lab] - thr[lab]))
+            else:
+                probs = softmax(logit_scale * cos)
+                best = probs.argmax(axis=1)
+                rows = np.arange(len(ids))
+                keep = cos[rows, best] >= thr[best]  # "none of these": the best label must pass its own threshold
+                img, lab = rows[keep], best[keep]
+                score = probs[img, lab]
+            report.images += len(ids)
+            if len(img):
+                with store.session() as session:
+                    session.execute(insert(s.Tag), [
+                        {"image_id": int(ids[i]), "label_id": label_rows[cols[j]].id, "set_version": set_row.version,
+                         "model_id": model_id, "mode": mode, "score": float(sc), "cosine": float(cos[i, j])}
+                        for i, j, sc in zip(img, lab, score)])
+        with store.session() as session:
+            for i in todo:
+                session.execute(update(s.LabelRow).where(s.LabelRow.id == label_rows[i].id)
+                                .values(tagged_key=keys[i]))
+    report.counts = tag_counts(store, [r.id for r in label_rows])
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def tag_counts(store: Store, label_ids: list[int] | None = None) -> dict[str, int]:
+    """Tags per label name, counting only images still indexed."""
+    query = (select(s.LabelRow.name, func.count(s.Tag.id))
+             .join(s.Tag, s.Tag.label_id == s.LabelRow.id)
+             .join(s.Image, s.Image.id == s.Tag.image_id)
+             .where(s.Image.status == s.STATUS_INDEXED)
+             .group_by(s.LabelRow.id).order_by(func.count(s.Tag.id).desc(), s.LabelRow.name))
+    if label_ids is not None:
+        query = query.where(s.LabelRow.id.in_(label_ids))
+    with store.session() as session:
+        return {name: n for name, n in session.execute(query)}
+
+
+def tag_rows(store: Store, label_ids: list[int], only: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """(path, label, score, cosine) rows, best score first within each image, images by path."""
+    query = (select(s.Image.id, s.Image.path, s.LabelRow.name, s.Tag.score, s.Tag.cosine)
+             .join(s.Tag, s.Tag.image_id == s.Image.id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
+             .where(s.Tag.label_id.in_(label_ids), s.Image.status == s.STATUS_INDEXED)
+             .order_by(s.Image.path, s.Tag.score.desc()))
+    with store.session() as session:
+        rows = session.execute(query).all()
+    keep = None if only is None else set(only.tolist())
+    return [{"id": r[0], "path": r[1], "label": r[2], "score": r[3], "cosine": r[4]} for r in rows
+            if keep is None or r[0] in keep]
+
+
+def untag(store: Store, label_ids: list[int]) -> int:
+    with store.session() as session:
+        n = session.execute(delete(s.Tag).where(s.Tag.label_id.in_(label_ids))).rowcount
+        session.execute(update(s.LabelRow).where(s.LabelRow.id.in_(label_ids)).values(tagged_key=None))
+    return int(n or 0)

@@ -1,0 +1,123 @@
+"""Zero-shot scoring of files outside any index: classify and the image-text similarity matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from . import labels as labels_mod
+from .errors import ImageError, UsageError
+from .images import read_image
+from .labels import LabelScore, LabelSet
+
+if TYPE_CHECKING:
+    from .embedder import Embedder
+
+
+@dataclass
+class Classification:
+    """One image's labels, best first; ``error`` is set instead when it could not be read."""
+
+    path: str
+    labels: list[LabelScore] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.error is not None:
+            return {"path": self.path, "error": self.error}
+        return {
+            "path": self.path,
+            "labels": [{"label": s.label, "score": s.score, "cosine": s.cosine} for s in self.labels],
+        }
+
+
+def as_label_set(labels: LabelSet | Sequence[str] | str, templates: Sequence[str] | None = None) -> LabelSet:
+    """Accept a LabelSet, 'a,b,c' or a list of names; templates override the defaults."""
+    if isinstance(labels, LabelSet):
+        ls = labels
+    elif isinstance(labels, str):
+        ls = LabelSet(labels_mod.parse_label_list(labels))
+    else:
+        ls = LabelSet(labels_mod.parse_label_list(",".join(labels)))
+    if templates:
+        ls = LabelSet(ls.labels, labels_mod.check_templates(templates))
+    return ls
+
+
+def _default_embedder(embedder: "Embedder | None", model: str | None, pretrained: str | None) -> "Embedder":
+    if embedder is not None:
+        return embedder
+    from .embedder import load_embedder
+
+    return load_embedder(model, pretrained)
+
+
+def embed_files(embedder: "Embedder", paths: Sequence[str | Path]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    """Embed image files; returns vectors for the readable ones, their positions, and errors by position."""
+    images, ok, errors = [], [], {}
+    for i, p in enumerate(paths):
+        try:
+            images.append(read_image(Path(p), getattr(embedder, "image_size", 224)).image)
+            ok.append(i)
+        except ImageError as e:
+            errors[i] = str(e)
+    return embedder.embed_images(images), ok, errors
+
+
+def classify(
+    images: Sequence[str | Path],
+    labels: LabelSet | Sequence[str] | str,
+    *,
+    templates: Sequence[str] | None = None,
+    top_k: int | None = None,
+    embedder: "Embedder | None" = None,
+    model: str | None = None,
+    pretrained: str | None = None,
+) -> list[Classification]:
+    """Zero-shot classify image files against labels: softmax(logit_scale * cosine)."""
+    if not images:
+        raise UsageError("no images given")
+    label_set = as_label_set(labels, templates)
+    emb = _default_embedder(embedder, model, pretrained)
+    label_vecs = labels_mod.label_vectors(emb, label_set)
+    vecs, ok, errors = embed_files(emb, images)
+    ranked = labels_mod.rank(vecs, label_vecs, label_set.names, emb.logit_scale, top_k)
+    out = [Classification(str(p)) for p in images]
+    for row, i in zip(ranked, ok):
+        out[i].labels = row
+    for i, reason in errors.items():
+        out[i].error = reason
+    return out
+
+
+@dataclass
+class Similarity:
+    images: list[str]
+    texts: list[str]
+    cosine: np.ndarray  # (images, texts)
+    errors: dict[str, str]
+
+
+def similarity(
+    images: Sequence[str | Path],
+    texts: Sequence[str],
+    *,
+    embedder: "Embedder | None" = None,
+    model: str | None = None,
+    pretrained: str | None = None,
+) -> Similarity:
+    """Cosine similarity of every readable image against every text."""
+    if not images or not texts:
+        raise UsageError("give at least one --image and one --text")
+    emb = _default_embedder(embedder, model, pretrained)
+    vecs, ok, errors = embed_files(emb, images)
+    text_vecs = emb.embed_texts(list(texts))
+    return Similarity(
+        [str(images[i]) for i in ok],
+        list(texts),
+        vecs @ text_vecs.T,
+        {str(images[i]): reason for i, reason in errors.items()},
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .clikit import index_option, label_set_from, open_library
+from .clikit import ModelChoice, index_option, label_set_from, model_options, open_library
 from .output import emit_json, emit_rows, output_options, warn
 
 
@@ -204,6 +204,79 @@ def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool,
         writer.writerow([r["path"], r["label"], f"{r['score']:.6f}"])
 
 
+@click.command("eval")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--labels", "-l", "label_list", help="Labels: a label set of --index, or 'a,b,c'  [default: the class names]")
+@click.option("--labels-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labels from a file.")
+@click.option("--raw-names", is_flag=True, help="Keep folder names as they are (default: _ and - become spaces).")
+@click.option("--templates", "template_specs", multiple=True,
+              help="A template set to compare: names, photo, ensemble, or templates joined by '|' (repeatable).")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Use the vectors of images already in this index (nothing is written to it).")
+@click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a confusion-matrix plot (PNG) of the first template set.")
+@click.option("--confusion-csv", type=click.Path(dir_okay=False, path_type=Path), help="Write the confusion matrix as CSV.")
+@click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
+@model_options
+def eval_command(source: Path, label_list: str | None, labels_file: Path | None, raw_names: bool,
+                 template_specs: tuple[str, ...], index_dir: Path | None, confusion_png: Path | None,
+                 confusion_csv: Path | None, as_json: bool, choice: ModelChoice) -> None:
+    """Measure zero-shot accuracy on labelled images before tagging a library.
+
+    SOURCE is a folder with one sub-folder per class, or a CSV of
+    path,label[,label...] (paths relative to the CSV). Reports top-1/top-5
+    accuracy, mean per-class accuracy, per-class precision and recall, and
+    mean average precision. Images are embedded once and cached by content,
+    so a second run re-embeds nothing.
+
+    \b
+    Examples:
+      zsindex eval ./fruit --templates names --templates photo --templates ensemble
+      zsindex eval labels.csv --labels animals --index ./photos-index --json
+      zsindex eval ./poses --confusion poses.png --confusion-csv poses.csv
+    """
+    from .evaluate import evaluate, load_dataset, parse_template_spec, save_confusion_png
+    from .library import Library
+
+    data = load_dataset(source, raw_names)
+    lib = Library(index_dir, create=False) if index_dir else None
+    label_set = None
+    if label_list and lib is not None and "," not in label_list:
+        from .labels import Label, LabelSet
+
+        shown = lib.labels_show(label_list)
+        label_set = LabelSet([Label(x["label"], tuple(x["descriptions"]), tuple(x["templates"]))
+                              for x in shown["labels"]])
+    elif label_list or labels_file:
+        label_set = label_set_from(label_list, labels_file, ())
+    embedder = lib.embedder if lib is not None and not choice.model else choice.load()
+    sets = [parse_template_spec(t) for t in template_specs]
+    out = evaluate(embedder, data, label_set, sets, lib)
+    first_name, first = next(iter(out["results"].items()))
+    if confusion_png:
+        save_confusion_png(first["confusion"], out["classes"], confusion_png, f"{source.name}: {first_name}")
+    if confusion_csv:
+        import csv
+
+        with open(confusion_csv, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["true \\ predicted", *out["classes"]])
+            for name, row in zip(out["classes"], first["confusion"]):
+                writer.writerow([name, *row.tolist()])
+    for path in out["skipped"]:
+        warn(f"skipped {path}: could not be read")
+    if as_json:
+        emit_json([{"source": str(source), "classes": out["classes"], "skipped": len(out["skipped"]),
+                    "results": {k: {**v, "confusion": v["confusion"].tolist()} for k, v in out["results"].items()}}])
+        return
+    rows = [{"templates": k, "top1": v["top1"], "top5": v["top5"], "mean_per_class": v["mean_per_class_accuracy"],
+             "mAP": v["mean_average_precision"], "images": v["images"]} for k, v in out["results"].items()]
+    emit_rows(rows, ["templates", "top1", "top5", "mean_per_class", "mAP", "images"], "table")
+    click.echo("")
+    per = [{"class": c, **v} for c, v in first["per_class"].items()]
+    emit_rows(per, ["class", "support", "precision", "recall"], "table")
+
+
 def register(group: click.Group) -> None:
-    for command in (labels, tag, untag, tags, export):
+    for command in (labels, tag, untag, tags, export, eval_command):
         group.add_command(command)

@@ -205,9 +205,15 @@ class Store:
 
     def stored_vector(self, model_id: int, path: str) -> np.ndarray | None:
         """The vector of an indexed file, found by its path."""
+        return self.stored_vectors(model_id, [path]).get(path)
+
+    def stored_vectors(self, model_id: int, paths: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of indexed files by path (missing paths are left out)."""
+        out: dict[str, np.ndarray] = {}
         with self.session() as session:
-            blob = session.scalar(
-                select(s.Vector.vector).join(s.Image, s.Image.sha256 == s.Vector.sha256).where(
-                    s.Image.path == path, s.Image.status == s.STATUS_INDEXED, s.Vector.model_id == model_id)
-            )
-        return None if blob is None else np.frombuffer(blob, dtype=np.float32)
+            for i in range(0, len(paths), 500):
+                out.update((p, np.frombuffer(v, dtype=np.float32)) for p, v in session.execute(
+                    select(s.Image.path, s.Vector.vector).join(s.Vector, s.Image.sha256 == s.Vector.sha256).where(
+                        s.Image.path.in_(paths[i:i + 500]), s.Image.status == s.STATUS_INDEXED,
+                        s.Vector.model_id == model_id)))
+        return out

@@ -25,12 +25,14 @@ from .tagging import (
     LabelStats,
     TagReport,
     otsu_thresholds,
+    robust_thresholds,
     prompts_key,
     row_label,
     set_templates,
 )
 
 MODES = ("single", "multi")
+CALIBRATION_SAMPLE = 100_000  # images whose scores place the thresholds
 
 
 def _key(*parts: Any) -> str:
@@ -56,11 +58,17 @@ def thresholds_for(store: Store, model_id: int, only: np.ndarray | None, label_v
     if threshold is not None:
         return np.full(len(label_vecs), threshold, dtype=np.float64)
     stats = LabelStats(len(label_vecs))
+    total = len(only) if only is not None else store.counts_by_status().get(s.STATUS_INDEXED, 0)
+    share = min(1.0, CALIBRATION_SAMPLE / max(total, 1))
+    rng = np.random.default_rng(0)
     for _, vecs in _batches(store, model_id, only):
+        if share < 1.0:  # a fixed-seed random sample is plenty to place a threshold, at a fraction of the cost
+            vecs = vecs[rng.random(len(vecs)) < share]
         stats.update(vecs @ label_vecs.T, vecs @ background)
     cut, separation = otsu_thresholds(stats.hist)
-    cut[separation < MIN_SEPARATION] = np.inf  # no second mode: the label is not in these images
-    cut[stats.specificity() < MIN_SPECIFICITY] = np.inf  # moves with the background: not shown either
+    rare = separation < MIN_SEPARATION  # no sizeable second mode: rare or absent, see tagging.py
+    cut[rare] = robust_thresholds(stats.hist[rare])
+    cut[stats.specificity() < MIN_SPECIFICITY] = np.inf  # moves with the background: not shown
     return cut
 
 

@@ -8,9 +8,12 @@ labels or models: each label's cosines sit in their own narrow band. So each
 label gets its own threshold, from its own score distribution over the images
 being tagged: images that show the label form an upper mode, the rest a lower
 one, and Otsu's method puts the threshold where the two are best separated.
-When the two modes are not clearly apart (Ashman's D below ``MIN_SEPARATION``)
-the label is taken to be absent from the library and tags nothing ("none of
-these"). A label absent from the library can still look bimodal (images fall
+Otsu needs both modes to be sizeable; when the upper side holds less than
+``MIN_MODE_SHARE`` of the images, or the two sides are not clearly apart
+(Ashman's D below ``MIN_SEPARATION``), the label is treated as rare: its
+threshold is the median plus ``OUTLIER_Z`` robust standard deviations, so
+only images that stand out from the bulk get it, and a label no image shows
+tags nothing ("none of these"). A label absent from the library can still look bimodal (images fall
 into groups for reasons of their own), so a second check compares it with a
 background prompt ("a photo of a thing."): a label that is really seen varies
 from image to image in its own direction, while the vector of a label the
@@ -45,6 +48,8 @@ BINS = 2000  # histogram resolution over cosine [-1, 1]: 0.001
 # D = 2.65, so clearly separated modes must beat that comfortably.
 MIN_SEPARATION = 3.0
 MIN_SPECIFICITY = 0.7  # std(cos - background cos) / std(cos), see above
+MIN_MODE_SHARE = 0.05  # below this share of images, Otsu's split is unreliable: use the outlier rule
+OUTLIER_Z = 4.0
 BACKGROUND = Label("none of these", ("thing", "object"))
 
 
@@ -201,6 +206,24 @@ class LabelStats:
         return np.sqrt(np.maximum(var_margin, 0) / np.maximum(var, 1e-12))
 
 
+def robust_thresholds(hist: np.ndarray, k: float = OUTLIER_Z) -> np.ndarray:
+    """Per label: median + k robust standard deviations (1.4826 x MAD) of its cosines.
+
+    For labels that only a few images show, the "absent" mode is nearly the
+    whole distribution and the images that show the label are its outliers.
+    """
+    centres = (np.arange(BINS) + 0.5) / (BINS / 2) - 1.0
+    w = hist.astype(np.float64)
+    half = w.sum(axis=1, keepdims=True) / 2
+    median = centres[np.argmax(np.cumsum(w, axis=1) >= half, axis=1)]
+    dev = np.abs(centres[None, :] - median[:, None])
+    order = np.argsort(dev, axis=1)
+    rows = np.arange(len(w))[:, None]
+    cum = np.cumsum(w[rows, order], axis=1)
+    mad = dev[rows, order][rows[:, 0], np.argmax(cum >= half, axis=1)]
+    return median + k * 1.4826 * np.maximum(mad, 1.0 / BINS)
+
+
 def otsu_thresholds(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per label: Otsu threshold (a cosine) and Ashman's D between the two modes it separates."""
     centres = (np.arange(BINS) + 0.5) / (BINS / 2) - 1.0
@@ -221,7 +244,8 @@ def otsu_thresholds(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         var1 = s1[rows, split] / b - mu1[rows, split] ** 2
         d = np.sqrt(2) * np.abs(mu1[rows, split] - mu0[rows, split]) / np.sqrt(np.maximum(var0 + var1, 1e-12))
     thresholds = centres[split] + 1.0 / BINS  # the upper edge of the last bin of the lower mode
-    return thresholds, np.nan_to_num(d)
+    share = np.where(total[:, 0] > 0, b / np.maximum(total[:, 0], 1), 0)
+    return thresholds, np.where(share >= MIN_MODE_SHARE, np.nan_to_num(d), 0.0)
 
 
 @dataclass

@@ -1,0 +1,197 @@
+"""Zero-shot evaluation on labelled images: a class-per-folder tree or a CSV of path,label[,label...].
+
+Vectors come from an index when the images are in it, and otherwise from a
+per-model cache index under the zsindex home, filled by the ordinary
+incremental ingest: a second run over the same files re-embeds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from . import config
+from .errors import UsageError
+from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
+from .scan import scan
+
+if TYPE_CHECKING:
+    from .embedder import Embedder
+    from .library import Library
+
+TEMPLATE_PRESETS: dict[str, tuple[str, ...]] = {
+    "names": ("{}",),
+    "photo": ("a photo of a {}.",),
+    "ensemble": DEFAULT_TEMPLATES,
+}
+
+
+@dataclass
+class Dataset:
+    paths: list[str]
+    truth: list[list[str]]  # labels per image
+    classes: list[str]
+
+    @property
+    def multi_label(self) -> bool:
+        return any(len(t) > 1 for t in self.truth)
+
+
+def clean_name(name: str) -> str:
+    return re.sub(r"\s+", " ", name.replace("_", " ").replace("-", " ")).strip()
+
+
+def load_dataset(source: Path, raw_names: bool = False) -> Dataset:
+    """A folder with one sub-folder per class, or a CSV of path,label[,label...]."""
+    name = (lambda n: n) if raw_names else clean_name
+    paths: list[str] = []
+    truth: list[list[str]] = []
+    if source.is_dir():
+        for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+            for entry in scan([folder]).files:
+                paths.append(entry.path)
+                truth.append([name(folder.name)])
+    elif source.suffix.lower() == ".csv":
+        with open(source, newline="", encoding="utf-8-sig") as f:
+            for lineno, row in enumerate(csv.reader(f), start=1):
+                cells = [c.strip() for c in row if c.strip()]
+                if not cells or (lineno == 1 and cells[0].lower() == "path"):
+                    continue
+                if len(cells) < 2:
+                    raise UsageError(f"{source}, line {lineno}: expected path,label[,label...]")
+                path = Path(cells[0]).expanduser()
+                paths.append(str(path if path.is_absolute() else (source.parent / path).resolve()))
+                truth.append([name(c) for c in cells[1:]])
+    else:
+        raise UsageError(f"{source} is neither a folder of class folders nor a .csv file")
+    if not paths:
+        raise UsageError(f"no labelled images found in {source}")
+    classes = sorted({c for t in truth for c in t})
+    return Dataset(paths, truth, classes)
+
+
+def parse_template_spec(spec: str) -> tuple[str, tuple[str, ...]]:
+    """'names', 'photo', 'ensemble', or custom templates joined by '|'."""
+    if spec in TEMPLATE_PRESETS:
+        return spec, TEMPLATE_PRESETS[spec]
+    return spec, check_templates(t.strip() for t in spec.split("|"))
+
+
+def cache_library(identity: str) -> "Library":
+    """The per-model embedding cache: an ordinary index under the zsindex home."""
+    from .library import Library
+
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return Library(config.home() / "eval-cache" / key)
+
+
+def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | None") -> tuple[np.ndarray, list[int]]:
+    """Vectors of the readable images (stored ones first, then the cache) and their positions."""
+    found: dict[str, np.ndarray] = {}
+    if index is not None:
+        model = index.store.model()
+        if model is not None and model.identity == embedder.identity:
+            found.update(index.store.stored_vectors(model.id, list(paths)))
+    rest = [p for p in paths if p not in found]
+    if rest:
+        cache = cache_library(embedder.identity)
+        cache._embedder = embedder
+        cache.ingest(rest, workers=0)
+        model = cache.store.model()
+        found.update(cache.store.stored_vectors(model.id, rest))
+        cache.close()
+    ok = [i for i, p in enumerate(paths) if p in found]
+    dim = getattr(embedder, "dim", 0)
+    vecs = np.stack([found[paths[i]] for i in ok]) if ok else np.zeros((0, dim), np.float32)
+    return vecs, ok
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
+    order = np.argsort(-scores, kind="stable")
+    hits = relevant[order]
+    if not hits.any():
+        return float("nan")
+    precision_at = np.cumsum(hits) / (np.arange(len(hits)) + 1)
+    return float(precision_at[hits].mean())
+
+
+def metrics(scores: np.ndarray, truth: list[list[str]], classes: list[str]) -> dict[str, Any]:
+    """Top-1/top-5, mean per-class accuracy, per-class precision/recall, mAP, confusion matrix."""
+    index = {c: i for i, c in enumerate(classes)}
+    first = np.array([index[t[0]] for t in truth])
+    relevant = np.zeros(scores.shape, dtype=bool)
+    for row, labels in enumerate(truth):
+        relevant[row, [index[c] for c in labels]] = True
+    ranked = np.argsort(-scores, axis=1, kind="stable")
+    pred = ranked[:, 0]
+    top1 = float(relevant[np.arange(len(pred)), pred].mean())
+    top5 = float(np.mean([relevant[i, ranked[i, :5]].any() for i in range(len(pred))]))
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (first, pred), 1)
+    per_class = {}
+    for c, i in index.items():
+        support = int(relevant[:, i].sum())
+        predicted = int((pred == i).sum())
+        correct = int(((pred == i) & relevant[:, i]).sum())
+        per_class[c] = {"support": support, "precision": correct / predicted if predicted else 0.0,
+                        "recall": correct / support if support else 0.0}
+    with_support = [v["recall"] for v in per_class.values() if v["support"]]
+    aps = [average_precision(scores[:, i], relevant[:, i]) for i in range(len(classes))]
+    return {"images": len(truth), "classes": len(classes), "top1": top1, "top5": top5,
+            "mean_per_class_accuracy": float(np.mean(with_support)),
+            "mean_average_precision": float(np.nanmean(aps)), "per_class": per_class,
+            "confusion": confusion}
+
+
+def evaluate(embedder: "Embedder", data: Dataset, labels: LabelSet | None,
+             template_sets: Sequence[tuple[str, tuple[str, ...]]], index: "Library | None" = None) -> dict[str, Any]:
+    """Metrics for each template set; images embedded once for all of them."""
+    if labels is None:
+        labels = LabelSet([Label(c) for c in data.classes])
+    names = {lab.name for lab in labels.labels}
+    unknown = sorted(set(data.classes) - names)
+    if unknown:
+        raise UsageError(f"classes without a label: {', '.join(unknown[:10])}; add them to --labels, "
+                         "or use --raw-names if the folder names are the labels")
+    vecs, ok = image_vectors(embedder, data.paths, index)
+    truth = [data.truth[i] for i in ok]
+    classes = labels.names
+    results = {}
+    for spec_name, templates in template_sets or [("ensemble", DEFAULT_TEMPLATES)]:
+        label_vecs = label_vectors(embedder, LabelSet(labels.labels, templates))
+        results[spec_name] = metrics(vecs @ label_vecs.T, truth, classes)
+    skipped = [data.paths[i] for i in range(len(data.paths)) if i not in set(ok)]
+    return {"classes": classes, "results": results, "skipped": skipped}
+
+
+def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    size = min(30.0, max(6.0, 0.28 * n + 3))
+    font = max(4.0, min(10.0, 240.0 / max(n, 1)))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=90, fontsize=font)
+    ax.set_yticks(range(n), classes, fontsize=font)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=font,
+                            color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

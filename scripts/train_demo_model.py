@@ -9,7 +9,9 @@ names it fully ("a photo of a red circle.") or in part ("a circle",
 captions are true of many images in a batch, the loss is the multi-positive
 form of CLIP's symmetric cross-entropy: each row's target spreads over every
 caption that is true of that image (and each column's over every image the
-caption is true of). Colour+shape pairs in ``shapes.HELD_OUT`` are never drawn
+caption is true of). A partial caption is only contrasted with images that
+share what it leaves out, so that colour cannot stand in for shape (or shape
+for colour); see ``comparable``. Colour+shape pairs in ``shapes.HELD_OUT`` are never drawn
 in training. Writes ``open_clip_config.json`` and fp16
 ``open_clip_model.safetensors``: a directory open_clip loads with
 ``local-dir:``.
@@ -42,15 +44,16 @@ STD = (0.26862954, 0.26130258, 0.27577711)
 TEMPLATES = tuple(DEFAULT_TEMPLATES) + ("{}", "a {}", "the {}", "a drawing of a {}.", "this is a {}.")
 
 Description = tuple  # (colour or None, shape or None)
+FULL_SHARE = 0.5  # captions naming colour and shape; the rest split evenly between shape-only and colour-only
 
 
 def describe(thing: Thing, rng: np.random.Generator) -> Description:
     if thing.colour == GREY:
         return (None, thing.shape)
     r = rng.random()
-    if r < 0.5:
+    if r < FULL_SHARE:
         return (thing.colour, thing.shape)
-    if r < 0.75:
+    if r < (1 + FULL_SHARE) / 2:
         return (None, thing.shape)
     return (thing.colour, None)
 
@@ -68,14 +71,46 @@ def phrase(desc: Description, rng: np.random.Generator) -> str:
     return str(rng.choice([colour, f"something {colour}", f"{colour} thing", f"{colour} object"]))
 
 
-def caption(things: list[Thing], rng: np.random.Generator) -> tuple[str, list[Description]]:
-    """A caption for a scene and the descriptions it asserts (all must hold)."""
+def caption(things: list[Thing], rng: np.random.Generator) -> tuple[str, list[Description], Description | None]:
+    """A caption for a scene, the descriptions it asserts (all must hold), and its nuisance.
+
+    The nuisance of a partial caption is what it leaves out of the thing it
+    describes: the colour of "a circle" drawn from a red circle, the shape of
+    "something red" drawn from a red star (see ``comparable``).
+    """
     if len(things) > 1 and rng.random() < 0.4:
         descs = [describe(t, rng) for t in things]
         text = " and ".join(f"a {phrase(d, rng)}" for d in descs)
-        return text, descs
-    desc = describe(things[int(rng.integers(len(things)))], rng)
-    return str(rng.choice(TEMPLATES)).format(phrase(desc, rng)), [desc]
+        return text, descs, None
+    thing = things[int(rng.integers(len(things)))]
+    desc = describe(thing, rng)
+    if desc[0] is None:
+        nuisance: Description | None = (thing.colour, None)
+    elif desc[1] is None:
+        nuisance = (None, thing.shape)
+    else:
+        nuisance = ("any", thing.colour, thing.shape)
+    return str(rng.choice(TEMPLATES)).format(phrase(desc, rng)), [desc], nuisance
+
+
+def comparable(nuisance: Description | None, things: list[Thing]) -> bool:
+    """May this image serve as a negative for a caption with this nuisance?
+
+    Only images that share the nuisance: "a circle" (from a red circle) is
+    contrasted with red squares, triangles and stars, never with blue things.
+    Otherwise colour would be a shortcut for shape (blue is never a circle in
+    training, since blue circles are held out), and the model would learn
+    that shortcut instead of what a circle looks like. A full caption ("a
+    purple circle") is contrasted with things that differ from it in one
+    attribute only (purple squares, red circles), for the same reason.
+    """
+    if nuisance is None:
+        return True
+    if nuisance[0] == "any":
+        _, colour, shape = nuisance
+        return any(t.colour == colour or t.shape == shape for t in things)
+    colour, shape = nuisance
+    return any((colour is None or t.colour == colour) and (shape is None or t.shape == shape) for t in things)
 
 
 def holds(descs: list[Description], things: list[Thing]) -> bool:
@@ -134,11 +169,13 @@ def train(out: Path, steps: int, batch: int, pool: int, seed: int, lr: float, lo
             pix = pix.flip(3)  # mirror: shapes and colours are unchanged by it
         pix = (pix - mean) / std
         caps = [caption(scenes[i], rng) for i in idx]
-        tokens = tokenizer([c for c, _ in caps])
-        truth = torch.tensor([[holds(d, scenes[i]) for _, d in caps] for i in idx], dtype=torch.float32)
+        tokens = tokenizer([c for c, _, _ in caps])
+        truth = torch.tensor([[holds(d, scenes[i]) for _, d, _ in caps] for i in idx], dtype=torch.float32)
+        valid = torch.tensor([[comparable(n, scenes[i]) for _, _, n in caps] for i in idx]) | truth.bool()
         img = F.normalize(model.encode_image(pix), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        logits = logits.masked_fill(~valid, -1e4)  # pairs that must not be compared (see comparable)
         loss = 0.5 * (
             -(truth / truth.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
             - (truth / truth.sum(0, keepdim=True) * logits.log_softmax(0)).sum(0).mean()
@@ -174,7 +211,7 @@ def train(out: Path, steps: int, batch: int, pool: int, seed: int, lr: float, lo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("zsindex/models/shapes-tiny"))
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=3500)
     p.add_argument("--batch", type=int, default=192)
     p.add_argument("--pool", type=int, default=30000, help="training images drawn up front")
     p.add_argument("--lr", type=float, default=1e-3)

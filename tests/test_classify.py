@@ -165,6 +165,7 @@ def test_demo_command(tmp_path):
     assert '"indexed": 8' in r.stderr
     assert (tmp_path / "d" / "index" / "index.sqlite").is_file()
     assert "search 'a red circle': 000-red-circle.png" in r.stderr
+    assert "tag shapes: square 3" in r.stderr and "tag colours:" in r.stderr
 
 
 def test_moved_image_same_result(tmp_path, demo_embedder, world):

@@ -43,7 +43,7 @@ def test_python_dash_m():
 
 def test_every_command_has_an_example_and_is_in_the_readme():
     readme = (REPO / "README.md").read_text()
-    for name, command in cli.commands.items():
+    for name in cli.commands:
         help_text = CliRunner().invoke(cli, [name, "--help"]).output
         assert "zsindex " + name in help_text, f"{name} --help has no example"
         assert re.search(rf"zsindex {name}\b", readme), f"README does not show zsindex {name}"

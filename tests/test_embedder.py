@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from PIL import Image
 
 from zsindex import config
 from zsindex.embedder import load_embedder, resolve_source, sha256_file
-from zsindex.errors import ModelError, ModelUnavailableError
+from zsindex.errors import ModelError
 
 DEMO = config.DEMO_MODEL_DIR
 WEIGHTS = DEMO / "open_clip_model.safetensors"

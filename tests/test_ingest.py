@@ -246,6 +246,7 @@ def test_faiss_file_deleted_or_stale_is_rebuilt(lib, tmp_path):
     (lib.folder / "vectors.faiss").unlink()
     fresh = Library(lib.folder, embedder=lib.embedder)
     assert faiss_ids(fresh) == indexed_ids(lib.folder)
+    assert (lib.folder / "vectors.faiss").is_file()  # a reader that rebuilt it kept it for the next process
     assert fresh.rebuild() == 2
     assert fresh.status()["faiss_fresh"]
 

@@ -71,7 +71,7 @@ def test_negative_term_removes_what_it_names(indexed):
     lib, truth = indexed
     plain = lib.search("a circle", k=20)
     assert any(truth[h.path][0] == "red" for h in plain)
-    without_red = lib.search("a circle", not_="something red", not_weight=1.0, k=20)
+    without_red = lib.search("a circle", not_="something red", k=20)  # default --not-weight 0.5
     assert not any(truth[h.path][0] == "red" for h in without_red)
     assert sum(truth[h.path][1] == "circle" for h in without_red) >= 15
 

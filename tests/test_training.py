@@ -37,3 +37,27 @@ def test_training_captions_truth():
     assert t.holds([(None, "star"), ("red", None)], scene)
     assert not t.holds([("red", "star")], scene)
     assert not t.holds([("green", None)], scene)
+
+
+def test_partial_captions_are_only_contrasted_within_their_nuisance():
+    sys.path.insert(0, str(REPO / "scripts"))
+    import train_demo_model as t
+
+    from zsindex.shapes import Thing
+
+    # "a circle" drawn from a red circle: red things are fair negatives, blue things are not.
+    assert t.comparable(("red", None), [Thing("red", "square")])
+    assert not t.comparable(("red", None), [Thing("blue", "square")])
+    assert t.comparable((None, "star"), [Thing("green", "star"), Thing("red", "circle")])
+    assert t.comparable(None, [Thing("blue", "square")])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        text, descs, nuisance = t.caption([Thing("red", "circle")], rng)
+        if descs == [(None, "circle")]:
+            assert nuisance == ("red", None)
+        elif descs == [("red", None)]:
+            assert nuisance == (None, "circle")
+        else:
+            assert nuisance == ("any", "red", "circle")
+    assert t.comparable(("any", "red", "circle"), [Thing("red", "star")])
+    assert not t.comparable(("any", "red", "circle"), [Thing("blue", "star")])

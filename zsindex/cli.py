@@ -109,8 +109,10 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], fmt: str, choic
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
-@click.option("--exclude", "-x", multiple=True, help="Glob of files or folders to leave out (repeatable), e.g. '*/.thumbnails'.")
-@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (each real folder is entered once, so loops end).")
+@click.option("--exclude", "-x", multiple=True,
+              help="Glob of files or folders to leave out (repeatable), e.g. '*/.thumbnails'.")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Follow symbolic links (each real folder is entered once, so loops end).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=config.DEFAULT_BATCH_SIZE, show_default=True,
               help="Images per model batch and per database transaction.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
@@ -165,7 +167,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--not-weight", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="Weight of the --not terms against the positive ones.")
 @click.option("-k", "--limit", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Number of hits.")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the first N hits (paging).")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip the first N hits (paging).")
 @click.option("--min-score", type=float, help="Drop hits whose cosine score is below this.")
 @click.option("--path", "path_glob", help="Only paths matching this glob, e.g. '*/2023/*' or '*.png'.")
 @click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
@@ -233,7 +236,8 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     if info["last_run"]:
         run = info["last_run"]
         click.echo(f"last    run {run['id']} {run['status']} at {run['started_at']}: added {run['added']}, "
-                   f"changed {run['changed']}, moved {run['moved']}, deleted {run['deleted']}, skipped {run['skipped']}")
+                   f"changed {run['changed']}, moved {run['moved']}, deleted {run['deleted']}, "
+                   f"skipped {run['skipped']}")
 
 
 @cli.command()

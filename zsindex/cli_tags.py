@@ -49,7 +49,8 @@ def labels_add(name: str, index_dir: Path | None, label_list: str | None, labels
 @click.argument("name")
 @index_option
 @click.option("--add", "add", help="Comma-separated labels to add.")
-@click.option("--add-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labels to add, from a file.")
+@click.option("--add-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Labels to add, from a file.")
 @click.option("--drop", multiple=True, help="A label to drop (repeatable); its tags go with it.")
 def labels_edit(name: str, index_dir: Path | None, add: str | None, add_file: Path | None,
                 drop: tuple[str, ...]) -> None:
@@ -206,7 +207,8 @@ def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool,
 
 @click.command("eval")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--labels", "-l", "label_list", help="Labels: a label set of --index, or 'a,b,c'  [default: the class names]")
+@click.option("--labels", "-l", "label_list",
+              help="Labels: a label set of --index, or 'a,b,c'  [default: the class names]")
 @click.option("--labels-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labels from a file.")
 @click.option("--raw-names", is_flag=True, help="Keep folder names as they are (default: _ and - become spaces).")
 @click.option("--templates", "template_specs", multiple=True,
@@ -215,7 +217,8 @@ def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool,
               help="Use the vectors of images already in this index (nothing is written to it).")
 @click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a confusion-matrix plot (PNG) of the first template set.")
-@click.option("--confusion-csv", type=click.Path(dir_okay=False, path_type=Path), help="Write the confusion matrix as CSV.")
+@click.option("--confusion-csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the confusion matrix as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
 @model_options
 def eval_command(source: Path, label_list: str | None, labels_file: Path | None, raw_names: bool,

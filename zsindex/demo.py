@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import shapes
 from .config import DEMO_MODEL
@@ -48,8 +49,13 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
         hits = lib.search(query, k=2)
         searches[query] = [Path(h.path).name for h in hits]
         progress(f"search {query!r}: " + ", ".join(f"{Path(h.path).name} ({h.score:.2f})" for h in hits))
+    lib.labels_add("shapes", ",".join(shapes.SHAPES))
+    tags = {"shapes": lib.tag("shapes", mode="single").counts,
+            "colours": lib.tag(",".join(shapes.COLOURS), mode="multi").counts}
+    for name, counts in tags.items():
+        progress(f"tag {name}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
     lib.close()
-    return {"folder": str(folder), "classify": rows, "ingest": ingest, "search": searches,
+    return {"folder": str(folder), "classify": rows, "ingest": ingest, "search": searches, "tags": tags,
             "summary": {"images": len(rows), "top1_correct": correct, "indexed": ingest["added"]}}
 
 

@@ -11,9 +11,10 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
@@ -155,7 +156,8 @@ def _hub_endpoint() -> str:
 
 
 def _env_offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def check_available(source: ModelSource) -> bool:
@@ -170,7 +172,8 @@ def check_available(source: ModelSource) -> bool:
     )
     offline = _env_offline() or not _reachable_host(source.url or _hub_endpoint())
     if offline and not cached:
-        why = "HF_HUB_OFFLINE is set" if _env_offline() else f"{urlparse(source.url or _hub_endpoint()).hostname} cannot be reached"
+        host = urlparse(source.url or _hub_endpoint()).hostname
+        why = "HF_HUB_OFFLINE is set" if _env_offline() else f"{host} cannot be reached"
         asked = source.model + (f" --pretrained {source.pretrained}" if source.pretrained else "")
         raise ModelUnavailableError(
             f"model {asked} is not on this machine and cannot be downloaded ({why}). "

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -104,6 +105,7 @@ def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | 
         cache._embedder = embedder
         cache.ingest(rest, workers=0)
         model = cache.store.model()
+        assert model is not None  # bound by the ingest just above
         found.update(cache.store.stored_vectors(model.id, rest))
         cache.close()
     ok = [i for i, p in enumerate(paths) if p in found]
@@ -190,7 +192,7 @@ def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, ti
         for i in range(n):
             for j in range(n):
                 if confusion[i, j]:
-                    ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=font,
+                    ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=font,
                             color="white" if confusion[i, j] > confusion.max() / 2 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

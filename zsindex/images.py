@@ -140,7 +140,7 @@ def decode_bytes(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd EXIF and palette data it still decodes
-            im = Image.open(io.BytesIO(data))
+            im: Image.Image = Image.open(io.BytesIO(data))
             fmt = im.format or "unknown"
             width, height = im.size
             if width * height > max_megapixels * 1_000_000:
@@ -171,6 +171,13 @@ def decode_bytes(
         if factor >= 2:
             im = im.reduce(factor)  # cheap box reduction; the model's own resize finishes the job
     return Decoded(im, digest, width, height, fmt, meta)
+
+
+def load_pixels(path: Path, target: int | None = 224) -> Image.Image:
+    """Just the decoded RGB image of a file (ImageError if it cannot be read)."""
+    image = read_image(path, target).image
+    assert image is not None  # only header_only_for skips pixels
+    return image
 
 
 def read_image(path: Path, target: int | None = 224, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Decoded:

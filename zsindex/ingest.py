@@ -15,10 +15,11 @@ import multiprocessing
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select, update
@@ -317,6 +318,7 @@ class Ingester:
                 session.execute(update(s.Image).where(s.Image.id.in_(plan.unchanged_ids[i:i + 500]))
                                 .values(last_seen=stamp))
             run = session.get(s.IngestRun, self.report.run_id)
+            assert run is not None  # created at the start of this run
             run.deleted, run.unchanged = len(gone), self.report.unchanged
             run.skipped = self.report.skipped
             run.status, run.finished_at = "finished", stamp

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import config
 from .errors import IndexStateError, UsageError
-from .images import read_image
+from .images import load_pixels
 from .labels import LabelSet
 from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
 
@@ -53,6 +54,7 @@ class Library:
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
         self._vectors: Any = None
+        self._vectors_generation = -1
 
     # -- parts -------------------------------------------------------------------------------------
     @property
@@ -79,10 +81,27 @@ class Library:
         model = self.store.model()
         if model is None:
             return None
-        if self._vectors is None or self._vectors_generation != self.store.generation():
-            self._vectors, _ = open_vectors(self.store, model.id, model.dim, save)
-            self._vectors_generation = self.store.generation()
+        generation = self.store.generation()
+        if self._vectors is None or self._vectors_generation != generation:
+            self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation)
+            self._vectors_generation = generation
+            if rebuilt:
+                self._save_vectors(generation, holding_lock=save)
         return self._vectors
+
+    def _save_vectors(self, generation: int, holding_lock: bool) -> None:
+        """Keep a rebuilt FAISS file, so the next process need not rebuild it; only one writer saves."""
+        from .errors import IndexLockedError
+        from .lock import WriteLock
+
+        if holding_lock:
+            self._vectors.save(self.folder, generation)
+            return
+        try:
+            with WriteLock(self.folder):
+                self._vectors.save(self.folder, generation)
+        except IndexLockedError:
+            pass  # an ingest is writing; it saves the file when it finishes
 
     # -- jobs --------------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], *, exclude: Sequence[str] = (), follow_symlinks: bool = False,
@@ -179,7 +198,7 @@ class Library:
         stored = self.store.stored_vector(model.id, os.path.abspath(path))
         if stored is not None:
             return stored
-        return self.embedder.embed_images([read_image(Path(path), self.embedder.image_size).image])[0]
+        return self.embedder.embed_images([load_pixels(Path(path), self.embedder.image_size)])[0]
 
     def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,
                not_: str | Sequence[str] | None = None, not_weight: float = 0.5, k: int = 10, offset: int = 0,

@@ -8,9 +8,9 @@ Pillow only, so drawing never needs torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -125,10 +125,10 @@ def draw(
                 level = rng.uniform(0, 255)
             colour = np.full(3, level, dtype=np.float32)
         else:
-            colour = np.array(COLOURS[thing.colour], dtype=np.float32) + rng.uniform(-18, 18, size=3)
+            colour = (np.array(COLOURS[thing.colour]) + rng.uniform(-18, 18, size=3)).astype(np.float32)
         img[mask] = colour
-    img = np.clip(img, 0, 255).reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
-    return img.round().astype(np.uint8)
+    small = np.clip(img, 0, 255).reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
+    return small.round().astype(np.uint8)
 
 
 def random_things(

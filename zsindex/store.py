@@ -7,9 +7,10 @@ identity live here. The FAISS file is a cache of it (see vectors.py).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, event, func, select
@@ -140,12 +141,10 @@ class Store:
                 session.add(existing)
                 session.flush()
             elif existing.identity != identity:
+                flags = existing.name + (f" --pretrained {existing.pretrained}" if existing.pretrained else "")
                 raise ModelMismatchError(
-                    f"this index holds vectors of model {existing.name}"
-                    f"{' --pretrained ' + existing.pretrained if existing.pretrained else ''} ({existing.identity[:40]}), "
-                    f"not {name} ({identity[:40]}). Use --model {existing.name}"
-                    f"{' --pretrained ' + existing.pretrained if existing.pretrained else ''}, "
-                    "or a new index with --index DIR for the other model."
+                    f"this index holds vectors of model {flags} ({existing.identity[:40]}), not {name} "
+                    f"({identity[:40]}). Use --model {flags}, or a new index with --index DIR for the other model."
                 )
             return existing
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
@@ -25,8 +26,8 @@ from .tagging import (
     LabelStats,
     TagReport,
     otsu_thresholds,
-    robust_thresholds,
     prompts_key,
+    robust_thresholds,
     row_label,
     set_templates,
 )
@@ -148,6 +149,7 @@ def tag_rows(store: Store, label_ids: list[int], only: np.ndarray | None = None)
 
 def untag(store: Store, label_ids: list[int]) -> int:
     with store.session() as session:
-        n = session.execute(delete(s.Tag).where(s.Tag.label_id.in_(label_ids))).rowcount
+        result = session.execute(delete(s.Tag).where(s.Tag.label_id.in_(label_ids)))
+        n = getattr(result, "rowcount", 0)
         session.execute(update(s.LabelRow).where(s.LabelRow.id.in_(label_ids)).values(tagged_key=None))
     return int(n or 0)

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
@@ -70,7 +71,8 @@ def get_set(session: Session, name: str) -> tuple[s.LabelSetRow, list[s.LabelRow
     row = session.scalars(select(s.LabelSetRow).where(s.LabelSetRow.name == name)).first()
     if row is None:
         known = ", ".join(session.scalars(select(s.LabelSetRow.name).order_by(s.LabelSetRow.name))) or "none yet"
-        raise LabelError(f"no label set named {name!r} (known: {known}); create it with `zsindex labels add {name} ...`")
+        raise LabelError(f"no label set named {name!r} (known: {known}); "
+                         f"create it with `zsindex labels add {name} ...`")
     labels = list(session.scalars(select(s.LabelRow).where(s.LabelRow.set_id == row.id).order_by(s.LabelRow.position)))
     return row, labels
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,9 +29,16 @@ IVF_THRESHOLD = 200_000
 NPROBE = 32
 
 
-def new_faiss_index(dim: int, training: np.ndarray | None = None) -> object:
-    """Exact flat index, or a trained IVF index when given enough training vectors."""
+def _faiss() -> Any:
+    """faiss, imported on first use (it is heavy) and typed loosely: its SWIG stubs do not match it."""
     import faiss
+
+    return faiss
+
+
+def new_faiss_index(dim: int, training: np.ndarray | None = None) -> Any:
+    """Exact flat index, or a trained IVF index when given enough training vectors."""
+    faiss = _faiss()
 
     if training is None or len(training) < IVF_THRESHOLD:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -44,8 +52,8 @@ def new_faiss_index(dim: int, training: np.ndarray | None = None) -> object:
 
 
 class VectorIndex:
-    def __init__(self, dim: int, index: object | None = None) -> None:
-        import faiss
+    def __init__(self, dim: int, index: Any = None) -> None:
+        faiss = _faiss()
 
         self.dim = dim
         self._faiss = faiss
@@ -108,7 +116,7 @@ class VectorIndex:
     @classmethod
     def load(cls, folder: Path, dim: int, generation: int) -> "VectorIndex | None":
         """The saved index if it matches this generation, else None (missing, stale or broken)."""
-        import faiss
+        faiss = _faiss()
 
         try:
             meta = json.loads((folder / META_NAME).read_text())
@@ -137,13 +145,9 @@ class VectorIndex:
         return cls.build(dim, np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]))
 
 
-def open_vectors(store: "Store", model_id: int, dim: int, save: bool) -> tuple[VectorIndex, bool]:
-    """Load the FAISS cache, rebuilding it from SQL when missing or stale. Returns (index, rebuilt)."""
-    generation = store.generation()
+def open_vectors(store: "Store", model_id: int, dim: int, generation: int) -> tuple[VectorIndex, bool]:
+    """Load the FAISS cache of this generation, else rebuild it from SQL. Returns (index, rebuilt)."""
     loaded = VectorIndex.load(store.folder, dim, generation)
     if loaded is not None:
         return loaded, False
-    rebuilt = VectorIndex.rebuild(store, model_id, dim)
-    if save:
-        rebuilt.save(store.folder, generation)
-    return rebuilt, True
+    return VectorIndex.rebuild(store, model_id, dim), True

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import labels as labels_mod
 from .errors import ImageError, UsageError
-from .images import read_image
+from .images import load_pixels
 from .labels import LabelScore, LabelSet
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def embed_files(embedder: "Embedder", paths: Sequence[str | Path]) -> tuple[np.n
     images, ok, errors = [], [], {}
     for i, p in enumerate(paths):
         try:
-            images.append(read_image(Path(p), getattr(embedder, "image_size", 224)).image)
+            images.append(load_pixels(Path(p), getattr(embedder, "image_size", 224)))
             ok.append(i)
         except ImageError as e:
             errors[i] = str(e)

@@ -11,7 +11,6 @@ from alembic import op
 
 import zsindex.schema  # noqa: F401  (custom column types such as FsPath)
 
-
 revision = '0002'
 down_revision = '0001'
 branch_labels = None

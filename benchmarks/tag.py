@@ -3,11 +3,11 @@
     python benchmarks/tag.py [--images 1000000] [--labels 1000]
 
 Builds a real index (SQLite file) of synthetic unit vectors, dimension 512,
-clustered like real embeddings, and a label set whose vectors are cached in
-the index (so no model is needed). Label vectors point at some of the
+clustered like real embeddings, with its FAISS file, and a label set whose
+vectors are cached in the index (so no model is needed). Label vectors point at some of the
 clusters, so each label is really present in part of the library. Measures
-`Library.tag(mode="multi")` end to end: streaming vectors out of SQLite in
-batches, calibration, scoring and writing the tags; then adds one label and
+`Library.tag(mode="multi")` end to end: loading the FAISS file, streaming the
+vectors in batches, calibration on a sample, scoring and writing the tags; then adds one label and
 re-tags, which must cost only that label's work.
 """
 
@@ -57,6 +57,7 @@ def build(folder: Path, n: int, n_labels: int, dim: int) -> Library:
             {"model_id": model.id, "prompts_sha256": k, "vector": v.tobytes()} for k, v in zip(keys, vecs)])
         lib.store.set_state(session, f"logit_scale:{model.id}", "100.0")
     lib.labels_add("bench", names[:n_labels])
+    lib.rebuild()  # the FAISS file an ingest would have left
     return lib
 
 

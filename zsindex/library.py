@@ -305,8 +305,8 @@ class Library:
             with self.store.session() as session:
                 only = filter_ids(session, filters)
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
-        return run_tagging(self.store, model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale, mode, threshold,
-                           only, repr(filters) if filters.active else "")
+        return run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
+                           mode, threshold, only, repr(filters) if filters.active else "")
 
     def _logit_scale(self, model: Any) -> float:
         """The model's logit scale, remembered in the index so tagging never needs the model loaded."""

@@ -40,8 +40,9 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
 
 
-def _batches(store: Store, model_id: int, only: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for ids, vecs in store.indexed_vectors(model_id):
+def _batches(vectors: Any, only: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stored image vectors in chunks, from the FAISS cache (kept in step with SQL by the library)."""
+    for ids, vecs in vectors.batches():
         if only is not None:
             keep = np.isin(ids, only)
             ids, vecs = ids[keep], vecs[keep]
@@ -53,7 +54,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def thresholds_for(store: Store, model_id: int, only: np.ndarray | None, label_vecs: np.ndarray,
+def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray,
                    background: np.ndarray, threshold: float | None) -> np.ndarray:
     """A cosine threshold per label: calibrated from the library (see tagging.py) or the override."""
     if threshold is not None:
@@ -62,7 +63,7 @@ def thresholds_for(store: Store, model_id: int, only: np.ndarray | None, label_v
     total = len(only) if only is not None else store.counts_by_status().get(s.STATUS_INDEXED, 0)
     share = min(1.0, CALIBRATION_SAMPLE / max(total, 1))
     rng = np.random.default_rng(0)
-    for _, vecs in _batches(store, model_id, only):
+    for _, vecs in _batches(vectors, only):
         if share < 1.0:  # a fixed-seed random sample is plenty to place a threshold, at a fraction of the cost
             vecs = vecs[rng.random(len(vecs)) < share]
         stats.update(vecs @ label_vecs.T, vecs @ background)
@@ -73,7 +74,8 @@ def thresholds_for(store: Store, model_id: int, only: np.ndarray | None, label_v
     return cut
 
 
-def run_tagging(store: Store, model_id: int, set_row: s.LabelSetRow, label_rows: list[s.LabelRow],
+def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRow,
+                label_rows: list[s.LabelRow],
                 label_vecs: np.ndarray, background: np.ndarray, logit_scale: float, mode: str, threshold: float | None,
                 only: np.ndarray | None, filter_key: str) -> TagReport:
     started = time.perf_counter()
@@ -87,13 +89,13 @@ def run_tagging(store: Store, model_id: int, set_row: s.LabelSetRow, label_rows:
     report.labels_computed = len(todo)
     if todo:
         cols = np.array(todo) if mode == "multi" else np.arange(len(label_rows))
-        thr = thresholds_for(store, model_id, only, label_vecs[cols], background, threshold)
+        thr = thresholds_for(store, vectors, only, label_vecs[cols], background, threshold)
         report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, thr)}
         todo_ids = [label_rows[i].id for i in todo]
         with store.session() as session:
             stale = delete(s.Tag).where(s.Tag.label_id.in_(todo_ids))
             session.execute(stale if only is None else stale.where(s.Tag.image_id.in_(only.tolist())))
-        for ids, vecs in _batches(store, model_id, only):
+        for ids, vecs in _batches(vectors, only):
             cos = vecs @ label_vecs[cols].T
             if mode == "multi":
                 img, lab = np.nonzero(cos >= thr[None, :])

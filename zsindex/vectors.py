@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,24 @@ class VectorIndex:
             if (found[:, wanted - 1] >= 0).all() or nprobe >= self.ivf.nlist:
                 return scores, found
             nprobe = min(self.ivf.nlist, nprobe * 4)
+
+    def batches(self, size: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (ids, vectors) held, in chunks, straight from FAISS memory (no SQL, no decoding)."""
+        if self.ivf is None:
+            flat = self._faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
+            n = self.ntotal
+            xb = self._faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+            ids = self.ids()
+            for start in range(0, n, size):
+                yield ids[start:start + size], xb[start:start + size]
+            return
+        lists = self.ivf.invlists
+        for i in range(self.ivf.nlist):
+            n = lists.list_size(i)
+            if n:
+                ids = self._faiss.rev_swig_ptr(lists.get_ids(i), n).copy()
+                codes = self._faiss.rev_swig_ptr(lists.get_codes(i), n * self.dim * 4).copy()
+                yield ids.astype(np.int64), codes.view(np.float32).reshape(n, self.dim)
 
     def ids(self) -> np.ndarray:
         if self.ivf is None:

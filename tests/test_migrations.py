@@ -51,3 +51,21 @@ def test_newer_database_refused(tmp_path):
 def test_migrations_ship_with_env():
     assert (migrations_dir() / "env.py").is_file()
     assert any(migrations_dir().joinpath("versions").glob("0001_*.py"))
+
+
+def test_old_database_upgrades_with_its_data(tmp_path):
+    from zsindex.store import make_engine
+
+    engine = make_engine(tmp_path / "index.sqlite")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(connection=conn), "0001")
+        conn.exec_driver_sql(
+            "INSERT INTO images (path, size, mtime_ns, status, first_seen, last_seen) "
+            "VALUES ('/a.jpg', 1, 1, 'indexed', '2024-01-01 00:00:00', '2024-01-01 00:00:00')")
+    engine.dispose()
+    store = Store(tmp_path)  # opening upgrades 0001 -> head
+    con = sqlite3.connect(tmp_path / "index.sqlite")
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (head(),)
+    assert con.execute("SELECT path FROM images").fetchall() == [("/a.jpg",)]
+    assert con.execute("SELECT COUNT(*) FROM tags").fetchone() == (0,)  # tables of later revisions exist
+    store.close()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -174,11 +174,6 @@ def _bin(cos: np.ndarray) -> np.ndarray:
     return np.clip(((cos + 1.0) * (BINS / 2)).astype(np.int64), 0, BINS - 1)
 
 
-def histograms(cos_batches: Iterator[np.ndarray], n_labels: int) -> np.ndarray:
-    """(L, BINS) counts of each label's cosines, accumulated batch by batch."""
-    return LabelStats(n_labels).update_all(cos_batches).hist
-
-
 class LabelStats:
     """Streaming per-label statistics: cosine histograms, and spreads with and without the background."""
 
@@ -194,11 +189,6 @@ class LabelStats:
         margin = cos - (background[:, None] if background is not None else 0.0)
         self.sums += [cos.sum(0), (cos**2).sum(0), margin.sum(0), (margin**2).sum(0)]
         self.n += len(cos)
-
-    def update_all(self, batches: Iterator[np.ndarray]) -> "LabelStats":
-        for cos in batches:
-            self.update(cos)
-        return self
 
     def specificity(self) -> np.ndarray:
         """std(cos - background) / std(cos) per label (1 when no background was given)."""

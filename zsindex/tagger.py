@@ -123,12 +123,21 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
     return report
 
 
+def _not_indexed() -> Any:
+    """Images whose tags do not count: the few deleted or unreadable ones.
+
+    Queries exclude these instead of joining every tag with its image's status,
+    which led SQLite to walk all images and probe the tags of each (a billion
+    probes at 1M images x 1,000 labels); driven from the tags it is one pass.
+    """
+    return select(s.Image.id).where(s.Image.status != s.STATUS_INDEXED)
+
+
 def tag_counts(store: Store, label_ids: list[int] | None = None) -> dict[str, int]:
     """Tags per label name, counting only images still indexed."""
     query = (select(s.LabelRow.name, func.count(s.Tag.id))
              .join(s.Tag, s.Tag.label_id == s.LabelRow.id)
-             .join(s.Image, s.Image.id == s.Tag.image_id)
-             .where(s.Image.status == s.STATUS_INDEXED)
+             .where(s.Tag.image_id.not_in(_not_indexed()))
              .group_by(s.LabelRow.id).order_by(func.count(s.Tag.id).desc(), s.LabelRow.name))
     if label_ids is not None:
         query = query.where(s.LabelRow.id.in_(label_ids))
@@ -140,7 +149,7 @@ def tag_rows(store: Store, label_ids: list[int], only: np.ndarray | None = None)
     """(path, label, score, cosine) rows, best score first within each image, images by path."""
     query = (select(s.Image.id, s.Image.path, s.LabelRow.name, s.Tag.score, s.Tag.cosine)
              .join(s.Tag, s.Tag.image_id == s.Image.id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
-             .where(s.Tag.label_id.in_(label_ids), s.Image.status == s.STATUS_INDEXED)
+             .where(s.Tag.label_id.in_(label_ids), s.Tag.image_id.not_in(_not_indexed()))
              .order_by(s.Image.path, s.Tag.score.desc()))
     with store.session() as session:
         rows = session.execute(query).all()

@@ -49,7 +49,9 @@ def rows(index: Path) -> list[tuple]:
 
 
 def faiss_ids(lib: Library) -> set[int]:
-    return set(lib.vectors().ids().tolist())
+    ids = lib.vectors().ids().tolist()
+    assert len(ids) == len(set(ids)), "an id is in FAISS twice"
+    return set(ids)
 
 
 def indexed_ids(index: Path) -> set[int]:

@@ -73,7 +73,8 @@ def faiss_matches_sql(lib: Library) -> bool:
     con = sqlite3.connect(lib.folder / "index.sqlite")
     ids = {i for (i,) in con.execute("SELECT id FROM images WHERE status = 'indexed'")}
     con.close()
-    return set(lib.vectors().ids().tolist()) == ids
+    held = lib.vectors().ids().tolist()
+    return len(held) == len(set(held)) and set(held) == ids
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

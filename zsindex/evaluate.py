@@ -84,12 +84,12 @@ def parse_template_spec(spec: str) -> tuple[str, tuple[str, ...]]:
     return spec, check_templates(t.strip() for t in spec.split("|"))
 
 
-def cache_library(identity: str) -> "Library":
+def cache_library(embedder: "Embedder") -> "Library":
     """The per-model embedding cache: an ordinary index under the zsindex home."""
     from .library import Library
 
-    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return Library(config.home() / "eval-cache" / key)
+    key = hashlib.sha256(embedder.identity.encode()).hexdigest()[:16]
+    return Library(config.home() / "eval-cache" / key, embedder=embedder)
 
 
 def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | None") -> tuple[np.ndarray, list[int]]:
@@ -101,8 +101,7 @@ def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | 
             found.update(index.store.stored_vectors(model.id, list(paths)))
     rest = [p for p in paths if p not in found]
     if rest:
-        cache = cache_library(embedder.identity)
-        cache._embedder = embedder
+        cache = cache_library(embedder)
         cache.ingest(rest, workers=0)
         model = cache.store.model()
         assert model is not None  # bound by the ingest just above
@@ -179,8 +178,8 @@ def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, ti
     import matplotlib.pyplot as plt
 
     n = len(classes)
-    size = min(30.0, max(6.0, 0.28 * n + 3))
-    font = max(4.0, min(10.0, 240.0 / max(n, 1)))
+    size = min(40.0, max(6.0, 0.33 * n + 3))  # about a third of an inch per class row
+    font = max(6.0, min(10.0, 14.0 * size / max(n, 1)))  # never below 6 pt: names must stay legible
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(n), classes, rotation=90, fontsize=font)

@@ -279,6 +279,8 @@ class Ingester:
                     self.report.skipped_files.append((w.entry.path, w.error))
                     continue
                 kind = "changed" if image is not None and image.status != s.STATUS_DELETED else "added"
+                if image is not None and image.status == s.STATUS_INDEXED:
+                    remove_ids.append(image.id)  # its old vector leaves FAISS before the new one goes in
                 if image is None:
                     moved_id = plan.claim_move(w.sha256 or "")
                     if moved_id is not None:
@@ -292,8 +294,9 @@ class Ingester:
                     setattr(image, key, value)
                 image.status, image.error, image.last_seen = s.STATUS_INDEXED, None, stamp  # type: ignore[union-attr]
                 session.flush()
-                add_ids.append(image.id)  # type: ignore[union-attr]
-                add_vecs.append(vecs[w.sha256])  # type: ignore[index]
+                if kind != "moved":  # a moved row keeps its id and content, so its FAISS entry stays as it is
+                    add_ids.append(image.id)  # type: ignore[union-attr]
+                    add_vecs.append(vecs[w.sha256])  # type: ignore[index]
                 counts[kind] += 1
             self._count(session, counts)
             self.store.bump_generation(session)

@@ -174,7 +174,7 @@ class Library:
     def _query_model(self) -> Any:
         """The index's model row; an explicitly chosen model must be the same one."""
         model = self.store.model()
-        if model is None or not self.store.counts_by_status().get("indexed"):
+        if model is None or not self.store.has_indexed():
             raise IndexStateError(f"the index at {self.folder} has no images yet; run `zsindex ingest PATH` first")
         if self._embedder is not None or self._model_args[0] or os.environ.get(config.ENV_MODEL):
             self._bind_model()  # raises ModelMismatchError for another model

@@ -69,8 +69,8 @@ def compose(positive: Sequence[np.ndarray], negative: Sequence[np.ndarray], not_
     return normalise(q[None, :])[0]
 
 
-def _taken(image: Any = s.Image) -> Any:
-    return func.coalesce(image.taken_at, func.datetime(image.mtime_ns / 1_000_000_000, "unixepoch"))
+def _taken() -> Any:
+    return func.coalesce(s.Image.taken_at, func.datetime(s.Image.mtime_ns / 1_000_000_000, "unixepoch"))
 
 
 def filter_ids(session: Session, filters: Filters) -> np.ndarray:

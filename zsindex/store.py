@@ -169,6 +169,10 @@ class Store:
             rows = session.execute(select(s.Image.status, func.count()).group_by(s.Image.status)).all()
         return {status: n for status, n in rows}
 
+    def has_indexed(self) -> bool:
+        with self.session() as session:
+            return session.scalar(select(s.Image.id).where(s.Image.status == s.STATUS_INDEXED).limit(1)) is not None
+
     def last_run(self) -> s.IngestRun | None:
         with self.session() as session:
             return session.scalars(select(s.IngestRun).order_by(s.IngestRun.id.desc()).limit(1)).first()

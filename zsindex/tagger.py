@@ -145,7 +145,7 @@ def tag_counts(store: Store, label_ids: list[int] | None = None) -> dict[str, in
         return {name: n for name, n in session.execute(query)}
 
 
-def tag_rows(store: Store, label_ids: list[int], only: np.ndarray | None = None) -> list[dict[str, Any]]:
+def tag_rows(store: Store, label_ids: list[int]) -> list[dict[str, Any]]:
     """(path, label, score, cosine) rows, best score first within each image, images by path."""
     query = (select(s.Image.id, s.Image.path, s.LabelRow.name, s.Tag.score, s.Tag.cosine)
              .join(s.Tag, s.Tag.image_id == s.Image.id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
@@ -153,9 +153,7 @@ def tag_rows(store: Store, label_ids: list[int], only: np.ndarray | None = None)
              .order_by(s.Image.path, s.Tag.score.desc()))
     with store.session() as session:
         rows = session.execute(query).all()
-    keep = None if only is None else set(only.tolist())
-    return [{"id": r[0], "path": r[1], "label": r[2], "score": r[3], "cosine": r[4]} for r in rows
-            if keep is None or r[0] in keep]
+    return [{"id": r[0], "path": r[1], "label": r[2], "score": r[3], "cosine": r[4]} for r in rows]
 
 
 def untag(store: Store, label_ids: list[int]) -> int:

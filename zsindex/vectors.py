@@ -65,8 +65,8 @@ class VectorIndex:
         return int(self.index.ntotal)  # type: ignore[attr-defined]
 
     def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        """Add new ids; callers remove an id first to replace it (a flat remove is O(N), so only when needed)."""
         if len(ids):
-            self.remove(ids)  # re-adding an id replaces it rather than duplicating it
             self.index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32),  # type: ignore[attr-defined]
                                     np.asarray(ids, dtype=np.int64))
 

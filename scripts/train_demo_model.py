@@ -11,8 +11,11 @@ form of CLIP's symmetric cross-entropy: each row's target spreads over every
 caption that is true of that image (and each column's over every image the
 caption is true of). A partial caption is only contrasted with images that
 share what it leaves out, so that colour cannot stand in for shape (or shape
-for colour); see ``comparable``. Colour+shape pairs in ``shapes.HELD_OUT`` are never drawn
-in training. Writes ``open_clip_config.json`` and fp16
+for colour); see ``comparable``. Colour+shape pairs in ``shapes.HELD_OUT`` are
+never drawn in training. 30% of the images show one shape in a
+colour outside the palette (``shapes.UNNAMED``: greys, teals, pinks, browns),
+captioned by shape only, so that the image tower learns shapes apart from the
+six colours they otherwise come in. Writes ``open_clip_config.json`` and fp16
 ``open_clip_model.safetensors``: a directory open_clip loads with
 ``local-dir:``.
 """
@@ -32,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zsindex import _compat  # noqa: E402
 from zsindex.labels import DEFAULT_TEMPLATES  # noqa: E402
-from zsindex.shapes import COLOURS, GREY, SHAPES, Thing, draw, random_things, seen_pairs  # noqa: E402
+from zsindex.shapes import COLOURS, SHAPES, UNNAMED, Thing, draw, random_things, seen_pairs  # noqa: E402
 
 MODEL_CFG = {
     "embed_dim": 64,
@@ -48,7 +51,7 @@ FULL_SHARE = 0.5  # captions naming colour and shape; the rest split evenly betw
 
 
 def describe(thing: Thing, rng: np.random.Generator) -> Description:
-    if thing.colour == GREY:
+    if thing.colour == UNNAMED:
         return (None, thing.shape)
     r = rng.random()
     if r < FULL_SHARE:
@@ -114,23 +117,23 @@ def comparable(nuisance: Description | None, things: list[Thing]) -> bool:
 
 
 def holds(descs: list[Description], things: list[Thing]) -> bool:
-    # A grey thing has no palette colour, so no colour caption is true of it.
+    # A thing in an unnamed colour has no palette colour, so no colour caption is true of it.
     return all(
         any((c is None or c == t.colour) and (s is None or s == t.shape) for t in things) for c, s in descs
     )
 
 
 def make_pool(n: int, size: int, rng: np.random.Generator, multi_share: float,
-              grey_share: float = 0.2) -> tuple[np.ndarray, list[list[Thing]]]:
+              unnamed_share: float = 0.3) -> tuple[np.ndarray, list[list[Thing]]]:
     pairs = seen_pairs()
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     scenes = []
     for i in range(n):
         r = rng.random()
-        if r < grey_share:
-            things = [Thing(GREY, str(rng.choice(SHAPES)))]
+        if r < unnamed_share:
+            things = [Thing(UNNAMED, str(rng.choice(SHAPES)))]
         else:
-            things = random_things(rng, pairs, 3 if r < grey_share + multi_share else 1)
+            things = random_things(rng, pairs, 3 if r < unnamed_share + multi_share else 1)
         images[i] = draw(things, size=size, rng=rng)
         scenes.append(things)
     return images, scenes

@@ -22,6 +22,7 @@ from zsindex.cli import cli
 from zsindex.errors import IndexLockedError, ModelMismatchError, UsageError
 from zsindex.library import Library
 from zsindex.lock import WriteLock
+from zsindex.store import Store
 
 from .conftest import FIXTURES
 
@@ -231,6 +232,14 @@ def test_other_model_refused(lib, tmp_path):
 
     with pytest.raises(ModelMismatchError, match="--index DIR"):
         Library(lib.folder, embedder=Other()).ingest([tmp_path / "p"], workers=0)
+
+
+def test_changed_weights_of_the_same_model_named_in_the_error(tmp_path):
+    store = Store(tmp_path)
+    store.bind_model("sha256:aaaa", "demo", None, 64)
+    assert store.bind_model("sha256:aaaa", "demo", None, 64).identity == "sha256:aaaa"
+    with pytest.raises(ModelMismatchError, match="weights of model demo changed since this index was built"):
+        store.bind_model("sha256:bbbb", "demo", None, 64)
 
 
 def test_concurrent_ingest_refused(lib, tmp_path):

@@ -61,3 +61,24 @@ def test_partial_captions_are_only_contrasted_within_their_nuisance():
             assert nuisance == ("any", "red", "circle")
     assert t.comparable(("any", "red", "circle"), [Thing("red", "star")])
     assert not t.comparable(("any", "red", "circle"), [Thing("blue", "star")])
+
+
+def test_training_pool_never_draws_a_held_out_pair_and_unnamed_colours_stay_off_the_palette():
+    sys.path.insert(0, str(REPO / "scripts"))
+    import train_demo_model as t
+
+    from zsindex import shapes
+
+    images, scenes = t.make_pool(400, 48, np.random.default_rng(3), multi_share=0.3)
+    things = [th for scene in scenes for th in scene]
+    assert not any((th.colour, th.shape) in shapes.HELD_OUT for th in things)
+    assert 0.2 < sum(th.colour == shapes.UNNAMED for th in things) / len(things) < 0.4
+    assert not t.holds([("blue", None)], [shapes.Thing(shapes.UNNAMED, "circle")])  # no colour caption is true
+    rng = np.random.default_rng(0)
+    palette = np.array(list(shapes.COLOURS.values()), dtype=np.float32)
+    for _ in range(300):
+        colour = shapes.unnamed_colour(rng, np.full(3, 128.0))
+        assert np.linalg.norm(palette - colour, axis=1).min() >= shapes.UNNAMED_MARGIN
+    # a dark navy is far from the palette's blue in RGB, but it is still blue: never "unnamed"
+    assert not shapes.is_unnamed(np.array([20.0, 20.0, 90.0]))
+    assert shapes.is_unnamed(np.array([128.0, 128.0, 128.0])) and shapes.is_unnamed(np.array([30.0, 170.0, 160.0]))

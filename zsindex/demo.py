@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,10 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
     for scene, result in zip(DEMO_SCENES, results):
         rows.append({**result.to_dict(), "truth": scene[0].name})
     correct = sum(r["labels"][0]["label"] == r["truth"] for r in rows)
-    lib = Library(folder / "index", embedder=embedder)
+    index = folder / "index"
+    if (index / "index.sqlite").is_file():  # the demo's own index from an earlier run: start afresh
+        shutil.rmtree(index)
+    lib = Library(index, embedder=embedder)
     ingest = lib.ingest([folder / "images"], workers=0).to_dict()
     progress(f"ingested the demo images into {folder / 'index'}: {ingest}")
     searches = {}

@@ -188,9 +188,10 @@ class Tag(Base):
     """An image carries a label, with the set version, model and mode that decided it."""
 
     __tablename__ = "tags"
+    # The unique constraint's index also serves lookups by image; label_id gets its own.
     __table_args__ = (UniqueConstraint("image_id", "label_id", name="uq_tags_image_label"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), index=True)
     set_version: Mapped[int] = mapped_column(Integer)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))

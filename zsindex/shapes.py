@@ -7,6 +7,7 @@ Pillow only, so drawing never needs torch.
 
 from __future__ import annotations
 
+import colorsys
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "orange": (250, 130, 10),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
-# Training also draws shapes in a random grey, captioned by shape only: with no colour to lean
-# on, the model must learn what a circle looks like apart from the colours it came in.
-GREY = "grey"
+# Training also draws shapes in colours outside the palette (greys, teals, pinks, browns...),
+# captioned by shape only: the model must learn what a circle looks like apart from the few
+# colours it came in. "Outside" means at least UNNAMED_MARGIN RGB units from every palette
+# colour, far beyond the shade jitter, so no held-out pair is ever drawn this way.
+UNNAMED = "unnamed"
+UNNAMED_MARGIN = 100.0
 
 # Colour+shape pairs never drawn together in training: they measure whether the
 # model composes "colour" and "shape" rather than memorising 24 classes.
@@ -119,16 +123,37 @@ def draw(
         cx = cx0 + rng.uniform(r * 1.05, cell - r * 1.05)
         cy = cy0 + rng.uniform(r * 1.05, cell - r * 1.05)
         mask = _shape_mask(thing.shape, coords[None, :] - cx, coords[:, None] - cy, r, rng.uniform(0, 2 * math.pi))
-        if thing.colour == GREY:
-            level = rng.uniform(0, 255)
-            while abs(level - float(img.mean())) < 60:  # keep the shape visible on its background
-                level = rng.uniform(0, 255)
-            colour = np.full(3, level, dtype=np.float32)
+        if thing.colour == UNNAMED:
+            colour = unnamed_colour(rng, img.mean(axis=(0, 1)))
         else:
             colour = (np.array(COLOURS[thing.colour]) + rng.uniform(-18, 18, size=3)).astype(np.float32)
         img[mask] = colour
     small = np.clip(img, 0, 255).reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
     return small.round().astype(np.uint8)
+
+
+_PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)
+_PALETTE_HUES = [colorsys.rgb_to_hsv(*(c / 255))[0] for c in _PALETTE]
+
+
+def is_unnamed(colour: np.ndarray) -> bool:
+    """Far from every palette colour in RGB, and not a saturated shade of a palette hue
+    (a dark navy is a kind of blue however far it is from our blue in RGB)."""
+    if np.linalg.norm(_PALETTE - colour, axis=1).min() < UNNAMED_MARGIN:
+        return False
+    hue, saturation, _ = colorsys.rgb_to_hsv(*(colour / 255))
+    near_hue = min(min(abs(hue - h), 1 - abs(hue - h)) for h in _PALETTE_HUES) < 30 / 360
+    return not (near_hue and saturation > 0.35)
+
+
+def unnamed_colour(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    """A random colour outside the palette (see is_unnamed), visible on the background."""
+    while True:
+        colour = rng.uniform(0, 255, size=3).astype(np.float32)
+        if rng.random() < 0.3:
+            colour[:] = colour[0]  # a grey
+        if is_unnamed(colour) and np.linalg.norm(colour - background) >= 60:
+            return colour
 
 
 def random_things(

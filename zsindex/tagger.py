@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
+from itertools import repeat
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 
 from . import schema as s
 from .labels import softmax
@@ -74,10 +75,40 @@ def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_ve
     return cut
 
 
+SCORE_BLOCK = 8192  # images scored per matrix product: an (8192, labels) block stays in cache-sized memory
+_INSERT_TAG = ("INSERT INTO tags (image_id, label_id, set_version, model_id, mode, score, cosine) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def _scored(vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, thr: np.ndarray, logit_scale: float,
+            mode: str) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per block of images: (images scored, image ids, label columns, scores, cosines) of the tags it gets."""
+    for ids_all, vecs_all in _batches(vectors, only):
+        for start in range(0, len(ids_all), SCORE_BLOCK):
+            ids, cos = ids_all[start:start + SCORE_BLOCK], vecs_all[start:start + SCORE_BLOCK] @ label_vecs.T
+            if mode == "multi":
+                img, lab = np.nonzero(cos >= thr[None, :])
+                hit = cos[img, lab]
+                score = sigmoid(logit_scale * (hit - thr[lab]))
+            else:
+                probs = softmax(logit_scale * cos)
+                best = probs.argmax(axis=1)
+                rows = np.arange(len(ids))
+                keep = cos[rows, best] >= thr[best]  # "none of these": the best label must pass its own threshold
+                img, lab = rows[keep], best[keep]
+                hit, score = cos[img, lab], probs[img, lab]
+            yield len(ids), ids[img], lab, score, hit
+
+
 def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRow,
                 label_rows: list[s.LabelRow],
                 label_vecs: np.ndarray, background: np.ndarray, logit_scale: float, mode: str, threshold: float | None,
                 only: np.ndarray | None, filter_key: str) -> TagReport:
+    """Tag from stored vectors; labels whose inputs are unchanged since their last run are skipped.
+
+    The new tags replace the stale ones in one transaction: a crash or Ctrl-C
+    leaves the previous tags as they were, and the next run redoes the work.
+    """
     started = time.perf_counter()
     report = TagReport(set_row.name, set_row.version, mode)
     templates = set_templates(set_row)
@@ -92,32 +123,19 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
         thr = thresholds_for(store, vectors, only, label_vecs[cols], background, threshold)
         report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, thr)}
         todo_ids = [label_rows[i].id for i in todo]
+        label_ids = np.array([label_rows[c].id for c in cols], dtype=np.int64)
         with store.session() as session:
             stale = delete(s.Tag).where(s.Tag.label_id.in_(todo_ids))
             session.execute(stale if only is None else stale.where(s.Tag.image_id.in_(only.tolist())))
-        for ids, vecs in _batches(vectors, only):
-            cos = vecs @ label_vecs[cols].T
-            if mode == "multi":
-                img, lab = np.nonzero(cos >= thr[None, :])
-                score = sigmoid(logit_scale * (cos[img, lab] - thr[lab]))
-            else:
-                probs = softmax(logit_scale * cos)
-                best = probs.argmax(axis=1)
-                rows = np.arange(len(ids))
-                keep = cos[rows, best] >= thr[best]  # "none of these": the best label must pass its own threshold
-                img, lab = rows[keep], best[keep]
-                score = probs[img, lab]
-            report.images += len(ids)
-            if len(img):
-                with store.session() as session:
-                    session.execute(insert(s.Tag), [
-                        {"image_id": int(ids[i]), "label_id": label_rows[cols[j]].id, "set_version": set_row.version,
-                         "model_id": model_id, "mode": mode, "score": float(sc), "cosine": float(cos[i, j])}
-                        for i, j, sc in zip(img, lab, score)])
-        with store.session() as session:
-            for i in todo:
-                session.execute(update(s.LabelRow).where(s.LabelRow.id == label_rows[i].id)
-                                .values(tagged_key=keys[i]))
+            # Plain executemany of tuples: the ORM's per-row dictionaries cost more than SQLite's own work here.
+            connection = session.connection()
+            for n, img, lab, score, cos in _scored(vectors, only, label_vecs[cols], thr, logit_scale, mode):
+                report.images += n
+                if len(img):
+                    connection.exec_driver_sql(_INSERT_TAG, list(zip(
+                        img.tolist(), label_ids[lab].tolist(), repeat(set_row.version), repeat(model_id),
+                        repeat(mode), score.tolist(), cos.tolist())))
+            session.execute(update(s.LabelRow), [{"id": label_rows[i].id, "tagged_key": keys[i]} for i in todo])
     report.counts = tag_counts(store, [r.id for r in label_rows])
     report.seconds = time.perf_counter() - started
     return report

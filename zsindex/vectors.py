@@ -106,13 +106,22 @@ class VectorIndex:
             for start in range(0, n, size):
                 yield ids[start:start + size], xb[start:start + size]
             return
+        # Inverted lists hold a few hundred vectors each: gather them into chunks of about
+        # `size`, since callers multiply each chunk by a matrix and small products are slow.
         lists = self.ivf.invlists
+        id_parts: list[np.ndarray] = []
+        vec_parts: list[np.ndarray] = []
+        held = 0
         for i in range(self.ivf.nlist):
             n = lists.list_size(i)
             if n:
-                ids = self._faiss.rev_swig_ptr(lists.get_ids(i), n).copy()
-                codes = self._faiss.rev_swig_ptr(lists.get_codes(i), n * self.dim * 4).copy()
-                yield ids.astype(np.int64), codes.view(np.float32).reshape(n, self.dim)
+                id_parts.append(self._faiss.rev_swig_ptr(lists.get_ids(i), n).astype(np.int64))
+                codes = self._faiss.rev_swig_ptr(lists.get_codes(i), n * self.dim * 4)
+                vec_parts.append(codes.view(np.float32).reshape(n, self.dim))
+                held += n
+            if held >= size or (i == self.ivf.nlist - 1 and held):
+                yield np.concatenate(id_parts), np.concatenate(vec_parts)
+                id_parts, vec_parts, held = [], [], 0
 
     def ids(self) -> np.ndarray:
         if self.ivf is None:

@@ -110,6 +110,33 @@ def test_adding_a_label_recomputes_only_it_and_stale_tags_go(world_index):
     assert versions == {1, 2}  # square kept from v1, star tagged at v2: each tag records its version
 
 
+def test_an_interrupted_tag_run_keeps_the_previous_tags(world_index, monkeypatch):
+    from zsindex import tagger
+
+    lib, _ = world_index
+    lib.labels_add("crash", "circle,star")
+    lib.tag("crash", mode="multi")
+    before = sorted((r["path"], r["label"], r["score"]) for r in lib.tag_rows("crash"))
+    assert before
+
+    real = tagger._scored
+
+    def dies_after_one_block(*args, **kwargs):
+        blocks = real(*args, **kwargs)
+        yield next(blocks)  # its tags are written, then the run dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tagger, "SCORE_BLOCK", 16)
+    monkeypatch.setattr(tagger, "_scored", dies_after_one_block)
+    with pytest.raises(KeyboardInterrupt):
+        lib.tag("crash", mode="multi", threshold=0.9)  # would drop almost every tag
+    assert sorted((r["path"], r["label"], r["score"]) for r in lib.tag_rows("crash")) == before
+    monkeypatch.setattr(tagger, "_scored", real)
+    redo = lib.tag("crash", mode="multi", threshold=0.9)
+    assert redo.labels_computed == 2 and redo.images == 96  # the interrupted run left nothing marked done
+    assert sum(redo.counts.values()) < len(before)
+
+
 def test_untag_export_and_search_by_tag(world_index):
     lib, truth = world_index
     lib.tag("triangle,circle", mode="multi")

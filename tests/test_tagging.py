@@ -71,7 +71,9 @@ def test_tagging_never_touches_images(world_index):
 
 def test_multi_mode_gives_several_tags(world_index):
     lib, truth = world_index
-    lib.tag("red,green,blue,yellow,purple,orange", mode="multi")
+    calls: list[tuple[str, int, int]] = []
+    lib.tag("red,green,blue,yellow,purple,orange", mode="multi", progress=lambda *a: calls.append(a))
+    assert calls[-1] == ("tagging", 96, 96) and [c[1] for c in calls] == sorted(c[1] for c in calls)
     got: dict[str, set] = {}
     for r in lib.tag_rows("red,green,blue,yellow,purple,orange"):
         got.setdefault(r["path"], set()).add(r["label"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .clikit import ModelChoice, index_option, label_set_from, model_options, open_library
+from .clikit import ModelChoice, ProgressBar, index_option, label_set_from, model_options, open_library
 from .output import emit_json, emit_rows, output_options, warn
 
 
@@ -126,9 +126,10 @@ def _print_tags(rows: list[dict], fmt: str) -> None:
               help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
 @click.option("--path", "path_glob", help="Only tag images whose path matches this glob.")
 @click.option("--summary", is_flag=True, help="Print only the counts per label, not the tags of every image.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options
 def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | None, path_glob: str | None,
-        summary: bool, fmt: str) -> None:
+        summary: bool, quiet: bool, fmt: str) -> None:
     """Tag every indexed image with labels, from the stored vectors (no image is re-read).
 
     Each label gets its own threshold, calibrated on its score distribution
@@ -142,7 +143,11 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
       zsindex tag --labels animals --path '*/2023/*' --summary
     """
     lib = open_library(index_dir)
-    report = lib.tag(label_name, mode=mode, threshold=threshold, path=path_glob)
+    bar = ProgressBar(quiet)
+    try:
+        report = lib.tag(label_name, mode=mode, threshold=threshold, path=path_glob, progress=bar)
+    finally:
+        bar.close()
     if not summary:
         _print_tags(lib.tag_rows(label_name), fmt)
     warn(json.dumps(report.summary(), ensure_ascii=False))

@@ -285,7 +285,7 @@ class Library:
             return get_set(session, labels)
 
     def tag(self, labels: str, *, mode: str = "single", threshold: float | None = None,
-            filters: "Filters | None" = None, **filter_args: Any) -> Any:
+            filters: "Filters | None" = None, progress: "Progress | None" = None, **filter_args: Any) -> Any:
         """Tag every indexed image (or those passing filters) from its stored vector; no image is re-read."""
         from .search import Filters, filter_ids
         from .tagger import MODES, run_tagging
@@ -306,7 +306,7 @@ class Library:
                 only = filter_ids(session, filters)
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
         return run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
-                           mode, threshold, only, repr(filters) if filters.active else "")
+                           mode, threshold, only, repr(filters) if filters.active else "", progress)
 
     def _logit_scale(self, model: Any) -> float:
         """The model's logit scale, remembered in the index so tagging never needs the model loaded."""

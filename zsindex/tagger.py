@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import Any
 
@@ -103,8 +103,11 @@ def _scored(vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, thr: 
 def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRow,
                 label_rows: list[s.LabelRow],
                 label_vecs: np.ndarray, background: np.ndarray, logit_scale: float, mode: str, threshold: float | None,
-                only: np.ndarray | None, filter_key: str) -> TagReport:
+                only: np.ndarray | None, filter_key: str,
+                progress: Callable[[str, int, int], None] | None = None) -> TagReport:
     """Tag from stored vectors; labels whose inputs are unchanged since their last run are skipped.
+
+    ``progress(stage, done, total)`` is called after each block of images scored.
 
     The new tags replace the stale ones in one transaction: a crash or Ctrl-C
     leaves the previous tags as they were, and the next run redoes the work.
@@ -124,6 +127,7 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
         report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, thr)}
         todo_ids = [label_rows[i].id for i in todo]
         label_ids = np.array([label_rows[c].id for c in cols], dtype=np.int64)
+        total = len(only) if only is not None else vectors.ntotal
         with store.session() as session:
             stale = delete(s.Tag).where(s.Tag.label_id.in_(todo_ids))
             session.execute(stale if only is None else stale.where(s.Tag.image_id.in_(only.tolist())))
@@ -131,6 +135,8 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
             connection = session.connection()
             for n, img, lab, score, cos in _scored(vectors, only, label_vecs[cols], thr, logit_scale, mode):
                 report.images += n
+                if progress is not None:
+                    progress("tagging", report.images, total)
                 if len(img):
                     connection.exec_driver_sql(_INSERT_TAG, list(zip(
                         img.tolist(), label_ids[lab].tolist(), repeat(set_row.version), repeat(model_id),

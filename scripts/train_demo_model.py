@@ -214,7 +214,7 @@ def train(out: Path, steps: int, batch: int, pool: int, seed: int, lr: float, lo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("zsindex/models/shapes-tiny"))
-    p.add_argument("--steps", type=int, default=3500)
+    p.add_argument("--steps", type=int, default=4500)
     p.add_argument("--batch", type=int, default=192)
     p.add_argument("--pool", type=int, default=30000, help="training images drawn up front")
     p.add_argument("--lr", type=float, default=1e-3)

@@ -170,7 +170,10 @@ def test_cli_labels_and_tag(world_index, tmp_path):
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     assert rows and all(set(row) == {"path", "tags"} for row in rows)
-    assert json.loads(r.stderr.splitlines()[-1])["counts"]["red"] > 0
+    assert json.loads(r.stderr.splitlines()[-1])["counts"]["red"] > 0  # 96 images: no calibration warning
+    small = CliRunner().invoke(cli, ["tag", "--labels", "colours", "--index", index, "--mode", "multi",
+                                     "--path", "*/00*", "--summary"])  # 10 images
+    assert small.exit_code == 0 and "thresholds calibrated on only 10 images are rough" in small.stderr
     table = CliRunner().invoke(cli, ["tags", "--index", index, "--table"]).stdout
     assert "red" in table
     assert CliRunner().invoke(cli, ["tag", "--labels", "nope", "--index", index]).exit_code == 2

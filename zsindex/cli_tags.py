@@ -151,6 +151,8 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
     if not summary:
         _print_tags(lib.tag_rows(label_name), fmt)
     warn(json.dumps(report.summary(), ensure_ascii=False))
+    if report.warning:
+        warn(f"warning: {report.warning}")
 
 
 @click.command()

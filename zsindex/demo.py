@@ -54,10 +54,11 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
         searches[query] = [Path(h.path).name for h in hits]
         progress(f"search {query!r}: " + ", ".join(f"{Path(h.path).name} ({h.score:.2f})" for h in hits))
     lib.labels_add("shapes", ",".join(shapes.SHAPES))
-    tags = {"shapes": lib.tag("shapes", mode="single").counts,
-            "colours": lib.tag(",".join(shapes.COLOURS), mode="multi").counts}
+    reports = {"shapes": lib.tag("shapes", mode="single"), "colours": lib.tag(",".join(shapes.COLOURS), mode="multi")}
+    tags = {name: report.counts for name, report in reports.items()}
     for name, counts in tags.items():
         progress(f"tag {name}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
+    progress(f"note: {reports['shapes'].warning}")
     lib.close()
     return {"folder": str(folder), "classify": rows, "ingest": ingest, "search": searches, "tags": tags,
             "summary": {"images": len(rows), "top1_correct": correct, "indexed": ingest["added"]}}

@@ -22,6 +22,7 @@ from . import schema as s
 from .labels import softmax
 from .store import Store
 from .tagging import (
+    MIN_CALIBRATION_IMAGES,
     MIN_SEPARATION,
     MIN_SPECIFICITY,
     LabelStats,
@@ -128,6 +129,9 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
         todo_ids = [label_rows[i].id for i in todo]
         label_ids = np.array([label_rows[c].id for c in cols], dtype=np.int64)
         total = len(only) if only is not None else vectors.ntotal
+        if threshold is None and total < MIN_CALIBRATION_IMAGES:
+            report.warning = (f"thresholds calibrated on only {total} images are rough (a label shown by one or "
+                              f"two of them may be missed); with so few, consider --threshold COSINE")
         with store.session() as session:
             stale = delete(s.Tag).where(s.Tag.label_id.in_(todo_ids))
             session.execute(stale if only is None else stale.where(s.Tag.image_id.in_(only.tolist())))

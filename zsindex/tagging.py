@@ -51,6 +51,7 @@ MIN_SEPARATION = 3.0
 MIN_SPECIFICITY = 0.7  # std(cos - background cos) / std(cos), see above
 MIN_MODE_SHARE = 0.05  # below this share of images, Otsu's split is unreliable: use the outlier rule
 OUTLIER_Z = 4.0
+MIN_CALIBRATION_IMAGES = 50  # below this, score distributions say little: the report warns
 BACKGROUND = Label("none of these", ("thing", "object"))
 
 
@@ -252,11 +253,13 @@ class TagReport:
     thresholds: dict[str, float] = field(default_factory=dict)
     tags: list[dict[str, Any]] = field(default_factory=list)  # per image, when asked for
     seconds: float = 0.0
+    warning: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"label_set": self.label_set, "version": self.version, "mode": self.mode, "images": self.images,
                 "labels_computed": self.labels_computed, "labels_reused": self.labels_reused,
-                "counts": self.counts, "seconds": round(self.seconds, 3)}
+                "counts": self.counts, "seconds": round(self.seconds, 3),
+                **({"warning": self.warning} if self.warning else {})}
 
 
 def tagged_ids_query(label: str) -> Any:

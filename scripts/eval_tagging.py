@@ -1,6 +1,6 @@
 """Multi-label tagging quality on a multi-object shapes world (the figures in the README).
 
-    python scripts/eval_tagging.py [--images 600] [--model demo]
+    python scripts/eval_tagging.py [--images 600] [--model demo] [--seed 2024]
 
 Draws images with one to three shapes, ingests them into a temporary index,
 tags them in multi-label mode with three label sets (colour+shape names,
@@ -45,15 +45,17 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=600)
     ap.add_argument("--model", default="demo")
     ap.add_argument("--cutoffs", default="0.1,0.2,0.3,0.4")
+    ap.add_argument("--seed", type=int, default=2024, help="which scenes are drawn")
     args = ap.parse_args()
-    rng = np.random.default_rng(2024)
+    rng = np.random.default_rng(args.seed)
     scenes = [shapes.random_things(rng, shapes.seen_pairs(), 3) for _ in range(args.images)]
     work = Path(tempfile.mkdtemp(prefix="zsindex-evaltag-"))
     try:
         paths = shapes.save_world(work / "photos", scenes, size=160, seed=99)
         lib = Library(work / "index", embedder=load_embedder(args.model, device="cpu"))
         lib.ingest([work / "photos"], workers=0)
-        out: dict = {"images": args.images, "objects_per_image": "1-3", "model": args.model, "sets": {}}
+        out: dict = {"images": args.images, "objects_per_image": "1-3", "model": args.model, "seed": args.seed,
+                     "sets": {}}
         for name, (labels, truth_of) in SETS.items():
             want = {str(p): truth_of(t) for p, t in zip(paths, scenes)}
             results = {}

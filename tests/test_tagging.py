@@ -13,7 +13,7 @@ from zsindex import shapes
 from zsindex.cli import cli
 from zsindex.errors import LabelError
 from zsindex.library import Library, classify
-from zsindex.tagging import BINS, otsu_thresholds
+from zsindex.tagging import BINS, nested_thresholds, otsu_thresholds
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +205,20 @@ def test_otsu_finds_the_gap_and_rejects_one_mode():
     thr, sep = otsu_thresholds(hist)
     assert 0.17 < thr[0] < 0.28 and sep[0] > 4
     assert sep[1] < 3  # one normal mode split in two: D = 2.65
+
+
+def test_nested_split_finds_the_top_of_three_groups():
+    rng = np.random.default_rng(1)
+
+    def hist_of(*groups):
+        v = np.concatenate([rng.normal(m, 0.01, n) for m, n in groups])
+        return np.bincount(np.clip(((v + 1) * BINS / 2).astype(int), 0, BINS - 1), minlength=BINS)
+
+    three = hist_of((0.10, 700), (0.25, 200), (0.40, 100))  # the rest, look-alikes, the label itself
+    two = hist_of((0.10, 900), (0.30, 100))
+    thr, sep = nested_thresholds(np.stack([three, two]))
+    assert 0.27 < thr[0] < 0.38 and sep[0] > 3  # above the look-alikes
+    assert 0.12 < thr[1] < 0.28  # the upper side is one mode: the first split stands
+    assert otsu_thresholds(three[None])[0][0] < 0.25  # plain Otsu stops below the look-alikes
+    few = hist_of((0.10, 40), (0.25, 6), (0.40, 3))  # too few images above the first split to split again
+    assert nested_thresholds(few[None])[0][0] < 0.25

@@ -27,7 +27,7 @@ from .tagging import (
     MIN_SPECIFICITY,
     LabelStats,
     TagReport,
-    otsu_thresholds,
+    nested_thresholds,
     prompts_key,
     robust_thresholds,
     row_label,
@@ -69,7 +69,7 @@ def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_ve
         if share < 1.0:  # a fixed-seed random sample is plenty to place a threshold, at a fraction of the cost
             vecs = vecs[rng.random(len(vecs)) < share]
         stats.update(vecs @ label_vecs.T, vecs @ background)
-    cut, separation = otsu_thresholds(stats.hist)
+    cut, separation = nested_thresholds(stats.hist)
     rare = separation < MIN_SEPARATION  # no sizeable second mode: rare or absent, see tagging.py
     cut[rare] = robust_thresholds(stats.hist[rare])
     cut[stats.specificity() < MIN_SPECIFICITY] = np.inf  # moves with the background: not shown

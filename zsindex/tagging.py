@@ -8,6 +8,9 @@ labels or models: each label's cosines sit in their own narrow band. So each
 label gets its own threshold, from its own score distribution over the images
 being tagged: images that show the label form an upper mode, the rest a lower
 one, and Otsu's method puts the threshold where the two are best separated.
+Often there are three groups (images showing the label, images showing
+something like it, the rest): when the upper side of the split is itself
+clearly two modes, the threshold moves to the split between those.
 Otsu needs both modes to be sizeable; when the upper side holds less than
 ``MIN_MODE_SHARE`` of the images, or the two sides are not clearly apart
 (Ashman's D below ``MIN_SEPARATION``), the label is treated as rare: its
@@ -51,6 +54,7 @@ MIN_SEPARATION = 3.0
 MIN_SPECIFICITY = 0.7  # std(cos - background cos) / std(cos), see above
 MIN_MODE_SHARE = 0.05  # below this share of images, Otsu's split is unreliable: use the outlier rule
 OUTLIER_Z = 4.0
+NESTED_MIN_IMAGES = 10  # both groups of a nested split hold at least this many images (see nested_thresholds)
 MIN_CALIBRATION_IMAGES = 50  # below this, score distributions say little: the report warns
 BACKGROUND = Label("none of these", ("thing", "object"))
 
@@ -215,6 +219,28 @@ def robust_thresholds(hist: np.ndarray, k: float = OUTLIER_Z) -> np.ndarray:
     cum = np.cumsum(w[rows, order], axis=1)
     mad = dev[rows, order][rows[:, 0], np.argmax(cum >= half, axis=1)]
     return median + k * 1.4826 * np.maximum(mad, 1.0 / BINS)
+
+
+def nested_thresholds(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Otsu's split, moved up to a second split of the upper side when that side is itself two clear modes.
+
+    A label's scores often fall into three groups: images that show it, images
+    that show something like it ("a red square" for the label "red circle"),
+    and the rest. The first split separates the rest; when what lies above it
+    splits again with Ashman's D of at least ``MIN_SEPARATION``, the images
+    that really show the label are the top group, provided both groups hold at
+    least ``NESTED_MIN_IMAGES`` images (two or three images make any split look
+    clear). Returns the threshold and the
+    separation of the first split (which decides whether the label is rare).
+    """
+    cut, separation = otsu_thresholds(hist)
+    above = hist.copy()
+    above[np.arange(BINS)[None, :] < _bin(cut)[:, None]] = 0
+    upper_cut, upper_separation = otsu_thresholds(above)
+    top = np.where(np.arange(BINS)[None, :] >= _bin(upper_cut)[:, None], above, 0).sum(axis=1)
+    enough = (top >= NESTED_MIN_IMAGES) & (above.sum(axis=1) - top >= NESTED_MIN_IMAGES)
+    nested = (separation >= MIN_SEPARATION) & (upper_separation >= MIN_SEPARATION) & enough
+    return np.where(nested, upper_cut, cut), separation
 
 
 def otsu_thresholds(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

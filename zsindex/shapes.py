@@ -27,7 +27,8 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 # Training also draws shapes in colours outside the palette (greys, teals, pinks, browns...),
 # captioned by shape only: the model must learn what a circle looks like apart from the few
 # colours it came in. "Outside" means at least UNNAMED_MARGIN RGB units from every palette
-# colour, far beyond the shade jitter, so no held-out pair is ever drawn this way.
+# colour, far beyond the shade jitter, and no saturated shade of a palette hue (is_unnamed),
+# so no held-out pair is ever drawn this way.
 UNNAMED = "unnamed"
 UNNAMED_MARGIN = 100.0
 

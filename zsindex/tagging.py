@@ -230,8 +230,8 @@ def nested_thresholds(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     splits again with Ashman's D of at least ``MIN_SEPARATION``, the images
     that really show the label are the top group, provided both groups hold at
     least ``NESTED_MIN_IMAGES`` images (two or three images make any split look
-    clear). Returns the threshold and the
-    separation of the first split (which decides whether the label is rare).
+    clear). Returns the threshold and the separation of the first split (which
+    decides whether the label is rare).
     """
     cut, separation = otsu_thresholds(hist)
     above = hist.copy()

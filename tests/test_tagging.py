@@ -119,19 +119,23 @@ def test_an_interrupted_tag_run_keeps_the_previous_tags(world_index, monkeypatch
     lib.labels_add("crash", "circle,star")
     lib.tag("crash", mode="multi")
     before = sorted((r["path"], r["label"], r["score"]) for r in lib.tag_rows("crash"))
+    counts = lib.tag_counts("crash")
     assert before
 
     real = tagger._scored
+    seen_mid_run = []
 
     def dies_after_one_block(*args, **kwargs):
         blocks = real(*args, **kwargs)
         yield next(blocks)  # its tags are written, then the run dies
+        seen_mid_run.append(Library(lib.folder).tag_counts("crash"))  # another reader, mid-run: not blocked
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tagger, "SCORE_BLOCK", 16)
     monkeypatch.setattr(tagger, "_scored", dies_after_one_block)
     with pytest.raises(KeyboardInterrupt):
         lib.tag("crash", mode="multi", threshold=0.9)  # would drop almost every tag
+    assert seen_mid_run == [counts]  # the old tags, not half of the new ones
     assert sorted((r["path"], r["label"], r["score"]) for r in lib.tag_rows("crash")) == before
     monkeypatch.setattr(tagger, "_scored", real)
     redo = lib.tag("crash", mode="multi", threshold=0.9)

@@ -58,7 +58,8 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
     tags = {name: report.counts for name, report in reports.items()}
     for name, counts in tags.items():
         progress(f"tag {name}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
-    progress(f"note: {reports['shapes'].warning}")
+    if reports["shapes"].warning:
+        progress(f"note: {reports['shapes'].warning}")
     lib.close()
     return {"folder": str(folder), "classify": rows, "ingest": ingest, "search": searches, "tags": tags,
             "summary": {"images": len(rows), "top1_correct": correct, "indexed": ingest["added"]}}

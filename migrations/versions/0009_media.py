@@ -1,0 +1,23 @@
+"""media: RAW, video frames and ignored files
+
+Placeholder reserved so that parallel work can chain its migrations; filled in
+by the change that needs it.
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-26 22:00:00
+"""
+from __future__ import annotations
+
+revision = '0009'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

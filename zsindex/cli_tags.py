@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -189,8 +190,11 @@ def tags(label_name: str | None, index_dir: Path | None, fmt: str) -> None:
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of CSV.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (the default).")
-@click.option("--out", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Write here instead of stdout.")
-def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool, out) -> None:  # type: ignore[no-untyped-def]
+@click.option("--out", "-o", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this new file instead of stdout (an existing file needs --force).")
+@click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
+def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool, out_path: Path | None,
+           force: bool) -> None:
     """Write the tags of a label set: path, label, score.
 
     \b
@@ -198,10 +202,22 @@ def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool,
       zsindex export --labels animals --csv > tags.csv
       zsindex export --labels animals --json -o tags.jsonl
     """
-    import csv
+    import sys
+
+    from .owned import new_output_file
 
     rows = open_library(index_dir).tag_rows(label_name)
-    if as_json and not as_csv:
+    if out_path is None or str(out_path) == "-":
+        _write_export(rows, as_json and not as_csv, sys.stdout)
+        return
+    with new_output_file(out_path, force) as out:
+        _write_export(rows, as_json and not as_csv, out)
+
+
+def _write_export(rows: list[dict], as_json: bool, out: Any) -> None:
+    import csv
+
+    if as_json:
         for r in rows:
             out.write(json.dumps({"path": r["path"], "label": r["label"], "score": r["score"]},
                                  ensure_ascii=False) + "\n")
@@ -226,11 +242,12 @@ def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool,
               help="Write a confusion-matrix plot (PNG) of the first template set.")
 @click.option("--confusion-csv", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the confusion matrix as CSV.")
+@click.option("--force", is_flag=True, help="Replace existing --confusion / --confusion-csv files.")
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
 @model_options
 def eval_command(source: Path, label_list: str | None, labels_file: Path | None, raw_names: bool,
                  template_specs: tuple[str, ...], index_dir: Path | None, confusion_png: Path | None,
-                 confusion_csv: Path | None, as_json: bool, choice: ModelChoice) -> None:
+                 confusion_csv: Path | None, force: bool, as_json: bool, choice: ModelChoice) -> None:
     """Measure zero-shot accuracy on labelled images before tagging a library.
 
     SOURCE is a folder with one sub-folder per class, or a CSV of
@@ -247,7 +264,11 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
     """
     from .evaluate import evaluate, load_dataset, parse_template_spec, save_confusion_png
     from .library import Library
+    from .owned import check_new_output, new_output_file
 
+    for target in (confusion_png, confusion_csv):
+        if target is not None:
+            check_new_output(target, force)  # before the work, so a refusal costs nothing
     data = load_dataset(source, raw_names)
     lib = Library(index_dir, create=False) if index_dir else None
     label_set = None
@@ -268,7 +289,7 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
     if confusion_csv:
         import csv
 
-        with open(confusion_csv, "w", newline="", encoding="utf-8") as f:
+        with new_output_file(confusion_csv, force=True) as f:  # checked above
             writer = csv.writer(f)
             writer.writerow(["true \\ predicted", *out["classes"]])
             for name, row in zip(out["classes"], first["confusion"]):

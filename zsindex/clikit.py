@@ -14,15 +14,26 @@ from .errors import UsageError, ZsindexError
 
 
 class ZsGroup(click.Group):
-    """Turns library errors into click errors: usage problems exit 2, others exit 1."""
+    """Turns library errors into click errors: usage problems exit 2, others exit 1.
+
+    An OSError that escaped the library (a file system fault it did not
+    foresee) is shown as a message naming the file, not as a traceback.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        import warnings
+
+        # Pillow warns about odd EXIF and palettes in files it still decodes; the run reports real errors itself.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         try:
             return super().invoke(ctx)
         except UsageError as e:
             raise click.UsageError(str(e), ctx) from None
         except ZsindexError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
 
 
 class ModelChoice:

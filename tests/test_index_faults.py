@@ -171,7 +171,7 @@ def test_damaged_database_is_named_for_every_command(built, tmp_path, damage):
         assert str(db) in output and ("Move it aside" in output or "damaged" in output), (name, output)
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "stale meta", "garbage meta"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "stale meta", "garbage meta", "list meta"])
 def test_missing_or_damaged_faiss_cache_is_rebuilt(built, tmp_path, damage):
     index = copy_index(built, tmp_path)
     faiss_file, meta = index / "vectors.faiss", index / "vectors.json"
@@ -183,8 +183,10 @@ def test_missing_or_damaged_faiss_cache_is_rebuilt(built, tmp_path, damage):
         faiss_file.write_bytes(faiss_file.read_bytes()[:200])
     elif damage == "stale meta":
         meta.write_text(json.dumps({"generation": -5, "ntotal": 3, "dim": 64}))
-    else:
+    elif damage == "garbage meta":
         meta.write_text("{not json")
+    else:
+        meta.write_text("[1, 2]")
     for args in (READERS["status"], READERS["search-cached"], READERS["tags"]):
         code, output = run_cli(args, index, built[1])
         assert code == 0, output

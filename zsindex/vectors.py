@@ -282,7 +282,7 @@ class VectorIndex:
             flat = meta.get("kind", "flat") == "flat"  # a flat index is small: read it, so it stays writable
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped and not flat else 0
             index = faiss.read_index(str(folder / FAISS_NAME), flags)
-        except (OSError, ValueError, RuntimeError):
+        except (OSError, ValueError, RuntimeError, AttributeError):  # missing or damaged: rebuilt from SQL
             return None
         if index.ntotal != meta.get("ntotal"):
             return None

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from .clikit import ModelChoice, ProgressBar, index_option, label_set_from, model_options, open_library
-from .output import emit_json, emit_rows, output_options, warn
+from .clikit import (
+    ModelChoice,
+    Partial,
+    ProgressBar,
+    ZsGroup,
+    index_option,
+    label_set_from,
+    model_options,
+    open_library,
+)
+from .output import emit_json, emit_record, emit_rows, json_line, output_options, shown, warn
 
 
-@click.group()
+@click.group(cls=ZsGroup)
 def labels() -> None:
     """Register and edit label sets (names, descriptions, prompt templates).
 
@@ -32,17 +40,20 @@ def labels() -> None:
               help="A .txt (one label a line), .csv (label,description,...) or .json file.")
 @click.option("--template", "-t", "templates", multiple=True,
               help="The set's prompt templates, with {} for the label (repeatable)  [default: 5 photo templates]")
+@output_options
 def labels_add(name: str, index_dir: Path | None, label_list: str | None, labels_file: Path | None,
-               templates: tuple[str, ...]) -> None:
+               templates: tuple[str, ...], fmt: str) -> None:
     """Register a label set NAME.
+
+    A label with a comma is quoted as in CSV: --labels '"red, dark",blue'.
 
     \b
     Example:
       zsindex labels add animals --labels "cat,dog,duck"
     """
-    label_set = label_set_from(label_list, labels_file, ())
-    shown = open_library(index_dir, create=True).labels_add(name, label_set, templates)
-    warn(f"label set {name!r} version {shown['version']}: {len(shown['labels'])} labels")
+    label_set = label_set_from(label_list, labels_file, (), ("label_list", "labels_file"))
+    info = open_library(index_dir, create=True).labels_add(name, label_set, templates)
+    emit_record({"name": name, "version": info["version"], "labels": len(info["labels"])}, fmt)
 
 
 @labels.command("edit")
@@ -52,17 +63,18 @@ def labels_add(name: str, index_dir: Path | None, label_list: str | None, labels
 @click.option("--add-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Labels to add, from a file.")
 @click.option("--drop", multiple=True, help="A label to drop (repeatable); its tags go with it.")
+@output_options
 def labels_edit(name: str, index_dir: Path | None, add: str | None, add_file: Path | None,
-                drop: tuple[str, ...]) -> None:
+                drop: tuple[str, ...], fmt: str) -> None:
     """Add or drop labels of set NAME; bumps its version.
 
     \b
     Example:
       zsindex labels edit animals --add "horse,goat" --drop duck
     """
-    adding = label_set_from(add, add_file, ()) if (add or add_file) else None
-    shown = open_library(index_dir).labels_edit(name, adding, drop)
-    warn(f"label set {name!r} version {shown['version']}: {len(shown['labels'])} labels")
+    adding = label_set_from(add, add_file, (), ("add", "add_file")) if (add or add_file) else None
+    info = open_library(index_dir).labels_edit(name, adding, drop)
+    emit_record({"name": name, "version": info["version"], "labels": len(info["labels"])}, fmt)
 
 
 @labels.command("list")
@@ -81,20 +93,31 @@ def labels_list(index_dir: Path | None, fmt: str) -> None:
 @labels.command("show")
 @click.argument("name")
 @index_option
-def labels_show(name: str, index_dir: Path | None) -> None:
-    """Print a label set as JSON (labels, descriptions, templates).
+@output_options
+def labels_show(name: str, index_dir: Path | None, fmt: str) -> None:
+    """Print a label set: its labels with their descriptions and templates.
+
+    JSON gives the whole set as one object; a table or CSV has a row per label.
 
     \b
     Example:
-      zsindex labels show animals
+      zsindex labels show animals --json
     """
-    click.echo(json.dumps(open_library(index_dir).labels_show(name), ensure_ascii=False, indent=2))
+    info = open_library(index_dir).labels_show(name)
+    if fmt == "json":
+        emit_json([info])
+        return
+    rows = [{"set": info["name"], "version": info["version"], "label": lab["label"],
+             "descriptions": " | ".join(lab["descriptions"]),
+             "templates": " | ".join(lab["templates"] or info["templates"])} for lab in info["labels"]]
+    emit_rows(rows, ["set", "version", "label", "descriptions", "templates"], fmt)
 
 
 @labels.command("remove")
 @click.argument("name")
 @index_option
-def labels_remove(name: str, index_dir: Path | None) -> None:
+@output_options
+def labels_remove(name: str, index_dir: Path | None, fmt: str) -> None:
     """Delete label set NAME and all its tags.
 
     \b
@@ -102,7 +125,7 @@ def labels_remove(name: str, index_dir: Path | None) -> None:
       zsindex labels remove animals
     """
     open_library(index_dir).labels_remove(name)
-    warn(f"removed label set {name!r}")
+    emit_record({"removed": name}, fmt)
 
 
 def _print_tags(rows: list[dict], fmt: str) -> None:
@@ -118,14 +141,15 @@ def _print_tags(rows: list[dict], fmt: str) -> None:
 
 @click.command()
 @click.option("--labels", "-l", "label_name", required=True,
-              help="A registered label set, or an ad-hoc list 'cat,dog,duck' (registered under that name).")
+              help="A registered label set, or an ad-hoc list 'cat,dog,duck' or single label 'cat' (registered "
+              "under that name; quote a label holding a comma as in CSV).")
 @index_option
 @click.option("--mode", type=click.Choice(["single", "multi"]), default="single", show_default=True,
               help="single: the best label per image (softmax); multi: any number of labels per image.")
 @click.option("--threshold", type=float,
               help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
 @click.option("--path", "path_glob", help="Only tag images whose path matches this glob.")
-@click.option("--summary", is_flag=True, help="Print only the counts per label, not the tags of every image.")
+@click.option("--summary", is_flag=True, help="Print the number of images per label instead of every tag.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options
 def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | None, path_glob: str | None,
@@ -134,7 +158,9 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
 
     Each label gets its own threshold, calibrated on its score distribution
     over the images being tagged; images that pass no threshold stay untagged
-    ("none of these"). Re-tagging recomputes only labels that changed.
+    ("none of these"). Re-tagging recomputes only labels that changed. Prints
+    the tags of the images tagged (those matching --path when given), or with
+    --summary one row per label; the run's report goes to stderr.
 
     \b
     Examples:
@@ -148,9 +174,14 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
         report = lib.tag(label_name, mode=mode, threshold=threshold, path=path_glob, progress=bar)
     finally:
         bar.close()
-    if not summary:
-        _print_tags(lib.tag_rows(label_name), fmt)
-    warn(json.dumps(report.summary(), ensure_ascii=False))
+    name = report.label_set
+    if summary:
+        emit_rows(lib.tag_summary(name), ["set", "label", "images"], fmt)
+    else:
+        _print_tags(lib.tag_rows(name, path=path_glob), fmt)
+    warn(json_line(report.summary()))
+    for note in report.notes:
+        warn(f"note: {note}")
     if report.warning:
         warn(f"warning: {report.warning}")
 
@@ -158,15 +189,15 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
 @click.command()
 @click.option("--labels", "-l", "label_name", required=True, help="The label set whose tags to remove.")
 @index_option
-def untag(label_name: str, index_dir: Path | None) -> None:
+@output_options
+def untag(label_name: str, index_dir: Path | None, fmt: str) -> None:
     """Remove every tag of a label set (the set itself stays).
 
     \b
     Example:
       zsindex untag --labels animals
     """
-    n = open_library(index_dir).untag(label_name)
-    warn(f"removed {n} tags")
+    emit_record({"label_set": label_name, "removed_tags": open_library(index_dir).untag(label_name)}, fmt)
 
 
 @click.command()
@@ -174,42 +205,36 @@ def untag(label_name: str, index_dir: Path | None) -> None:
 @index_option
 @output_options
 def tags(label_name: str | None, index_dir: Path | None, fmt: str) -> None:
-    """Count tagged images per label.
+    """Count tagged images per label, one row per label set and label.
 
     \b
     Example:
       zsindex tags --table
     """
-    counts = open_library(index_dir).tag_counts(label_name)
-    emit_rows([{"label": k, "images": v} for k, v in counts.items()], ["label", "images"], fmt)
+    emit_rows(open_library(index_dir).tag_summary(label_name), ["set", "label", "images"], fmt)
 
 
 @click.command()
 @click.option("--labels", "-l", "label_name", required=True, help="The label set to export.")
 @index_option
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of CSV.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (the default).")
-@click.option("--out", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Write here instead of stdout.")
-def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool, out) -> None:  # type: ignore[no-untyped-def]
-    """Write the tags of a label set: path, label, score.
+@click.option("--out", "-o", type=click.File("w", encoding="utf-8", lazy=True), default="-",
+              help="Write here instead of stdout (JSON lines unless --csv or --table).")
+@output_options
+def export(label_name: str, index_dir: Path | None, out, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    """Write the tags of a label set: path, label, score (one row per tag).
 
     \b
     Examples:
       zsindex export --labels animals --csv > tags.csv
       zsindex export --labels animals --json -o tags.jsonl
     """
-    import csv
+    rows = [{"path": r["path"], "label": r["label"], "score": r["score"]}
+            for r in open_library(index_dir).tag_rows(label_name)]
+    from click.core import ParameterSource
 
-    rows = open_library(index_dir).tag_rows(label_name)
-    if as_json and not as_csv:
-        for r in rows:
-            out.write(json.dumps({"path": r["path"], "label": r["label"], "score": r["score"]},
-                                 ensure_ascii=False) + "\n")
-        return
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "label", "score"])
-    for r in rows:
-        writer.writerow([r["path"], r["label"], f"{r['score']:.6f}"])
+    if out.name != "-" and click.get_current_context().get_parameter_source("fmt") == ParameterSource.DEFAULT:
+        fmt = "json"  # a file is not a terminal
+    emit_rows(rows, ["path", "label", "score"], fmt, file=out)
 
 
 @click.command("eval")
@@ -226,18 +251,20 @@ def export(label_name: str, index_dir: Path | None, as_json: bool, as_csv: bool,
               help="Write a confusion-matrix plot (PNG) of the first template set.")
 @click.option("--confusion-csv", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the confusion matrix as CSV.")
-@click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
+@output_options
 @model_options
 def eval_command(source: Path, label_list: str | None, labels_file: Path | None, raw_names: bool,
                  template_specs: tuple[str, ...], index_dir: Path | None, confusion_png: Path | None,
-                 confusion_csv: Path | None, as_json: bool, choice: ModelChoice) -> None:
+                 confusion_csv: Path | None, fmt: str, choice: ModelChoice) -> None:
     """Measure zero-shot accuracy on labelled images before tagging a library.
 
     SOURCE is a folder with one sub-folder per class, or a CSV of
     path,label[,label...] (paths relative to the CSV). Reports top-1/top-5
     accuracy, mean per-class accuracy, per-class precision and recall, and
     mean average precision. Images are embedded once and cached by content,
-    so a second run re-embeds nothing.
+    so a second run re-embeds nothing. JSON gives every figure as one object
+    (the confusion matrix included); CSV a row per template set and class; the
+    table a summary per template set, then per class for the first set.
 
     \b
     Examples:
@@ -251,12 +278,12 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
     data = load_dataset(source, raw_names)
     lib = Library(index_dir, create=False) if index_dir else None
     label_set = None
-    if label_list and lib is not None and "," not in label_list:
+    if label_list and lib is not None and lib.has_label_set(label_list):
         from .labels import Label, LabelSet
 
-        shown = lib.labels_show(label_list)
+        info = lib.labels_show(label_list)
         label_set = LabelSet([Label(x["label"], tuple(x["descriptions"]), tuple(x["templates"]))
-                              for x in shown["labels"]])
+                              for x in info["labels"]])
     elif label_list or labels_file:
         label_set = label_set_from(label_list, labels_file, ())
     embedder = lib.embedder if lib is not None and not choice.model else choice.load()
@@ -274,17 +301,30 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
             for name, row in zip(out["classes"], first["confusion"]):
                 writer.writerow([name, *row.tolist()])
     for path in out["skipped"]:
-        warn(f"skipped {path}: could not be read")
-    if as_json:
+        warn(f"skipped {shown(path)}: could not be read")
+    _print_eval(source, out, fmt)
+    if out["skipped"]:
+        raise Partial(f"{len(out['skipped'])} images could not be read; the figures leave them out")
+
+
+def _print_eval(source: Path, out: dict, fmt: str) -> None:
+    if fmt == "json":
         emit_json([{"source": str(source), "classes": out["classes"], "skipped": len(out["skipped"]),
                     "results": {k: {**v, "confusion": v["confusion"].tolist()} for k, v in out["results"].items()}}])
         return
     rows = [{"templates": k, "top1": v["top1"], "top5": v["top5"], "mean_per_class": v["mean_per_class_accuracy"],
              "mAP": v["mean_average_precision"], "images": v["images"]} for k, v in out["results"].items()]
-    emit_rows(rows, ["templates", "top1", "top5", "mean_per_class", "mAP", "images"], "table")
+    columns = ["templates", "top1", "top5", "mean_per_class", "mAP", "images"]
+    if fmt == "csv":
+        per = [{**row, "class": c, **v} for row, res in zip(rows, out["results"].values())
+               for c, v in res["per_class"].items()]
+        emit_rows(per, [*columns, "class", "support", "precision", "recall"], "csv")
+        return
+    emit_rows(rows, columns, "table")
     click.echo("")
-    per = [{"class": c, **v} for c, v in first["per_class"].items()]
-    emit_rows(per, ["class", "support", "precision", "recall"], "table")
+    first = next(iter(out["results"].values()))
+    emit_rows([{"class": c, **v} for c, v in first["per_class"].items()], ["class", "support", "precision", "recall"],
+              "table")
 
 
 def register(group: click.Group) -> None:

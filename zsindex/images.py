@@ -146,7 +146,7 @@ def decode_bytes(
             if width * height > max_megapixels * 1_000_000:
                 raise ImageError(
                     f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
-                    f"over the {max_megapixels:g} MP limit (--max-megapixels)"
+                    f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
                 )
             meta = _exif_meta(im)
             if meta.get("orientation", 1) >= 5:

@@ -49,6 +49,7 @@ class IngestReport:
     skipped: int = 0
     seconds: float = 0.0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a folder with no image files in it
     decode_seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -211,6 +212,9 @@ class Ingester:
         result = scan(roots, exclude, follow_symlinks)
         self.report.skipped_files.extend(result.problems)
         self.report.skipped += len(result.problems)
+        for root in root_strs:
+            if not any(_under(f.path, [root]) for f in result.files):
+                self.report.warnings.append(f"no image files found in {root} (nothing to add from it)")
         plan = _Plan(self.store, result.files, root_strs)
         self.report.unchanged = len(plan.unchanged_ids)
         known = frozenset(self.known_hashes())

@@ -48,7 +48,8 @@ class Library:
 
         self.folder = config.index_dir(folder)
         if not create and not (self.folder / DB_NAME).is_file():
-            raise IndexStateError(f"no index at {self.folder}; run `zsindex ingest PATH --index {self.folder}` first")
+            raise IndexStateError(f"no index at {self.folder}; ingest images into it first "
+                                  f"(zsindex ingest PATH folder={self.folder})")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.folder)
         self._embedder = embedder
@@ -117,7 +118,8 @@ class Library:
             raise UsageError("give at least one folder or file to ingest")
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
-            raise UsageError(f"no such file or folder: {', '.join(missing)}")
+            raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
+                             "under a folder that is gone, use forget (zsindex forget PATH)")
         with WriteLock(self.folder):
             model = self._bind_model()
             vectors = self.vectors(save=True)
@@ -206,34 +208,55 @@ class Library:
 
     def image_vector(self, path: str | Path) -> np.ndarray:
         """The stored vector of an indexed file, else the file embedded now."""
+        from .errors import ImageError
+
         model = self._query_model()
         stored = self.store.stored_vector(model.id, os.path.abspath(path))
         if stored is not None:
             return stored
-        return self.embedder.embed_images([load_pixels(Path(path), self.embedder.image_size)])[0]
+        try:
+            pixels = load_pixels(Path(path), self.embedder.image_size)
+        except ImageError as e:
+            raise UsageError(f"cannot use {os.fspath(path)!r} as an example image (like=): {e}") from None
+        return self.embedder.embed_images([pixels])[0]
 
     def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,
-               not_: str | Sequence[str] | None = None, not_weight: float = 0.5, k: int = 10, offset: int = 0,
-               min_score: float | None = None, filters: "Filters | None" = None, **filter_args: Any) -> list["Hit"]:
+               not_: str | Sequence[str] | None = None, not_weight: float = 0.5, top_k: int | None = None,
+               offset: int = 0, min_score: float | None = None, filters: "Filters | None" = None,
+               k: int | None = None, **filter_args: Any) -> list["Hit"]:
         """Images best matching texts and/or example images, minus negative texts, after filters.
 
-        Results are sorted by score, then id, so pages (offset, k) are stable between calls.
+        ``top_k`` hits (default 10; ``k`` is the same parameter under its older name). Results are
+        sorted by score, then id, so pages (offset, top_k) are stable between calls. A hit whose
+        file has gone since it was indexed has ``exists`` False.
         """
-        from .search import Filters, compose, filter_ids, hits_for, top_k
+        from .search import Filters, compose, filter_ids, hits_for
+        from .search import top_k as nearest
 
         texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
-        if any(not str(t).strip() for t in texts + nots) or not (texts or likes):
-            raise UsageError("give a non-empty query text or --like IMAGE")
+        if any(not str(t).strip() for t in texts):
+            raise UsageError("the query text is empty; give words to search for, or like=IMAGE")
+        if any(not str(t).strip() for t in nots):
+            raise UsageError("a not_= text is empty; give the words to push results away from")
+        if not (texts or likes):
+            raise UsageError("give a query text or like=IMAGE")
+        if top_k is not None and k is not None and top_k != k:
+            raise UsageError("k is another name for top_k; give only one")
+        k = top_k if top_k is not None else k if k is not None else 10
         if k < 1 or offset < 0:
-            raise UsageError("k must be at least 1 and offset at least 0")
+            raise UsageError("top_k= must be at least 1 and offset= at least 0")
         filters = filters or Filters(**filter_args)
         positive = list(self.text_vectors(texts)) if texts else []
         positive += [self.image_vector(p) for p in likes]
         negative = list(self.text_vectors(nots)) if nots else []
         query = compose(positive, negative, not_weight)
         with self.store.session() as session:
+            if filters.tag is not None:
+                from .tagging import check_tag
+
+                check_tag(session, filters.tag, filters.tag_set)
             ids = filter_ids(session, filters) if filters.active else None
-        pairs = top_k(self.vectors(), query, offset + k, ids)[offset:]
+        pairs = nearest(self.vectors(), query, offset + k, ids)[offset:]
         if min_score is not None:
             pairs = [p for p in pairs if p[1] >= min_score]
         with self.store.session() as session:
@@ -283,17 +306,28 @@ class Library:
                     "labels": [{"label": lab.name, "descriptions": list(lab.descriptions),
                                 "templates": list(lab.templates)} for lab in map(row_label, labels)]}
 
-    def _label_set(self, labels: str) -> tuple[Any, list[Any]]:
-        """A registered set by name, or an ad-hoc 'a,b,c' list registered under that text."""
+    def has_label_set(self, name: str) -> bool:
+        from .tagging import set_exists
+
+        with self.store.session() as session:
+            return set_exists(session, name)
+
+    def _label_set(self, labels: str, create: bool = False) -> tuple[Any, list[Any]]:
+        """A registered set by name; with create, an unknown name is an ad-hoc list ('a,b,c', or one label).
+
+        An ad-hoc list is registered as a set named by its labels, comma-separated (CSV quoting).
+        """
+        from .labels import format_label_list
         from .tagging import add_set, get_set, set_exists
 
         with self.store.session() as session:
             if not set_exists(session, labels):
-                if "," not in labels:
+                if not create:
                     get_set(session, labels)  # raises: names the known sets and how to create one
                 parsed = as_label_set(labels)
-                add_set(session, ",".join(parsed.names), parsed.labels)
-                labels = ",".join(parsed.names)
+                labels = format_label_list(parsed.names)
+                if not set_exists(session, labels):
+                    add_set(session, labels, parsed.labels)
             return get_set(session, labels)
 
     def tag(self, labels: str, *, mode: str = "single", threshold: float | None = None,
@@ -306,8 +340,13 @@ class Library:
 
         if mode not in MODES:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        from .tagging import TagReport
+
         model = self._query_model()
-        set_row, label_rows = self._label_set(labels)
+        known = self.has_label_set(labels)
+        set_row, label_rows = self._label_set(labels, create=True)
+        notes = [] if known else [f"no label set was named {labels!r}: tagged with the ad-hoc labels "
+                                  f"{', '.join(r.name for r in label_rows)} (now set {set_row.name!r})"]
         label_set = stored_set(set_row, label_rows)
         label_set.labels.append(BACKGROUND)
         vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)
@@ -316,9 +355,15 @@ class Library:
         if filters.active:
             with self.store.session() as session:
                 only = filter_ids(session, filters)
+            if len(only) == 0:
+                report = TagReport(set_row.name, set_row.version, mode)
+                report.notes = [*notes, "no indexed image matches the filters (path= ...); nothing was tagged"]
+                return report
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
-        return run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
-                           mode, threshold, only, repr(filters) if filters.active else "", progress)
+        report = run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
+                             mode, threshold, only, repr(filters) if filters.active else "", progress)
+        report.notes = notes + report.notes
+        return report
 
     def _logit_scale(self, model: Any) -> float:
         """The model's logit scale, remembered in the index so tagging never needs the model loaded."""
@@ -330,11 +375,18 @@ class Library:
                 self.store.set_state(session, key, stored)
         return float(stored)
 
-    def tag_rows(self, labels: str) -> list[dict[str, Any]]:
+    def tag_rows(self, labels: str, filters: "Filters | None" = None, **filter_args: Any) -> list[dict[str, Any]]:
+        """(path, label, score, cosine) of every tag of a set, or of the images passing filters."""
+        from .search import Filters, filter_ids
         from .tagger import tag_rows
 
         _, rows = self._label_set(labels)
-        return tag_rows(self.store, [r.id for r in rows])
+        filters = filters or Filters(**filter_args)
+        only = None
+        if filters.active:
+            with self.store.session() as session:
+                only = filter_ids(session, filters)
+        return tag_rows(self.store, [r.id for r in rows], only)
 
     def untag(self, labels: str) -> int:
         from .tagger import untag
@@ -346,6 +398,12 @@ class Library:
         from .tagger import tag_counts
 
         return tag_counts(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
+
+    def tag_summary(self, labels: str | None = None) -> list[dict[str, Any]]:
+        """Tagged images per label, one row per (set, label): {"set", "label", "images"}."""
+        from .tagger import tag_count_rows
+
+        return tag_count_rows(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
 
     def close(self) -> None:
         self.store.close()

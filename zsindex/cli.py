@@ -322,9 +322,11 @@ def demo(folder: Path | None, fmt: str) -> None:
     warn(json.dumps(report["summary"]))
 
 
+from .cli_forget import forget  # noqa: E402
 from .cli_tags import register  # noqa: E402 - the tagging commands join the same group
 
 register(cli)
+cli.add_command(forget)
 
 
 def main() -> None:

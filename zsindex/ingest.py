@@ -209,6 +209,22 @@ class Ingester:
             session.add(run)
             session.flush()
             self.report.run_id = run.id
+        try:
+            self._run(roots, root_strs, exclude, follow_symlinks, workers, max_megapixels)
+        except BaseException as e:  # Ctrl-C or a crash: the run must not stay "running" in `status`
+            self._stop("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            raise
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _stop(self, status: str) -> None:
+        with self.store.session() as session:
+            run = session.get(s.IngestRun, self.report.run_id)
+            if run is not None:
+                run.status, run.finished_at = status, now()
+
+    def _run(self, roots: Sequence[Path], root_strs: list[str], exclude: Sequence[str], follow_symlinks: bool,
+             workers: int, max_megapixels: float) -> None:
         result = scan(roots, exclude, follow_symlinks)
         self.report.skipped_files.extend(result.problems)
         self.report.skipped += len(result.problems)
@@ -234,8 +250,6 @@ class Ingester:
             self._commit(batch, plan)
             self.progress("ingest", total, total)
         self._finish(plan)
-        self.report.seconds = time.perf_counter() - started
-        return self.report
 
     def _embed_new(self, batch: list[Work], session: Any) -> dict[str, np.ndarray]:
         """Vectors for every hash in the batch: stored ones reused, the rest embedded once."""

@@ -153,11 +153,25 @@ class Library:
             self._vectors_generation = generation
         return int(self._vectors.ntotal)
 
+    def forget(self, paths: Sequence[str | Path] = (), *, missing: bool = False, dry_run: bool = False) -> Any:
+        """Remove the images under paths (files or folders, gone or not) from the index, vectors included.
+
+        With ``missing``, only those whose file no longer exists (under paths, or anywhere if none are
+        given). Returns a ForgetReport; ``dry_run`` counts without changing anything.
+        """
+        from .forget import forget_paths
+
+        return forget_paths(self, paths, missing, dry_run)
+
     def status(self) -> dict[str, Any]:
+        from .lock import writer_active
         from .vectors import FAISS_NAME, META_NAME
 
         model = self.store.model()
         run = self.store.last_run()
+        run_status = run.status if run is not None else None
+        if run_status == "running" and not writer_active(self.folder):
+            run_status = "interrupted"  # killed before it could say so (SIGKILL, power loss)
         files = {name: (self.folder / name).stat().st_size for name in
                  ("index.sqlite", "index.sqlite-wal", FAISS_NAME) if (self.folder / name).exists()}
         fresh, kind = False, None
@@ -175,7 +189,7 @@ class Library:
             "faiss_fresh": fresh,
             "vector_index": kind,
             "last_run": None if run is None else {
-                "id": run.id, "status": run.status, "started_at": run.started_at.isoformat(timespec="seconds"),
+                "id": run.id, "status": run_status, "started_at": run.started_at.isoformat(timespec="seconds"),
                 "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
                 **{k: getattr(run, k) for k in ("added", "unchanged", "changed", "moved", "deleted", "skipped")},
             },

@@ -165,7 +165,7 @@ def test_demo_command(tmp_path):
     assert '"indexed": 8' in r.stderr
     assert (tmp_path / "d" / "index" / "index.sqlite").is_file()
     assert "search 'a red circle': 000-red-circle.png" in r.stderr
-    assert "tag shapes: " in r.stderr and "tag colours: blue 2, red 2," in r.stderr
+    assert "tag shapes: " in r.stderr and "tag colours: blue 2, red 2" in r.stderr
     assert "note: thresholds calibrated on only 8 images are rough" in r.stderr
     again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "d"), "--json"])  # a re-run starts afresh
     assert again.exit_code == 0, again.output

@@ -49,6 +49,8 @@ def option_flag(command: click.Command, name: str) -> str | None:
         if isinstance(param, click.Option) and (param.name in wanted or flag in param.opts):
             longs = [o for o in param.opts if o.startswith("--")]
             return (longs or param.opts)[0]
+        if isinstance(param, click.Argument) and param.name in wanted:
+            return param.human_readable_name  # e.g. PATHS
     return None
 
 

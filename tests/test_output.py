@@ -167,3 +167,23 @@ def test_json_values_are_valid_json():
     assert base64.b64decode(obj["nested"]["image_bytes"]) == raw
     assert obj["score"] is None and obj["inf"] is None and obj["n"] == 0.5
     assert json.loads(json_line({"path": "plain\nname"})) == {"path": "plain\nname"}  # JSON carries it exactly
+
+
+def test_eval_with_odd_class_folders_writes_valid_outputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    root = os.fsencode(tmp_path / "data")
+    rng = np.random.default_rng(4)
+    for folder, colour in ((b"r\xffed", "red"), (b"bl\nue", "blue")):
+        os.makedirs(os.path.join(root, folder))
+        Image.fromarray(shapes.draw([shapes.Thing(colour, "circle")], size=64, rng=rng)).save(
+            os.path.join(root, folder, b"x.png"), format="PNG")
+    out_csv = tmp_path / "confusion.csv"
+    r = CliRunner().invoke(cli, ["eval", os.fsdecode(root), "-m", "demo", "--raw-names", "--json",
+                                 "--confusion-csv", str(out_csv)])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout_bytes.decode("utf-8"))
+    assert sorted(obj["classes"]) == sorted(["r\\xffed", "bl\nue"])  # inside a list: the escaped form if not UTF-8
+    rows = list(csv.reader(io.StringIO(out_csv.read_bytes().decode("utf-8"))))
+    assert sorted(os.fsencode(unescape_text(c)) for c in rows[0][1:]) == sorted([b"r\xffed", b"bl\nue"])
+    assert CliRunner().invoke(cli, ["classify", FIXTURES.as_posix() + "/hopper.gif", "-l", os.fsdecode(b"\xff"),
+                                    "-m", "demo"]).exit_code == 2  # a label must be text

@@ -291,15 +291,16 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
     out = evaluate(embedder, data, label_set, sets, lib)
     first_name, first = next(iter(out["results"].items()))
     if confusion_png:
-        save_confusion_png(first["confusion"], out["classes"], confusion_png, f"{source.name}: {first_name}")
+        save_confusion_png(first["confusion"], [shown(c) for c in out["classes"]], confusion_png,
+                           shown(f"{source.name}: {first_name}"))
     if confusion_csv:
         import csv
 
         with open(confusion_csv, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["true \\ predicted", *out["classes"]])
+            writer.writerow(["true \\ predicted", *map(shown, out["classes"])])  # names in the escaped form
             for name, row in zip(out["classes"], first["confusion"]):
-                writer.writerow([name, *row.tolist()])
+                writer.writerow([shown(name), *row.tolist()])
     for path in out["skipped"]:
         warn(f"skipped {shown(path)}: could not be read")
     _print_eval(source, out, fmt)

@@ -81,9 +81,13 @@ _target = 224
 _max_mp = 180.0
 
 
-def _init_worker(known: frozenset[str], target: int, max_mp: float) -> None:
+def _init_worker(known: frozenset[str], target: int, max_mp: float, worker: bool = False) -> None:
     global _known, _target, _max_mp
     _known, _target, _max_mp = known, target, max_mp
+    if worker:  # Ctrl-C reaches the whole process group: the parent handles it and shuts the pool down
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _work(entry: FileEntry) -> Work:
@@ -121,7 +125,7 @@ def _decoded(entries: Sequence[FileEntry], workers: int, known: frozenset[str], 
         executor: Executor = _InlineExecutor()
     else:
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init_worker, initargs=(known, target, max_mp))
+                                       initializer=_init_worker, initargs=(known, target, max_mp, True))
     window: deque[Future] = deque()
     ahead = max(8, workers * 16)
     try:

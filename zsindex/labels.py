@@ -69,11 +69,22 @@ def check_templates(templates: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
+def check_text(text: str, what: str) -> str:
+    """Labels and queries are text: bytes that are not UTF-8 (from a shell argument) are refused with a message."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LabelError(f"{what} {text.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8 text") from None
+    return text
+
+
 def _check_unique(labels: list[Label], where: str) -> list[Label]:
     if not labels:
         raise LabelError(f"no labels given in {where}; give at least one, e.g. labels='cat,dog'")
     seen: dict[str, str] = {}
     for label in labels:
+        for text in (label.name, *label.descriptions, *label.templates):
+            check_text(text, "the label text")
         key = label.name.casefold()
         if key in seen:
             raise LabelError(f"label {label.name!r} appears twice in {where}; each label must be unique")

@@ -244,10 +244,13 @@ class Library:
         sorted by score, then id, so pages (offset, top_k) are stable between calls. A hit whose
         file has gone since it was indexed has ``exists`` False.
         """
+        from .labels import check_text
         from .search import Filters, compose, filter_ids, hits_for
         from .search import top_k as nearest
 
         texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
+        for t in texts + nots:
+            check_text(str(t), "the query text")
         if any(not str(t).strip() for t in texts):
             raise UsageError("the query text is empty; give words to search for, or like=IMAGE")
         if any(not str(t).strip() for t in nots):

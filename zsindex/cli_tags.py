@@ -36,8 +36,8 @@ def labels() -> None:
 @click.argument("name")
 @index_option
 @click.option("--labels", "-l", "label_list", help="Comma-separated labels, e.g. 'cat,dog,duck'.")
-@click.option("--file", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A .txt (one label a line), .csv (label,description,...) or .json file.")
+@click.option("--labels-file", "--file", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A .txt (one label a line), .csv (label,description,...) or .json file (--file is the same).")
 @click.option("--template", "-t", "templates", multiple=True,
               help="The set's prompt templates, with {} for the label (repeatable)  [default: 5 photo templates]")
 @output_options

@@ -86,7 +86,7 @@ def test_unreadable_files_reported_others_classified(tmp_path, world):
            tmp_path / "missing.png", tmp_path]
     good = str(world[0][0])
     r = CliRunner().invoke(cli, ["classify", good, *map(str, bad), "-l", "red,blue", "--json", "-m", "demo"])
-    assert r.exit_code == 1
+    assert r.exit_code == 3  # done, with skipped files (the same code as ingest)
     out = [json.loads(line) for line in r.stdout.splitlines()]
     assert [o["path"] for o in out] == [good]
     for b in bad:
@@ -148,7 +148,7 @@ def test_similarity_cli(world, tmp_path):
     bad.write_text("no")
     r = CliRunner().invoke(cli, ["similarity", "-i", str(world[0][0]), "-i", str(bad), "-t", "a", "-t", "b",
                                  "--csv", "-m", "demo"])
-    assert r.exit_code == 1
+    assert r.exit_code == 3
     lines = r.stdout.splitlines()
     assert lines[0] == "image,a,b" and len(lines) == 2
     assert "skipped" in r.stderr

@@ -99,7 +99,7 @@ def resolve_source(model: str, pretrained: str | None) -> ModelSource:
         path = Path(pretrained).expanduser()
         return ModelSource(model, str(path), f"sha256:{sha256_file(path)}", config_file=config_file)
     if config_file:
-        raise ModelError(f"--model {config_file} is an architecture file; give its weights with --pretrained PATH")
+        raise ModelError(f"model={config_file} is an architecture file; give its weights with pretrained=PATH")
     if not pretrained or pretrained == RANDOM:
         return ModelSource(model, RANDOM, f"{model}/{RANDOM}")
     return _tag_source(model, pretrained)
@@ -114,7 +114,7 @@ def _tag_source(model: str, tag: str) -> ModelSource:
         known = ", ".join(open_clip.list_pretrained_tags_by_model(model)) or "none"
         raise ModelError(
             f"{tag!r} is neither a pretrained tag of {model} nor a checkpoint file. "
-            f"Known tags: {known}. Pass a file path with --pretrained PATH."
+            f"Known tags: {known}. Pass a file path with pretrained=PATH."
         )
     hub = cfg.get("hf_hub", "")
     if hub:
@@ -174,13 +174,13 @@ def check_available(source: ModelSource) -> bool:
     if offline and not cached:
         host = urlparse(source.url or _hub_endpoint()).hostname
         why = "HF_HUB_OFFLINE is set" if _env_offline() else f"{host} cannot be reached"
-        asked = source.model + (f" --pretrained {source.pretrained}" if source.pretrained else "")
+        asked = source.model + (f" (pretrained={source.pretrained})" if source.pretrained else "")
         raise ModelUnavailableError(
             f"model {asked} is not on this machine and cannot be downloaded ({why}). "
-            "Copy the weights here and use them locally: --model ARCH --pretrained /path/to/checkpoint.pt, "
-            "or --model /path/to/folder (with open_clip_config.json and weights), "
+            "Copy the weights here and use them locally: model=ARCH pretrained=/path/to/checkpoint.pt, "
+            "or model=/path/to/folder (with open_clip_config.json and weights), "
             "or set HF_HUB_CACHE to a Hugging Face cache that holds it. "
-            "To try zsindex without any download, use --model demo."
+            "To try zsindex without any download, use model=demo."
         )
     return offline
 

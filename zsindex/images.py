@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -153,27 +154,29 @@ def decode_bytes(
     digest = hashlib.sha256(data).hexdigest()
     pixels = digest not in header_only_for
     try:
-        im: Image.Image = Image.open(io.BytesIO(data))
-        fmt = im.format or "unknown"
-        width, height = im.size
-        if width * height > max_megapixels * 1_000_000:
-            raise ImageError(
-                f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
-                f"over the {max_megapixels:g} MP limit (--max-megapixels)"
-            )
-        if pixels:
-            if target and fmt in ("JPEG", "MPO"):
-                # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
-                im.draft("RGB", (target, target))
-            im.load()
-        meta = _exif_meta(im)
-        if meta.get("orientation", 1) >= 5:
-            width, height = height, width
-        if not pixels:
-            return Decoded(None, digest, width, height, fmt, meta)
-        if meta.get("orientation", 1) in _TRANSPOSE:
-            im = im.transpose(_TRANSPOSE[meta["orientation"]])
-        im = _to_rgb(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on odd EXIF and palette data it still decodes
+            im: Image.Image = Image.open(io.BytesIO(data))
+            fmt = im.format or "unknown"
+            width, height = im.size
+            if width * height > max_megapixels * 1_000_000:
+                raise ImageError(
+                    f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
+                    f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
+                )
+            if pixels:
+                if target and fmt in ("JPEG", "MPO"):
+                    # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
+                    im.draft("RGB", (target, target))
+                im.load()
+            meta = _exif_meta(im)
+            if meta.get("orientation", 1) >= 5:
+                width, height = height, width
+            if not pixels:
+                return Decoded(None, digest, width, height, fmt, meta)
+            if meta.get("orientation", 1) in _TRANSPOSE:
+                im = im.transpose(_TRANSPOSE[meta["orientation"]])
+            im = _to_rgb(im)
     except ImageError:
         raise
     except UnidentifiedImageError:

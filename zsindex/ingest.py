@@ -49,6 +49,7 @@ class IngestReport:
     skipped: int = 0
     seconds: float = 0.0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a folder with no image files in it
     decode_seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -80,9 +81,13 @@ _target = 224
 _max_mp = 180.0
 
 
-def _init_worker(known: frozenset[str], target: int, max_mp: float) -> None:
+def _init_worker(known: frozenset[str], target: int, max_mp: float, worker: bool = False) -> None:
     global _known, _target, _max_mp
     _known, _target, _max_mp = known, target, max_mp
+    if worker:  # Ctrl-C reaches the whole process group: the parent handles it and shuts the pool down
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _work(entry: FileEntry) -> Work:
@@ -120,7 +125,7 @@ def _decoded(entries: Sequence[FileEntry], workers: int, known: frozenset[str], 
         executor: Executor = _InlineExecutor()
     else:
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init_worker, initargs=(known, target, max_mp))
+                                       initializer=_init_worker, initargs=(known, target, max_mp, True))
     window: deque[Future] = deque()
     ahead = max(8, workers * 16)
     try:
@@ -208,9 +213,28 @@ class Ingester:
             session.add(run)
             session.flush()
             self.report.run_id = run.id
+        try:
+            self._run(roots, root_strs, exclude, follow_symlinks, workers, max_megapixels)
+        except BaseException as e:  # Ctrl-C or a crash: the run must not stay "running" in `status`
+            self._stop("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            raise
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _stop(self, status: str) -> None:
+        with self.store.session() as session:
+            run = session.get(s.IngestRun, self.report.run_id)
+            if run is not None:
+                run.status, run.finished_at = status, now()
+
+    def _run(self, roots: Sequence[Path], root_strs: list[str], exclude: Sequence[str], follow_symlinks: bool,
+             workers: int, max_megapixels: float) -> None:
         result = scan(roots, exclude, follow_symlinks)
         self.report.skipped_files.extend(result.problems)
         self.report.skipped += len(result.problems)
+        for root in root_strs:
+            if not any(_under(f.path, [root]) for f in result.files):
+                self.report.warnings.append(f"no image files found in {root} (nothing to add from it)")
         plan = _Plan(self.store, result.files, root_strs)
         self.report.unchanged = len(plan.unchanged_ids)
         known = frozenset(self.known_hashes())
@@ -230,8 +254,6 @@ class Ingester:
             self._commit(batch, plan)
             self.progress("ingest", total, total)
         self._finish(plan)
-        self.report.seconds = time.perf_counter() - started
-        return self.report
 
     def _embed_new(self, batch: list[Work], session: Any) -> dict[str, np.ndarray]:
         """Vectors for every hash in the batch: stored ones reused, the rest embedded once."""

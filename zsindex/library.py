@@ -52,7 +52,8 @@ class Library:
         if not create and not (self.folder / DB_NAME).is_file():
             if self.folder.exists() and not self.folder.is_dir():
                 raise IndexStateError(f"{self.folder} is a file, not an index folder; give a folder to --index")
-            raise IndexStateError(f"no index at {self.folder}; run `zsindex ingest PATH --index {self.folder}` first")
+            raise IndexStateError(f"no index at {self.folder}; ingest images into it first "
+                                  f"(zsindex ingest PATH folder={self.folder})")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -127,7 +128,8 @@ class Library:
             raise UsageError("give at least one folder or file to ingest")
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
-            raise UsageError(f"no such file or folder: {', '.join(missing)}")
+            raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
+                             "under a folder that is gone, use forget (zsindex forget PATH)")
         self._require_writable("ingest into it")
         with WriteLock(self.folder):
             model = self._bind_model()
@@ -171,11 +173,26 @@ class Library:
         if self.store.read_only:
             raise read_only_error(self.folder, what)
 
+    def forget(self, paths: Sequence[str | Path] = (), *, missing: bool = False, dry_run: bool = False) -> Any:
+        """Remove the images under paths (files or folders, gone or not) from the index, vectors included.
+
+        With ``missing``, only those whose file no longer exists (under paths, or anywhere if none are
+        given). Returns a ForgetReport; ``dry_run`` counts without changing anything.
+        """
+        from .forget import forget_paths
+
+        self._require_writable("forget images")
+        return forget_paths(self, paths, missing, dry_run)
+
     def status(self) -> dict[str, Any]:
+        from .lock import writer_active
         from .vectors import FAISS_NAME, META_NAME
 
         model = self.store.model()
         run = self.store.last_run()
+        run_status = run.status if run is not None else None
+        if run_status == "running" and not writer_active(self.folder):
+            run_status = "interrupted"  # killed before it could say so (SIGKILL, power loss)
         files = {name: (self.folder / name).stat().st_size for name in
                  ("index.sqlite", "index.sqlite-wal", FAISS_NAME) if (self.folder / name).exists()}
         fresh, kind = False, None
@@ -196,7 +213,7 @@ class Library:
             "faiss_fresh": fresh,
             "vector_index": kind,
             "last_run": None if run is None else {
-                "id": run.id, "status": run.status, "started_at": run.started_at.isoformat(timespec="seconds"),
+                "id": run.id, "status": run_status, "started_at": run.started_at.isoformat(timespec="seconds"),
                 "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
                 **{k: getattr(run, k) for k in ("added", "unchanged", "changed", "moved", "deleted", "skipped")},
             },
@@ -229,34 +246,58 @@ class Library:
 
     def image_vector(self, path: str | Path) -> np.ndarray:
         """The stored vector of an indexed file, else the file embedded now."""
+        from .errors import ImageError
+
         model = self._query_model()
         stored = self.store.stored_vector(model.id, os.path.abspath(path))
         if stored is not None:
             return stored
-        return self.embedder.embed_images([load_pixels(Path(path), self.embedder.image_size)])[0]
+        try:
+            pixels = load_pixels(Path(path), self.embedder.image_size)
+        except ImageError as e:
+            raise UsageError(f"cannot use {os.fspath(path)!r} as an example image (like=): {e}") from None
+        return self.embedder.embed_images([pixels])[0]
 
     def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,
-               not_: str | Sequence[str] | None = None, not_weight: float = 0.5, k: int = 10, offset: int = 0,
-               min_score: float | None = None, filters: "Filters | None" = None, **filter_args: Any) -> list["Hit"]:
+               not_: str | Sequence[str] | None = None, not_weight: float = 0.5, top_k: int | None = None,
+               offset: int = 0, min_score: float | None = None, filters: "Filters | None" = None,
+               k: int | None = None, **filter_args: Any) -> list["Hit"]:
         """Images best matching texts and/or example images, minus negative texts, after filters.
 
-        Results are sorted by score, then id, so pages (offset, k) are stable between calls.
+        ``top_k`` hits (default 10; ``k`` is the same parameter under its older name). Results are
+        sorted by score, then id, so pages (offset, top_k) are stable between calls. A hit whose
+        file has gone since it was indexed has ``exists`` False.
         """
-        from .search import Filters, compose, filter_ids, hits_for, top_k
+        from .labels import check_text
+        from .search import Filters, compose, filter_ids, hits_for
+        from .search import top_k as nearest
 
         texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
-        if any(not str(t).strip() for t in texts + nots) or not (texts or likes):
-            raise UsageError("give a non-empty query text or --like IMAGE")
+        for t in texts + nots:
+            check_text(str(t), "the query text")
+        if any(not str(t).strip() for t in texts):
+            raise UsageError("the query text is empty; give words to search for, or like=IMAGE")
+        if any(not str(t).strip() for t in nots):
+            raise UsageError("a not_= text is empty; give the words to push results away from")
+        if not (texts or likes):
+            raise UsageError("give a query text or like=IMAGE")
+        if top_k is not None and k is not None and top_k != k:
+            raise UsageError("k is another name for top_k; give only one")
+        k = top_k if top_k is not None else k if k is not None else 10
         if k < 1 or offset < 0:
-            raise UsageError("k must be at least 1 and offset at least 0")
+            raise UsageError("top_k= must be at least 1 and offset= at least 0")
         filters = filters or Filters(**filter_args)
         positive = list(self.text_vectors(texts)) if texts else []
         positive += [self.image_vector(p) for p in likes]
         negative = list(self.text_vectors(nots)) if nots else []
         query = compose(positive, negative, not_weight)
         with self.store.session() as session:
+            if filters.tag is not None:
+                from .tagging import check_tag
+
+                check_tag(session, filters.tag, filters.tag_set)
             ids = filter_ids(session, filters) if filters.active else None
-        pairs = top_k(self.vectors(), query, offset + k, ids)[offset:]
+        pairs = nearest(self.vectors(), query, offset + k, ids)[offset:]
         if min_score is not None:
             pairs = [p for p in pairs if p[1] >= min_score]
         with self.store.session() as session:
@@ -306,17 +347,28 @@ class Library:
                     "labels": [{"label": lab.name, "descriptions": list(lab.descriptions),
                                 "templates": list(lab.templates)} for lab in map(row_label, labels)]}
 
-    def _label_set(self, labels: str) -> tuple[Any, list[Any]]:
-        """A registered set by name, or an ad-hoc 'a,b,c' list registered under that text."""
+    def has_label_set(self, name: str) -> bool:
+        from .tagging import set_exists
+
+        with self.store.session() as session:
+            return set_exists(session, name)
+
+    def _label_set(self, labels: str, create: bool = False) -> tuple[Any, list[Any]]:
+        """A registered set by name; with create, an unknown name is an ad-hoc list ('a,b,c', or one label).
+
+        An ad-hoc list is registered as a set named by its labels, comma-separated (CSV quoting).
+        """
+        from .labels import format_label_list
         from .tagging import add_set, get_set, set_exists
 
         with self.store.session() as session:
             if not set_exists(session, labels):
-                if "," not in labels:
+                if not create:
                     get_set(session, labels)  # raises: names the known sets and how to create one
                 parsed = as_label_set(labels)
-                add_set(session, ",".join(parsed.names), parsed.labels)
-                labels = ",".join(parsed.names)
+                labels = format_label_list(parsed.names)
+                if not set_exists(session, labels):
+                    add_set(session, labels, parsed.labels)
             return get_set(session, labels)
 
     def tag(self, labels: str, *, mode: str = "single", threshold: float | None = None,
@@ -330,8 +382,13 @@ class Library:
         if mode not in MODES:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self._require_writable("tag its images")
+        from .tagging import TagReport
+
         model = self._query_model()
-        set_row, label_rows = self._label_set(labels)
+        known = self.has_label_set(labels)
+        set_row, label_rows = self._label_set(labels, create=True)
+        notes = [] if known else [f"no label set was named {labels!r}: tagged with the ad-hoc labels "
+                                  f"{', '.join(r.name for r in label_rows)} (now set {set_row.name!r})"]
         label_set = stored_set(set_row, label_rows)
         label_set.labels.append(BACKGROUND)
         vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)
@@ -340,9 +397,15 @@ class Library:
         if filters.active:
             with self.store.session() as session:
                 only = filter_ids(session, filters)
+            if len(only) == 0:
+                report = TagReport(set_row.name, set_row.version, mode)
+                report.notes = [*notes, "no indexed image matches the filters (path= ...); nothing was tagged"]
+                return report
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
-        return run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
-                           mode, threshold, only, repr(filters) if filters.active else "", progress)
+        report = run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
+                             mode, threshold, only, repr(filters) if filters.active else "", progress)
+        report.notes = notes + report.notes
+        return report
 
     def _logit_scale(self, model: Any) -> float:
         """The model's logit scale, remembered in the index so tagging never needs the model loaded."""
@@ -354,11 +417,18 @@ class Library:
                 self.store.set_state(session, key, stored)
         return float(stored)
 
-    def tag_rows(self, labels: str) -> list[dict[str, Any]]:
+    def tag_rows(self, labels: str, filters: "Filters | None" = None, **filter_args: Any) -> list[dict[str, Any]]:
+        """(path, label, score, cosine) of every tag of a set, or of the images passing filters."""
+        from .search import Filters, filter_ids
         from .tagger import tag_rows
 
         _, rows = self._label_set(labels)
-        return tag_rows(self.store, [r.id for r in rows])
+        filters = filters or Filters(**filter_args)
+        only = None
+        if filters.active:
+            with self.store.session() as session:
+                only = filter_ids(session, filters)
+        return tag_rows(self.store, [r.id for r in rows], only)
 
     def untag(self, labels: str) -> int:
         from .tagger import untag
@@ -370,6 +440,12 @@ class Library:
         from .tagger import tag_counts
 
         return tag_counts(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
+
+    def tag_summary(self, labels: str | None = None) -> list[dict[str, Any]]:
+        """Tagged images per label, one row per (set, label): {"set", "label", "images"}."""
+        from .tagger import tag_count_rows
+
+        return tag_count_rows(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
 
     def close(self) -> None:
         self.store.close()

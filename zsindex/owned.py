@@ -49,14 +49,14 @@ def new_output_file(path: Path, force: bool = False) -> IO[str]:
         return open(path, "w" if force else "x", encoding="utf-8", newline="")
     except FileExistsError:
         raise ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
-                               f"another name, or add --force to replace it") from None
+                               f"another name, or pass force=True to replace it") from None
 
 
 def check_new_output(path: Path, force: bool = False) -> None:
     """For writers that open the file themselves (e.g. matplotlib): refuse an existing file unless force."""
     if not force and (path.exists() or path.is_symlink()):
         raise ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
-                               f"another name, or add --force to replace it")
+                               f"another name, or pass force=True to replace it")
 
 
 def file_sha256(path: Path) -> str:

@@ -237,15 +237,15 @@ class Store:
                 session.add(existing)
                 session.flush()
             elif existing.identity != identity:
-                flags = existing.name + (f" --pretrained {existing.pretrained}" if existing.pretrained else "")
+                flags = existing.name + (f" pretrained={existing.pretrained}" if existing.pretrained else "")
                 if existing.name == name and existing.pretrained == pretrained:
                     raise ModelMismatchError(
                         f"the weights of model {flags} changed since this index was built ({existing.identity[:40]}, "
-                        f"now {identity[:40]}); its vectors no longer match. Build a new index with --index DIR "
+                        f"now {identity[:40]}); its vectors no longer match. Build a new index with folder=DIR "
                         f"(or delete this one to start over).")
                 raise ModelMismatchError(
                     f"this index holds vectors of model {flags} ({existing.identity[:40]}), not {name} "
-                    f"({identity[:40]}). Use --model {flags}, or a new index with --index DIR for the other model."
+                    f"({identity[:40]}). Use model={flags}, or a new index with folder=DIR for the other model."
                 )
             return existing
 

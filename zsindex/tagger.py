@@ -115,7 +115,7 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
         total = len(only) if only is not None else vectors.ntotal
         if threshold is None and total < MIN_CALIBRATION_IMAGES:
             report.warning = (f"thresholds calibrated on only {total} images are rough (a label shown by one or "
-                              f"two of them may be missed); with so few, consider --threshold COSINE")
+                              f"two of them may be missed); with so few, consider threshold=COSINE")
         with store.session() as session:
             stale = delete(s.Tag).where(s.Tag.label_id.in_(todo_ids))
             session.execute(stale if only is None else stale.where(s.Tag.image_id.in_(only.tolist())))
@@ -157,14 +157,33 @@ def tag_counts(store: Store, label_ids: list[int] | None = None) -> dict[str, in
         return {name: n for name, n in session.execute(query)}
 
 
-def tag_rows(store: Store, label_ids: list[int]) -> list[dict[str, Any]]:
-    """(path, label, score, cosine) rows, best score first within each image, images by path."""
+def tag_count_rows(store: Store, label_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Tags per (set, label), counting only images still indexed: same-named labels of two sets stay apart."""
+    query = (select(s.LabelSetRow.name, s.LabelRow.name, func.count(s.Tag.id))
+             .join(s.Tag, s.Tag.label_id == s.LabelRow.id)
+             .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
+             .where(s.Tag.image_id.not_in(_not_indexed()))
+             .group_by(s.LabelRow.id).order_by(s.LabelSetRow.name, func.count(s.Tag.id).desc(), s.LabelRow.name))
+    if label_ids is not None:
+        query = query.where(s.LabelRow.id.in_(label_ids))
+    with store.session() as session:
+        return [{"set": a, "label": b, "images": n} for a, b, n in session.execute(query)]
+
+
+def tag_rows(store: Store, label_ids: list[int], only: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """(path, label, score, cosine) rows, best score first within each image, images by path.
+
+    ``only``: just these image ids (the images a filtered tag run looked at).
+    """
     query = (select(s.Image.id, s.Image.path, s.LabelRow.name, s.Tag.score, s.Tag.cosine)
              .join(s.Tag, s.Tag.image_id == s.Image.id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
              .where(s.Tag.label_id.in_(label_ids), s.Tag.image_id.not_in(_not_indexed()))
              .order_by(s.Image.path, s.Tag.score.desc()))
     with store.session() as session:
         rows = session.execute(query).all()
+    if only is not None:  # filtered here: an IN list of every matched id could pass SQLite's variable limit
+        keep = set(only.tolist())
+        rows = [r for r in rows if r[0] in keep]
     return [{"id": r[0], "path": r[1], "label": r[2], "score": r[3], "cosine": r[4]} for r in rows]
 
 

@@ -248,7 +248,7 @@ class VectorIndex:
 
         tmp, meta_tmp = folder / (FAISS_NAME + ".tmp"), folder / (META_NAME + ".tmp")
         try:
-            self._faiss.write_index(self.index, str(tmp))
+            _write_index(self._faiss, self.index, tmp)
             os.replace(tmp, folder / FAISS_NAME)
             meta_tmp.write_text(json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
                                             "kind": self.kind}))
@@ -281,7 +281,9 @@ class VectorIndex:
                 return None
             flat = meta.get("kind", "flat") == "flat"  # a flat index is small: read it, so it stays writable
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped and not flat else 0
-            index = faiss.read_index(str(folder / FAISS_NAME), flags)
+            if not _utf8(folder):
+                flags = 0  # read through a Python file object, which cannot be memory-mapped
+            index = _read_index(faiss, folder / FAISS_NAME, flags)
         except (OSError, ValueError, RuntimeError, AttributeError):  # missing or damaged: rebuilt from SQL
             return None
         if index.ntotal != meta.get("ntotal"):
@@ -312,6 +314,36 @@ class VectorIndex:
             vi.add(ids, vecs)
         vi.exact = StoredVectors(store, model_id)
         return vi
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _write_index(faiss: Any, index: Any, path: Path) -> None:
+    """FAISS takes UTF-8 paths only; a folder name that is not UTF-8 goes through a Python file object."""
+    if _utf8(path):
+        faiss.write_index(index, str(path))
+        return
+    with open(path, "wb") as f:
+        writer = faiss.PyCallbackIOWriter(f.write)
+        faiss.write_index(index, writer)
+        del writer  # flushes FAISS's buffer before the file closes
+
+
+def _read_index(faiss: Any, path: Path, flags: int = 0) -> Any:
+    if _utf8(path):
+        return faiss.read_index(str(path), flags)
+    with open(path, "rb") as f:
+        reader = faiss.PyCallbackIOReader(f.read)
+        try:
+            return faiss.read_index(reader)
+        finally:
+            del reader
 
 
 def _training_sample(chunks: Iterator[tuple[np.ndarray, np.ndarray]], n: int,

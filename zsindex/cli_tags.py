@@ -246,10 +246,9 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
       zsindex eval ./poses --confusion poses.png --confusion-csv poses.csv
     """
     from .evaluate import evaluate, load_dataset, parse_template_spec, save_confusion_png
-    from .library import Library
 
     data = load_dataset(source, raw_names)
-    lib = Library(index_dir, create=False) if index_dir else None
+    lib = open_library(index_dir) if index_dir else None
     label_set = None
     if label_list and lib is not None and "," not in label_list:
         from .labels import Label, LabelSet

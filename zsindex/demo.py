@@ -45,7 +45,7 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
     index = folder / "index"
     if (index / "index.sqlite").is_file():  # the demo's own index from an earlier run: start afresh
         shutil.rmtree(index)
-    lib = Library(index, embedder=embedder)
+    lib = Library(index, embedder=embedder, db=False)
     ingest = lib.ingest([folder / "images"], workers=0).to_dict()
     progress(f"ingested the demo images into {folder / 'index'}: {ingest}")
     searches = {}

@@ -43,14 +43,17 @@ class Library:
 
     def __init__(self, folder: str | Path | None = None, *, embedder: "Embedder | None" = None,
                  model: str | None = None, pretrained: str | None = None, device: str | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True, db: str | bool | None = None) -> None:
         from .store import DB_NAME, Store
 
         self.folder = config.index_dir(folder)
-        if not create and not (self.folder / DB_NAME).is_file():
+        # A database server (db URL, else $ZSINDEX_DB) holds the store and the folder keeps the FAISS
+        # cache; db=False: the folder's own SQLite whatever the environment says (private indexes).
+        url = None if db is False else config.db_url(db if isinstance(db, str) else None)
+        if not create and not url and not (self.folder / DB_NAME).is_file():
             raise IndexStateError(f"no index at {self.folder}; run `zsindex ingest PATH --index {self.folder}` first")
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.folder)
+        self.store = Store(self.folder, url)
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
         self._vectors: Any = None
@@ -111,14 +114,13 @@ class Library:
                progress: "Progress | None" = None) -> "IngestReport":
         """Add new, changed and moved images under paths; mark vanished ones deleted."""
         from .ingest import Ingester
-        from .lock import WriteLock
 
         if not paths:
             raise UsageError("give at least one folder or file to ingest")
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
             raise UsageError(f"no such file or folder: {', '.join(missing)}")
-        with WriteLock(self.folder):
+        with self.store.write_lock():
             model = self._bind_model()
             vectors = self.vectors(save=True)
             ingester = Ingester(self.store, self.embedder, model.id, vectors, batch_size, progress)
@@ -133,7 +135,6 @@ class Library:
         ``kind`` (flat, ivf, ivfpq) is recorded and kept by later rebuilds; "auto" or None
         chooses by size (see zsindex.vectors).
         """
-        from .lock import WriteLock
         from .vectors import KIND_STATE, KINDS, VectorIndex
 
         if kind not in (None, "auto", *KINDS):
@@ -141,7 +142,7 @@ class Library:
         model = self.store.model()
         if model is None:
             raise IndexStateError(f"the index at {self.folder} is empty; run `zsindex ingest PATH` first")
-        with WriteLock(self.folder):
+        with self.store.write_lock():
             if kind is not None:
                 with self.store.session() as session:
                     self.store.set_state(session, KIND_STATE, "" if kind == "auto" else kind)

@@ -62,6 +62,41 @@ def make_engine(path: Path) -> Engine:
     return engine
 
 
+def make_server_engine(url: str) -> Engine:
+    """A database server (PostgreSQL) holding the store; the index folder then keeps only the FAISS cache."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise IndexStateError(f"cannot use --db {_safe_url(url)}: {exc}. Give an SQLAlchemy URL such as "
+                              "postgresql+psycopg://user@host/dbname (pip install 'zsindex[postgres]')") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _set_pragmas)
+    return engine
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"
+
+
+def insert_ignoring_duplicates(session: Session, table: Any) -> Any:
+    """An INSERT that skips rows whose unique key exists, in the session's SQL dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to head; refuse a database written by a newer zsindex."""
     from alembic import command
@@ -89,11 +124,29 @@ def upgrade(engine: Engine) -> None:
 class Store:
     """One index database. ``session()`` is the unit of work: one transaction per call."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, url: str | None = None) -> None:
         self.folder = folder
         self.path = folder / DB_NAME
-        self.engine = make_engine(self.path)
-        upgrade(self.engine)
+        self.url = url  # a database server's URL; None for the folder's SQLite file
+        self.engine = make_server_engine(url) if url else make_engine(self.path)
+        if url:
+            from sqlalchemy.exc import OperationalError
+
+            try:
+                upgrade(self.engine)
+            except OperationalError as exc:
+                raise IndexStateError(f"cannot reach the database {_safe_url(url)}: {exc.orig}; check --db / "
+                                      "$ZSINDEX_DB and that the server is running") from None
+        else:
+            upgrade(self.engine)
+
+    def write_lock(self) -> Any:
+        """The one-writer lock: a file lock for SQLite, a PostgreSQL advisory lock across machines."""
+        from .lock import ServerLock, WriteLock
+
+        if self.url and self.engine.dialect.name == "postgresql":
+            return ServerLock(self.engine, self.folder)
+        return WriteLock(self.folder)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -223,14 +276,12 @@ class Store:
         return {t: np.frombuffer(v, dtype=np.float32) for t, v in rows}
 
     def cache_texts(self, model_id: int, vectors: dict[str, np.ndarray]) -> None:
-        from sqlalchemy.dialects.sqlite import insert
-
         if not vectors:
             return
         stamp = now()
         with self.session() as session:
             session.execute(
-                insert(s.TextVector).on_conflict_do_nothing(),
+                insert_ignoring_duplicates(session, s.TextVector),
                 [{"model_id": model_id, "text": t, "vector": v.astype(np.float32).tobytes(), "last_used": stamp}
                  for t, v in vectors.items()],
             )

@@ -30,7 +30,10 @@ from .output import emit_json, emit_paths, emit_record, emit_rows, output_option
 
 @click.group(cls=ZsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zsindex")
-def cli() -> None:
+@click.option("--db", metavar="URL",
+              help="Keep the index's data in a database server, e.g. postgresql+psycopg://user@host/photos "
+                   "[env ZSINDEX_DB]; the --index folder then holds only this machine's vector cache.")
+def cli(db: str | None) -> None:
     """Semantic search and zero-shot labelling of image collections with OpenCLIP.
 
     \b

@@ -111,7 +111,7 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
         rows.append({**result.to_dict(), "truth": scene[0].name})
     correct = sum(r["labels"][0]["label"] == r["truth"] for r in rows)
     before = {name for name in INDEX_FILE_NAMES if (index / name).exists()}
-    lib = Library(index, embedder=embedder)
+    lib = Library(index, embedder=embedder, db=False)
     ingest = lib.ingest(paths, workers=0).to_dict()  # the drawn files only, not whatever else is in images/
     progress(f"ingested the demo images into {folder / 'index'}: {ingest}")
     searches = {}

@@ -89,7 +89,7 @@ def cache_library(embedder: "Embedder") -> "Library":
     from .library import Library
 
     key = hashlib.sha256(embedder.identity.encode()).hexdigest()[:16]
-    return Library(config.home() / "eval-cache" / key, embedder=embedder)
+    return Library(config.home() / "eval-cache" / key, embedder=embedder, db=False)
 
 
 def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | None") -> tuple[np.ndarray, list[int]]:

@@ -43,13 +43,16 @@ class Library:
 
     def __init__(self, folder: str | Path | None = None, *, embedder: "Embedder | None" = None,
                  model: str | None = None, pretrained: str | None = None, device: str | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True, db: str | bool | None = None) -> None:
         from .faults import file_fault
         from .owned import check_index_folder
         from .store import DB_NAME, Store
 
         self.folder = config.index_dir(folder)
-        if not create and not (self.folder / DB_NAME).is_file():
+        # A database server (db URL, else $ZSINDEX_DB) holds the store and the folder keeps the FAISS
+        # cache; db=False: the folder's own SQLite whatever the environment says (private indexes).
+        url = None if db is False else config.db_url(db if isinstance(db, str) else None)
+        if not create and not url and not (self.folder / DB_NAME).is_file():
             if self.folder.exists() and not self.folder.is_dir():
                 raise IndexStateError(f"{self.folder} is a file, not an index folder; give a folder to --index")
             raise IndexStateError(f"no index at {self.folder}; ingest images into it first "
@@ -59,7 +62,7 @@ class Library:
         except OSError as e:
             raise file_fault(e, self.folder / DB_NAME, f"create the index folder {self.folder}") from None
         check_index_folder(self.folder)
-        self.store = Store(self.folder)
+        self.store = Store(self.folder, url)
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
         self._vectors: Any = None
@@ -122,7 +125,6 @@ class Library:
                progress: "Progress | None" = None) -> "IngestReport":
         """Add new, changed and moved images under paths; mark vanished ones deleted."""
         from .ingest import Ingester
-        from .lock import WriteLock
 
         if not paths:
             raise UsageError("give at least one folder or file to ingest")
@@ -131,7 +133,7 @@ class Library:
             raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
                              "under a folder that is gone, use forget (zsindex forget PATH)")
         self._require_writable("ingest into it")
-        with WriteLock(self.folder):
+        with self.store.write_lock():
             model = self._bind_model()
             vectors = self.vectors(save=True)
             ingester = Ingester(self.store, self.embedder, model.id, vectors, batch_size, progress)
@@ -146,7 +148,6 @@ class Library:
         ``kind`` (flat, ivf, ivfpq) is recorded and kept by later rebuilds; "auto" or None
         chooses by size (see zsindex.vectors).
         """
-        from .lock import WriteLock
         from .vectors import KIND_STATE, KINDS, VectorIndex
 
         if kind not in (None, "auto", *KINDS):
@@ -155,7 +156,7 @@ class Library:
         if model is None:
             raise IndexStateError(f"the index at {self.folder} is empty; run `zsindex ingest PATH` first")
         self._require_writable("rebuild its vector file")
-        with WriteLock(self.folder):
+        with self.store.write_lock():
             if kind is not None:
                 with self.store.session() as session:
                     self.store.set_state(session, KIND_STATE, "" if kind == "auto" else kind)

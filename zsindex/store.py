@@ -101,6 +101,41 @@ def _read_only_engine(path: Path) -> Engine:
     return create_engine("sqlite://", creator=connect, poolclass=pool.QueuePool)
 
 
+def make_server_engine(url: str) -> Engine:
+    """A database server (PostgreSQL) holding the store; the index folder then keeps only the FAISS cache."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise IndexStateError(f"cannot use --db {_safe_url(url)}: {exc}. Give an SQLAlchemy URL such as "
+                              "postgresql+psycopg://user@host/dbname (pip install 'zsindex[postgres]')") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _set_pragmas)
+    return engine
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"
+
+
+def insert_ignoring_duplicates(session: Session, table: Any) -> Any:
+    """An INSERT that skips rows whose unique key exists, in the session's SQL dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
 def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -> None:
     """Bring the schema to head; refuse a database written by a newer zsindex, or not by zsindex at all."""
     from alembic import command
@@ -153,13 +188,18 @@ def _check_ours(path: Path) -> None:
 class Store:
     """One index database. ``session()`` is the unit of work: one transaction per call."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, url: str | None = None) -> None:
         self.folder = folder
         self.path = folder / DB_NAME
+        self.url = url  # a database server's URL; None for the folder's SQLite file
+        self.read_only = False
+        self.write_fault: ZsindexError | None = None  # why this store was opened read-only, when not for rights
+        if url:
+            self.engine = self._open_server(url)
+            return
         sidecars = tuple(folder / (DB_NAME + x) for x in ("", "-wal", "-shm"))
         # A folder this process may not write is opened read-only, so that reading commands still work.
         self.read_only = self.path.exists() and not folder_writable(folder, sidecars)
-        self.write_fault: ZsindexError | None = None  # why this store was opened read-only, when not for rights
         if not self.path.exists() and folder.is_dir() and not folder_writable(folder):
             raise read_only_error(folder, f"create an index in {folder}")
         if self.path.exists() and not self.read_only:
@@ -187,6 +227,27 @@ class Store:
             engine.dispose()
             raise
         return engine
+
+    @staticmethod
+    def _open_server(url: str) -> Engine:
+        from sqlalchemy.exc import OperationalError
+
+        engine = make_server_engine(url)
+        try:
+            upgrade(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise IndexStateError(f"cannot reach the database {_safe_url(url)}: {exc.orig}; check --db / "
+                                  "$ZSINDEX_DB and that the server is running") from None
+        return engine
+
+    def write_lock(self) -> Any:
+        """The one-writer lock: a file lock for SQLite, a PostgreSQL advisory lock across machines."""
+        from .lock import ServerLock, WriteLock
+
+        if self.url and self.engine.dialect.name == "postgresql":
+            return ServerLock(self.engine, self.folder)
+        return WriteLock(self.folder)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -319,14 +380,12 @@ class Store:
         return {t: np.frombuffer(v, dtype=np.float32) for t, v in rows}
 
     def cache_texts(self, model_id: int, vectors: dict[str, np.ndarray]) -> None:
-        from sqlalchemy.dialects.sqlite import insert
-
         if not vectors or self.read_only:  # a cache: a read-only index just goes without
             return
         stamp = now()
         with self.session() as session:
             session.execute(
-                insert(s.TextVector).on_conflict_do_nothing(),
+                insert_ignoring_duplicates(session, s.TextVector),
                 [{"model_id": model_id, "text": t, "vector": v.astype(np.float32).tobytes(), "last_used": stamp}
                  for t, v in vectors.items()],
             )

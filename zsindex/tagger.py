@@ -69,8 +69,13 @@ def _thresholds(store: Store, vectors: Any, only: np.ndarray | None, label_vecs:
 
 
 SCORE_BLOCK = 8192  # images scored per matrix product: an (8192, labels) block stays in cache-sized memory
-_INSERT_TAG = ("INSERT INTO tags (image_id, label_id, set_version, model_id, mode, score, cosine) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def _insert_tag_sql(paramstyle: str) -> str:
+    """The tag INSERT in the driver's own placeholders (sqlite3: ?, psycopg: %s), for plain executemany."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return ("INSERT INTO tags (image_id, label_id, set_version, model_id, mode, score, cosine) "
+            f"VALUES ({', '.join([mark] * 7)})")
 
 
 def _scored(vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, thr: Calibration | np.ndarray,
@@ -121,12 +126,13 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
             session.execute(stale if only is None else stale.where(s.Tag.image_id.in_(only.tolist())))
             # Plain executemany of tuples: the ORM's per-row dictionaries cost more than SQLite's own work here.
             connection = session.connection()
+            insert_tag = _insert_tag_sql(connection.dialect.paramstyle)
             for n, img, lab, score, cos in _scored(vectors, only, label_vecs[cols], thr, logit_scale, mode):
                 report.images += n
                 if progress is not None:
                     progress("tagging", report.images, total)
                 if len(img):
-                    connection.exec_driver_sql(_INSERT_TAG, list(zip(
+                    connection.exec_driver_sql(insert_tag, list(zip(
                         img.tolist(), label_ids[lab].tolist(), repeat(set_row.version), repeat(model_id),
                         repeat(mode), score.tolist(), cos.tolist())))
             session.execute(update(s.LabelRow), [{"id": label_rows[i].id, "tagged_key": keys[i]} for i in todo])

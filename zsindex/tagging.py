@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from . import schema as s
 from .errors import LabelError
 from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
-from .store import Store, now
+from .store import Store, insert_ignoring_duplicates, now
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -139,7 +139,7 @@ def cached_label_vectors(store: Store, model_id: int, label_set: LabelSet,
         emb = embedder if embedder is not None else loader()
         fresh = label_vectors(emb, LabelSet([label_set.labels[i] for i in todo], label_set.templates))
         with store.session() as session:
-            session.execute(insert(s.LabelVector).prefix_with("OR IGNORE"), [
+            session.execute(insert_ignoring_duplicates(session, s.LabelVector), [
                 {"model_id": model_id, "prompts_sha256": keys[i], "vector": v.astype(np.float32).tobytes()}
                 for i, v in zip(todo, fresh)])
         found.update((keys[i], v) for i, v in zip(todo, fresh))

@@ -305,6 +305,9 @@ def demo(folder: Path | None, fmt: str) -> None:
 from .cli_tags import register  # noqa: E402 - the tagging commands join the same group
 
 register(cli)
+from .cli_sidecars import register as register_sidecars  # noqa: E402
+
+register_sidecars(cli)
 
 
 def main() -> None:

@@ -347,6 +347,33 @@ class Library:
 
         return tag_counts(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
 
+    # -- sidecars and keywords (zsindex/sidecars.py, zsindex/keywords.py) ------------------------------
+    def sidecars_write(self, labels: str, *, path: str | None = None, min_score: float | None = None,
+                       dry_run: bool = False, naming: str = "ext", prefix: str | None = "zsindex",
+                       progress: "Progress | None" = None) -> Any:
+        """Write the current tags of a label set into each image's XMP sidecar; returns a SidecarReport."""
+        from .lock import WriteLock
+        from .sidecar_sync import run_sync, wanted_entries
+        from .sidecars import sidecar_names
+
+        sidecar_names("x", naming)  # validates the naming before anything is read
+        set_row, _ = self._label_set(labels)
+        wanted = wanted_entries(self.store, set_row.name, set_row.id, prefix or None, min_score, path)
+        with WriteLock(self.folder):
+            return run_sync(self.store, [set_row.name], wanted, naming, path, dry_run, progress)
+
+    def sidecars_remove(self, labels: str | None = None, *, dry_run: bool = False,
+                        progress: "Progress | None" = None) -> Any:
+        """Take out of every sidecar exactly what zsindex wrote there (of one label set, or of all)."""
+        from .lock import WriteLock
+        from .sidecar_sync import run_sync
+        from .sidecars import recorded_sets
+
+        with self.store.session() as session:
+            scope = sorted(recorded_sets(session)) if labels is None else [labels]
+        with WriteLock(self.folder):
+            return run_sync(self.store, scope, {}, "ext", None, dry_run, progress)
+
     def close(self) -> None:
         self.store.close()
 

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .clikit import ProgressBar, index_option, open_library
-from .output import emit_json, emit_rows, output_options, warn
+from .output import emit_rows, output_options, warn
+
+
+def _json(obj: Any) -> str:
+    """JSON text; names that are not UTF-8 keep their bytes as \\udcXX escapes (read back by any JSON parser
+    into the same surrogate-escaped str that os.fsencode turns into the original bytes)."""
+    text = json.dumps(obj, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, default=str)
+
+
+def _shown(path: str) -> str:
+    """A path for a message line: bytes that are not UTF-8 shown as \\xNN."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @click.group()
@@ -26,13 +43,13 @@ def sidecars() -> None:
 
 def _print_report(report: Any, as_json: bool) -> None:
     if as_json:
-        emit_json([report.to_dict()])
+        click.echo(_json(report.to_dict()))
     else:
         counts = ", ".join(f"{k} {v}" for k, v in report.to_dict().items() if isinstance(v, int)
                            and not isinstance(v, bool))
         click.echo(counts + f" in {report.seconds:.1f}s" + (" (dry run: nothing written)" if report.dry_run else ""))
     for path, reason in report.skipped_files[:20]:
-        warn(f"skipped {path}: {reason}")
+        warn(f"skipped {_shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
         warn(f"... and {len(report.skipped_files) - 20} more (see --json)")
 
@@ -118,5 +135,5 @@ def keywords(index_dir: Path | None, path_glob: str | None, fmt: str) -> None:
 
 
 def register(group: click.Group) -> None:
-    for command in (sidecars, keywords):
+    for command in (sidecars,):
         group.add_command(command)

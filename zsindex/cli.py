@@ -176,13 +176,14 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--camera", help="Only images whose camera make or model contains this text, e.g. 'iPhone'.")
 @click.option("--format", "fmt_filter", help="Only this file format, e.g. jpeg, png, heif.")
 @click.option("--tag", "tag_filter", help="Only images tagged with this label (see `zsindex tag`).")
+@click.option("--keyword", "keyword_filter", help="Only images the user keyworded so (see `zsindex keywords`).")
 @click.option("--paths-only", is_flag=True, help="Print one path a line, for piping into other tools.")
 @output_options
 @model_options
 def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ...], nots: tuple[str, ...],
            not_weight: float, k: int, offset: int, min_score: float | None, path_glob: str | None,
            after: str | None, before: str | None, camera: str | None, fmt_filter: str | None, tag_filter: str | None,
-           paths_only: bool,
+           keyword_filter: str | None, paths_only: bool,
            fmt: str, choice: ModelChoice) -> None:
     """Find the indexed images that best match a text, an example image, or both.
 
@@ -196,6 +197,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
       zsindex search --like holiday/IMG_0042.jpg --after 2023-01-01 --camera iPhone
       zsindex search "red circle" --index demo/index --paths-only | xargs open
       zsindex search "on the sofa" --tag cat
+      zsindex search "sunset" --keyword holiday
     """
     from .search import Filters, parse_date
 
@@ -203,7 +205,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
     if query and not text:
         raise UsageError("the query text is empty")
     filters = Filters(path=path_glob, after=parse_date(after, "--after"), before=parse_date(before, "--before"),
-                      camera=camera, format=fmt_filter, tag=tag_filter)
+                      camera=camera, format=fmt_filter, tag=tag_filter, keyword=keyword_filter)
     lib = open_library(index_dir, choice)
     hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, k=k, offset=offset,
                       min_score=min_score, filters=filters)

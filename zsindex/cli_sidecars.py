@@ -135,5 +135,25 @@ def keywords(index_dir: Path | None, path_glob: str | None, fmt: str) -> None:
 
 
 def register(group: click.Group) -> None:
-    for command in (sidecars,):
+    for command in (sidecars, keywords):
         group.add_command(command)
+
+
+def eval_keywords(label_set: str | None, source: Path | None, index_dir: Path | None, as_json: bool) -> None:
+    """`zsindex eval --keywords SET`: the set's tags and raw cut-offs against the user's keywords."""
+    from .errors import UsageError
+
+    if label_set is None or source is not None:
+        raise UsageError("give either SOURCE (a folder or CSV of labelled images) or --keywords SET, not both")
+    out = open_library(index_dir).eval_keywords(label_set)
+    if as_json:
+        click.echo(_json(out))
+        return
+    methods = list(out["micro"])
+    rows = [{"label": label, "positives": v["positives"],
+             **{m: f"{v[m]['precision']:.2f}/{v[m]['recall']:.2f}/{v[m]['f1']:.2f}" for m in methods}}
+            for label, v in out["labels"].items()]
+    rows.append({"label": "(micro)", "positives": sum(v["positives"] for v in out["labels"].values()),
+                 **{m: f"{v['precision']:.2f}/{v['recall']:.2f}/{v['f1']:.2f}" for m, v in out["micro"].items()}})
+    click.echo(f"{out['images']} keyworded images; precision/recall/F1 of the current tags and of raw cut-offs")
+    emit_rows(rows, ["label", "positives", *methods], "table")

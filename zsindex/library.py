@@ -125,7 +125,16 @@ class Library:
             report = ingester.run([Path(p) for p in paths], exclude, follow_symlinks,
                                   default_workers() if workers is None else workers, max_megapixels)
             self._vectors_generation = self.store.generation()
+            self._refresh_keywords(report, [os.path.abspath(p) for p in paths])
             return report
+
+    def _refresh_keywords(self, report: "IngestReport", roots: list[str]) -> None:
+        """The user's keywords of new, changed and re-keyworded images; a changed sidecar counts as a change."""
+        from .keywords import count_sidecar_changes, refresh
+
+        found = refresh(self.store, roots)
+        if found.sidecar_changes:
+            count_sidecar_changes(self.store, report, found.sidecar_changes)
 
     def rebuild(self, kind: str | None = None) -> int:
         """Rebuild the FAISS file from SQL; returns the number of vectors.
@@ -297,8 +306,14 @@ class Library:
             return get_set(session, labels)
 
     def tag(self, labels: str, *, mode: str = "single", threshold: float | None = None,
-            filters: "Filters | None" = None, progress: "Progress | None" = None, **filter_args: Any) -> Any:
-        """Tag every indexed image (or those passing filters) from its stored vector; no image is re-read."""
+            filters: "Filters | None" = None, progress: "Progress | None" = None,
+            calibrate_from_keywords: bool = False, **filter_args: Any) -> Any:
+        """Tag every indexed image (or those passing filters) from its stored vector; no image is re-read.
+
+        With ``calibrate_from_keywords``, a label's threshold is learnt from the images the user
+        keyworded (see keyword_truth.py) where there are enough of them; the report's warning names
+        the labels that kept the unsupervised threshold.
+        """
         from .search import Filters, filter_ids
         from .tagger import MODES, run_tagging
         from .tagging import BACKGROUND, cached_label_vectors
@@ -317,8 +332,21 @@ class Library:
             with self.store.session() as session:
                 only = filter_ids(session, filters)
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
-        return run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
-                           mode, threshold, only, repr(filters) if filters.active else "", progress)
+        learnt = None
+        if calibrate_from_keywords:
+            from .keyword_truth import examples, learn_thresholds
+
+            if threshold is not None:
+                raise UsageError("--threshold and --calibrate-from-keywords exclude each other; give one")
+            learnt = learn_thresholds(examples(self.store, [r.name for r in label_rows], model.id), vecs[:-1])
+        report = run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
+                             mode, threshold, only, repr(filters) if filters.active else "", progress,
+                             supervised=None if learnt is None else learnt.thresholds)
+        if learnt is not None:
+            from .keyword_truth import describe
+
+            report.warning = "; ".join(filter(None, [describe(learnt), report.warning]))
+        return report
 
     def _logit_scale(self, model: Any) -> float:
         """The model's logit scale, remembered in the index so tagging never needs the model loaded."""
@@ -360,7 +388,18 @@ class Library:
         set_row, _ = self._label_set(labels)
         wanted = wanted_entries(self.store, set_row.name, set_row.id, prefix or None, min_score, path)
         with WriteLock(self.folder):
-            return run_sync(self.store, [set_row.name], wanted, naming, path, dry_run, progress)
+            report = run_sync(self.store, [set_row.name], wanted, naming, path, dry_run, progress)
+            self._after_sidecar_writes(report)
+            return report
+
+    def _after_sidecar_writes(self, report: Any) -> None:
+        """zsindex's own writes are not the user's keyword changes: note the sidecars' new state."""
+        from .keywords import refresh
+
+        touched = {image for d in report.sidecars if d["action"] not in ("unchanged", "skipped")
+                   for image in d["images"]}
+        if touched and not report.dry_run:
+            refresh(self.store, paths=touched)
 
     def sidecars_remove(self, labels: str | None = None, *, dry_run: bool = False,
                         progress: "Progress | None" = None) -> Any:
@@ -372,7 +411,43 @@ class Library:
         with self.store.session() as session:
             scope = sorted(recorded_sets(session)) if labels is None else [labels]
         with WriteLock(self.folder):
-            return run_sync(self.store, scope, {}, "ext", None, dry_run, progress)
+            report = run_sync(self.store, scope, {}, "ext", None, dry_run, progress)
+            self._after_sidecar_writes(report)
+            return report
+
+    def keyword_counts(self, path: str | None = None) -> dict[str, int]:
+        """The user's keywords (read by ingest) -> number of indexed images carrying each."""
+        from .keywords import counts
+
+        return counts(self.store, path)
+
+    def keywords(self, paths: Sequence[str | Path] | None = None) -> dict[str, list[str]]:
+        """Image path -> the user's own keywords (sidecar, embedded XMP, IPTC), apart from zsindex's tags."""
+        from .keywords import image_keywords
+
+        return image_keywords(self.store, None if paths is None else {os.path.abspath(p) for p in paths})
+
+    def eval_keywords(self, labels: str, cutoffs: Sequence[float] | None = None) -> dict[str, Any]:
+        """Per-label precision/recall/F1 of the set's current tags and of raw cut-offs, against the user's keywords."""
+        from .keyword_truth import DEFAULT_CUTOFFS, evaluate, examples, tagged_matrix
+
+        model, set_row, label_rows, vecs = self._set_vectors(labels)
+        ex = examples(self.store, [r.name for r in label_rows], model.id)
+        if not len(ex.ids):
+            raise UsageError(f"no indexed image carries a keyword named like a label of {set_row.name!r}; keyword "
+                             "some images (in digiKam, darktable, Lightroom...) and run `zsindex ingest` again")
+        tagged = tagged_matrix(self.store, ex, [r.id for r in label_rows])
+        return {"label_set": set_row.name, **evaluate(ex, vecs, tagged, cutoffs or DEFAULT_CUTOFFS)}
+
+    def _set_vectors(self, labels: str) -> tuple[Any, Any, list[Any], np.ndarray]:
+        from .tagging import as_label_set as stored_set
+        from .tagging import cached_label_vectors
+
+        model = self._query_model()
+        set_row, label_rows = self._label_set(labels)
+        vecs = cached_label_vectors(self.store, model.id, stored_set(set_row, label_rows),
+                                    loader=lambda: self.embedder)
+        return model, set_row, label_rows, vecs
 
     def close(self) -> None:
         self.store.close()

@@ -45,7 +45,8 @@ def _libxmp() -> Any:
             "reading and writing XMP needs the Exempi library: install it with `apt-get install libexempi8` "
             "(Debian, Ubuntu), `dnf install exempi` (Fedora) or `brew install exempi` (macOS)"
             f" ({e})") from None
-    libxmp.XMPMeta.register_namespace(NS_DIGIKAM, "digiKam")
+    for uri, prefix in ((NS_DIGIKAM, "digiKam"), (NS_LR, "lr")):  # not all Exempi builds know them
+        libxmp.XMPMeta.register_namespace(uri, prefix)
     return libxmp
 
 

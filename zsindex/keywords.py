@@ -59,7 +59,8 @@ def embedded_keywords(path: str) -> tuple[list[str], list[str], str | None]:
 
     try:
         with Image.open(path) as im:
-            packet = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+            packet = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or (
+                im.tag_v2.get(700) if hasattr(im, "tag_v2") else None)  # TIFF keeps it in tag 700
             iptc = IptcImagePlugin.getiptcinfo(im) or {}
     except Exception as e:  # any file Pillow cannot open has no keywords for us, and says why
         return [], [], f"cannot read embedded metadata: {e}"

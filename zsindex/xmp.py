@@ -148,4 +148,4 @@ def keywords_of(doc: XmpDoc, skip: set[tuple[str, str]] = frozenset()) -> list[s
             if (prop, value) in skip or value.startswith(("darktable" + sep, "zsindex" + sep)):
                 continue
             out.append(value.rsplit(sep, 1)[-1])
-    return [k.strip() for k in out if k.strip()]
+    return list(dict.fromkeys(k.strip() for k in out if k.strip()))

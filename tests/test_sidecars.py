@@ -146,6 +146,13 @@ def test_naming_base_and_existing_sidecars_of_the_other_naming(photos):
     assert dt.exists() and not paths[0].with_suffix(".xmp").exists()  # IMG.png.xmp found, not doubled
     assert paths[2].with_suffix(".xmp").exists() and paths[3].with_suffix(".xmp").exists()
     assert not Path(str(paths[4]) + ".xmp").exists()  # outside --path
+    # Lightroom makes IMG.xmp beside the IMG.png.xmp zsindex wrote: zsindex's entries move to the one chosen.
+    shutil.copy(SAMPLES / "lightroom.xmp", paths[0].with_suffix(".xmp"))
+    report = lib.sidecars_write("shapes", naming="base", path="*/000-*")
+    assert {Path(d["sidecar"]).name: d["action"] for d in report.sidecars} == {
+        dt.name: "updated", paths[0].with_suffix(".xmp").name: "updated"}
+    assert xmp.XmpDoc.from_bytes(dt.read_bytes()).items(xmp.TAGSLIST) == []
+    assert len(xmp.XmpDoc.from_bytes(paths[0].with_suffix(".xmp").read_bytes()).items(xmp.TAGSLIST)) == 4
     lib.sidecars_remove()
     assert not paths[2].with_suffix(".xmp").exists()
 

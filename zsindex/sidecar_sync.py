@@ -69,6 +69,9 @@ def plan_targets(store: Store, scope: list[str], wanted: dict[str, set[Entry]], 
         target = targets.setdefault(path, Target(path, []))
         target.images.append(image)
         target.wanted |= wanted.get(image, set())
+    for side, image in recorded:  # zsindex's entries in a sidecar no longer chosen (the other naming) go
+        if side not in targets and (path_glob is None or fnmatch.fnmatchcase(image, path_glob)):
+            targets[side] = Target(side, [image])
     return sorted(targets.values(), key=lambda t: t.path)
 
 

@@ -321,3 +321,16 @@ def test_a_crash_between_rename_and_record_is_recognised(photos):
         save_record(session, rec, pending=True)
     with lib.store.session() as session:
         assert load_record(session, target.path, target.images[0], sha256(dt.read_bytes()), True).entries == {}
+
+
+def test_a_keyword_property_that_is_not_a_list_is_skipped(photos):
+    lib, paths, dt, _ = photos
+    doc = xmp.XmpDoc()
+    doc.meta.set_property(xmp.NS_LR, "hierarchicalSubject", "one text, not a list")
+    side = Path(str(paths[2]) + ".xmp")
+    side.write_bytes(doc.to_bytes())
+    before = side.read_bytes()
+    report = lib.sidecars_write("shapes")
+    assert [r for p, r in report.skipped_files] == ["cannot edit, left untouched: lr:hierarchicalSubject is not a list"]
+    assert side.read_bytes() == before and report.created + report.updated == 5
+    assert str(paths[2]) not in lib.keywords()  # and reading it is no crash either

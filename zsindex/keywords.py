@@ -85,11 +85,11 @@ def sidecar_keywords(store: Store, sidecar: str) -> tuple[list[str], str | None]
             return [], f"{sidecar}: larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB"
         with open(sidecar, "rb") as f:
             doc = XmpDoc.from_bytes(f.read())
+        return keywords_of(doc, skip=recorded_entries(store, sidecar)), None
     except OSError as e:
         return [], f"{sidecar}: cannot read: {e.strerror or e}"
     except XmpError as e:
         return [], f"{sidecar}: {e}"
-    return keywords_of(doc, skip=recorded_entries(store, sidecar)), None
 
 
 @dataclass

@@ -144,7 +144,10 @@ def sync_one(store: Store, target: Target, scope: set[str], dry_run: bool) -> di
     rec.created = rec.created or data is None
     before = dict(rec.entries)
     edited = rec.known and rec.sha256 != current
-    added, removed = _reconcile(doc, rec, scope, target.wanted, edited)
+    try:
+        added, removed = _reconcile(doc, rec, scope, target.wanted, edited)
+    except XmpError as e:  # e.g. a dc:subject that is a single text, not a list
+        return _detail(target, "skipped", f"cannot edit, left untouched: {e}")
     if not added and not removed:
         if rec.entries != before and not dry_run:
             with store.session() as session:

@@ -103,11 +103,15 @@ class XmpDoc:
         ns, name, _kind = PROPERTIES[prop]
         if not self.meta.does_property_exist(ns, name):
             return []
+        first = next(iter(_libxmp().XMPIterator(self.meta, ns, name)), None)
+        if first is None or not first[3]["VALUE_IS_ARRAY"]:
+            raise XmpError(f"{prop} is not a list")
         n = self.meta.count_array_items(ns, name)
         return [self.meta.get_array_item(ns, name, i) for i in range(1, n + 1)]
 
     def add(self, prop: str, value: str) -> None:
         ns, name, kind = PROPERTIES[prop]
+        self.items(prop)  # raises XmpError when the property exists but is not a list
         array = {"prop_array_is_ordered": True} if kind == "seq" else {"prop_value_is_array": True}
         self.meta.append_array_item(ns, name, value, array)
 

@@ -186,6 +186,7 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--tag", "tag_filter",
               help="Only images tagged with this label, in any set; SET:LABEL or --tag-set names the set.")
 @click.option("--tag-set", help="The label set of --tag.")
+@click.option("--keyword", "keyword_filter", help="Only images the user keyworded so (see `zsindex keywords`).")
 @click.option("--paths-only", is_flag=True, help="Print one path a line (escaped form, see README), for other tools.")
 @click.option("--print0", is_flag=True, help="Print the exact paths, each ending in a NUL byte (for xargs -0).")
 @output_options
@@ -193,7 +194,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ...], nots: tuple[str, ...],
            not_weight: float, top_k: int, offset: int, min_score: float | None, path_glob: str | None,
            after: str | None, before: str | None, camera: str | None, fmt_filter: str | None, tag_filter: str | None,
-           tag_set: str | None, paths_only: bool, print0: bool, fmt: str, choice: ModelChoice) -> None:
+           tag_set: str | None, keyword_filter: str | None, paths_only: bool, print0: bool, fmt: str,
+           choice: ModelChoice) -> None:
     """Find the indexed images that best match a text, an example image, or both.
 
     Several QUERY words are one text; several --like images and the text are
@@ -208,6 +210,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
       zsindex search --like holiday/IMG_0042.jpg --after 2023-01-01 --camera iPhone
       zsindex search "red circle" --index demo/index --print0 | xargs -0 ls -l
       zsindex search "on the sofa" --tag animals:cat
+      zsindex search "sunset" --keyword holiday
     """
     from .search import Filters, parse_date
 
@@ -217,7 +220,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
     if tag_set and not tag_filter:
         raise UsageError("tag_set= names the set of tag=; give tag= too")
     filters = Filters(path=path_glob, after=parse_date(after, "after"), before=parse_date(before, "before"),
-                      camera=camera, format=fmt_filter, tag=tag_filter, tag_set=tag_set)
+                      camera=camera, format=fmt_filter, tag=tag_filter, tag_set=tag_set, keyword=keyword_filter)
     lib = open_library(index_dir, choice)
     hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, top_k=top_k, offset=offset,
                       min_score=min_score, filters=filters)
@@ -330,6 +333,10 @@ from .cli_tags import register  # noqa: E402 - the tagging commands join the sam
 
 register(cli)
 cli.add_command(forget)
+
+from .cli_sidecars import register as register_sidecars  # noqa: E402
+
+register_sidecars(cli)
 
 
 def main() -> None:

@@ -149,11 +149,13 @@ def _print_tags(rows: list[dict], fmt: str) -> None:
 @click.option("--threshold", type=float,
               help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
 @click.option("--path", "path_glob", help="Only tag images whose path matches this glob.")
+@click.option("--calibrate-from-keywords", "from_keywords", is_flag=True,
+              help="Learn each label's threshold from the images the user keyworded with it (where there are enough).")
 @click.option("--summary", is_flag=True, help="Print the number of images per label instead of every tag.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options
 def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | None, path_glob: str | None,
-        summary: bool, quiet: bool, fmt: str) -> None:
+        from_keywords: bool, summary: bool, quiet: bool, fmt: str) -> None:
     """Tag every indexed image with labels, from the stored vectors (no image is re-read).
 
     Each label gets its own threshold, calibrated on its score distribution
@@ -167,11 +169,13 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
       zsindex tag --labels animals
       zsindex tag --labels "cat,dog,duck" --mode multi --table
       zsindex tag --labels animals --path '*/2023/*' --summary
+      zsindex tag --labels animals --mode multi --calibrate-from-keywords
     """
     lib = open_library(index_dir)
     bar = ProgressBar(quiet)
     try:
-        report = lib.tag(label_name, mode=mode, threshold=threshold, path=path_glob, progress=bar)
+        report = lib.tag(label_name, mode=mode, threshold=threshold, path=path_glob, progress=bar,
+                         calibrate_from_keywords=from_keywords)
     finally:
         bar.close()
     name = report.label_set
@@ -246,7 +250,9 @@ def export(label_name: str, index_dir: Path | None, out_path: Path | None, force
 
 
 @click.command("eval")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--keywords", "keyword_set",
+              help="Instead of SOURCE: measure this label set of --index against the user's own keywords.")
 @click.option("--labels", "-l", "label_list",
               help="Labels: a label set of --index, or 'a,b,c'  [default: the class names]")
 @click.option("--labels-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labels from a file.")
@@ -262,9 +268,10 @@ def export(label_name: str, index_dir: Path | None, out_path: Path | None, force
 @click.option("--force", is_flag=True, help="Replace existing --confusion / --confusion-csv files.")
 @output_options
 @model_options
-def eval_command(source: Path, label_list: str | None, labels_file: Path | None, raw_names: bool,
-                 template_specs: tuple[str, ...], index_dir: Path | None, confusion_png: Path | None,
-                 confusion_csv: Path | None, force: bool, fmt: str, choice: ModelChoice) -> None:
+def eval_command(source: Path | None, keyword_set: str | None, label_list: str | None, labels_file: Path | None,
+                 raw_names: bool, template_specs: tuple[str, ...], index_dir: Path | None,
+                 confusion_png: Path | None, confusion_csv: Path | None, force: bool, fmt: str,
+                 choice: ModelChoice) -> None:
     """Measure zero-shot accuracy on labelled images before tagging a library.
 
     SOURCE is a folder with one sub-folder per class, or a CSV of
@@ -280,7 +287,12 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
       zsindex eval ./fruit --templates names --templates photo --templates ensemble
       zsindex eval labels.csv --labels animals --index ./photos-index --json
       zsindex eval ./poses --confusion poses.png --confusion-csv poses.csv
+      zsindex eval --keywords animals --index ./photos-index     # against the keywords you gave
     """
+    if keyword_set is not None or source is None:
+        from .cli_sidecars import eval_keywords
+
+        return eval_keywords(keyword_set, source, index_dir, fmt)
     from .evaluate import evaluate, load_dataset, parse_template_spec, save_confusion_png
     from .owned import check_new_output, new_output_file
 

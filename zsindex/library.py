@@ -13,6 +13,7 @@ from . import config
 from .errors import IndexStateError, UsageError
 from .images import load_pixels
 from .labels import LabelSet
+from .library_sidecars import SidecarsMixin
 from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-class Library:
+class Library(SidecarsMixin):
     """An index folder: SQLite store, FAISS cache and the model that made its vectors.
 
     The model is loaded on first use: the one given, else $ZSINDEX_MODEL, else
@@ -140,6 +141,7 @@ class Library:
             report = ingester.run([Path(p) for p in paths], exclude, follow_symlinks,
                                   default_workers() if workers is None else workers, max_megapixels)
             self._vectors_generation = self.store.generation()
+            self._refresh_keywords(report, [os.path.abspath(p) for p in paths])
             return report
 
     def rebuild(self, kind: str | None = None) -> int:
@@ -373,8 +375,14 @@ class Library:
             return get_set(session, labels)
 
     def tag(self, labels: str, *, mode: str = "single", threshold: float | None = None,
-            filters: "Filters | None" = None, progress: "Progress | None" = None, **filter_args: Any) -> Any:
-        """Tag every indexed image (or those passing filters) from its stored vector; no image is re-read."""
+            filters: "Filters | None" = None, progress: "Progress | None" = None,
+            calibrate_from_keywords: bool = False, **filter_args: Any) -> Any:
+        """Tag every indexed image (or those passing filters) from its stored vector; no image is re-read.
+
+        With ``calibrate_from_keywords``, a label's threshold is learnt from the images the user
+        keyworded (see keyword_truth.py) where there are enough of them; the report's warning names
+        the labels that kept the unsupervised threshold.
+        """
         from .search import Filters, filter_ids
         from .tagger import MODES, run_tagging
         from .tagging import BACKGROUND, cached_label_vectors
@@ -403,9 +411,21 @@ class Library:
                 report.notes = [*notes, "no indexed image matches the filters (path= ...); nothing was tagged"]
                 return report
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
+        learnt = None
+        if calibrate_from_keywords:
+            from .keyword_truth import examples, learn_thresholds
+
+            if threshold is not None:
+                raise UsageError("threshold= and calibrate_from_keywords=True exclude each other; give one")
+            learnt = learn_thresholds(examples(self.store, [r.name for r in label_rows], model.id), vecs[:-1])
         report = run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
-                             mode, threshold, only, repr(filters) if filters.active else "", progress)
+                             mode, threshold, only, repr(filters) if filters.active else "", progress,
+                             supervised=None if learnt is None else learnt.thresholds)
         report.notes = notes + report.notes
+        if learnt is not None:
+            from .keyword_truth import describe
+
+            report.warning = "; ".join(filter(None, [describe(learnt), report.warning]))
         return report
 
     def _logit_scale(self, model: Any) -> float:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -198,3 +199,48 @@ class Tag(Base):
     mode: Mapped[str] = mapped_column(String(8))  # single or multi
     score: Mapped[float] = mapped_column(Float)  # probability: softmax (single) or calibrated (multi)
     cosine: Mapped[float] = mapped_column(Float)
+
+
+class Sidecar(Base):
+    """An XMP sidecar zsindex wrote into, and exactly which keywords it put there.
+
+    ``entries`` is a JSON list of [set, property, value, state]: state "written" for
+    a keyword zsindex added (it was not there before), "declined" for one the user
+    has since taken out by hand (not added again). ``pending`` holds the next record
+    while its file is being replaced, so a crash between the two is recognised by
+    the file's hash on the next run.
+    """
+
+    __tablename__ = "sidecars"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    image_path: Mapped[str] = mapped_column(FsPath, index=True)
+    created: Mapped[bool] = mapped_column(Boolean)  # zsindex made the file (it may delete it when empty again)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the file after zsindex's last write
+    entries: Mapped[str] = mapped_column(Text)
+    pending: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Keyword(Base):
+    """A keyword the user gave an image (sidecar, embedded XMP or IPTC), apart from zsindex's tags."""
+
+    __tablename__ = "keywords"
+    __table_args__ = (UniqueConstraint("image_id", "keyword", name="uq_keywords_image_keyword"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    keyword: Mapped[str] = mapped_column(Text)
+    folded: Mapped[str] = mapped_column(Text, index=True)  # casefolded, for matching labels and --keyword
+    source: Mapped[str] = mapped_column(String(16))  # sidecar, xmp (embedded) or iptc
+
+
+class KeywordSource(Base):
+    """What an image's keywords were read from, so ingest re-reads them only when that changed."""
+
+    __tablename__ = "keyword_sources"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    sidecar_path: Mapped[str | None] = mapped_column(FsPath)
+    sidecar_size: Mapped[int | None] = mapped_column(BigInteger)
+    sidecar_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -47,10 +47,12 @@ class Filters:
     format: str | None = None
     tag: str | None = None  # a label the image is tagged with: LABEL (any set) or SET:LABEL
     tag_set: str | None = None  # the label set of tag
+    keyword: str | None = None  # a keyword the user gave the image (sidecar, embedded XMP, IPTC)
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.path, self.after, self.before, self.camera, self.format, self.tag))
+        return any(v is not None for v in (self.path, self.after, self.before, self.camera, self.format, self.tag,
+                                                  self.keyword))
 
 
 def parse_date(text: str | None, name: str) -> datetime | None:
@@ -95,6 +97,10 @@ def filter_ids(session: Session, filters: Filters) -> np.ndarray:
         from .tagging import tagged_ids_query
 
         query = query.where(s.Image.id.in_(tagged_ids_query(filters.tag, filters.tag_set)))
+    if filters.keyword:
+        from .keywords import keyword_ids_query
+
+        query = query.where(s.Image.id.in_(keyword_ids_query(filters.keyword)))
     return np.fromiter(session.scalars(query), dtype=np.int64)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select, update
 
 from . import schema as s
 from .calibration import Calibration, LabelStats, assign, calibrate
+from .keyword_truth import learnt_thresholds
 from .store import Store
 from .tagging import MIN_CALIBRATION_IMAGES, TagReport, prompts_key, row_label, set_templates
 
@@ -93,7 +94,8 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
                 label_rows: list[s.LabelRow],
                 label_vecs: np.ndarray, background: np.ndarray, logit_scale: float, mode: str, threshold: float | None,
                 only: np.ndarray | None, filter_key: str,
-                progress: Callable[[str, int, int], None] | None = None) -> TagReport:
+                progress: Callable[[str, int, int], None] | None = None,
+                supervised: dict[str, float] | None = None) -> TagReport:
     """Tag from stored vectors; labels whose inputs are unchanged since their last run are skipped.
 
     ``progress(stage, done, total)`` is called after each block of images scored.
@@ -105,7 +107,8 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
     report = TagReport(set_row.name, set_row.version, mode)
     templates = set_templates(set_row)
     pkeys = [prompts_key(row_label(r), templates) for r in label_rows]
-    base = (mode, threshold, model_id, store.generation(), filter_key)
+    base = (mode, threshold, model_id, store.generation(), filter_key) + ((sorted(supervised.items()),)
+                                                                          if supervised else ())
     keys = [_key(*base, pk if mode == "multi" else ",".join(pkeys)) for pk in pkeys]
     todo = [i for i, r in enumerate(label_rows) if r.tagged_key != keys[i]]
     report.labels_reused = len(label_rows) - len(todo)
@@ -113,6 +116,7 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
     if todo:
         cols = np.array(todo) if mode == "multi" else np.arange(len(label_rows))
         thr = _thresholds(store, vectors, only, label_vecs, cols, background, threshold, logit_scale)
+        thr = learnt_thresholds(thr, [label_rows[c].name for c in cols], supervised)  # keyword_truth.py
         shown = thr if isinstance(thr, np.ndarray) else thr.multi if mode == "multi" else thr.single
         report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, shown)}
         todo_ids = [label_rows[i].id for i in todo]

@@ -152,6 +152,9 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
     else:
         click.echo(", ".join(f"{k} {v}" for k, v in report.to_dict().items() if k not in ("run_id", "seconds"))
                    + f" in {report.seconds:.1f}s (run {report.run_id})")
+    if report.ignored:
+        warn("ignored (not images): " + ", ".join(f"{k} {n}" for k, n in report.ignored.items())
+             + "; see `zsindex errors`")
     for path, reason in report.skipped_files[:20]:
         warn(f"skipped {path}: {reason}")
     if len(report.skipped_files) > 20:
@@ -177,17 +180,20 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--format", "fmt_filter", help="Only this file format, e.g. jpeg, png, heif.")
 @click.option("--tag", "tag_filter", help="Only images tagged with this label (see `zsindex tag`).")
 @click.option("--paths-only", is_flag=True, help="Print one path a line, for piping into other tools.")
+@click.option("--group-stems", is_flag=True,
+              help="One hit per shot: files with the same name in one folder (IMG_1.CR2 + IMG_1.JPG) count once.")
 @output_options
 @model_options
 def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ...], nots: tuple[str, ...],
            not_weight: float, k: int, offset: int, min_score: float | None, path_glob: str | None,
            after: str | None, before: str | None, camera: str | None, fmt_filter: str | None, tag_filter: str | None,
-           paths_only: bool,
+           paths_only: bool, group_stems: bool,
            fmt: str, choice: ModelChoice) -> None:
     """Find the indexed images that best match a text, an example image, or both.
 
     Several QUERY words are one text; several --like images and the text are
-    averaged; --not texts are subtracted. Scores are cosine similarities.
+    averaged; --not texts are subtracted. Scores are cosine similarities. A
+    video is one hit, with the time in seconds of its best-matching frame.
 
     \b
     Examples:
@@ -196,6 +202,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
       zsindex search --like holiday/IMG_0042.jpg --after 2023-01-01 --camera iPhone
       zsindex search "red circle" --index demo/index --paths-only | xargs open
       zsindex search "on the sofa" --tag cat
+      zsindex search "sunset" --group-stems   # RAW + JPEG of one shot: one hit
     """
     from .search import Filters, parse_date
 
@@ -206,12 +213,17 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
                       camera=camera, format=fmt_filter, tag=tag_filter)
     lib = open_library(index_dir, choice)
     hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, k=k, offset=offset,
-                      min_score=min_score, filters=filters)
+                      min_score=min_score, filters=filters, group_stems=group_stems)
     if paths_only:
         for hit in hits:
             click.echo(hit.path)
         return
-    emit_rows([h.to_dict() for h in hits], ["score", "path", "id"] if fmt != "json" else ["id", "path", "score"], fmt)
+    columns = ["score", "path", "id"] if fmt != "json" else ["id", "path", "score"]
+    rows = [h.to_dict() for h in hits]
+    columns += [c for c in ("time", "also") if any(c in r for r in rows)]
+    if fmt != "json":
+        rows = [{**r, "also": "; ".join(r.get("also", []))} for r in rows]
+    emit_rows(rows, columns, fmt)
 
 
 @cli.command()
@@ -232,6 +244,8 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"index   {info['index']}")
     click.echo(f"model   {model['name'] + ' (' + str(model['dim']) + '-d)' if model else 'none yet'}")
     click.echo("images  " + (", ".join(f"{k} {v}" for k, v in sorted(info["images"].items())) or "none"))
+    if info.get("ignored"):
+        click.echo("ignored " + ", ".join(f"{k} {v}" for k, v in info["ignored"].items()) + " (not images)")
     click.echo("disk    " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in info["bytes"].items()))
     if info["last_run"]:
         run = info["last_run"]
@@ -242,15 +256,24 @@ def status(index_dir: Path | None, as_json: bool) -> None:
 
 @cli.command()
 @index_option
+@click.option("--ignored/--no-ignored", "with_ignored", default=True, show_default=True,
+              help="Also list files left out because they are not images (with their type).")
 @output_options
-def errors(index_dir: Path | None, fmt: str) -> None:
+def errors(index_dir: Path | None, with_ignored: bool, fmt: str) -> None:
     """List files that could not be indexed, with the reason.
+
+    Unreadable images come first, then files that were left out because
+    they are not images or videos (reason "ignored: ...").
 
     \b
     Example:
       zsindex errors --csv > unreadable.csv
+      zsindex errors --no-ignored
     """
-    rows = [{"path": p, "error": e} for p, e in open_library(index_dir).errors()]
+    lib = open_library(index_dir)
+    rows = [{"path": p, "error": e} for p, e in lib.errors()]
+    if with_ignored:
+        rows += [{"path": p, "error": e} for p, e in lib.ignored_files()]
     emit_rows(rows, ["path", "error"], fmt)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select, update
 
+from . import ignored
 from . import schema as s
 from .errors import ImageError
 from .images import decode_bytes
@@ -51,9 +52,11 @@ class IngestReport:
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     decode_seconds: float = 0.0
     embed_seconds: float = 0.0
+    ignored: dict[str, int] = field(default_factory=dict)  # files that are not images, by type (see scan.py)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in REPORT_KEYS}
+        out["ignored"] = sum(self.ignored.values())
         out["run_id"] = self.run_id
         out["seconds"] = round(self.seconds, 3)
         return out
@@ -92,7 +95,8 @@ def _work(entry: FileEntry) -> Work:
     try:
         with open(entry.path, "rb") as f:
             data = f.read()
-        decoded = decode_bytes(data, _target, _max_mp, header_only_for=_known)
+        decoded = decode_bytes(data, _target, _max_mp, header_only_for=_known,
+                               suffix=os.path.splitext(entry.path)[1])
         out.sha256, out.image = decoded.sha256, decoded.image
         out.width, out.height, out.format, out.meta = decoded.width, decoded.height, decoded.format, decoded.meta
     except ImageError as e:
@@ -182,7 +186,7 @@ def _meta_columns(w: Work) -> dict[str, Any]:
     return dict(size=w.entry.size, mtime_ns=w.entry.mtime_ns, sha256=w.sha256, width=w.width, height=w.height,
                 format=w.format, taken_at=m.get("taken_at"), camera_make=m.get("camera_make"),
                 camera_model=m.get("camera_model"), gps_lat=m.get("gps_lat"), gps_lon=m.get("gps_lon"),
-                orientation=m.get("orientation"))
+                orientation=m.get("orientation"), media_kind=m.get("media_kind"), duration=m.get("duration"))
 
 
 class Ingester:
@@ -209,6 +213,8 @@ class Ingester:
             session.flush()
             self.report.run_id = run.id
         result = scan(roots, exclude, follow_symlinks)
+        with self.store.session() as session:
+            self.report.ignored = ignored.record(session, self.report.run_id, root_strs, result.ignored)
         self.report.skipped_files.extend(result.problems)
         self.report.skipped += len(result.problems)
         plan = _Plan(self.store, result.files, root_strs)

@@ -169,6 +169,7 @@ class Library:
             "model": None if model is None else {"name": model.name, "pretrained": model.pretrained,
                                                  "identity": model.identity, "dim": model.dim},
             "images": self.store.counts_by_status(),
+            "ignored": self.ignored_counts(),
             "bytes": files,
             "faiss_fresh": fresh,
             "vector_index": kind,
@@ -181,6 +182,20 @@ class Library:
 
     def errors(self) -> list[tuple[str, str]]:
         return self.store.errors()
+
+    def ignored_files(self) -> list[tuple[str, str]]:
+        """(path, reason) of files under ingested folders that are not images or videos."""
+        from . import ignored
+
+        with self.store.session() as session:
+            return ignored.rows(session)
+
+    def ignored_counts(self) -> dict[str, int]:
+        """Ignored files by type (extension, or "live photo clip")."""
+        from . import ignored
+
+        with self.store.session() as session:
+            return ignored.counts(session)
 
     # -- queries -----------------------------------------------------------------------------------
     def _query_model(self) -> Any:
@@ -214,12 +229,16 @@ class Library:
 
     def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,
                not_: str | Sequence[str] | None = None, not_weight: float = 0.5, k: int = 10, offset: int = 0,
-               min_score: float | None = None, filters: "Filters | None" = None, **filter_args: Any) -> list["Hit"]:
+               min_score: float | None = None, filters: "Filters | None" = None, group_stems: bool = False,
+               **filter_args: Any) -> list["Hit"]:
         """Images best matching texts and/or example images, minus negative texts, after filters.
 
-        Results are sorted by score, then id, so pages (offset, k) are stable between calls.
+        Results are sorted by score, then id, so pages (offset, k) are stable between calls. A video
+        is one hit, at the time of its best-matching frame (``Hit.seconds``); with ``group_stems``
+        the files of one shot (IMG_1.CR2 + IMG_1.JPG) are one hit, the others in ``Hit.also``.
         """
-        from .search import Filters, compose, filter_ids, hits_for, top_k
+        from .hitgroups import best_hits
+        from .search import Filters, compose, filter_ids
 
         texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
         if any(not str(t).strip() for t in texts + nots) or not (texts or likes):
@@ -233,11 +252,8 @@ class Library:
         query = compose(positive, negative, not_weight)
         with self.store.session() as session:
             ids = filter_ids(session, filters) if filters.active else None
-        pairs = top_k(self.vectors(), query, offset + k, ids)[offset:]
-        if min_score is not None:
-            pairs = [p for p in pairs if p[1] >= min_score]
-        with self.store.session() as session:
-            return hits_for(session, pairs)
+            hits = best_hits(session, self.vectors(), query, offset, k, ids, group_stems)
+        return hits if min_score is None else [h for h in hits if h.score >= min_score]
 
     def classify(self, images: Sequence[str | Path], labels: LabelSet | Sequence[str] | str,
                  **kwargs: Any) -> list[Classification]:

@@ -18,10 +18,10 @@ def scene(colour: str, shape: str, size: int = 256, seed: int = 0) -> np.ndarray
 
 
 def write_dng(path: Path, rgb: np.ndarray, preview: np.ndarray | None = None, orientation: int = 1,
-              thumb: np.ndarray | None = None, thumb_width: int = 64) -> Path:
+              thumb: np.ndarray | None = None, thumb_width: int = 64, preview_jpeg: bytes | None = None) -> Path:
     """A linear DNG: an RGGB mosaic of ``rgb`` (12-bit), a small RGB thumbnail in IFD0 (of ``thumb``,
     else the preview, else the scene) and, when given, a JPEG preview of ``preview`` in a second
-    SubIFD, laid out as cameras and converters write them."""
+    SubIFD (or the JPEG bytes ``preview_jpeg`` as they are), laid out as cameras and converters write them."""
     import tifffile
 
     h, w = (rgb.shape[0] // 2) * 2, (rgb.shape[1] // 2) * 2
@@ -32,6 +32,8 @@ def write_dng(path: Path, rgb: np.ndarray, preview: np.ndarray | None = None, or
     cfa[0::2, 1::2] = planes[1][0::2, 1::2]
     cfa[1::2, 0::2] = planes[1][1::2, 0::2]
     cfa[1::2, 1::2] = planes[2][1::2, 1::2]
+    if preview_jpeg is not None:
+        preview = np.asarray(Image.open(io.BytesIO(preview_jpeg)).convert("RGB"))
     small = thumb if thumb is not None else preview if preview is not None else rgb
     small = np.asarray(Image.fromarray(small).resize((thumb_width, max(1, thumb_width * h // w))))
     ifd0 = [(271, "s", 0, "ZsCam", True), (272, "s", 0, "Test DNG", True), (274, "H", 1, orientation, True),
@@ -42,9 +44,12 @@ def write_dng(path: Path, rgb: np.ndarray, preview: np.ndarray | None = None, or
         tw.write(small, photometric="rgb", subfiletype=1, subifds=2 if preview is not None else 1, extratags=ifd0)
         tw.write(cfa, photometric=32803, subfiletype=0, extratags=raw_tags)
         if preview is not None:
-            buf = io.BytesIO()
-            Image.fromarray(preview).save(buf, "JPEG", quality=92)
-            tw.write(iter([buf.getvalue()]), shape=preview.shape, dtype=np.uint8, photometric="ycbcr",
+            jpeg = preview_jpeg
+            if jpeg is None:
+                buf = io.BytesIO()
+                Image.fromarray(preview).save(buf, "JPEG", quality=92)
+                jpeg = buf.getvalue()
+            tw.write(iter([jpeg]), shape=preview.shape, dtype=np.uint8, photometric="ycbcr",
                      subfiletype=1, compression="jpeg", subsampling=(2, 2), rowsperstrip=preview.shape[0])
     return path
 

@@ -217,3 +217,139 @@ def test_raw_and_jpeg_of_one_shot_group(lib, tmp_path):
     assert out.exit_code == 0, out.output
     rows = [json.loads(line) for line in out.output.splitlines()]
     assert sum(1 for r in rows if "also" in r) == 1 and len(rows) == 3
+
+
+# -- videos ---------------------------------------------------------------------------------------------
+BLUE = mf.scene("blue", "square")
+
+
+def frame_rows(lib: Library) -> list[tuple]:
+    from sqlalchemy import select
+
+    from zsindex import schema as s
+
+    with lib.store.session() as session:
+        return [tuple(r) for r in session.execute(select(s.Frame.image_id, s.Frame.position, s.Frame.seconds)
+                                                  .order_by(s.Frame.image_id, s.Frame.position))]
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".webm", ".mkv", ".avi", ".mov", ".mpg"])
+def test_video_found_once_at_the_time_of_its_best_frame(lib, tmp_path, ext):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    mf.write_video(folder / f"clip{ext}", [(RED, 1.0), (BLUE, 1.0)])  # a red circle, then a blue square
+    Image.fromarray(GREEN).save(folder / "green.png")
+    r = lib.ingest([folder], workers=0)
+    assert (r.added, r.skipped) == (2, 0), r.skipped_files
+    hits = lib.search("a blue square", k=5)
+    assert [Path(h.path).name for h in hits].count(f"clip{ext}") == 1
+    assert hits[0].path.endswith(f"clip{ext}") and hits[0].seconds is not None and hits[0].seconds >= 1.0
+    red = lib.search("a red circle", k=1)[0]
+    assert red.path.endswith(f"clip{ext}") and red.seconds is not None and red.seconds < 1.0
+    assert len(frame_rows(lib)) == 4
+
+
+def test_video_index_round_trips_through_faiss_rebuild_and_changes(lib, tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    clip = mf.write_video(folder / "clip.mp4", [(RED, 1.0), (BLUE, 1.0)])
+    Image.fromarray(GREEN).save(folder / "green.png")
+    lib.ingest([folder], workers=0)
+    before = sorted(lib.vectors().ids().tolist())
+    assert lib.rebuild() == len(before) == 5  # one image + four frames
+    assert sorted(lib.vectors().ids().tolist()) == before
+    assert lib.search("a blue square", k=1)[0].seconds >= 1.0
+    # Changed: new frames replace the old ones in SQL and FAISS.
+    mf.write_video(clip, [(BLUE, 1.0), (RED, 1.0)])
+    r = lib.ingest([folder], workers=0)
+    assert r.changed == 1 and len(frame_rows(lib)) == 4 and lib.vectors().ntotal == 5
+    assert lib.search("a blue square", k=1)[0].seconds < 1.0
+    # Moved: same rows, nothing re-embedded.
+    clip.rename(folder / "renamed.mp4")
+    r = lib.ingest([folder], workers=0)
+    assert (r.moved, r.embed_seconds) == (1, 0) and lib.vectors().ntotal == 5
+    # Deleted: its frames leave FAISS.
+    (folder / "renamed.mp4").unlink()
+    r = lib.ingest([folder], workers=0)
+    assert r.deleted == 1 and lib.vectors().ntotal == 1
+    assert [Path(h.path).name for h in lib.search("a blue square", k=5)] == ["green.png"]
+
+
+def test_tagging_scores_a_video_by_its_best_frames(lib, tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    mf.write_video(folder / "clip.mp4", [(RED, 1.0), (BLUE, 1.0)])
+    for i, rgb in enumerate((GREEN, RED, BLUE)):
+        Image.fromarray(rgb).save(folder / f"still{i}.png")
+    lib.ingest([folder], workers=0)
+    report = lib.tag("red circle,blue square,green star", mode="multi", threshold=0.0)
+    assert report.images >= 4
+    rows = lib.tag_rows("red circle,blue square,green star")
+    clip = [r for r in rows if r["path"].endswith("clip.mp4")]
+    assert {r["label"] for r in clip} >= {"red circle", "blue square"}
+    assert len(clip) == len({r["label"] for r in clip})  # one tag per label, from its best frame
+    single = lib.tag("red circle,blue square,green star")
+    assert single.images >= 4
+    ids = {r["path"] for r in lib.tag_rows("red circle,blue square,green star")}
+    assert str(folder / "clip.mp4") in ids
+
+
+def test_video_oddities_are_errors_with_reasons(lib, tmp_path):
+    import av
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "zero.mov").write_bytes(b"")
+    with av.open(str(folder / "audio.mp4"), "w") as c:
+        stream = c.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for _ in range(10):
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    data = mf.write_video(tmp_path / "ok.mp4", [(RED, 1.0)]).read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[:len(data) // 2])
+    (folder / "text.avi").write_text("not a video at all\n")
+    r = lib.ingest([folder], workers=0)
+    reasons = {Path(p).name: why for p, why in r.skipped_files}
+    assert r.skipped == 4 and r.added == 0
+    assert reasons["zero.mov"] == "empty file (0 bytes)"
+    assert reasons["audio.mp4"] == "no video stream"
+    assert "cannot decode video" in reasons["truncated.mp4"] and "cannot decode video" in reasons["text.avi"]
+
+
+def test_video_guards(tmp_path):
+    from zsindex import video
+
+    path = mf.write_video(tmp_path / "v.mp4", [(RED, 1.0)])
+    with pytest.raises(ImageError, match="decompression bomb"):
+        video.read_video(str(path), 48, max_megapixels=0.01)
+    assert len(video.sample_times(2.0)) == video.MIN_FRAMES
+    assert len(video.sample_times(120.0)) == 2 * video.FRAMES_PER_MINUTE
+    times = video.sample_times(10 * 3600.0)
+    assert len(times) == video.MAX_FRAMES and times == sorted(times) and times[-1] < 10 * 3600.0
+
+
+def test_rotated_phone_video_is_upright(tmp_path):
+    import av
+
+    from zsindex.video import read_video
+
+    wide = np.ascontiguousarray(np.concatenate([RED, BLUE], axis=1))  # stored 512 wide: red left, blue right
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 512, 256, "yuv420p"
+        stream.set_display_rotation(-90)  # shown turned a quarter clockwise, as phones record portrait
+        for _ in range(10):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(wide, format="rgb24")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    v = read_video(str(path), 48)
+    assert (v.width, v.height) == (256, 512)
+    im = v.frames[0][2]
+    top, bottom = im.crop((0, 0, im.width, im.height // 2)), im.crop((0, im.height // 2, im.width, im.height))
+    assert nearer(top, RED, BLUE) and nearer(bottom, BLUE, RED)

@@ -223,6 +223,11 @@ class Library:
         """The stored vector of an indexed file, else the file embedded now."""
         model = self._query_model()
         stored = self.store.stored_vector(model.id, os.path.abspath(path))
+        if stored is None:
+            from .frames import mean_vector
+
+            with self.store.session() as session:
+                stored = mean_vector(session, model.id, os.path.abspath(path))  # an indexed video
         if stored is not None:
             return stored
         return self.embedder.embed_images([load_pixels(Path(path), self.embedder.image_size)])[0]
@@ -330,8 +335,10 @@ class Library:
         filters = filters or Filters(**filter_args)
         only = None
         if filters.active:
+            from .frames import with_frames
+
             with self.store.session() as session:
-                only = filter_ids(session, filters)
+                only = with_frames(session, filter_ids(session, filters))  # a video is tagged from its frames
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
         return run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
                            mode, threshold, only, repr(filters) if filters.active else "", progress)

@@ -19,7 +19,7 @@ from .images import IMAGE_SUFFIXES
 from .media import content_type, kind_of_name, sniff
 
 # Kinds of file that ingest reads; the others found by sniffing are reported as ignored.
-INDEXED_KINDS = frozenset({"image", "raw"})
+INDEXED_KINDS = frozenset({"image", "raw", "video"})
 _LIVE_STILLS = frozenset({".heic", ".heif", ".jpg", ".jpeg"})
 _LIVE_CLIPS = frozenset({".mov", ".mp4"})
 

@@ -168,6 +168,9 @@ class Store:
                 ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
                 vecs = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), -1)
                 yield ids, vecs
+            from .frames import indexed_vectors as frame_vectors
+
+            yield from frame_vectors(session, model_id, batch)  # videos: one vector per sampled frame
 
     def count_indexed(self, model_id: int) -> int:
         query = (select(func.count()).select_from(s.Image)

@@ -353,3 +353,33 @@ def test_rotated_phone_video_is_upright(tmp_path):
     im = v.frames[0][2]
     top, bottom = im.crop((0, 0, im.width, im.height // 2)), im.crop((0, im.height // 2, im.width, im.height))
     assert nearer(top, RED, BLUE) and nearer(bottom, BLUE, RED)
+
+
+def test_video_frames_in_a_compressed_index(lib, tmp_path):
+    """IVF-PQ re-ranks candidates with exact vectors from SQL: frames must be found there too."""
+    from sqlalchemy import insert
+
+    from zsindex import schema as s
+    from zsindex.store import now
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    mf.write_video(folder / "clip.mp4", [(RED, 1.0), (BLUE, 1.0)])
+    Image.fromarray(GREEN).save(folder / "green.png")
+    lib.ingest([folder], workers=0)
+    model = lib.store.model()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, model.dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    stamp = now()
+    with lib.store.session() as session:  # padding, so that there is enough to train the quantiser
+        session.execute(insert(s.Image), [
+            {"path": f"/lib/{i:05d}.jpg", "size": 1, "mtime_ns": 1, "sha256": f"{i:064d}",
+             "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp} for i in range(len(x))])
+        session.execute(insert(s.Vector), [
+            {"model_id": model.id, "sha256": f"{i:064d}", "vector": v.tobytes()} for i, v in enumerate(x)])
+        lib.store.bump_generation(session)
+    assert lib.rebuild("ivfpq") == 4000 + 1 + 4
+    hits = lib.search("a blue square", k=3, path=str(folder / "*"))
+    assert [Path(h.path).name for h in hits] == ["clip.mp4", "green.png"]
+    assert hits[0].seconds is not None and hits[0].seconds >= 1.0

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from . import schema as s
@@ -153,3 +153,24 @@ def mean_vector(session: Session, model_id: int, path: str) -> np.ndarray | None
         return None
     mean = np.mean([np.frombuffer(b, dtype=np.float32) for b in blobs], axis=0)
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+# -- exact vectors (re-ranking a quantised index, counting) ------------------------------------------------
+def vector_blobs(session: Session, model_id: int, faiss_ids: list[int]) -> dict[int, bytes]:
+    """FAISS id of a frame -> its stored vector (bytes)."""
+    rows = [i - FRAME_ID_BASE for i in faiss_ids if i >= FRAME_ID_BASE]
+    out: dict[int, bytes] = {}
+    for start in range(0, len(rows), 500):
+        out.update((FRAME_ID_BASE + fid, blob) for fid, blob in session.execute(
+            select(s.Frame.id, s.Vector.vector)
+            .join(s.Vector, (s.Vector.sha256 == s.Frame.sha256) & (s.Vector.model_id == model_id))
+            .where(s.Frame.id.in_(rows[start:start + 500]))))
+    return out
+
+
+def count_indexed(session: Session, model_id: int) -> int:
+    """Frames of indexed videos with a vector of this model: their share of the FAISS index."""
+    return int(session.scalar(
+        select(func.count()).select_from(s.Frame).join(s.Image, s.Image.id == s.Frame.image_id)
+        .join(s.Vector, (s.Vector.sha256 == s.Frame.sha256) & (s.Vector.model_id == model_id))
+        .where(s.Image.status == s.STATUS_INDEXED)) or 0)

@@ -176,8 +176,10 @@ class Store:
         query = (select(func.count()).select_from(s.Image)
                  .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
                  .where(s.Image.status == s.STATUS_INDEXED))
+        from .frames import count_indexed as frames_indexed
+
         with self.session() as session:
-            return int(session.scalar(query) or 0)
+            return int(session.scalar(query) or 0) + frames_indexed(session, model_id)  # videos count their frames
 
     def vectors_by_ids(self, model_id: int, ids: np.ndarray) -> np.ndarray:
         """Exact vectors of these image ids, in the order given (a re-ranking pool: hundreds, not millions)."""
@@ -190,6 +192,9 @@ class Store:
                     .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
                     .where(s.Image.id.in_(wanted[start:start + 500]))
                 ).all()))
+            from .frames import vector_blobs
+
+            found.update(vector_blobs(session, model_id, wanted))  # frames of videos (ids above FRAME_ID_BASE)
         missing = [i for i in wanted if i not in found]
         if missing:
             raise IndexStateError(f"{len(missing)} vectors of the FAISS file are not in {self.folder / DB_NAME} "

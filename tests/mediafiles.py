@@ -65,7 +65,7 @@ CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "lib
           ".mpg": "mpeg1video", ".m4v": "libx264", ".3gp": "libx264"}
 
 
-def write_video(path: Path, parts: list[tuple[np.ndarray, float]], fps: int = 10) -> Path:
+def write_video(path: Path, parts: list[tuple[np.ndarray, float]], fps: int = 10, gop: int | None = None) -> Path:
     """A real video: each (frame, seconds) part shown for that long, encoded by FFmpeg through PyAV."""
     import av
 
@@ -73,6 +73,8 @@ def write_video(path: Path, parts: list[tuple[np.ndarray, float]], fps: int = 10
     with av.open(str(path), "w") as container:
         stream = container.add_stream(CODECS[path.suffix.lower()], rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if gop:
+            stream.codec_context.gop_size = gop  # a keyframe every gop frames
         if path.suffix.lower() == ".mpg":
             stream.rate = Fraction(25)
             fps = 25

@@ -332,6 +332,32 @@ def test_video_guards(tmp_path):
     assert len(times) == video.MAX_FRAMES and times == sorted(times) and times[-1] < 10 * 3600.0
 
 
+def test_long_video_is_sampled_at_keyframes(lib, tmp_path, monkeypatch):
+    from zsindex import video
+    from zsindex.video import read_video, sample_times
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    red, blue = mf.scene("red", "circle", size=128), mf.scene("blue", "square", size=128)
+    path = mf.write_video(folder / "long.mp4", [(red, 40.0), (blue, 40.0)], fps=2, gop=10)  # keyframes every 5 s
+    monkeypatch.setattr(video, "MAX_DECODED", 20)  # 160 frames: only the 8 keyframes sampled may be decoded
+    v = read_video(str(path), 48)
+    assert len(v.frames) == len(sample_times(80.0)) == 8
+    assert [round(sec) for _, sec, _ in v.frames] == [5, 15, 25, 35, 45, 55, 65, 75]
+    lib.ingest([folder], workers=0)
+    hit = lib.search("a blue square", k=1)[0]
+    assert hit.path.endswith("long.mp4") and hit.seconds is not None and hit.seconds >= 40
+
+
+def test_video_decode_budget(tmp_path, monkeypatch):
+    from zsindex import video
+
+    path = mf.write_video(tmp_path / "v.mp4", [(RED, 1.0), (BLUE, 1.0)])
+    monkeypatch.setattr(video, "MAX_DECODED", 5)  # the 2 s clip needs 18 frames decoded for its last sample
+    with pytest.raises(ImageError, match="more than 5 frames decoded"):
+        video.read_video(str(path), 48)
+
+
 def test_rotated_phone_video_is_upright(tmp_path):
     import av
 

@@ -3,14 +3,19 @@
 Frames are taken at the middles of equal spans of the video: ``FRAMES_PER_MINUTE``
 a minute, at least ``MIN_FRAMES`` (a short clip still shows what changes in it)
 and at most ``MAX_FRAMES`` (a long film costs the same as a five-minute one).
-Each is found by seeking to the keyframe before it and decoding forward, so
-the cost grows with the number of frames taken, not with the length.
+A clip up to ``EXACT_SECONDS`` long is decoded in one forward pass and each
+sample is the first frame at or after its time. A longer video is sampled at
+keyframes: for each time, seek to the keyframe before it and decode only that
+one (FFmpeg skips the other frames), so the cost grows with the number of
+samples, not with the length or the keyframe spacing; a sample's time is then
+that of its keyframe, which is at most one keyframe interval early. Samples
+that land on the same frame count once.
 
 Guards, each recorded as the file's error: no video stream, a frame larger
 than ``--max-megapixels``, a video longer than ``MAX_HOURS``, and more than
-``MAX_DECODED`` frames decoded in all (a file that cannot seek would otherwise
-be decoded from the start for every sample). A frame that cannot be decoded
-fails the whole video: it is indexed from all its samples or not at all.
+``MAX_DECODED`` frames decoded in all (a clip with an absurd frame rate, a
+file whose seeking does not work). A frame that cannot be decoded fails the
+whole video: it is indexed from all its samples or not at all.
 
 The display rotation of phone videos is applied. The file is hashed while it
 is streamed from disk in blocks, never read whole into memory.
@@ -33,7 +38,8 @@ FRAMES_PER_MINUTE = 6
 MIN_FRAMES = 4
 MAX_FRAMES = 32
 MAX_HOURS = 12.0
-MAX_DECODED = 3000  # frames decoded in all for one video (every sample, plus those between keyframe and sample)
+EXACT_SECONDS = 60.0  # up to this long, one forward pass and exact sample times; longer: keyframes
+MAX_DECODED = 10_000  # frames decoded in all for one video (a 60 s clip at 120 fps is 7,200)
 
 
 @dataclass
@@ -109,7 +115,7 @@ def read_video(path: str, target: int | None = 224, max_megapixels: float = 180.
             duration = _duration(container, stream)
             if duration > MAX_HOURS * 3600:
                 raise ImageError(f"video guard: {duration / 3600:.1f} hours is over the {MAX_HOURS:g}-hour limit")
-            frames, rotation = _sample(container, stream, sample_times(duration), target)
+            frames, rotation = _sample(container, stream, duration, target)
             if rotation % 180:
                 width, height = height, width  # shown turned by a quarter, as phones record portrait video
             out = DecodedVideo(digest, width, height, _format_name(path, container), duration, frames,
@@ -127,30 +133,33 @@ def read_video(path: str, target: int | None = 224, max_megapixels: float = 180.
     return out
 
 
-def _sample(container: Any, stream: Any, times: list[float],
+def _sample(container: Any, stream: Any, duration: float,
             target: int | None) -> tuple[list[tuple[int, float, Any]], int]:
-    """The first frame at or after each time (seeking to the keyframe before it), each frame once;
-    and the display rotation (counter-clockwise degrees) of the video."""
+    """The sampled frames (see the module doc), each frame once; and the video's display rotation
+    (counter-clockwise degrees)."""
     out: list[tuple[int, float, Any]] = []
-    decoded = 0
-    last = -1.0
-    rotation = 0
+    decoded, last, rotation = 0, -1.0, 0
     # Times count from the stream's first timestamp, which MPEG files put at about half a second.
     start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+    times = sample_times(duration)
+    keyframes = duration > EXACT_SECONDS and bool(stream.time_base)
+    if keyframes:
+        stream.codec_context.skip_frame = "NONKEY"
+    frames = None if keyframes else container.decode(stream)
     for t in times:
-        if stream.time_base:
+        if keyframes:
             container.seek(int((start + t) / stream.time_base), stream=stream, backward=True)
-        for frame in container.decode(stream):
+            frames = container.decode(stream)
+        for frame in frames:  # type: ignore[union-attr]
             decoded += 1
             if decoded > MAX_DECODED:
-                raise ImageError(f"video guard: more than {MAX_DECODED} frames decoded for "
-                                 f"{len(times)} samples (the file does not seek)")
+                raise ImageError(f"video guard: more than {MAX_DECODED} frames decoded for {len(times)} samples")
             when = float(frame.time) - start if frame.time is not None else t
-            if when + 1e-6 < t:
+            if not keyframes and when + 1e-6 < t:
                 continue
             if when > last + 1e-6:  # a sample that lands on the frame of the one before adds nothing
                 rotation = rotation or int(frame.rotation)
-                out.append((len(out), when, _picture(frame, target, rotation)))
+                out.append((len(out), max(when, 0.0), _picture(frame, target, rotation)))
                 last = when
             break
     return out, rotation

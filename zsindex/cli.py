@@ -157,6 +157,9 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
     emit_record(report.to_dict(), fmt)
     for message in report.warnings:
         warn(f"warning: {message}")
+    if report.ignored:
+        warn("ignored (not images): " + ", ".join(f"{k} {n}" for k, n in report.ignored.items())
+             + "; see `zsindex errors`")
     for path, reason in report.skipped_files[:20]:
         warn(f"skipped {shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
@@ -189,19 +192,22 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--keyword", "keyword_filter", help="Only images the user keyworded so (see `zsindex keywords`).")
 @click.option("--paths-only", is_flag=True, help="Print one path a line (escaped form, see README), for other tools.")
 @click.option("--print0", is_flag=True, help="Print the exact paths, each ending in a NUL byte (for xargs -0).")
+@click.option("--group-stems", is_flag=True,
+              help="One hit per shot: files with the same name in one folder (IMG_1.CR2 + IMG_1.JPG) count once.")
 @output_options
 @model_options
 def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ...], nots: tuple[str, ...],
            not_weight: float, top_k: int, offset: int, min_score: float | None, path_glob: str | None,
            after: str | None, before: str | None, camera: str | None, fmt_filter: str | None, tag_filter: str | None,
-           tag_set: str | None, keyword_filter: str | None, paths_only: bool, print0: bool, fmt: str,
-           choice: ModelChoice) -> None:
+           tag_set: str | None, keyword_filter: str | None, paths_only: bool, print0: bool, group_stems: bool,
+           fmt: str, choice: ModelChoice) -> None:
     """Find the indexed images that best match a text, an example image, or both.
 
     Several QUERY words are one text; several --like images and the text are
     averaged; --not texts are subtracted. Scores are cosine similarities.
     Hits whose file has gone since it was indexed are marked exists: false
-    (and left out of --paths-only and --print0), with a note on stderr.
+    (and left out of --paths-only and --print0), with a note on stderr. A
+    video is one hit, with the time in seconds of its best-matching frame.
 
     \b
     Examples:
@@ -211,6 +217,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
       zsindex search "red circle" --index demo/index --print0 | xargs -0 ls -l
       zsindex search "on the sofa" --tag animals:cat
       zsindex search "sunset" --keyword holiday
+      zsindex search "sunset" --group-stems   # RAW + JPEG of one shot: one hit
     """
     from .search import Filters, parse_date
 
@@ -223,7 +230,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
                       camera=camera, format=fmt_filter, tag=tag_filter, tag_set=tag_set, keyword=keyword_filter)
     lib = open_library(index_dir, choice)
     hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, top_k=top_k, offset=offset,
-                      min_score=min_score, filters=filters)
+                      min_score=min_score, filters=filters, group_stems=group_stems)
     gone = [h for h in hits if not h.exists]
     if gone:
         warn(f"{len(gone)} of these files no longer exist (first: {shown(gone[0].path)}); "
@@ -231,7 +238,11 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
     if paths_only or print0:
         emit_paths([h.path for h in hits if h.exists], null=print0)
         return
-    emit_rows([h.to_dict() for h in hits], ["score", "path", "id", "exists"], fmt)
+    rows = [h.to_dict() for h in hits]
+    columns = ["score", "path", "id", "exists"] + [c for c in ("time", "also") if any(c in r for r in rows)]
+    if fmt != "json":
+        rows = [{**r, "also": "; ".join(r.get("also", []))} for r in rows]
+    emit_rows(rows, columns, fmt)
 
 
 @cli.command()
@@ -252,6 +263,8 @@ def status(index_dir: Path | None, fmt: str) -> None:
     click.echo(f"index   {shown(info['index'])}")
     click.echo(f"model   {model['name'] + ' (' + str(model['dim']) + '-d)' if model else 'none yet'}")
     click.echo("images  " + (", ".join(f"{k} {v}" for k, v in sorted(info["images"].items())) or "none"))
+    if info.get("ignored"):
+        click.echo("ignored " + ", ".join(f"{k} {v}" for k, v in info["ignored"].items()) + " (not images)")
     click.echo("disk    " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in info["bytes"].items()))
     if info["last_run"]:
         run = info["last_run"]
@@ -262,15 +275,24 @@ def status(index_dir: Path | None, fmt: str) -> None:
 
 @cli.command()
 @index_option
+@click.option("--ignored/--no-ignored", "with_ignored", default=True, show_default=True,
+              help="Also list files left out because they are not images (with their type).")
 @output_options
-def errors(index_dir: Path | None, fmt: str) -> None:
+def errors(index_dir: Path | None, with_ignored: bool, fmt: str) -> None:
     """List files that could not be indexed, with the reason.
+
+    Unreadable images come first, then files that were left out because
+    they are not images or videos (reason "ignored: ...").
 
     \b
     Example:
       zsindex errors --csv > unreadable.csv
+      zsindex errors --no-ignored
     """
-    rows = [{"path": p, "error": e} for p, e in open_library(index_dir).errors()]
+    lib = open_library(index_dir)
+    rows = [{"path": p, "error": e} for p, e in lib.errors()]
+    if with_ignored:
+        rows += [{"path": p, "error": e} for p, e in lib.ignored_files()]
     emit_rows(rows, ["path", "error"], fmt)
 
 

@@ -20,11 +20,14 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import DEFAULT_MAX_MEGAPIXELS
 from .errors import ImageError
+from .media import JXL_SUFFIXES, RAW_SUFFIXES, is_motion_photo, special_decoder
 
 IMAGE_SUFFIXES = frozenset(
     (".jpg .jpeg .jpe .jfif .mpo .png .apng .webp .gif .tif .tiff .bmp .dib .heic .heif .hif .avif "
      ".ico .jp2 .j2k .ppm .pgm .pbm .pnm .tga .pcx .psd .qoi").split()
 )
+# Still images zsindex reads, including those decoded outside Pillow (see media.py).
+STILL_SUFFIXES = IMAGE_SUFFIXES | RAW_SUFFIXES | JXL_SUFFIXES
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _TAG_DATETIME, _TAG_MAKE, _TAG_MODEL, _TAG_ORIENTATION = 306, 271, 272, 274
 _TAG_DATETIME_ORIGINAL = 36867
@@ -135,6 +138,7 @@ def decode_bytes(
     target: int | None = 224,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     header_only_for: frozenset[str] = frozenset(),
+    suffix: str = "",
 ) -> Decoded:
     """Decode image bytes; target is the short side the model needs (None: full size).
 
@@ -146,13 +150,18 @@ def decode_bytes(
 
     When the content hash is in ``header_only_for`` (content that already has
     a vector, so it was fully decoded once) only the header and EXIF are read,
-    and ``image`` is None.
+    and ``image`` is None. ``suffix`` (the file name's extension) picks the RAW
+    decoder for RAW formats that cannot be told from their content (see media.py).
     """
     _setup()
     if not data:
         raise ImageError("empty file (0 bytes)")
     digest = hashlib.sha256(data).hexdigest()
     pixels = digest not in header_only_for
+    special = special_decoder(data, suffix)
+    if special is not None:
+        decoder, name = special
+        return decoder(data, digest, target, max_megapixels, pixels, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd EXIF and palette data it still decodes
@@ -170,6 +179,8 @@ def decode_bytes(
                     im.draft("RGB", (target, target))
                 im.load()
             meta = _exif_meta(im)
+            if fmt in ("JPEG", "MPO", "HEIF") and is_motion_photo(data):
+                meta["media_kind"] = "motion"  # the still is indexed; the clip inside is not a second result
             if meta.get("orientation", 1) >= 5:
                 width, height = height, width
             if not pixels:
@@ -208,4 +219,4 @@ def read_image(path: Path, target: int | None = 224, max_megapixels: float = DEF
         raise
     except OSError as e:
         raise ImageError(f"cannot read: {e.strerror or e}") from None
-    return decode_bytes(data, target, max_megapixels)
+    return decode_bytes(data, target, max_megapixels, suffix=path.suffix)

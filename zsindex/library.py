@@ -212,6 +212,7 @@ class Library(SidecarsMixin):
             "model": None if model is None else {"name": model.name, "pretrained": model.pretrained,
                                                  "identity": model.identity, "dim": model.dim},
             "images": self.store.counts_by_status(),
+            "ignored": self.ignored_counts(),
             "bytes": files,
             "faiss_fresh": fresh,
             "vector_index": kind,
@@ -224,6 +225,20 @@ class Library(SidecarsMixin):
 
     def errors(self) -> list[tuple[str, str]]:
         return self.store.errors()
+
+    def ignored_files(self) -> list[tuple[str, str]]:
+        """(path, reason) of files under ingested folders that are not images or videos."""
+        from . import ignored
+
+        with self.store.session() as session:
+            return ignored.rows(session)
+
+    def ignored_counts(self) -> dict[str, int]:
+        """Ignored files by type (extension, or "live photo clip")."""
+        from . import ignored
+
+        with self.store.session() as session:
+            return ignored.counts(session)
 
     # -- queries -----------------------------------------------------------------------------------
     def _query_model(self) -> Any:
@@ -253,6 +268,11 @@ class Library(SidecarsMixin):
 
         model = self._query_model()
         stored = self.store.stored_vector(model.id, os.path.abspath(path))
+        if stored is None:
+            from .frames import mean_vector
+
+            with self.store.session() as session:
+                stored = mean_vector(session, model.id, os.path.abspath(path))  # an indexed video
         if stored is not None:
             return stored
         try:
@@ -264,16 +284,18 @@ class Library(SidecarsMixin):
     def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,
                not_: str | Sequence[str] | None = None, not_weight: float = 0.5, top_k: int | None = None,
                offset: int = 0, min_score: float | None = None, filters: "Filters | None" = None,
-               k: int | None = None, **filter_args: Any) -> list["Hit"]:
+               k: int | None = None, group_stems: bool = False, **filter_args: Any) -> list["Hit"]:
         """Images best matching texts and/or example images, minus negative texts, after filters.
 
         ``top_k`` hits (default 10; ``k`` is the same parameter under its older name). Results are
         sorted by score, then id, so pages (offset, top_k) are stable between calls. A hit whose
-        file has gone since it was indexed has ``exists`` False.
+        file has gone since it was indexed has ``exists`` False. A video is one hit, at the time of
+        its best-matching frame (``Hit.seconds``); with ``group_stems`` the files of one shot
+        (IMG_1.CR2 + IMG_1.JPG) are one hit, the others in ``Hit.also``.
         """
+        from .hitgroups import best_hits
         from .labels import check_text
-        from .search import Filters, compose, filter_ids, hits_for
-        from .search import top_k as nearest
+        from .search import Filters, compose, filter_ids
 
         texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
         for t in texts + nots:
@@ -300,11 +322,8 @@ class Library(SidecarsMixin):
 
                 check_tag(session, filters.tag, filters.tag_set)
             ids = filter_ids(session, filters) if filters.active else None
-        pairs = nearest(self.vectors(), query, offset + k, ids)[offset:]
-        if min_score is not None:
-            pairs = [p for p in pairs if p[1] >= min_score]
-        with self.store.session() as session:
-            return hits_for(session, pairs)
+            hits = best_hits(session, self.vectors(), query, offset, k, ids, group_stems)
+        return hits if min_score is None else [h for h in hits if h.score >= min_score]
 
     def classify(self, images: Sequence[str | Path], labels: LabelSet | Sequence[str] | str,
                  **kwargs: Any) -> list[Classification]:
@@ -404,8 +423,10 @@ class Library(SidecarsMixin):
         filters = filters or Filters(**filter_args)
         only = None
         if filters.active:
+            from .frames import with_frames
+
             with self.store.session() as session:
-                only = filter_ids(session, filters)
+                only = with_frames(session, filter_ids(session, filters))  # a video is tagged from its frames
             if len(only) == 0:
                 report = TagReport(set_row.name, set_row.version, mode)
                 report.notes = [*notes, "no indexed image matches the filters (path= ...); nothing was tagged"]

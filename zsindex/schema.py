@@ -95,6 +95,9 @@ class Image(Base):
     gps_lat: Mapped[float | None] = mapped_column(Float)
     gps_lon: Mapped[float | None] = mapped_column(Float)
     orientation: Mapped[int | None] = mapped_column(Integer)
+    # None for a plain still; "raw", "video", or "motion" (a still with a clip inside, see media.py)
+    media_kind: Mapped[str | None] = mapped_column(String(16))
+    duration: Mapped[float | None] = mapped_column(Float)  # seconds, videos only
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     first_seen: Mapped[datetime] = mapped_column(DateTime)
@@ -125,6 +128,7 @@ class IngestRun(Base):
     moved: Mapped[int] = mapped_column(Integer, default=0)
     deleted: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
+    ignored: Mapped[str | None] = mapped_column(Text)  # JSON {type: count} of files that are not media
 
 
 class State(Base):
@@ -244,3 +248,29 @@ class KeywordSource(Base):
     sidecar_size: Mapped[int | None] = mapped_column(BigInteger)
     sidecar_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Frame(Base):
+    """A frame of a video, embedded on its own. Its FAISS id is ``video.FRAME_ID_BASE + id``;
+    its vector is stored under ``sha256`` (derived from the video's content hash and the frame's
+    position), so identical or moved videos keep their frame vectors like images keep theirs."""
+
+    __tablename__ = "frames"
+    # The unique constraint's index also serves lookups by video.
+    __table_args__ = (UniqueConstraint("image_id", "position", name="uq_frames_image_position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)  # time of the frame in the video
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class IgnoredFile(Base):
+    """A file found under a scanned folder that is not an image or video (or a Live Photo's clip)."""
+
+    __tablename__ = "ignored_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    kind: Mapped[str] = mapped_column(String(64))  # its extension, or "live photo clip"
+    reason: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int] = mapped_column(Integer)  # the ingest run that last saw it

@@ -31,9 +31,16 @@ class Hit:
     camera: str | None = None
     format: str | None = None
     exists: bool = True  # False when the file has gone since it was indexed
+    seconds: float | None = None  # a video: time of its best-matching frame (see hitgroups.py)
+    also: tuple[str, ...] = ()  # other files of the same shot, with --group-stems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "score": round(self.score, 6), "exists": self.exists}
+        out: dict[str, Any] = {"id": self.id, "path": self.path, "score": round(self.score, 6), "exists": self.exists}
+        if self.seconds is not None:
+            out["time"] = round(self.seconds, 3)
+        if self.also:
+            out["also"] = list(self.also)
+        return out
 
 
 @dataclass(frozen=True)

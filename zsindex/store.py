@@ -325,13 +325,18 @@ class Store:
                 ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
                 vecs = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), -1)
                 yield ids, vecs
+            from .frames import indexed_vectors as frame_vectors
+
+            yield from frame_vectors(session, model_id, batch)  # videos: one vector per sampled frame
 
     def count_indexed(self, model_id: int) -> int:
         query = (select(func.count()).select_from(s.Image)
                  .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
                  .where(s.Image.status == s.STATUS_INDEXED))
+        from .frames import count_indexed as frames_indexed
+
         with self.session() as session:
-            return int(session.scalar(query) or 0)
+            return int(session.scalar(query) or 0) + frames_indexed(session, model_id)  # videos count their frames
 
     def vectors_by_ids(self, model_id: int, ids: np.ndarray) -> np.ndarray:
         """Exact vectors of these image ids, in the order given (a re-ranking pool: hundreds, not millions)."""
@@ -344,6 +349,9 @@ class Store:
                     .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
                     .where(s.Image.id.in_(wanted[start:start + 500]))
                 ).all()))
+            from .frames import vector_blobs
+
+            found.update(vector_blobs(session, model_id, wanted))  # frames of videos (ids above FRAME_ID_BASE)
         missing = [i for i in wanted if i not in found]
         if missing:
             raise IndexStateError(f"{len(missing)} vectors of the FAISS file are not in {self.folder / DB_NAME} "

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select, update
 
 from . import schema as s
 from .calibration import Calibration, LabelStats, assign, calibrate
+from .frames import BestFrames
 from .keyword_truth import learnt_thresholds
 from .store import Store
 from .tagging import MIN_CALIBRATION_IMAGES, TagReport, prompts_key, row_label, set_templates
@@ -131,14 +132,20 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
             # Plain executemany of tuples: the ORM's per-row dictionaries cost more than SQLite's own work here.
             connection = session.connection()
             insert_tag = _insert_tag_sql(connection.dialect.paramstyle)
-            for n, img, lab, score, cos in _scored(vectors, only, label_vecs[cols], thr, logit_scale, mode):
-                report.images += n
-                if progress is not None:
-                    progress("tagging", report.images, total)
+
+            def insert(img: np.ndarray, lab: np.ndarray, score: np.ndarray, cos: np.ndarray) -> None:
                 if len(img):
                     connection.exec_driver_sql(insert_tag, list(zip(
                         img.tolist(), label_ids[lab].tolist(), repeat(set_row.version), repeat(model_id),
                         repeat(mode), score.tolist(), cos.tolist())))
+
+            videos = BestFrames(session)  # a video's frames are scored like images; it gets their best tags
+            for n, img, lab, score, cos in _scored(vectors, only, label_vecs[cols], thr, logit_scale, mode):
+                report.images += n
+                if progress is not None:
+                    progress("tagging", report.images, total)
+                insert(*videos.fold(img, lab, score, cos))
+            insert(*videos.rows())
             session.execute(update(s.LabelRow), [{"id": label_rows[i].id, "tagged_key": keys[i]} for i in todo])
     report.counts = tag_counts(store, [r.id for r in label_rows])
     report.seconds = time.perf_counter() - started

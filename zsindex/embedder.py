@@ -7,7 +7,6 @@ and the rest of the package stay fast to import.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import time
@@ -21,6 +20,7 @@ import numpy as np
 
 from . import config
 from .errors import ModelError, ModelUnavailableError
+from .filehash import cached_sha256, sha256_file  # noqa: F401 - sha256_file kept importable from here
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -63,14 +63,6 @@ WEIGHT_FILES = (
 RANDOM = "random"  # untrained weights: only for benchmarks, where cost is what is measured
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _find_weights(folder: Path) -> Path:
     for name in WEIGHT_FILES + ("model.safetensors", "pytorch_model.bin", "model.pth"):
         if (folder / name).is_file():
@@ -81,13 +73,17 @@ def _find_weights(folder: Path) -> Path:
     return found[0]
 
 
-def resolve_source(model: str, pretrained: str | None) -> ModelSource:
-    """Work out what to load without loading it (no torch needed)."""
+def resolve_source(model: str, pretrained: str | None, check_tag: bool = True) -> ModelSource:
+    """Work out what to load without loading it (no torch needed).
+
+    With ``check_tag=False`` a pretrained tag is taken as given instead of being
+    looked up in open_clip (which imports torch); loading checks it later.
+    """
     if model.startswith("local-dir:") or (not model.startswith("hf-hub:") and Path(model).is_dir()):
         folder = Path(model.removeprefix("local-dir:")).expanduser()
         if not (folder / "open_clip_config.json").is_file():
             raise ModelError(f"{folder} is not an open_clip model folder: it has no open_clip_config.json")
-        return ModelSource(f"local-dir:{folder}", None, f"sha256:{sha256_file(_find_weights(folder))}")
+        return ModelSource(f"local-dir:{folder}", None, f"sha256:{cached_sha256(_find_weights(folder))}")
     if model.startswith("hf-hub:"):
         repo = model.removeprefix("hf-hub:")
         return ModelSource(model, None, model, hub_files=((repo, ("open_clip_config.json",)), (repo, WEIGHT_FILES)))
@@ -97,11 +93,13 @@ def resolve_source(model: str, pretrained: str | None) -> ModelSource:
         model = Path(model).stem
     if pretrained and pretrained != RANDOM and Path(pretrained).expanduser().is_file():
         path = Path(pretrained).expanduser()
-        return ModelSource(model, str(path), f"sha256:{sha256_file(path)}", config_file=config_file)
+        return ModelSource(model, str(path), f"sha256:{cached_sha256(path)}", config_file=config_file)
     if config_file:
         raise ModelError(f"--model {config_file} is an architecture file; give its weights with --pretrained PATH")
     if not pretrained or pretrained == RANDOM:
         return ModelSource(model, RANDOM, f"{model}/{RANDOM}")
+    if not check_tag:
+        return ModelSource(model, pretrained, f"{model}/{pretrained}")
     return _tag_source(model, pretrained)
 
 
@@ -293,6 +291,17 @@ class OpenClipEmbedder:
                 tokens = self._tokenizer(list(texts[i : i + max(self.batch_size, 256)])).to(self.device)
                 out.append(self._finish(self._model.encode_text(tokens)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def chosen_model(model: str | None = None, pretrained: str | None = None) -> tuple[str, str, str | None]:
+    """(identity, name as the user gave it, pretrained) of the model that would be loaded, without loading it.
+
+    A checkpoint's hash comes from the file-hash cache while the file is
+    unchanged; a pretrained tag is not checked here (loading checks it).
+    """
+    name, tag = config.resolve_model(model, pretrained)
+    source = resolve_source(name, tag, check_tag=False)
+    return source.identity, config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name, tag
 
 
 def load_embedder(

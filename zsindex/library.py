@@ -11,7 +11,6 @@ import numpy as np
 
 from . import config
 from .errors import IndexStateError, UsageError
-from .images import load_pixels
 from .labels import LabelSet
 from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
 
@@ -74,6 +73,26 @@ class Library:
         return self.store.bind_model(emb.identity, getattr(emb, "name", emb.identity),
                                      getattr(emb, "pretrained", None), emb.dim)
 
+    def _model_row(self) -> Any:
+        """The index's model row for the chosen model, loading the model only when nothing else can tell.
+
+        An index that already has a model needs no loading to check that the
+        chosen model is that one (its identity is a name or a cached file
+        hash); another model is refused as in ``_bind_model``.
+        """
+        from .embedder import chosen_model
+
+        recorded = self.store.model()
+        if recorded is None or self._embedder is not None:
+            return self._bind_model()
+        model, pretrained, _ = self._model_args
+        if not model and not os.environ.get(config.ENV_MODEL):
+            if not pretrained or pretrained == recorded.pretrained:
+                return recorded  # the index's own model is the one that would be loaded
+            model = recorded.name
+        identity, name, tag = chosen_model(model, pretrained)
+        return self.store.bind_model(identity, name, tag, recorded.dim)
+
     def vectors(self, save: bool = False) -> Any:
         """The FAISS index, loaded or rebuilt from SQL when missing or stale; None for an empty index."""
         from .vectors import open_vectors
@@ -118,9 +137,10 @@ class Library:
         if missing:
             raise UsageError(f"no such file or folder: {', '.join(missing)}")
         with WriteLock(self.folder):
-            model = self._bind_model()
+            model = self._model_row()
             vectors = self.vectors(save=True)
-            ingester = Ingester(self.store, self.embedder, model.id, vectors, batch_size, progress)
+            # the model is loaded only if some file needs embedding
+            ingester = Ingester(self.store, lambda: self.embedder, model.id, vectors, batch_size, progress)
             report = ingester.run([Path(p) for p in paths], exclude, follow_symlinks,
                                   default_workers() if workers is None else workers, max_megapixels)
             self._vectors_generation = self.store.generation()
@@ -177,7 +197,7 @@ class Library:
         if model is None or not self.store.has_indexed():
             raise IndexStateError(f"the index at {self.folder} has no images yet; run `zsindex ingest PATH` first")
         if self._embedder is not None or self._model_args[0] or os.environ.get(config.ENV_MODEL):
-            self._bind_model()  # raises ModelMismatchError for another model
+            self._model_row()  # raises ModelMismatchError for another model
         return model
 
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
@@ -198,6 +218,8 @@ class Library:
         stored = self.store.stored_vector(model.id, os.path.abspath(path))
         if stored is not None:
             return stored
+        from .images import load_pixels
+
         return self.embedder.embed_images([load_pixels(Path(path), self.embedder.image_size)])[0]
 
     def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,

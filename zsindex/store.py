@@ -7,6 +7,7 @@ identity live here. The FAISS file is a cache of it (see vectors.py).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import schema as s
@@ -62,8 +64,42 @@ def make_engine(path: Path) -> Engine:
     return engine
 
 
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*['\"]?([^'\"\s]+)['\"]?", re.M)
+
+
+def script_head() -> str | None:
+    """The head revision, read from the migration files without importing Alembic.
+
+    Alembic and Mako cost a noticeable share of a query's start-up; an index
+    already at head needs neither. None when the files do not show exactly one head.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        for path in (migrations_dir() / "versions").glob("*.py"):
+            found: dict[str, str] = {m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+            if "revision" in found:
+                revisions.add(found["revision"])
+                parents.add(found.get("down_revision", "None"))
+    except (OSError, IndexStateError):
+        return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except DBAPIError:  # no table yet: a new database
+            return None
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to head; refuse a database written by a newer zsindex."""
+    current = _current_revision(engine)
+    if current is not None and current == script_head():
+        return  # already at head: no need to import Alembic
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

@@ -21,9 +21,8 @@ from .test_ingest import draw
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def home() -> Path:
+    return Path(os.environ["ZSINDEX_HOME"])  # this test session's (conftest)
 
 
 @pytest.fixture

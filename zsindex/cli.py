@@ -230,7 +230,8 @@ def status(index_dir: Path | None, as_json: bool) -> None:
         return
     model = info["model"]
     click.echo(f"index   {info['index']}")
-    click.echo(f"model   {model['name'] + ' (' + str(model['dim']) + '-d)' if model else 'none yet'}")
+    click.echo("model   " + (f"{model['name']} ({model['dim']}-d, {model['precision']}, {model['runtime'] or '?'})"
+                             if model else "none yet"))
     click.echo("images  " + (", ".join(f"{k} {v}" for k, v in sorted(info["images"].items())) or "none"))
     click.echo("disk    " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in info["bytes"].items()))
     if info["last_run"]:

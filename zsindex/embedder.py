@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import config
-from .errors import ModelError, ModelUnavailableError
+from .errors import ModelError, ModelUnavailableError, UsageError
 from .filehash import cached_sha256, sha256_file  # noqa: F401 - sha256_file kept importable from here
 
 if TYPE_CHECKING:
@@ -220,14 +220,16 @@ def pick_device(device: str | None = None) -> str:
 class OpenClipEmbedder:
     """An open_clip model behind the Embedder protocol."""
 
+    runtime = "torch"
+    precision = "fp32"
+
     def __init__(self, source: ModelSource, device: str, batch_size: int = config.DEFAULT_BATCH_SIZE) -> None:
+        offline = check_available(source)  # before importing torch: weights that cannot be had fail in a moment
         import torch
 
         from ._compat import import_open_clip
 
         open_clip = import_open_clip()
-
-        offline = check_available(source)
         started = time.perf_counter()
         if source.pretrained == RANDOM:
             torch.manual_seed(0)  # untrained weights, but the same ones every time
@@ -304,20 +306,70 @@ def chosen_model(model: str | None = None, pretrained: str | None = None) -> tup
     return source.identity, config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name, tag
 
 
+def pick_runtime(runtime: str | None = None, device: str | None = None) -> str:
+    """onnx or torch: flag > ZSINDEX_RUNTIME > auto (ONNX Runtime on the CPU when it is installed)."""
+    chosen = config.setting(runtime, config.ENV_RUNTIME, "auto")
+    if chosen not in config.RUNTIMES:
+        raise UsageError(f"--runtime must be one of {', '.join(config.RUNTIMES)}, not {chosen!r}")
+    if chosen != "auto":
+        return str(chosen)
+    if config.setting(device, config.ENV_DEVICE, "auto") not in ("auto", "cpu"):
+        return "torch"  # a GPU was asked for: only torch runs there
+    from .runtime_onnx import available
+
+    return "onnx" if available() else "torch"
+
+
+def _load_onnx(name: str, tag: str | None, batch_size: int, precision: str, strict: bool) -> Any:
+    """The ONNX embedder, exporting the model first if needed; the torch model where auto cannot export it."""
+    from . import runtime_onnx
+
+    quick = resolve_source(name, tag, check_tag=False)
+    meta = runtime_onnx.read_export(quick.identity)
+    if meta is None:
+        reason = runtime_onnx.refused(quick.identity)
+        if reason and not strict:
+            return None
+        torch_model = OpenClipEmbedder(resolve_source(name, tag), "cpu", batch_size)
+        try:
+            meta = runtime_onnx.export(torch_model)
+        except ModelError:
+            if strict or precision != "fp32":
+                raise
+            return torch_model  # auto: this model runs on torch
+        del torch_model
+    return runtime_onnx.OnnxEmbedder(quick.identity, meta, precision, batch_size)
+
+
 def load_embedder(
     model: str | None = None,
     pretrained: str | None = None,
     device: str | None = None,
     batch_size: int = config.DEFAULT_BATCH_SIZE,
-) -> OpenClipEmbedder:
+    runtime: str | None = None,
+    precision: str | None = None,
+) -> Any:
     """Load an open_clip model: flag > ZSINDEX_MODEL/ZSINDEX_PRETRAINED > default.
 
     ``model`` may be a built-in architecture (with ``pretrained`` a tag or a
     checkpoint file), ``hf-hub:org/name``, ``local-dir:PATH``, a folder holding
     ``open_clip_config.json`` and weights, or ``demo`` for the shipped model.
+    ``runtime`` is onnx (the model exported once and cached), torch (open_clip
+    itself) or auto; ``precision`` int8 (image tower only) needs onnx.
     """
     name, tag = config.resolve_model(model, pretrained)
-    embedder = OpenClipEmbedder(resolve_source(name, tag), pick_device(device), batch_size)
+    chosen = pick_runtime(runtime, device)
+    precision = precision or "fp32"
+    if precision not in config.PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(config.PRECISIONS)}, not {precision!r}")
+    if precision != "fp32" and chosen != "onnx":
+        raise UsageError(f"--precision {precision} runs on ONNX Runtime only; use --runtime onnx")
+    embedder = None
+    if chosen == "onnx":
+        embedder = _load_onnx(name, tag, batch_size, precision, strict=config.setting(
+            runtime, config.ENV_RUNTIME, "auto") == "onnx")
+    if embedder is None:
+        embedder = OpenClipEmbedder(resolve_source(name, tag), pick_device(device), batch_size)
     # What the user calls it ("demo", "ViT-B-32"): recorded in an index so the same model is found again.
     embedder.name = config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name
     embedder.pretrained = tag

@@ -42,7 +42,7 @@ class Library:
 
     def __init__(self, folder: str | Path | None = None, *, embedder: "Embedder | None" = None,
                  model: str | None = None, pretrained: str | None = None, device: str | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True, runtime: str | None = None, precision: str | None = None) -> None:
         from .store import DB_NAME, Store
 
         self.folder = config.index_dir(folder)
@@ -52,6 +52,7 @@ class Library:
         self.store = Store(self.folder)
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
+        self._runtime, self._precision = runtime, precision
         self._vectors: Any = None
         self._vectors_generation = -1
 
@@ -65,13 +66,15 @@ class Library:
             recorded = self.store.model()
             if not model and not os.environ.get(config.ENV_MODEL) and recorded is not None:
                 model, pretrained = recorded.name, pretrained or recorded.pretrained
-            self._embedder = load_embedder(model, pretrained, device)
+            precision = self._precision or (recorded.precision if recorded is not None else None)
+            self._embedder = load_embedder(model, pretrained, device, runtime=self._runtime, precision=precision)
         return self._embedder
 
     def _bind_model(self) -> Any:
         emb = self.embedder
         return self.store.bind_model(emb.identity, getattr(emb, "name", emb.identity),
-                                     getattr(emb, "pretrained", None), emb.dim)
+                                     getattr(emb, "pretrained", None), emb.dim, getattr(emb, "precision", "fp32"),
+                                     getattr(emb, "runtime", None))
 
     def _model_row(self) -> Any:
         """The index's model row for the chosen model, loading the model only when nothing else can tell.
@@ -87,11 +90,11 @@ class Library:
             return self._bind_model()
         model, pretrained, _ = self._model_args
         if not model and not os.environ.get(config.ENV_MODEL):
-            if not pretrained or pretrained == recorded.pretrained:
+            if (not pretrained or pretrained == recorded.pretrained) and self._precision in (None, recorded.precision):
                 return recorded  # the index's own model is the one that would be loaded
             model = recorded.name
         identity, name, tag = chosen_model(model, pretrained)
-        return self.store.bind_model(identity, name, tag, recorded.dim)
+        return self.store.bind_model(identity, name, tag, recorded.dim, self._precision)
 
     def vectors(self, save: bool = False) -> Any:
         """The FAISS index, loaded or rebuilt from SQL when missing or stale; None for an empty index."""
@@ -176,7 +179,8 @@ class Library:
         return {
             "index": str(self.folder),
             "model": None if model is None else {"name": model.name, "pretrained": model.pretrained,
-                                                 "identity": model.identity, "dim": model.dim},
+                                                 "identity": model.identity, "dim": model.dim,
+                                                 "precision": model.precision, "runtime": model.runtime},
             "images": self.store.counts_by_status(),
             "bytes": files,
             "faiss_fresh": fresh,

@@ -168,14 +168,20 @@ class Store:
         with self.session() as session:
             return session.scalars(select(s.Model)).first()
 
-    def bind_model(self, identity: str, name: str, pretrained: str | None, dim: int) -> s.Model:
-        """Record the index's model on first use; refuse any other afterwards."""
+    def bind_model(self, identity: str, name: str, pretrained: str | None, dim: int, precision: str | None = None,
+                   runtime: str | None = None) -> s.Model:
+        """Record the index's model on first use; refuse any other (or another precision) afterwards."""
         with self.session() as session:
             existing = session.scalars(select(s.Model)).first()
             if existing is None:
-                existing = s.Model(identity=identity, name=name, pretrained=pretrained, dim=dim, created_at=now())
+                existing = s.Model(identity=identity, name=name, pretrained=pretrained, dim=dim, created_at=now(),
+                                   precision=precision or "fp32", runtime=runtime)
                 session.add(existing)
                 session.flush()
+            elif existing.identity == identity and precision and precision != existing.precision:
+                raise ModelMismatchError(
+                    f"this index holds {existing.precision} vectors, not {precision}; leave out --precision "
+                    f"(the index remembers its own) or build a new index with --index DIR for {precision}.")
             elif existing.identity != identity:
                 flags = existing.name + (f" --pretrained {existing.pretrained}" if existing.pretrained else "")
                 if existing.name == name and existing.pretrained == pretrained:

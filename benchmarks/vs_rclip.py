@@ -44,8 +44,7 @@ from typing import Any
 
 from common import REPO, report
 
-TOOLS = REPO.parent / "shared" / "tools"
-PHOTOS = REPO.parent / "shared" / "data" / "photos"
+SHARED = REPO.parent / "shared"  # the tools and photos beside the checkout (--shared elsewhere)
 ARCH = "ViT-B-32-256"
 
 
@@ -97,8 +96,8 @@ def timed(cmd: list[str], env: dict[str, str], sample: bool = False) -> dict[str
 
 def rclip(bench_dir: Path, copies: int) -> dict[str, Any]:
     env = {**os.environ, "RCLIP_BENCH_DIR": str(bench_dir)}
-    done = subprocess.run(["bash", str(TOOLS / "rclip_bench.sh"), str(PHOTOS), str(copies)], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(["bash", str(SHARED / "tools" / "rclip_bench.sh"), str(SHARED / "data" / "photos"),
+                           str(copies)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"rclip_bench.sh failed:\n{done.stderr[-2000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -161,14 +160,17 @@ def main() -> int:
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default=None)
     p.add_argument("--bench-dir", default=os.environ.get("RCLIP_BENCH_DIR", "/tmp/rclipbench"),
                    help="where rclip_bench.sh keeps its venvs, model files and the file set")
+    p.add_argument("--shared", type=Path, default=SHARED, help="folder with tools/ and data/photos")
     args = p.parse_args()
+    global SHARED
+    SHARED = args.shared
     extra = [f"--{k}={v}" for k, v in (("precision", args.precision), ("runtime", args.runtime)) if v]
     bench_dir = Path(args.bench_dir)
     work = Path(tempfile.mkdtemp(prefix="zsindex-vs-rclip-"))
     ckpt_dir = bench_dir / "zsindex-ckpt"
     if not (ckpt_dir / "open_clip_pytorch_model.bin").is_file():
-        subprocess.run([sys.executable, str(TOOLS / "make_random_ckpt.py"), ARCH, str(ckpt_dir)], check=True,
-                       capture_output=True, env={**os.environ, "PYTHONPATH": str(TOOLS)})
+        subprocess.run([sys.executable, str(SHARED / "tools" / "make_random_ckpt.py"), ARCH, str(ckpt_dir)],
+                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(SHARED / "tools")})
     ckpt = ckpt_dir / "open_clip_pytorch_model.bin"
     rows: dict[str, list[dict[str, Any]]] = {"rclip": [], "zsindex": []}
     zs = Zsindex(work, ckpt, extra)

@@ -160,7 +160,7 @@ def main() -> int:
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default=None)
     p.add_argument("--bench-dir", default=os.environ.get("RCLIP_BENCH_DIR", "/tmp/rclipbench"),
                    help="where rclip_bench.sh keeps its venvs, model files and the file set")
-    p.add_argument("--shared", type=Path, default=SHARED, help="folder with tools/ and data/photos")
+    p.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="folder with tools/ and data/photos")
     args = p.parse_args()
     global SHARED
     SHARED = args.shared

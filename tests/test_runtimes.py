@@ -74,19 +74,23 @@ def test_zero_shot_scores_equal_open_clip_classifier(runtime, torch_demo, world)
         assert np.allclose([scores[n] for n in names], row, atol=1e-5, rtol=0)
 
 
-def test_onnx_export_is_made_once_and_a_query_runs_without_torch(torch_demo):
+def test_onnx_export_is_made_once_and_ingest_and_query_run_without_torch(torch_demo, tmp_path):
     emb = load_embedder("demo", runtime="onnx")
     folder = runtime_onnx.export_dir(emb.identity)
     meta = runtime_onnx.read_export(emb.identity)
     assert meta is not None and min(meta["check_min_cosine"].values()) >= runtime_onnx.MIN_COSINE
     stamp = (folder / "image.onnx").stat().st_mtime_ns
-    code = ("import sys\nfrom zsindex.embedder import load_embedder\n"
-            "e = load_embedder('demo', runtime='onnx')\nv = e.embed_texts(['a red circle'])\n"
-            "print(type(e).__name__, v.shape, sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
+    draw(tmp_path / "photos", ["red-circle", "blue-square"])
+    code = ("import sys\nfrom zsindex.library import Library\n"
+            "lib = Library(sys.argv[1], model='demo')\nlib.ingest([sys.argv[2]], workers=0)\n"
+            "hits = lib.search('a red circle')\n"
+            "heavy = sorted(m for m in ('torch', 'open_clip') if m in sys.modules)\n"
+            "print(type(lib.embedder).__name__, len(hits), heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "index"), str(tmp_path / "photos")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("(")[0].strip() == "OnnxEmbedder" and out.stdout.strip().endswith("[]")
+    assert out.stdout.split() == ["OnnxEmbedder", "2", "[]"]
     assert (folder / "image.onnx").stat().st_mtime_ns == stamp  # not exported again
     assert np.allclose(emb.embed_texts(["a red circle"]), torch_demo.embed_texts(["a red circle"]), atol=1e-5)
 

@@ -77,13 +77,11 @@ class ClipTokenizer:
         alphabet = byte_alphabet()
         symbols = [alphabet[b] for b in piece.encode("utf-8")]
         symbols[-1] += "</w>"
+        unknown = len(self.rank)
         while len(symbols) > 1:
-            ranked = [(self.rank.get((a, b)), i) for i, (a, b) in enumerate(zip(symbols, symbols[1:]))]
-            known = [(r, i) for r, i in ranked if r is not None]
-            if not known:
+            pair = min(zip(symbols, symbols[1:]), key=lambda p: self.rank.get(p, unknown))
+            if pair not in self.rank:
                 break
-            best = min(known)[0]
-            pair = next(p for r, p in zip(ranked, zip(symbols, symbols[1:])) if r[0] == best)
             merged: list[str] = []
             i = 0
             while i < len(symbols):  # merge every occurrence of the pair, left to right

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,7 +116,10 @@ def _export_towers(emb: "OpenClipEmbedder", folder: Path) -> None:
     fast = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX form
     try:
-        with torch.no_grad():
+        # The exporter warns about tracing details (e.g. argmax indices used to pick the end token, which are never
+        # negative); the numerical check after export is what decides whether the result is kept.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             for module, example, name, arg in (
                     (Tower(emb._model, True), torch.zeros(2, 3, side, side), "image", "pixels"),
                     (Tower(emb._model, False), torch.zeros(2, ctx, dtype=torch.long), "text", "tokens")):

@@ -15,6 +15,8 @@ otherwise:
   ingest from empty   `zsindex ingest SET` into a new index (the ONNX export of
                       the model is made once beforehand and cached, as rclip's
                       model files are; its cost is reported on its own)
+  CPU per image       user + system seconds of the ingest (and its workers) per
+                      file: what the work costs, whatever else the machine runs
   peak memory         the largest sum of resident memory over the zsindex
                       process and its decode workers, sampled every 20 ms
                       (rclip's figure is the maximum RSS of its one process)
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -73,6 +76,7 @@ def tree_rss_mb(root: int) -> float:
 
 def timed(cmd: list[str], env: dict[str, str], sample: bool = False) -> dict[str, Any]:
     """Run a command; wall seconds and, if asked, the peak memory of its process tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0.0]
@@ -91,7 +95,9 @@ def timed(cmd: list[str], env: dict[str, str], sample: bool = False) -> dict[str
         watcher.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-2000:]}")
-    return {"seconds": seconds, "peak_mb": round(peak[0]), "stdout": out}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the process and the workers it waited for
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": seconds, "peak_mb": round(peak[0]), "stdout": out, "cpu_seconds": cpu}
 
 
 def rclip(bench_dir: Path, copies: int) -> dict[str, Any]:
@@ -100,7 +106,12 @@ def rclip(bench_dir: Path, copies: int) -> dict[str, Any]:
                            str(copies)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"rclip_bench.sh failed:\n{done.stderr[-2000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    out = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    times = (bench_dir / "logs" / "index.time").read_text()  # /usr/bin/time -v of its indexing run
+    cpu = sum(float(line.rsplit(":", 1)[1]) for line in times.splitlines()
+              if line.strip().startswith(("User time", "System time")))
+    out["cpu_seconds_per_image"] = round(cpu / out["files"], 4)
+    return out
 
 
 class Zsindex:
@@ -141,6 +152,7 @@ class Zsindex:
         noop = [timed(self.cli("ingest", str(folder), "--index", str(index), "-q"), self.env)["seconds"]
                 for _ in range(3)]
         return {"files": added, "index_seconds": round(ingest["seconds"], 2),
+                "cpu_seconds_per_image": round(ingest["cpu_seconds"] / added, 4),
                 "images_per_second": round(added / ingest["seconds"], 2), "peak_rss_mb": ingest["peak_mb"],
                 "new_query_seconds": round(new["seconds"], 2),
                 "query_seconds": round(statistics.median(repeated), 2),
@@ -183,7 +195,7 @@ def main() -> int:
         order = ("zsindex", "rclip") if r % 2 else ("rclip", "zsindex")
         for tool in order:
             rows[tool].append(zs.measure(folder, len(files)) if tool == "zsindex" else rclip(bench_dir, args.copies))
-    keys = ["images_per_second", "peak_rss_mb", "query_seconds", "noop_reindex_seconds"]
+    keys = ["images_per_second", "cpu_seconds_per_image", "peak_rss_mb", "query_seconds", "noop_reindex_seconds"]
     figures = []
     for key in keys:
         a, b = median_of(rows["zsindex"], key), median_of(rows["rclip"], key)

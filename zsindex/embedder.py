@@ -333,9 +333,9 @@ def _load_onnx(name: str, tag: str | None, batch_size: int, precision: str, stri
         torch_model = OpenClipEmbedder(resolve_source(name, tag), "cpu", batch_size)
         try:
             meta = runtime_onnx.export(torch_model)
-        except ModelError:
+        except (ModelError, OSError) as e:  # refused, or no writable ZSINDEX_HOME to keep the export in
             if strict or precision != "fp32":
-                raise
+                raise ModelError(f"cannot run {name} on ONNX Runtime: {e}") from e
             return torch_model  # auto: this model runs on torch
         del torch_model
     return runtime_onnx.OnnxEmbedder(quick.identity, meta, precision, batch_size)

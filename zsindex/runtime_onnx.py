@@ -65,9 +65,10 @@ def read_export(identity: str) -> dict[str, Any] | None:
     folder = export_dir(identity)
     try:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        complete = all(os.access(folder / f, os.R_OK) for f in ("image.onnx", "text.onnx"))
     except (OSError, ValueError):
         return None
-    if meta.get("identity") != identity or not all((folder / f).is_file() for f in ("image.onnx", "text.onnx")):
+    if meta.get("identity") != identity or not complete:
         return None
     return dict(meta)
 

@@ -261,7 +261,8 @@ def status(index_dir: Path | None, fmt: str) -> None:
         return
     model = info["model"]
     click.echo(f"index   {shown(info['index'])}")
-    click.echo(f"model   {model['name'] + ' (' + str(model['dim']) + '-d)' if model else 'none yet'}")
+    click.echo("model   " + (f"{model['name']} ({model['dim']}-d, {model['precision']}, {model['runtime'] or '?'})"
+                             if model else "none yet"))
     click.echo("images  " + (", ".join(f"{k} {v}" for k, v in sorted(info["images"].items())) or "none"))
     if info.get("ignored"):
         click.echo("ignored " + ", ".join(f"{k} {v}" for k, v in info["ignored"].items()) + " (not images)")

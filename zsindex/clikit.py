@@ -128,13 +128,16 @@ class ZsGroup(click.Group):
 class ModelChoice:
     """The --model/--pretrained/--device flags as given (None: environment, index or default decides)."""
 
-    def __init__(self, model: str | None, pretrained: str | None, device: str | None) -> None:
+    def __init__(self, model: str | None, pretrained: str | None, device: str | None, runtime: str | None = None,
+                 precision: str | None = None) -> None:
         self.model, self.pretrained, self.device = model, pretrained, device
+        self.runtime, self.precision = runtime, precision
 
     def load(self) -> Any:
         from .embedder import load_embedder
 
-        return load_embedder(self.model, self.pretrained, self.device)
+        return load_embedder(self.model, self.pretrained, self.device, runtime=self.runtime,
+                             precision=self.precision)
 
 
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,9 +155,16 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
         f"[default: {config.DEFAULT_PRETRAINED} for {config.DEFAULT_MODEL}]",
     )
     @click.option("--device", default=None, help=f"cuda, mps, cpu or auto. Env {config.ENV_DEVICE}  [default: auto]")
+    @click.option("--runtime", type=click.Choice(config.RUNTIMES), default=None,
+                  help=f"onnx: the model exported once to ONNX Runtime (CPU); torch: open_clip itself; auto: onnx "
+                  f"when installed, torch for a GPU --device. Env {config.ENV_RUNTIME}  [default: auto]")
+    @click.option("--precision", type=click.Choice(config.PRECISIONS), default=None,
+                  help="Image tower precision; int8 is faster, slightly less exact (see README), onnx only. "
+                  "An index remembers its own  [default: fp32]")
     @functools.wraps(func)
-    def wrapper(*args: Any, model: str | None, pretrained: str | None, device: str | None, **kwargs: Any) -> Any:
-        return func(*args, choice=ModelChoice(model, pretrained, device), **kwargs)
+    def wrapper(*args: Any, model: str | None, pretrained: str | None, device: str | None, runtime: str | None,
+                precision: str | None, **kwargs: Any) -> Any:
+        return func(*args, choice=ModelChoice(model, pretrained, device, runtime, precision), **kwargs)
 
     return wrapper
 
@@ -182,7 +192,7 @@ def open_library(index_dir: Path | None, choice: ModelChoice | None = None, crea
     if choice is None:
         return Library(index_dir, create=create, db=db)
     return Library(index_dir, model=choice.model, pretrained=choice.pretrained, device=choice.device, create=create,
-                   db=db)
+                   runtime=choice.runtime, precision=choice.precision, db=db)
 
 
 class ProgressBar:

@@ -203,12 +203,27 @@ def _meta_columns(w: Work) -> dict[str, Any]:
 
 
 class Ingester:
-    def __init__(self, store: Store, embedder: "Embedder", model_id: int, vectors: "VectorIndex",
-                 batch_size: int, progress: Progress | None) -> None:
-        self.store, self.embedder, self.model_id, self.vectors = store, embedder, model_id, vectors
+    """One ingest run. ``embedder`` may be a loader (a function returning one), called only if a file needs it."""
+
+    def __init__(self, store: Store, embedder: "Embedder | Callable[[], Embedder]", model_id: int,
+                 vectors: "VectorIndex", batch_size: int, progress: Progress | None) -> None:
+        self.store, self.model_id, self.vectors = store, model_id, vectors
+        self._embedder: Embedder | None = None
+        self._loader: Callable[[], Embedder] | None = None
+        if hasattr(embedder, "embed_images"):
+            self._embedder = embedder  # type: ignore[assignment]
+        else:
+            self._loader = embedder  # type: ignore[assignment]
         self.batch_size = batch_size
         self.progress = progress or (lambda _stage, _done, _total: None)
         self.report = IngestReport()
+
+    @property
+    def embedder(self) -> "Embedder":
+        if self._embedder is None:
+            assert self._loader is not None  # one of the two is always given
+            self._embedder = self._loader()
+        return self._embedder
 
     def known_hashes(self) -> set[str]:
         with self.store.session() as session:
@@ -251,9 +266,12 @@ class Ingester:
                 self.report.warnings.append(f"no image files found in {root} (nothing to add from it)")
         plan = _Plan(self.store, result.files, root_strs)
         self.report.unchanged = len(plan.unchanged_ids)
+        done, total = 0, len(plan.todo)
+        if not total:  # nothing to read: no model, no decode workers
+            self._finish(plan)
+            return
         known = frozenset(self.known_hashes())
         target = getattr(self.embedder, "image_size", 224)
-        done, total = 0, len(plan.todo)
         self.progress("ingest", 0, total)
         batch: list[Work] = []
         for work in _decoded(plan.todo, workers, known, target, max_megapixels):

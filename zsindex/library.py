@@ -11,7 +11,6 @@ import numpy as np
 
 from . import config
 from .errors import IndexStateError, UsageError
-from .images import load_pixels
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
 from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
@@ -44,7 +43,8 @@ class Library(SidecarsMixin):
 
     def __init__(self, folder: str | Path | None = None, *, embedder: "Embedder | None" = None,
                  model: str | None = None, pretrained: str | None = None, device: str | None = None,
-                 create: bool = True, db: str | bool | None = None) -> None:
+                 create: bool = True, runtime: str | None = None, precision: str | None = None,
+                 db: str | bool | None = None) -> None:
         from .faults import file_fault
         from .owned import check_index_folder
         from .store import DB_NAME, Store
@@ -66,6 +66,7 @@ class Library(SidecarsMixin):
         self.store = Store(self.folder, url)
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
+        self._runtime, self._precision = runtime, precision
         self._vectors: Any = None
         self._vectors_generation = -1
 
@@ -79,13 +80,35 @@ class Library(SidecarsMixin):
             recorded = self.store.model()
             if not model and not os.environ.get(config.ENV_MODEL) and recorded is not None:
                 model, pretrained = recorded.name, pretrained or recorded.pretrained
-            self._embedder = load_embedder(model, pretrained, device)
+            precision = self._precision or (recorded.precision if recorded is not None else None)
+            self._embedder = load_embedder(model, pretrained, device, runtime=self._runtime, precision=precision)
         return self._embedder
 
     def _bind_model(self) -> Any:
         emb = self.embedder
         return self.store.bind_model(emb.identity, getattr(emb, "name", emb.identity),
-                                     getattr(emb, "pretrained", None), emb.dim)
+                                     getattr(emb, "pretrained", None), emb.dim, getattr(emb, "precision", "fp32"),
+                                     getattr(emb, "runtime", None))
+
+    def _model_row(self) -> Any:
+        """The index's model row for the chosen model, loading the model only when nothing else can tell.
+
+        An index that already has a model needs no loading to check that the
+        chosen model is that one (its identity is a name or a cached file
+        hash); another model is refused as in ``_bind_model``.
+        """
+        from .embedder import chosen_model
+
+        recorded = self.store.model()
+        if recorded is None or self._embedder is not None:
+            return self._bind_model()
+        model, pretrained, _ = self._model_args
+        if not model and not os.environ.get(config.ENV_MODEL):
+            if (not pretrained or pretrained == recorded.pretrained) and self._precision in (None, recorded.precision):
+                return recorded  # the index's own model is the one that would be loaded
+            model = recorded.name
+        identity, name, tag = chosen_model(model, pretrained)
+        return self.store.bind_model(identity, name, tag, recorded.dim, self._precision)
 
     def vectors(self, save: bool = False) -> Any:
         """The FAISS index, loaded or rebuilt from SQL when missing or stale; None for an empty index."""
@@ -135,9 +158,10 @@ class Library(SidecarsMixin):
                              "under a folder that is gone, use forget (zsindex forget PATH)")
         self._require_writable("ingest into it")
         with self.store.write_lock():
-            model = self._bind_model()
+            model = self._model_row()
             vectors = self.vectors(save=True)
-            ingester = Ingester(self.store, self.embedder, model.id, vectors, batch_size, progress)
+            # the model is loaded only if some file needs embedding
+            ingester = Ingester(self.store, lambda: self.embedder, model.id, vectors, batch_size, progress)
             report = ingester.run([Path(p) for p in paths], exclude, follow_symlinks,
                                   default_workers() if workers is None else workers, max_megapixels)
             self._vectors_generation = self.store.generation()
@@ -210,7 +234,8 @@ class Library(SidecarsMixin):
         return {
             "index": str(self.folder),
             "model": None if model is None else {"name": model.name, "pretrained": model.pretrained,
-                                                 "identity": model.identity, "dim": model.dim},
+                                                 "identity": model.identity, "dim": model.dim,
+                                                 "precision": model.precision, "runtime": model.runtime},
             "images": self.store.counts_by_status(),
             "ignored": self.ignored_counts(),
             "bytes": files,
@@ -247,7 +272,7 @@ class Library(SidecarsMixin):
         if model is None or not self.store.has_indexed():
             raise IndexStateError(f"the index at {self.folder} has no images yet; run `zsindex ingest PATH` first")
         if self._embedder is not None or self._model_args[0] or os.environ.get(config.ENV_MODEL):
-            self._bind_model()  # raises ModelMismatchError for another model
+            self._model_row()  # raises ModelMismatchError for another model
         return model
 
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
@@ -275,6 +300,8 @@ class Library(SidecarsMixin):
                 stored = mean_vector(session, model.id, os.path.abspath(path))  # an indexed video
         if stored is not None:
             return stored
+        from .images import load_pixels
+
         try:
             pixels = load_pixels(Path(path), self.embedder.image_size)
         except ImageError as e:

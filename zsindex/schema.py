@@ -75,6 +75,9 @@ class Model(Base):
     pretrained: Mapped[str | None] = mapped_column(String(500))
     dim: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # How the image vectors were computed (migration 0010): fp32 or int8 image tower, onnx or torch runtime.
+    precision: Mapped[str] = mapped_column(String(16), default="fp32", server_default="fp32")
+    runtime: Mapped[str | None] = mapped_column(String(16))
 
 
 class Image(Base):

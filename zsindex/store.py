@@ -7,6 +7,7 @@ identity live here. The FAISS file is a cache of it (see vectors.py).
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -136,8 +137,42 @@ def insert_ignoring_duplicates(session: Session, table: Any) -> Any:
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*['\"]?([^'\"\s]+)['\"]?", re.M)
+
+
+def script_head() -> str | None:
+    """The head revision, read from the migration files without importing Alembic.
+
+    Alembic and Mako cost a noticeable share of a query's start-up; an index
+    already at head needs neither. None when the files do not show exactly one head.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        for path in (migrations_dir() / "versions").glob("*.py"):
+            found: dict[str, str] = {m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+            if "revision" in found:
+                revisions.add(found["revision"])
+                parents.add(found.get("down_revision", "None"))
+    except (OSError, IndexStateError):
+        return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except DBAPIError:  # no table yet: a new database
+            return None
+
+
 def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -> None:
     """Bring the schema to head; refuse a database written by a newer zsindex, or not by zsindex at all."""
+    current = _current_revision(engine)
+    if current is not None and current == script_head():
+        return  # already at head: no need to import Alembic
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -146,12 +181,14 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
     script = ScriptDirectory.from_config(cfg)
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-        tables = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE type = 'table'").scalar()
+        from sqlalchemy import inspect
+
+        tables = len(inspect(conn).get_table_names())
     where = path or "this database"
     if current is None and tables:
         # Another program's SQLite file: creating zsindex tables in it would change what zsindex did not make.
-        raise IndexStateError(f"{where} is an SQLite database that zsindex did not make; zsindex leaves it "
-                              f"alone: choose another folder with --index")
+        raise IndexStateError(f"{where} is a database that zsindex did not make; zsindex leaves it "
+                              f"alone: choose another folder with --index (or another database with --db)")
     if current is not None:
         try:
             script.get_revision(current)
@@ -289,14 +326,20 @@ class Store:
         with self.session() as session:
             return session.scalars(select(s.Model)).first()
 
-    def bind_model(self, identity: str, name: str, pretrained: str | None, dim: int) -> s.Model:
-        """Record the index's model on first use; refuse any other afterwards."""
+    def bind_model(self, identity: str, name: str, pretrained: str | None, dim: int, precision: str | None = None,
+                   runtime: str | None = None) -> s.Model:
+        """Record the index's model on first use; refuse any other (or another precision) afterwards."""
         with self.session() as session:
             existing = session.scalars(select(s.Model)).first()
             if existing is None:
-                existing = s.Model(identity=identity, name=name, pretrained=pretrained, dim=dim, created_at=now())
+                existing = s.Model(identity=identity, name=name, pretrained=pretrained, dim=dim, created_at=now(),
+                                   precision=precision or "fp32", runtime=runtime)
                 session.add(existing)
                 session.flush()
+            elif existing.identity == identity and precision and precision != existing.precision:
+                raise ModelMismatchError(
+                    f"this index holds {existing.precision} vectors, not {precision}; leave out --precision "
+                    f"(the index remembers its own) or build a new index with --index DIR for {precision}.")
             elif existing.identity != identity:
                 flags = existing.name + (f" pretrained={existing.pretrained}" if existing.pretrained else "")
                 if existing.name == name and existing.pretrained == pretrained:

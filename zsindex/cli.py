@@ -306,6 +306,10 @@ from .cli_tags import register  # noqa: E402 - the tagging commands join the sam
 
 register(cli)
 
+from .cli_serve import register as register_serve  # noqa: E402 - `zsindex serve`
+
+register_serve(cli)
+
 
 def main() -> None:
     cli(prog_name="zsindex")

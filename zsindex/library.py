@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import config
+from .browse import BrowseMixin
 from .errors import IndexStateError, UsageError
 from .images import load_pixels
 from .labels import LabelSet
@@ -34,7 +36,7 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-class Library:
+class Library(BrowseMixin):
     """An index folder: SQLite store, FAISS cache and the model that made its vectors.
 
     The model is loaded on first use: the one given, else $ZSINDEX_MODEL, else
@@ -55,6 +57,7 @@ class Library:
         self._model_args = (model, pretrained, device)
         self._vectors: Any = None
         self._vectors_generation = -1
+        self._vectors_lock = threading.Lock()  # a server searches from many threads
 
     # -- parts -------------------------------------------------------------------------------------
     @property
@@ -81,14 +84,15 @@ class Library:
         model = self.store.model()
         if model is None:
             return None
-        generation = self.store.generation()
-        stale = self._vectors is None or self._vectors_generation != generation
-        if stale or (save and self._vectors.mapped):  # a writer needs the index in memory, not a read-only map
-            self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=save)
-            self._vectors_generation = generation
-            if rebuilt:
-                self._save_vectors(generation, holding_lock=save)
-        return self._vectors
+        with self._vectors_lock:
+            generation = self.store.generation()
+            stale = self._vectors is None or self._vectors_generation != generation
+            if stale or (save and self._vectors.mapped):  # a writer needs the index in memory, not a read-only map
+                self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=save)
+                self._vectors_generation = generation
+                if rebuilt:
+                    self._save_vectors(generation, holding_lock=save)
+            return self._vectors
 
     def _save_vectors(self, generation: int, holding_lock: bool) -> None:
         """Keep a rebuilt FAISS file, so the next process need not rebuild it; only one writer saves."""

@@ -23,10 +23,10 @@ function urlFor(state) {
 async function go(state) {
   window.history.pushState(null, '', urlFor(state));
   await render();
-  // On a narrow screen the detail sits below the list: bring it into view.
-  if (state.set && window.matchMedia('(max-width: 900px)').matches) {
-    byId(state.label ? 'label-images' : 'set-detail').scrollIntoView({ block: 'start' });
-  }
+  // The images of a label open below the counts, and on a narrow screen the detail sits
+  // below the list: bring what was asked for into view.
+  if (state.label) byId('label-images').scrollIntoView({ block: 'start' });
+  else if (state.set && window.matchMedia('(max-width: 900px)').matches) byId('set-detail').scrollIntoView({ block: 'start' });
 }
 
 /** A link that navigates within the page. */

@@ -1,0 +1,396 @@
+"""The web app in a real headless Chromium against a real `zsindex serve` on a loopback port.
+
+Debian's /usr/bin/chromium and /usr/bin/chromedriver, driven by selenium, which is pointed
+at that driver so it never downloads one. The index is made with the shipped demo model
+over drawn shapes. Screenshots go to test-artifacts/browser/ (git-ignored) for a person to
+look at. Skipped where the browser, its driver or selenium is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from zsindex import shapes
+
+from .conftest import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+TOKEN = "browser-test-token-8f3a"
+ODD_NAME = "<b>odd <img src=x> & \"quoted\" 'name'.png"  # no "/": that would be a folder
+WAIT_S = 30
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
+                       reason="needs /usr/bin/chromium and /usr/bin/chromedriver (Debian chromium, chromium-driver)"),
+]
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+# -- the library, the servers and the browser -------------------------------------------------------
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, demo_embedder) -> dict[str, Path]:
+    """Two drawn images of every seen colour+shape pair (one in a sub-folder) and one with a
+    name full of HTML, ingested with the demo model."""
+    import zsindex
+
+    root = tmp_path_factory.mktemp("browser")
+    photos = root / "photos"
+    scenes = [[shapes.Thing(c, s)] for c, s in shapes.seen_pairs()] * 2
+    paths = shapes.save_world(photos, scenes, size=192, seed=21)
+    (photos / "holiday 2024").mkdir()
+    paths[1].rename(photos / "holiday 2024" / paths[1].name)
+    odd = shapes.save_world(root / "odd", [[shapes.Thing("purple", "star")]], size=192, seed=5)[0]
+    odd.rename(photos / ODD_NAME)
+    lib = zsindex.open(root / "index", embedder=demo_embedder)
+    report = lib.ingest([photos], workers=0)
+    lib.close()
+    assert report.added == len(scenes) + 1
+    return {"root": root, "photos": photos, "index": root / "index"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _serve(index: Path, photos: Path, log: Path, *extra: str) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("ZSINDEX_TOKEN", None)
+    cmd = [sys.executable, "-m", "zsindex", "serve", "--index", str(index), "--host", "127.0.0.1",
+           "--port", str(port), "--root", str(photos), "--log-level", "warning", *extra]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"zsindex serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(base + "/static/app.css", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"zsindex serve did not answer:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.25)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def server(library) -> Iterator[str]:
+    """One server with a token for every test (one model load); the page fixture logs in by cookie,
+    test_token_login goes through the login page."""
+    with _serve(library["index"], library["photos"], library["root"] / "serve.log", "--token", TOKEN) as base:
+        # Load the model while the browser starts: the first query embeds text.
+        warm = threading.Thread(target=api, args=(base, "/api/search?q=warm+up&k=1", TOKEN), daemon=True)
+        warm.start()
+        yield base
+        warm.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,900", "--hide-scrollbars", "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    except WebDriverException as e:
+        pytest.skip(f"chromium does not start here: {e.msg}")
+    driver.set_page_load_timeout(WAIT_S)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page(browser, server) -> Iterator[webdriver.Chrome]:
+    """The browser at laptop size, logged in by cookie; fails the test on any script or CSP error."""
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    browser.get(server + "/static/favicon.svg")  # a page of the server's origin, open without a token
+    browser.delete_all_cookies()
+    browser.add_cookie({"name": "zsindex_token", "value": TOKEN, "path": "/", "httpOnly": True})
+    browser.get_log("browser")  # drop what earlier tests left
+    yield browser
+    errors = [e["message"] for e in browser.get_log("browser")
+              if e["level"] == "SEVERE" and "status of 401" not in e["message"]]
+    assert not errors, errors
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def wait(driver, condition, timeout: float = WAIT_S):
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+
+
+def shot(driver, name: str) -> Path:
+    time.sleep(0.3)  # let thumbnails finish painting
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def tiles(driver, grid: str = "results") -> list[dict[str, str]]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' .tile')].map(t => ({id: t.dataset.id,"
+        " path: t.dataset.path, name: t.querySelector('.tile-name').textContent,"
+        " score: (t.querySelector('.tile-score') || {}).textContent || ''}))", f"#{grid}")
+
+
+def loaded_thumbnails(driver, grid: str) -> int:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' .tile img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length", f"#{grid}")
+
+
+def api(base: str, path: str, token: str | None = TOKEN):
+    request = urllib.request.Request(base + path)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def no_horizontal_overflow(driver) -> bool:
+    return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def search_for(driver, text: str) -> list[dict[str, str]]:
+    box = driver.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys(text, Keys.ENTER)
+    wait(driver, lambda d: parse_qs(urlparse(d.current_url).query).get("q") == [text] and tiles(d))
+    wait(driver, lambda d: not d.execute_script("return document.body.classList.contains('busy')"))
+    return tiles(driver)
+
+
+# -- the tests -------------------------------------------------------------------------------------
+def test_text_search_shows_red_circles_first_and_the_url_replays_it(server, page, library):
+    red_circles = len(list(library["photos"].rglob("*-red-circle.png")))
+    assert red_circles >= 2
+    page.get(server + "/")
+    wait(page, lambda d: d.find_element(By.ID, "empty-state").is_displayed())
+    hits = search_for(page, "a red circle")
+    names = [Path(t["path"]).name for t in hits]
+    assert all("-red-circle" in n for n in names[:red_circles]), names[:5]
+    scores = [float(t["score"]) for t in hits]
+    assert scores == sorted(scores, reverse=True)
+    expected = api(server, "/api/search?q=a+red+circle&k=24")["results"]
+    assert [int(t["id"]) for t in hits] == [r["id"] for r in expected]
+    wait(page, lambda d: loaded_thumbnails(d, "results") >= 10)
+    assert "a red circle" in page.find_element(By.ID, "results-head").text
+    shot(page, "search")
+
+    bookmarked = page.current_url
+    page.back()
+    wait(page, lambda d: urlparse(d.current_url).query == "" and not tiles(d))
+    assert page.find_element(By.ID, "q").get_attribute("value") == ""
+    page.forward()
+    wait(page, lambda d: [t["id"] for t in tiles(d)] == [t["id"] for t in hits])
+    assert page.find_element(By.ID, "q").get_attribute("value") == "a red circle"
+    page.get(bookmarked)  # a shared link: a fresh page load gives the same results
+    wait(page, lambda d: [t["id"] for t in tiles(d)] == [t["id"] for t in hits])
+
+
+def test_filters_and_paging_live_in_the_url(server, page):
+    page.get(server + "/?q=a+square&k=6")
+    wait(page, lambda d: len(tiles(d)) == 6)
+    first_page = [t["id"] for t in tiles(page)]
+    page.find_element(By.ID, "next-page").click()
+    wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("offset") == ["6"])
+    wait(page, lambda d: tiles(d) and [t["id"] for t in tiles(d)] != first_page)
+    second = [int(t["id"]) for t in tiles(page)]
+    assert second == [r["id"] for r in api(server, "/api/search?q=a+square&k=6&offset=6")["results"]]
+    assert not set(second) & {int(i) for i in first_page}
+    page.back()
+    wait(page, lambda d: [t["id"] for t in tiles(d)] == first_page)
+    wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#format option")) > 1)
+    Select(page.find_element(By.ID, "format")).select_by_value("PNG")
+    wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("format") == ["PNG"])
+    wait(page, lambda d: len(tiles(d)) == 6)
+    assert page.find_element(By.ID, "filter-count").text == "1"
+
+
+def test_image_page_shows_the_image_its_details_and_more_like_this(server, page):
+    page.get(server + "/?q=a+red+circle")
+    wait(page, lambda d: tiles(d))
+    first = tiles(page)[0]
+    page.find_element(By.CSS_SELECTOR, "#results .tile-link").click()
+    wait(page, lambda d: urlparse(d.current_url).path == f"/image/{first['id']}")
+    wait(page, lambda d: d.execute_script("const i = document.getElementById('image-large');"
+                                          " return i.complete && i.naturalWidth > 0"))
+    assert page.find_element(By.ID, "image-title").text == Path(first["path"]).name
+    meta = page.find_element(By.ID, "image-meta").text
+    assert "192 × 192 px" in meta and "PNG" in meta
+    wait(page, lambda d: tiles(d, "more-results"))
+    more = tiles(page, "more-results")
+    assert first["id"] not in [t["id"] for t in more]
+    similar = [r["id"] for r in api(server, f"/api/search?like={first['id']}&k=13")["results"]
+               if str(r["id"]) != first["id"]]
+    assert [int(t["id"]) for t in more] == similar[:12]
+    wait(page, lambda d: loaded_thumbnails(d, "more-results") == len(more))
+    shot(page, "image")
+    back = page.find_element(By.ID, "back-link")
+    assert parse_qs(urlparse(back.get_attribute("href")).query)["q"] == ["a red circle"]
+    page.find_element(By.ID, "more-all").click()
+    wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("like") == [first["id"]] and tiles(d))
+    assert "Similar to" in page.find_element(By.ID, "query-chips").text
+
+
+def test_search_by_a_picked_image(server, page, library):
+    page.get(server + "/")
+    picture = next(library["photos"].glob("*-red-circle.png"))
+    page.find_element(By.ID, "image-file").send_keys(str(picture))
+    wait(page, lambda d: tiles(d) and picture.name in d.find_element(By.ID, "query-chips").text)
+    assert Path(tiles(page)[0]["path"]).name == picture.name  # the picked image is in the index: itself first
+    assert "red-" in tiles(page)[1]["path"]
+
+
+def test_file_names_are_shown_as_text_never_as_markup(server, page):
+    hits = api(server, "/api/search?q=a+purple+star&k=200")["results"]
+    odd = next(r for r in hits if r["path"].endswith(ODD_NAME))
+    page.get(f"{server}/image/{odd['id']}")
+    wait(page, lambda d: d.find_element(By.ID, "image-title").text)
+    assert page.find_element(By.ID, "image-title").text == ODD_NAME
+    assert not page.find_elements(By.CSS_SELECTOR, "main b, main img[src='x']")
+    page.get(f"{server}/?like={odd['id']}")
+    wait(page, lambda d: tiles(d))
+    assert tiles(page)[0]["name"] == ODD_NAME
+    assert not page.find_elements(By.CSS_SELECTOR, "main b, main img[src='x']")
+
+
+def test_labels_page_creates_a_set_tags_with_live_progress_and_untags(server, page, library, tmp_path):
+    page.get(server + "/labels")
+    wait(page, lambda d: d.find_element(By.ID, "set-list").text != "Loading…")
+    # A set from a file: the page reads it and fills in the form.
+    label_file = tmp_path / "shapes.txt"
+    label_file.write_text("# shapes\ncircle\nsquare\ntriangle\nstar\n")
+    page.find_element(By.ID, "set-file").send_keys(str(label_file))
+    wait(page, lambda d: d.find_element(By.ID, "set-labels").get_attribute("value") == "circle\nsquare\ntriangle\nstar")
+    assert page.find_element(By.ID, "set-name").get_attribute("value") == "shapes"
+    page.find_element(By.ID, "create-submit").click()
+    wait(page, lambda d: d.find_element(By.ID, "set-title").text == "shapes")
+    # A set typed in, then tagged from the page.
+    page.find_element(By.ID, "set-name").send_keys("colours")
+    page.find_element(By.ID, "set-labels").send_keys("red, green, blue,\nyellow, purple, orange")
+    page.find_element(By.ID, "create-submit").click()
+    wait(page, lambda d: d.find_element(By.ID, "set-title").text == "colours")
+    assert parse_qs(urlparse(page.current_url).query)["set"] == ["colours"]
+    assert {"shapes", "colours"} <= {s["name"] for s in api(server, "/api/labels")["label_sets"]}
+    page.find_element(By.ID, "tag-mode").send_keys("Any")  # multi mode
+    page.find_element(By.ID, "tag-run").click()
+    job = page.find_element(By.ID, "tag-job")
+    wait(page, lambda d: job.get_attribute("data-state") in ("queued", "running", "done"))
+    wait(page, lambda d: job.get_attribute("data-state") in ("done", "failed"), 90)
+    assert job.get_attribute("data-state") == "done", job.text
+    assert page.execute_script("const p = document.getElementById('tag-progress'); return p.value === p.max")
+    followed = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/api/jobs/" in name and name.endswith("/events") for name in followed), followed
+    counts = api(server, "/api/labels/colours")["counts"]
+    assert sum(c["count"] for c in counts) >= 40
+    wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "#counts tr[data-label='red'] .count").text != "0")
+    shown = {row.get_attribute("data-label"): int(row.find_element(By.CSS_SELECTOR, ".count").text)
+             for row in page.find_elements(By.CSS_SELECTOR, "#counts tr")}
+    assert {k: v for k, v in shown.items() if v} == {c["label"]: c["count"] for c in counts if c["count"]}
+    shot(page, "labels")
+    # The images of one label.
+    page.find_element(By.CSS_SELECTOR, "#counts tr[data-label='red'] .label-link").click()
+    wait(page, lambda d: tiles(d, "label-grid"))
+    reds = tiles(page, "label-grid")
+    assert len(reds) == shown["red"]
+    assert sum("red-" in t["path"] for t in reds) >= 0.8 * len(reds), [t["path"] for t in reds]
+    wait(page, lambda d: loaded_thumbnails(d, "label-grid") == len(reds))
+    shot(page, "labels-red")
+    # The search page now offers the tags as filters.
+    page.get(server + "/?q=a+shape&tag=red")
+    wait(page, lambda d: tiles(d) and d.find_elements(By.CSS_SELECTOR, ".facet-tag[aria-pressed='true']"))
+    assert {t["id"] for t in tiles(page)} <= {t["id"] for t in reds}
+    # Untag.
+    page.get(server + "/labels?set=colours")
+    wait(page, lambda d: d.find_element(By.ID, "set-title").text == "colours")
+    page.find_element(By.ID, "untag").click()
+    page.switch_to.alert.accept()
+    wait(page, lambda d: "Removed" in d.find_element(By.ID, "set-message").text)
+    assert all(c.text == "0" for c in page.find_elements(By.CSS_SELECTOR, "#counts .count"))
+    assert sum(c["count"] for c in api(server, "/api/labels/colours")["counts"]) == 0
+
+
+def test_token_login(server, page):
+    page.delete_all_cookies()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        api(server, "/api/status", token=None)
+    assert refused.value.code == 401
+    page.get(server + "/labels")
+    wait(page, lambda d: urlparse(d.current_url).path == "/login")
+    shot(page, "login")
+    page.find_element(By.ID, "token").send_keys("not the token", Keys.ENTER)
+    wait(page, lambda d: "error" in parse_qs(urlparse(d.current_url).query))
+    assert page.find_element(By.ID, "login-error").is_displayed()
+    page.get(server + "/?q=a+red+circle")
+    wait(page, lambda d: urlparse(d.current_url).path == "/login")
+    page.find_element(By.ID, "token").send_keys(TOKEN, Keys.ENTER)
+    wait(page, lambda d: urlparse(d.current_url).path == "/" and tiles(d))
+    assert parse_qs(urlparse(page.current_url).query)["q"] == ["a red circle"]
+    assert "red-circle" in tiles(page)[0]["path"]
+    assert api(server, "/api/status", token=TOKEN)["images"]["indexed"] > 0
+
+
+@pytest.mark.parametrize("width", [390])
+def test_phone_width_layout_does_not_overflow(server, page, width):
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                         {"width": width, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    page.get(server + "/?q=a+red+circle")
+    wait(page, lambda d: tiles(d))
+    assert no_horizontal_overflow(page)
+    assert not page.find_element(By.ID, "filters").get_attribute("open")  # filters fold away on a phone
+    columns = page.execute_script("return new Set([...document.querySelectorAll('#results .tile')]"
+                                  ".map(t => t.getBoundingClientRect().left)).size")
+    assert columns >= 2
+    wait(page, lambda d: loaded_thumbnails(d, "results") >= 4)
+    shot(page, f"phone-search-{width}")
+    first = tiles(page)[0]["id"]
+    for path, ready in ((f"/image/{first}", "more-results"), ("/labels", None), ("/status", None)):
+        page.get(server + path)
+        if ready:
+            wait(page, lambda d, grid=ready: tiles(d, grid))
+        else:
+            wait(page, lambda d: d.execute_script("return document.readyState") == "complete")
+            time.sleep(0.5)
+        assert no_horizontal_overflow(page), path
+        shot(page, f"phone-{path.strip('/').split('/')[0] or 'search'}-{width}")

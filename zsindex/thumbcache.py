@@ -9,6 +9,7 @@ model saw, upright.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -44,9 +45,9 @@ def make_thumbnail(folder: Path, source: str, sha256: str, size: int,
         data = Path(source).read_bytes()
     except OSError:
         raise NotFoundError("the image file can no longer be read; run `zsindex ingest` again") from None
-    decoded = decode_bytes(data, target=size, max_megapixels=max_megapixels)
-    if decoded.sha256 != sha256:
+    if hashlib.sha256(data).hexdigest() != sha256:
         raise NotFoundError("the image file changed since it was indexed; run `zsindex ingest` again")
+    decoded = decode_bytes(data, target=size, max_megapixels=max_megapixels)
     image = decoded.image
     assert image is not None  # pixels are always decoded here
     image.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)

@@ -47,6 +47,7 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        svc.warm_up()
         if settings.watch:
             svc.start_watching()
         try:

@@ -7,6 +7,7 @@ one loaded model, so a job's FAISS updates never race a search's.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from ..errors import NotFoundError, UsageError
 from ..library import Library
 from .jobs import Job, JobRunner
 
+log = logging.getLogger("zsindex.service")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -108,6 +110,20 @@ class Service:
             except NotFoundError:
                 continue  # removed meanwhile
         return out
+
+    def warm_up(self) -> None:
+        """Load the model in the background, so the first search does not wait for it."""
+        import threading
+
+        def load() -> None:
+            try:
+                if self.reader.store.model() is not None:
+                    self.reader.embedder  # noqa: B018 - loading is the point
+                    self.reader.vectors()
+            except Exception as e:  # the first request that needs it reports the problem
+                log.warning("could not load the model ahead of time: %s", e)
+
+        threading.Thread(target=load, name="zsindex-warm-up", daemon=True).start()
 
     def start_watching(self) -> None:
         from .watch import Watcher

@@ -338,6 +338,10 @@ def test_labels_page_creates_a_set_tags_with_live_progress_and_untags(server, pa
     wait(page, lambda d: loaded_thumbnails(d, "label-grid") == len(reds))
     shot(page, "labels-red")
     # The search page now offers the tags as filters.
+    page.get(server + "/?q=a+red+circle")
+    wait(page, lambda d: tiles(d) and d.find_elements(By.CSS_SELECTOR, ".facet-tag"))
+    wait(page, lambda d: loaded_thumbnails(d, "results") >= 10)
+    shot(page, "search-with-tags")
     page.get(server + "/?q=a+shape&tag=red")
     wait(page, lambda d: tiles(d) and d.find_elements(By.CSS_SELECTOR, ".facet-tag[aria-pressed='true']"))
     assert {t["id"] for t in tiles(page)} <= {t["id"] for t in reds}
@@ -368,7 +372,12 @@ def test_token_login(server, page):
     wait(page, lambda d: urlparse(d.current_url).path == "/" and tiles(d))
     assert parse_qs(urlparse(page.current_url).query)["q"] == ["a red circle"]
     assert "red-circle" in tiles(page)[0]["path"]
-    assert api(server, "/api/status", token=TOKEN)["images"]["indexed"] > 0
+    indexed = api(server, "/api/status", token=TOKEN)["images"]["indexed"]
+    page.find_element(By.CSS_SELECTOR, "[data-nav='status']").click()
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#status-cards .stat-card"))
+    assert f"indexed\n{indexed}" in page.find_element(By.ID, "status-cards").text
+    assert page.find_element(By.CSS_SELECTOR, "#runs table")  # the ingest run that made the index
+    shot(page, "status")
 
 
 @pytest.mark.parametrize("width", [390])
@@ -394,3 +403,13 @@ def test_phone_width_layout_does_not_overflow(server, page, width):
             time.sleep(0.5)
         assert no_horizontal_overflow(page), path
         shot(page, f"phone-{path.strip('/').split('/')[0] or 'search'}-{width}")
+    dark = [{"name": "prefers-color-scheme", "value": "dark"}]
+    page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": dark})
+    try:
+        page.get(server + "/?q=a+red+circle")
+        wait(page, lambda d: tiles(d) and loaded_thumbnails(d, "results") >= 4)
+        background = page.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background != "rgb(246, 247, 249)"  # the dark palette applies
+        shot(page, f"phone-search-dark-{width}")
+    finally:
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})

@@ -31,7 +31,10 @@ export function showJob(parts, job) {
   const progress = job.progress || {};
   const done = Number(progress.done) || 0;
   const total = typeof progress.total === 'number' ? progress.total : null;
-  parts.state.textContent = job.state === 'failed' && job.error ? `Failed: ${job.error}` : STATE_TEXT[job.state] || job.state;
+  let text = STATE_TEXT[job.state] || job.state;
+  if (job.state === 'failed' && job.error) text = `Failed: ${job.error}`;
+  else if (job.state === 'running' && progress.stage) text = `Running: ${progress.stage}…`;
+  parts.state.textContent = text;
   if (total) {
     parts.bar.max = total;
     parts.bar.value = Math.min(done, total);

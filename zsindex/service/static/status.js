@@ -47,7 +47,7 @@ function renderStatus(status) {
     ['read-only', display('', Boolean(status.read_only))],
     ['watching for changes', display('', Boolean(status.watch))],
   ];
-  if (status.index) serviceRows.unshift(['index', h('span', { class: 'mono' }, String(status.index))]);
+  byId('status-index').textContent = status.index ? `Index: ${status.index}` : '';
   fill(byId('status-cards'),
     card('Images', imageRows.length ? imageRows : [['indexed', '0']]),
     card('Model', modelRows),

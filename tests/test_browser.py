@@ -273,13 +273,28 @@ def test_image_page_shows_the_image_its_details_and_more_like_this(server, page)
     assert "Similar to" in page.find_element(By.ID, "query-chips").text
 
 
-def test_search_by_a_picked_image(server, page, library):
+def test_search_by_a_picked_or_dropped_image(server, page, library):
     page.get(server + "/")
     picture = next(library["photos"].glob("*-red-circle.png"))
     page.find_element(By.ID, "image-file").send_keys(str(picture))
     wait(page, lambda d: tiles(d) and picture.name in d.find_element(By.ID, "query-chips").text)
     assert Path(tiles(page)[0]["path"]).name == picture.name  # the picked image is in the index: itself first
     assert "red-" in tiles(page)[1]["path"]
+    # Drop a file on the page: a yellow star, drawn in the browser's memory from its thumbnail.
+    star = next(r for r in api(server, "/api/search?q=a+yellow+star&k=5")["results"] if "yellow-star" in r["path"])
+    page.execute_script("""
+        const [url, done] = arguments;
+        fetch(url).then(r => r.blob()).then(blob => {
+          const data = new DataTransfer();
+          data.items.add(new File([blob], 'dropped star.jpg', {type: 'image/jpeg'}));
+          document.dispatchEvent(new DragEvent('dragenter', {dataTransfer: data, bubbles: true}));
+          window.overlayShown = !document.getElementById('drop-overlay').hidden;
+          document.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+        });""", star["thumbnail"])
+    wait(page, lambda d: "dropped star.jpg" in d.find_element(By.ID, "query-chips").text)
+    wait(page, lambda d: tiles(d) and "yellow-star" in tiles(d)[0]["path"])
+    assert page.execute_script("return window.overlayShown")
+    assert page.find_element(By.ID, "drop-overlay").get_attribute("hidden") is not None
 
 
 def test_file_names_are_shown_as_text_never_as_markup(server, page):
@@ -378,6 +393,16 @@ def test_token_login(server, page):
     assert f"indexed\n{indexed}" in page.find_element(By.ID, "status-cards").text
     assert page.find_element(By.CSS_SELECTOR, "#runs table")  # the ingest run that made the index
     shot(page, "status")
+
+
+def test_read_only_server_disables_what_would_change_the_index(library, page):
+    with _serve(library["index"], library["photos"], library["root"] / "serve-ro.log", "--read-only") as base:
+        page.get(base + "/labels")
+        wait(page, lambda d: d.find_element(By.ID, "mode-badge").is_displayed())
+        assert page.find_element(By.ID, "mode-badge").text == "Read-only"
+        wait(page, lambda d: not d.find_element(By.ID, "create-submit").is_enabled())
+        page.get(base + "/status")
+        wait(page, lambda d: not d.find_element(By.ID, "ingest-button").is_enabled())
 
 
 @pytest.mark.parametrize("width", [390])

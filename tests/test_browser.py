@@ -352,6 +352,19 @@ def test_labels_page_creates_a_set_tags_with_live_progress_and_untags(server, pa
     assert sum("red-" in t["path"] for t in reds) >= 0.8 * len(reds), [t["path"] for t in reds]
     wait(page, lambda d: loaded_thumbnails(d, "label-grid") == len(reds))
     shot(page, "labels-red")
+    # An image of the label shows its tags with scores, and leads back to the label.
+    tagged = next(t for t in reds if "red-circle" in t["path"])
+    page.find_element(By.CSS_SELECTOR, f"#label-grid .tile[data-id='{tagged['id']}'] .tile-link").click()
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#image-tags .tag-score"))
+    tags = {t["label"]: t["score"] for t in api(server, f"/api/images/{tagged['id']}")["tags"]}
+    shown_tags = [(e.find_element(By.CSS_SELECTOR, ".tag-name").text,
+                   float(e.find_element(By.CSS_SELECTOR, ".tag-value").text))
+                  for e in page.find_elements(By.CSS_SELECTOR, "#image-tags .tag-score")]
+    assert "red" in tags and {name for name, _ in shown_tags} == set(tags)
+    assert all(abs(score - tags[name]) < 0.001 for name, score in shown_tags)
+    assert page.find_element(By.ID, "back-link").text == "← Back to “red”"
+    wait(page, lambda d: tiles(d, "more-results"))
+    shot(page, "image-tagged")
     # The search page now offers the tags as filters.
     page.get(server + "/?q=a+red+circle")
     wait(page, lambda d: tiles(d) and d.find_elements(By.CSS_SELECTOR, ".facet-tag"))

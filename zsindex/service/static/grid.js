@@ -3,8 +3,12 @@ import { basename, fill, fmtScore, h } from './dom.js';
 
 function tile(hit, { showScore }) {
   const name = basename(hit.path);
+  const src = hit.thumbnail || `/api/images/${encodeURIComponent(hit.id)}/thumbnail?size=256`;
+  // Sharp on high-density screens: the 512 px thumbnail where a CSS pixel is two device pixels.
+  const sharp = src.includes('size=256') ? `${src.replace('size=256', 'size=512')} 2x` : null;
   const img = h('img', {
-    src: hit.thumbnail || `/api/images/${hit.id}/thumbnail?size=256`,
+    src,
+    srcset: sharp ? `${src} 1x, ${sharp}` : null,
     alt: name,
     loading: 'lazy',
     decoding: 'async',

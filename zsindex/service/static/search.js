@@ -294,6 +294,16 @@ function wire() {
     run(state);
   });
   wireDrop();
+  // "/" jumps to the search box, as on many search pages.
+  document.addEventListener('keydown', (e) => {
+    const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement
+      || e.target instanceof HTMLSelectElement;
+    if (e.key === '/' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
+      e.preventDefault();
+      form.q.focus();
+      form.q.select();
+    }
+  });
 }
 
 export async function init() {

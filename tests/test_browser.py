@@ -1,139 +1,63 @@
 """The web app in a real headless Chromium against a real `zsindex serve` on a loopback port.
 
 Debian's /usr/bin/chromium and /usr/bin/chromedriver, driven by selenium, which is pointed
-at that driver so it never downloads one. The index is made with the shipped demo model
-over drawn shapes. Screenshots go to test-artifacts/browser/ (git-ignored) for a person to
-look at. Skipped where the browser, its driver or selenium is missing.
+at that driver so it never downloads one (tests/browser_kit.py). The index is made with the
+shipped demo model over drawn shapes. Screenshots go to test-artifacts/browser/ (git-ignored)
+for a person to look at. Skipped where the browser, its driver or selenium is missing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from zsindex import shapes
+from .browser_kit import (  # skips this module where Chromium, chromedriver or selenium is missing
+    ODD_NAME,
+    TOKEN,
+    By,
+    Keys,
+    Select,
+    api,
+    console_errors,
+    loaded_thumbnails,
+    log_in_by_cookie,
+    make_library,
+    no_horizontal_overflow,
+    search_for,
+    serve,
+    shot,
+    start_browser,
+    tag_colours,
+    tiles,
+    wait,
+)
 
-from .conftest import REPO
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = REPO / "test-artifacts" / "browser"
-TOKEN = "browser-test-token-8f3a"
-ODD_NAME = "<b>odd <img src=x> & \"quoted\" 'name'.png"  # no "/": that would be a folder
-WAIT_S = 30
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-                       reason="needs /usr/bin/chromium and /usr/bin/chromedriver (Debian chromium, chromium-driver)"),
-]
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+pytestmark = pytest.mark.slow
 
 
-# -- the library, the servers and the browser -------------------------------------------------------
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, demo_embedder) -> dict[str, Path]:
-    """Two drawn images of every seen colour+shape pair (one in a sub-folder) and one with a
-    name full of HTML, ingested with the demo model."""
-    import zsindex
-
-    root = tmp_path_factory.mktemp("browser")
-    photos = root / "photos"
-    scenes = [[shapes.Thing(c, s)] for c, s in shapes.seen_pairs()] * 2
-    paths = shapes.save_world(photos, scenes, size=192, seed=21)
-    (photos / "holiday 2024").mkdir()
-    paths[1].rename(photos / "holiday 2024" / paths[1].name)
-    odd = shapes.save_world(root / "odd", [[shapes.Thing("purple", "star")]], size=192, seed=5)[0]
-    odd.rename(photos / ODD_NAME)
-    lib = zsindex.open(root / "index", embedder=demo_embedder)
-    report = lib.ingest([photos], workers=0)
-    lib.close()
-    assert report.added == len(scenes) + 1
-    return {"root": root, "photos": photos, "index": root / "index"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _serve(index: Path, photos: Path, log: Path, *extra: str) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("ZSINDEX_TOKEN", None)
-    cmd = [sys.executable, "-m", "zsindex", "serve", "--index", str(index), "--host", "127.0.0.1",
-           "--port", str(port), "--root", str(photos), "--log-level", "warning", *extra]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"zsindex serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(base + "/static/app.css", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"zsindex serve did not answer:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.25)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+    return make_library(tmp_path_factory.mktemp("browser"), demo_embedder)
 
 
 @pytest.fixture(scope="module")
 def server(library) -> Iterator[str]:
-    """One server with a token for every test (one model load); the page fixture logs in by cookie,
-    test_token_login goes through the login page."""
-    with _serve(library["index"], library["photos"], library["root"] / "serve.log", "--token", TOKEN) as base:
-        # Load the model while the browser starts: the first query embeds text.
-        warm = threading.Thread(target=api, args=(base, "/api/search?q=warm+up&k=1", TOKEN), daemon=True)
-        warm.start()
+    """One server with a token for every test; the page fixture logs in by cookie,
+    test_token_login through the login page."""
+    with serve(library["index"], library["photos"], library["root"] / "serve.log", "--token", TOKEN) as base:
         yield base
-        warm.join(timeout=60)
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900", "--hide-scrollbars", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    except WebDriverException as e:
-        pytest.skip(f"chromium does not start here: {e.msg}")
-    driver.set_page_load_timeout(WAIT_S)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def browser() -> Iterator[Any]:
+    driver = start_browser()
     try:
         yield driver
     finally:
@@ -141,63 +65,19 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 @pytest.fixture
-def page(browser, server) -> Iterator[webdriver.Chrome]:
-    """The browser at laptop size, logged in by cookie; fails the test on any script or CSP error."""
+def page(browser, server) -> Iterator[Any]:
+    """The browser at laptop size, logged in; fails the test on any script or CSP error."""
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    browser.get(server + "/static/favicon.svg")  # a page of the server's origin, open without a token
-    browser.delete_all_cookies()
-    browser.add_cookie({"name": "zsindex_token", "value": TOKEN, "path": "/", "httpOnly": True})
-    browser.get_log("browser")  # drop what earlier tests left
+    log_in_by_cookie(browser, server)
+    console_errors(browser)  # drop what earlier tests left
     yield browser
-    errors = [e["message"] for e in browser.get_log("browser")
-              if e["level"] == "SEVERE" and "status of 401" not in e["message"]]
+    errors = console_errors(browser)
     assert not errors, errors
 
 
-# -- helpers ---------------------------------------------------------------------------------------
-def wait(driver, condition, timeout: float = WAIT_S):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
-
-
-def shot(driver, name: str) -> Path:
-    time.sleep(0.3)  # let thumbnails finish painting
-    path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
-    return path
-
-
-def tiles(driver, grid: str = "results") -> list[dict[str, str]]:
-    return driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0] + ' .tile')].map(t => ({id: t.dataset.id,"
-        " path: t.dataset.path, name: t.querySelector('.tile-name').textContent,"
-        " score: (t.querySelector('.tile-score') || {}).textContent || ''}))", f"#{grid}")
-
-
-def loaded_thumbnails(driver, grid: str) -> int:
-    return driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0] + ' .tile img')]"
-        ".filter(i => i.complete && i.naturalWidth > 0).length", f"#{grid}")
-
-
-def api(base: str, path: str, token: str | None = TOKEN):
-    request = urllib.request.Request(base + path)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def no_horizontal_overflow(driver) -> bool:
-    return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
-
-
-def search_for(driver, text: str) -> list[dict[str, str]]:
-    box = driver.find_element(By.ID, "q")
-    box.clear()
-    box.send_keys(text, Keys.ENTER)
-    wait(driver, lambda d: parse_qs(urlparse(d.current_url).query).get("q") == [text] and tiles(d))
-    wait(driver, lambda d: not d.execute_script("return document.body.classList.contains('busy')"))
-    return tiles(driver)
+@pytest.fixture
+def colours_tagged(server) -> dict[str, int]:
+    return tag_colours(server)
 
 
 # -- the tests -------------------------------------------------------------------------------------
@@ -310,25 +190,45 @@ def test_file_names_are_shown_as_text_never_as_markup(server, page):
     assert not page.find_elements(By.CSS_SELECTOR, "main b, main img[src='x']")
 
 
-def test_labels_page_creates_a_set_tags_with_live_progress_and_untags(server, page, library, tmp_path):
+def test_a_label_set_from_a_file_is_created_edited_and_deleted(server, page, tmp_path):
     page.get(server + "/labels")
     wait(page, lambda d: d.find_element(By.ID, "set-list").text != "Loading…")
-    # A set from a file: the page reads it and fills in the form.
     label_file = tmp_path / "shapes.txt"
     label_file.write_text("# shapes\ncircle\nsquare\ntriangle\nstar\n")
     page.find_element(By.ID, "set-file").send_keys(str(label_file))
     wait(page, lambda d: d.find_element(By.ID, "set-labels").get_attribute("value") == "circle\nsquare\ntriangle\nstar")
-    assert page.find_element(By.ID, "set-name").get_attribute("value") == "shapes"
+    assert page.find_element(By.ID, "set-name").get_attribute("value") == "shapes"  # named after the file
     page.find_element(By.ID, "create-submit").click()
     wait(page, lambda d: d.find_element(By.ID, "set-title").text == "shapes")
-    # A set typed in, then tagged from the page.
+    assert parse_qs(urlparse(page.current_url).query)["set"] == ["shapes"]
+    # Edit: the form comes back filled in; saving makes the set hold exactly the new list.
+    page.find_element(By.ID, "set-edit").click()
+    assert page.find_element(By.ID, "set-labels").get_attribute("value") == "circle\nsquare\ntriangle\nstar"
+    page.find_element(By.ID, "set-labels").send_keys("\nhexagon")
+    page.find_element(By.ID, "create-submit").click()
+    wait(page, lambda d: d.find_element(By.ID, "set-summary").text.startswith("5 labels"))
+    assert api(server, "/api/labels/shapes")["labels"] == ["circle", "square", "triangle", "star", "hexagon"]
+    assert page.find_element(By.ID, "create-submit").text == "Create"
+    # A second set of the same name is refused before it reaches the server.
+    page.find_element(By.ID, "set-name").send_keys("shapes")
+    page.find_element(By.ID, "set-labels").send_keys("oval")
+    page.find_element(By.ID, "create-submit").click()
+    wait(page, lambda d: "exists" in d.find_element(By.ID, "create-error").text)
+    # Delete.
+    page.find_element(By.ID, "set-delete").click()
+    page.switch_to.alert.accept()
+    wait(page, lambda d: urlparse(d.current_url).query == "" and "shapes" not in d.find_element(By.ID, "set-list").text)
+    assert "shapes" not in {s["name"] for s in api(server, "/api/labels")["label_sets"]}
+
+
+def test_tagging_from_the_page_follows_the_job_live_and_shows_the_counts(server, page):
+    page.get(server + "/labels")
+    wait(page, lambda d: d.find_element(By.ID, "set-list").text != "Loading…")
     page.find_element(By.ID, "set-name").send_keys("colours")
     page.find_element(By.ID, "set-labels").send_keys("red, green, blue,\nyellow, purple, orange")
     page.find_element(By.ID, "create-submit").click()
     wait(page, lambda d: d.find_element(By.ID, "set-title").text == "colours")
-    assert parse_qs(urlparse(page.current_url).query)["set"] == ["colours"]
-    assert {"shapes", "colours"} <= {s["name"] for s in api(server, "/api/labels")["label_sets"]}
-    page.find_element(By.ID, "tag-mode").send_keys("Any")  # multi mode
+    Select(page.find_element(By.ID, "tag-mode")).select_by_value("multi")
     page.find_element(By.ID, "tag-run").click()
     job = page.find_element(By.ID, "tag-job")
     wait(page, lambda d: job.get_attribute("data-state") in ("queued", "running", "done"))
@@ -337,18 +237,23 @@ def test_labels_page_creates_a_set_tags_with_live_progress_and_untags(server, pa
     assert page.execute_script("const p = document.getElementById('tag-progress'); return p.value === p.max")
     followed = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert any("/api/jobs/" in name and name.endswith("/events") for name in followed), followed
-    counts = api(server, "/api/labels/colours")["counts"]
-    assert sum(c["count"] for c in counts) >= 40
+    counts = {c["label"]: c["count"] for c in api(server, "/api/labels/colours")["counts"] if c["count"]}
+    assert sum(counts.values()) >= 40  # every image shows one of the six colours
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "#counts tr[data-label='red'] .count").text != "0")
     shown = {row.get_attribute("data-label"): int(row.find_element(By.CSS_SELECTOR, ".count").text)
              for row in page.find_elements(By.CSS_SELECTOR, "#counts tr")}
-    assert {k: v for k, v in shown.items() if v} == {c["label"]: c["count"] for c in counts if c["count"]}
+    assert {k: v for k, v in shown.items() if v} == counts
+    assert "Tagging finished" in page.find_element(By.ID, "set-message").text
     shot(page, "labels")
-    # The images of one label.
+
+
+def test_the_images_of_a_label_and_their_tags(server, page, colours_tagged):
+    page.get(server + "/labels?set=colours")
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#counts tr[data-label='red'] .label-link"))
     page.find_element(By.CSS_SELECTOR, "#counts tr[data-label='red'] .label-link").click()
-    wait(page, lambda d: tiles(d, "label-grid"))
+    wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("label") == ["red"] and tiles(d, "label-grid"))
     reds = tiles(page, "label-grid")
-    assert len(reds) == shown["red"]
+    assert len(reds) == colours_tagged["red"]
     assert sum("red-" in t["path"] for t in reds) >= 0.8 * len(reds), [t["path"] for t in reds]
     wait(page, lambda d: loaded_thumbnails(d, "label-grid") == len(reds))
     shot(page, "labels-red")
@@ -357,30 +262,58 @@ def test_labels_page_creates_a_set_tags_with_live_progress_and_untags(server, pa
     page.find_element(By.CSS_SELECTOR, f"#label-grid .tile[data-id='{tagged['id']}'] .tile-link").click()
     wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#image-tags .tag-score"))
     tags = {t["label"]: t["score"] for t in api(server, f"/api/images/{tagged['id']}")["tags"]}
-    shown_tags = [(e.find_element(By.CSS_SELECTOR, ".tag-name").text,
-                   float(e.find_element(By.CSS_SELECTOR, ".tag-value").text))
-                  for e in page.find_elements(By.CSS_SELECTOR, "#image-tags .tag-score")]
-    assert "red" in tags and {name for name, _ in shown_tags} == set(tags)
-    assert all(abs(score - tags[name]) < 0.001 for name, score in shown_tags)
+    shown = [(e.find_element(By.CSS_SELECTOR, ".tag-name").text,
+              float(e.find_element(By.CSS_SELECTOR, ".tag-value").text))
+             for e in page.find_elements(By.CSS_SELECTOR, "#image-tags .tag-score")]
+    assert "red" in tags and {name for name, _ in shown} == set(tags)
+    assert all(abs(score - tags[name]) < 0.001 for name, score in shown)
     assert page.find_element(By.ID, "back-link").text == "← Back to “red”"
     wait(page, lambda d: tiles(d, "more-results"))
     shot(page, "image-tagged")
-    # The search page now offers the tags as filters.
+    # The search page offers the tags as filters.
     page.get(server + "/?q=a+red+circle")
-    wait(page, lambda d: tiles(d) and d.find_elements(By.CSS_SELECTOR, ".facet-tag"))
+    wait(page, lambda d: tiles(d) and len(d.find_elements(By.CSS_SELECTOR, ".facet-tag")) >= 6)
     wait(page, lambda d: loaded_thumbnails(d, "results") >= 10)
-    shot(page, "search-with-tags")
-    page.get(server + "/?q=a+shape&tag=red")
-    wait(page, lambda d: tiles(d) and d.find_elements(By.CSS_SELECTOR, ".facet-tag[aria-pressed='true']"))
-    assert {t["id"] for t in tiles(page)} <= {t["id"] for t in reds}
-    # Untag.
+    shot(page, "search-with-tags")  # the README's screenshot
+    page.find_element(By.CSS_SELECTOR, ".facet-tag[data-tag='red']").click()
+    wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("tag") == ["red"])
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, ".facet-tag[data-tag='red'][aria-pressed='true']"))
+    wait(page, lambda d: {t["id"] for t in tiles(d)} <= {t["id"] for t in reds})
+    assert len(tiles(page)) == len(reds)
+
+
+def test_untag_from_the_page(server, page, colours_tagged):
     page.get(server + "/labels?set=colours")
-    wait(page, lambda d: d.find_element(By.ID, "set-title").text == "colours")
+    wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "#counts tr[data-label='red'] .count").text != "0")
     page.find_element(By.ID, "untag").click()
     page.switch_to.alert.accept()
     wait(page, lambda d: "Removed" in d.find_element(By.ID, "set-message").text)
     assert all(c.text == "0" for c in page.find_elements(By.CSS_SELECTOR, "#counts .count"))
     assert sum(c["count"] for c in api(server, "/api/labels/colours")["counts"]) == 0
+
+
+LABEL_FILES = {
+    "birds.txt": "# garden birds\nrobin\n\n  blue tit  \nwren\n",
+    "birds.csv": "label,description,template\nrobin,a small red-breasted bird,a photo of {}.\n"
+                 "\"blue tit\",a small blue and yellow bird,\nwren,,\n",
+    "birds.json": json.dumps({"labels": [{"label": "robin", "descriptions": ["a robin"]}, "blue tit",
+                                         {"name": "wren"}]}),
+    "keyed.json": json.dumps({"robin": ["a robin"], "blue tit": {"descriptions": ["a tit"]}, "wren": []}),
+}
+
+
+def test_label_files_are_read_as_the_cli_reads_them(server, page, tmp_path):
+    from zsindex.labels import parse_label_file
+
+    page.get(server + "/labels")
+    for name, text in LABEL_FILES.items():
+        (tmp_path / name).write_text(text)
+        expected = [label.name for label in parse_label_file(tmp_path / name)]
+        got = page.execute_async_script("""
+            const [name, text, done] = arguments;
+            import('/static/labelfile.js').then(m => m.labelsFromFile(new File([text], name))).then(done);""",
+            name, text)
+        assert got == expected == ["robin", "blue tit", "wren"], name
 
 
 def test_token_login(server, page):
@@ -409,7 +342,7 @@ def test_token_login(server, page):
 
 
 def test_read_only_server_disables_what_would_change_the_index(library, page):
-    with _serve(library["index"], library["photos"], library["root"] / "serve-ro.log", "--read-only") as base:
+    with serve(library["index"], library["photos"], library["root"] / "serve-ro.log", "--read-only") as base:
         page.get(base + "/labels")
         wait(page, lambda d: d.find_element(By.ID, "mode-badge").is_displayed())
         assert page.find_element(By.ID, "mode-badge").text == "Read-only"

@@ -125,6 +125,9 @@ def test_filters_and_paging_live_in_the_url(server, page):
     wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("format") == ["PNG"])
     wait(page, lambda d: len(tiles(d)) == 6)
     assert page.find_element(By.ID, "filter-count").text == "1"
+    page.get(server + "/?format=PNG")  # a filter but no query: the page says what is missing
+    wait(page, lambda d: "type what you are looking for" in d.find_element(By.ID, "empty-state").text)
+    assert not tiles(page)
 
 
 def test_image_page_shows_the_image_its_details_and_more_like_this(server, page):

@@ -161,6 +161,11 @@ async function renderIntro(empty) {
   empty.hidden = false;
   fill(empty, h('p', { class: 'empty-title' }, 'Search your images by describing them.'),
     h('p', { class: 'muted' }, 'Type a few words, or drop an image anywhere on this page to find similar ones.'));
+  const state = readState();
+  if (FILTERS.some((key) => state[key]) || state.not.length) {
+    empty.append(h('p', { class: 'notice', dataset: { kind: 'info' } },
+      'The filters are set and apply to the next search: type what you are looking for.'));
+  }
   try {
     const [status, facets] = await Promise.all([API.getStatus(), facetsLoaded]);
     applyMode(status);

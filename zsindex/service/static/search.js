@@ -169,11 +169,11 @@ async function renderIntro(empty) {
   try {
     const [status, facets] = await Promise.all([API.getStatus(), facetsLoaded]);
     applyMode(status);
-    const indexed = status.images && typeof status.images.indexed === 'number' ? status.images.indexed : null;
+    const indexed = Number((status.images || {}).indexed) || 0; // statuses with no image are left out
     if (indexed === 0) {
-      empty.append(h('p', { class: 'notice', dataset: { kind: 'info' } },
-        'The index is empty: run `zsindex ingest PATH`, or start a scan from the Status page.'));
-    } else if (indexed !== null) {
+      empty.append(h('p', { class: 'notice', dataset: { kind: 'info' } }, 'The index is empty: run ',
+        h('code', {}, 'zsindex ingest PATH'), ', or start a scan from the ', h('a', { href: '/status' }, 'Status'), ' page.'));
+    } else {
       const model = status.model && status.model.name ? ` with the ${status.model.name} model` : '';
       empty.append(h('p', { class: 'muted small' }, `${fmtInt(indexed)} images indexed${model}.`));
     }

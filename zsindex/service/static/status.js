@@ -100,6 +100,7 @@ async function ingest() {
   button.disabled = true;
   try {
     const job = await API.startIngest();
+    refreshJobs().catch(() => {});
     const last = await API.followJob(job, (j) => showJob(parts, j));
     if (last.state === 'done' && last.result) {
       const r = last.result;

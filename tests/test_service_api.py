@@ -286,3 +286,38 @@ def test_ingest_job_and_paths(private):
     error(client.post("/api/ingest", json={"paths": [str(pics / "nothing-here")]}), 404)
     error(client.post("/api/ingest", json={"paths": ["a\x00b"]}), 422)
     error(client.post("/api/ingest", json={"paths": "/etc"}), 422)
+
+
+# -- concurrency with a writer ---------------------------------------------------------------------
+def test_a_held_write_transaction_does_not_stall_a_new_query(private):
+    """A long tag run holds SQLite's write lock; a new query's text-cache write gives up instead of waiting."""
+    import sqlite3
+    import time
+
+    client, index, _ = private
+    client.get("/api/search", params={"q": "warm up"})
+    blocker = sqlite3.connect(index / "index.sqlite", timeout=1)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer's lock, as during a tag run's one transaction
+    try:
+        started = time.perf_counter()
+        r = client.get("/api/search", params={"q": "a never seen query about red circles", "k": 3})
+        elapsed = time.perf_counter() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert r.status_code == 200 and len(r.json()["results"]) == 3
+    assert elapsed < 10  # the busy timeout would have made it wait 30 s
+
+
+def test_reader_keeps_its_index_while_a_job_writes(built, demo_embedder, tmp_path):
+    index, pics = copy_index(built, tmp_path)
+    reader = zsindex.open(index, embedder=demo_embedder)
+    n = reader.vectors().ntotal
+    writer = reader.sibling()
+    reader.hold_vectors(True)
+    Image.new("RGB", (64, 64), "red").save(pics / "plain-red.png")
+    writer.ingest([pics], workers=0)
+    assert reader.vectors().ntotal == n  # held: no rebuild while the job runs
+    reader.refresh_vectors()
+    reader.hold_vectors(False)
+    assert reader.vectors().ntotal == n + 1

@@ -58,6 +58,8 @@ class Library(BrowseMixin):
         self._vectors: Any = None
         self._vectors_generation = -1
         self._vectors_lock = threading.Lock()  # a server searches from many threads
+        self._hold_vectors = False
+        self.cache_wait_ms: int | None = None  # a server sets this: a busy database never delays a search
 
     # -- parts -------------------------------------------------------------------------------------
     @property
@@ -78,14 +80,22 @@ class Library(BrowseMixin):
                                      getattr(emb, "pretrained", None), emb.dim)
 
     def vectors(self, save: bool = False) -> Any:
-        """The FAISS index, loaded or rebuilt from SQL when missing or stale; None for an empty index."""
+        """The FAISS index, loaded or rebuilt from SQL when missing or stale; None for an empty index.
+
+        While ``hold_vectors`` is on (a server's job is writing), the index already
+        loaded is kept, so searches do not rebuild it after every ingest batch.
+        """
         from .vectors import open_vectors
 
         model = self.store.model()
         if model is None:
             return None
+        generation = self.store.generation()
+        current = self._vectors
+        if current is not None and not (save and current.mapped) and (
+                self._vectors_generation == generation or self._hold_vectors):
+            return current
         with self._vectors_lock:
-            generation = self.store.generation()
             stale = self._vectors is None or self._vectors_generation != generation
             if stale or (save and self._vectors.mapped):  # a writer needs the index in memory, not a read-only map
                 self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=save)
@@ -93,6 +103,24 @@ class Library(BrowseMixin):
                 if rebuilt:
                     self._save_vectors(generation, holding_lock=save)
             return self._vectors
+
+    def hold_vectors(self, hold: bool) -> None:
+        """Keep searching the loaded FAISS index while another handle writes (see vectors)."""
+        self._hold_vectors = hold
+
+    def refresh_vectors(self) -> None:
+        """Load the current FAISS index beside the one in use, then swap: searches never wait for the load."""
+        from .vectors import open_vectors
+
+        model = self.store.model()
+        generation = self.store.generation()
+        if model is None or (self._vectors is not None and self._vectors_generation == generation):
+            return
+        fresh, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=False)
+        with self._vectors_lock:
+            self._vectors, self._vectors_generation = fresh, generation
+            if rebuilt:
+                self._save_vectors(generation, holding_lock=False)
 
     def _save_vectors(self, generation: int, holding_lock: bool) -> None:
         """Keep a rebuilt FAISS file, so the next process need not rebuild it; only one writer saves."""
@@ -204,7 +232,7 @@ class Library(BrowseMixin):
         missing = [t for t in wanted if t not in found]
         if missing:
             fresh = dict(zip(missing, self.embedder.embed_texts(missing)))
-            self.store.cache_texts(model.id, fresh)
+            self.store.cache_texts(model.id, fresh, wait_ms=self.cache_wait_ms)
             found.update(fresh)
         return np.stack([found[t] for t in texts])
 

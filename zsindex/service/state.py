@@ -43,6 +43,7 @@ class Service:
         self.settings = settings
         self.reader = library
         self.writer: Library = library.sibling()
+        self.reader.cache_wait_ms = 100
         self.jobs = JobRunner()
         self.watcher: Any = None
         self.served_roots = tuple(os.path.realpath(r) for r in settings.roots)
@@ -88,7 +89,11 @@ class Service:
 
         def work(job: Job) -> dict[str, Any]:
             self._shared_model()
-            report = self.writer.ingest(roots, progress=job.progress, workers=self.settings.ingest_workers)
+            self.reader.hold_vectors(True)  # searches keep the loaded index instead of rebuilding per batch
+            try:
+                report = self.writer.ingest(roots, progress=job.progress, workers=self.settings.ingest_workers)
+            finally:
+                self._refresh_reader()
             shown = self.roots()
             out = report.to_dict()
             out["skipped_files"] = [{"path": _relative(p, shown), "reason": r} for p, r in report.skipped_files[:100]]
@@ -97,6 +102,14 @@ class Service:
 
         return self.jobs.submit("ingest", work, {"paths": [_relative(r, self.roots()) for r in roots],
                                                  "reason": reason})
+
+    def _refresh_reader(self) -> None:
+        try:
+            self.reader.refresh_vectors()  # loaded here, on the job thread, then swapped in
+        except Exception:
+            log.exception("could not reload the vector index after an ingest")
+        finally:
+            self.reader.hold_vectors(False)
 
     def _auto_tag(self, job: Job) -> dict[str, Any]:
         """Re-tag every set marked auto, in the mode of its current tags, after an ingest."""

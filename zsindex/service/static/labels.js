@@ -127,6 +127,7 @@ async function render() {
   document.title = `${current.name} · Labels · zsindex`;
   byId('tag-job').hidden = true;
   renderDetail(current);
+  resumeTagging(current.name);
   try {
     await renderLabelImages(state);
   } catch (err) {
@@ -205,19 +206,27 @@ function tagSummary(result) {
   return 'Tagging finished.';
 }
 
+const jobParts = () => ({ box: byId('tag-job'), state: byId('tag-job-state'), count: byId('tag-job-count'), bar: byId('tag-progress') });
+
 async function runTagging(e) {
   e.preventDefault();
   if (!current) return;
-  const name = current.name;
   const raw = byId('tag-threshold').value.trim();
   const body = { mode: byId('tag-mode').value, threshold: raw === '' ? null : Number(raw) };
-  const parts = { box: byId('tag-job'), state: byId('tag-job-state'), count: byId('tag-job-count'), bar: byId('tag-progress') };
+  notice(byId('set-message'), '');
+  await followTagging(current.name, () => API.startTagging(current.name, body));
+}
+
+/** Show a tag job of set `name` until it ends, then the new counts. */
+async function followTagging(name, start) {
+  const parts = jobParts();
   const button = byId('tag-run');
   button.disabled = true;
-  notice(byId('set-message'), '');
   try {
-    const job = await API.startTagging(name, body);
-    const last = await API.followJob(job, (j) => showJob(parts, j));
+    const job = await start();
+    const last = await API.followJob(job, (j) => {
+      if (readState().set === name) showJob(parts, j); // the box belongs to the set on show
+    });
     await loadSets();
     if (readState().set === name) {
       current = await API.getLabelSet(name);
@@ -230,6 +239,19 @@ async function runTagging(e) {
   } finally {
     button.disabled = false;
   }
+}
+
+/** A tag run of this set that is still going (the page was reloaded): follow it again. */
+async function resumeTagging(name) {
+  let jobs;
+  try {
+    jobs = (await API.listJobs()).jobs || [];
+  } catch {
+    return;
+  }
+  const running = jobs.find((j) => j.kind === 'tag' && j.params && j.params.label_set === name
+    && (j.state === 'queued' || j.state === 'running'));
+  if (running && readState().set === name && !byId('tag-run').disabled) await followTagging(name, async () => running);
 }
 
 async function removeTags() {

@@ -64,10 +64,17 @@ function renderStatus(status) {
     : h('p', { class: 'muted small' }, 'No label sets yet.'));
 }
 
+function jobSubject(job) {
+  const params = job.params || {};
+  if (params.label_set) return [params.label_set, params.mode].filter(Boolean).join(' · ');
+  if (Array.isArray(params.paths)) return params.paths.join(', ');
+  return '';
+}
+
 function jobRow(job) {
   const p = job.progress || {};
   return {
-    id: job.id, kind: job.kind, state: job.state,
+    id: job.id, kind: job.kind, of: jobSubject(job), state: job.state,
     progress: typeof p.total === 'number' ? `${fmtInt(p.done)} / ${fmtInt(p.total)}` : fmtInt(p.done || 0),
     error: job.error || '',
   };

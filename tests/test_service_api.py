@@ -321,3 +321,17 @@ def test_reader_keeps_its_index_while_a_job_writes(built, demo_embedder, tmp_pat
     reader.refresh_vectors()
     reader.hold_vectors(False)
     assert reader.vectors().ntotal == n + 1
+
+
+def test_any_file_name_is_served_as_valid_json(private):
+    client, index, pics = private
+    raw = os.path.join(os.fsencode(pics), b"caf\xe9 <b>&amp;.png")  # not UTF-8, and markup-like
+    Image.new("RGB", (64, 64), "red").save(raw)
+    wait_job(client, client.post("/api/ingest", json={}).json()["id"])
+    r = client.get("/api/search", params={"q": "red", "k": 50})
+    assert r.status_code == 200 and b"\\udce9" in r.content  # ASCII-escaped, parseable JSON
+    [hit] = [h for h in r.json()["results"] if "caf" in h["path"]]
+    assert os.fsencode(hit["path"]) == b"caf\xe9 <b>&amp;.png"  # the same bytes back
+    f = client.get(f"/api/images/{hit['id']}/file")
+    assert f.status_code == 200 and f.content == open(raw, "rb").read()
+    assert client.get(f"/api/images/{hit['id']}").status_code == 200

@@ -12,7 +12,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..library import Library
-from .common import install_error_handlers
+from .common import SafeJSONResponse, install_error_handlers
 from .pages import STATIC
 from .pages import router as pages_router
 from .routes_labels import router as labels_router
@@ -56,7 +56,8 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
             svc.close()
 
     app = FastAPI(title="zsindex", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
+                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+                  default_response_class=SafeJSONResponse)
     app.state.service = svc
     install_error_handlers(app)
     app.include_router(search_router)

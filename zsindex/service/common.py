@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -38,6 +39,18 @@ STATUS_OF: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON for any file name: names that are not UTF-8 reach Python with surrogate escapes, which
+    UTF-8 cannot encode; such a body is written with ASCII escapes (\\udcXX), which JSON parsers accept
+    and which give back the very same str in Python (``os.fsencode`` then gives the original bytes)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 
@@ -48,8 +61,8 @@ def writable(request: Request) -> None:
         raise HTTPException(403, "the server runs with --read-only; this route changes the index")
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> SafeJSONResponse:
+    return SafeJSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 
 
 def _message(exc: BaseException, status: int) -> str:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .common import service, writable
+from .common import SafeJSONResponse, service, writable
 from .routes_search import _results
 from .state import Service
 
@@ -52,9 +52,9 @@ def labels_show(name: SetName, svc: Service = Depends(service)) -> dict[str, Any
 
 @router.put("/labels/{name}", summary="Create a label set or make it hold exactly these labels",
             dependencies=[Depends(writable)], status_code=200, responses={201: {"description": "Created"}})
-def labels_put(name: SetName, body: LabelSetBody, svc: Service = Depends(service)) -> JSONResponse:
+def labels_put(name: SetName, body: LabelSetBody, svc: Service = Depends(service)) -> SafeJSONResponse:
     shown, created = svc.reader.labels_put(name, [lab.strip() for lab in body.labels], body.templates, body.auto)
-    return JSONResponse(shown, status_code=201 if created else 200)
+    return SafeJSONResponse(shown, status_code=201 if created else 200)
 
 
 @router.delete("/labels/{name}", summary="Remove a label set and its tags", status_code=204,

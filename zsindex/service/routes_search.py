@@ -136,7 +136,8 @@ def image_file(image_id: ImageId, svc: Service = Depends(service)) -> Response:
 
     path, fmt = svc.reader.image_file(image_id)
     media = Image.MIME.get(fmt or "", "application/octet-stream")
-    return FileResponse(path, media_type=media, content_disposition_type="inline", filename=os.path.basename(path),
+    name = os.fsencode(os.path.basename(path)).decode("utf-8", "replace")  # any name, as valid text
+    return FileResponse(path, media_type=media, content_disposition_type="inline", filename=name,
                         headers={"Cache-Control": "private, max-age=3600"})
 
 

@@ -31,7 +31,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 TOKEN = "browser-test-token-8f3a"
 ODD_NAME = "<b>odd <img src=x> & \"quoted\" 'name'.png"  # no "/": that would be a folder
-WAIT_S = 30
+WAIT_S = 60  # generous: a wait ends as soon as its condition holds, and CI machines can be busy
 
 if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
     pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver (Debian chromium, chromium-driver)",

@@ -65,12 +65,16 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser, server) -> Iterator[Any]:
-    """The browser at laptop size, logged in; fails the test on any script or CSP error."""
+def page(browser, server, request) -> Iterator[Any]:
+    """The browser at laptop size, logged in; fails the test on any script or CSP error, and
+    keeps a screenshot of the page where a test failed."""
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     log_in_by_cookie(browser, server)
     console_errors(browser)  # drop what earlier tests left
+    failed_before = request.session.testsfailed
     yield browser
+    if request.session.testsfailed > failed_before:
+        shot(browser, f"failed-{request.node.name}")
     errors = console_errors(browser)
     assert not errors, errors
 

@@ -30,6 +30,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 TOKEN = "browser-test-token-8f3a"
+CAMERA_FILE, CAMERA = "camera-green-square.jpg", "Zeiss Ikon 35"
 ODD_NAME = "<b>odd <img src=x> & \"quoted\" 'name'.png"  # no "/": that would be a folder
 WAIT_S = 60  # generous: a wait ends as soon as its condition holds, and CI machines can be busy
 
@@ -59,11 +60,22 @@ def make_library(root: Path, embedder: object) -> dict[str, Path]:
     paths[1].rename(photos / "holiday 2024" / paths[1].name)
     odd = shapes.save_world(root / "odd", [[shapes.Thing("purple", "star")]], size=192, seed=5)[0]
     odd.rename(photos / ODD_NAME)
+    _camera_jpeg(root / "extra", photos / "holiday 2024" / CAMERA_FILE)
     lib = zsindex.open(root / "index", embedder=embedder)
     report = lib.ingest([photos], workers=0)
     lib.close()
-    assert report.added == len(scenes) + 1
+    assert report.added == len(scenes) + 2
     return {"root": root, "photos": photos, "index": root / "index"}
+
+
+def _camera_jpeg(scratch: Path, path: Path) -> None:
+    """A green square as a JPEG with a camera and a date taken in its EXIF."""
+    from PIL import Image
+
+    drawn = shapes.save_world(scratch, [[shapes.Thing("green", "square")]], size=192, seed=9)[0]
+    exif = Image.Exif()
+    exif[271], exif[272], exif[306] = "Zeiss", "Ikon 35", "2019:05:04 10:00:00"
+    Image.open(drawn).convert("RGB").save(path, "JPEG", quality=90, exif=exif)
 
 
 def _free_port() -> int:
@@ -122,7 +134,7 @@ def start_browser() -> webdriver.Chrome:
 
 
 def log_in_by_cookie(driver: webdriver.Chrome, base: str) -> None:
-    driver.get(base + "/static/favicon.svg")  # a page of the server's origin, open without a token
+    driver.get(base + "/login")  # a page of the server's origin that is open without a token
     driver.delete_all_cookies()
     driver.add_cookie({"name": "zsindex_token", "value": TOKEN, "path": "/", "httpOnly": True})
 

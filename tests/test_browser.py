@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from .browser_kit import (  # skips this module where Chromium, chromedriver or selenium is missing
+    CAMERA,
+    CAMERA_FILE,
     ODD_NAME,
     TOKEN,
     By,
@@ -129,6 +131,20 @@ def test_filters_and_paging_live_in_the_url(server, page):
     wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("format") == ["PNG"])
     wait(page, lambda d: len(tiles(d)) == 6)
     assert page.find_element(By.ID, "filter-count").text == "1"
+    # Camera and dates, from the one JPEG with EXIF.
+    page.get(server + "/?q=a+green+square")
+    wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#camera option")) > 1 and tiles(d))
+    Select(page.find_element(By.ID, "camera")).select_by_value(CAMERA)
+    wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("camera") == [CAMERA])
+    wait(page, lambda d: [Path(t["path"]).name for t in tiles(d)] == [CAMERA_FILE])
+    page.execute_script("const f = document.getElementById('before'); f.value = '2019-01-01';"
+                        " f.dispatchEvent(new Event('change'))")
+    wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("before") == ["2019-01-01"])
+    wait(page, lambda d: "No images match" in d.find_element(By.ID, "empty-state").text)
+    page.get(server + f"/?q=a+green+square&after=2019-05-01&before=2019-05-31&camera={CAMERA}")
+    wait(page, lambda d: [Path(t["path"]).name for t in tiles(d)] == [CAMERA_FILE])
+    assert page.find_element(By.ID, "after").get_attribute("value") == "2019-05-01"
+    assert page.find_element(By.ID, "filter-count").text == "3"
     page.get(server + "/?format=PNG")  # a filter but no query: the page says what is missing
     wait(page, lambda d: "type what you are looking for" in d.find_element(By.ID, "empty-state").text)
     assert not tiles(page)

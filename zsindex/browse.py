@@ -107,13 +107,21 @@ class BrowseMixin:
             sha = indexed_image(session, image_id).sha256
         return f"{sha}-{size}"
 
-    def thumbnail(self, image_id: int, size: int, max_megapixels: float | None = None) -> tuple[Path, str]:
-        """(cached JPEG file, key) of an indexed image's thumbnail, made on first request."""
+    def thumbnail(self, image_id: int, size: int, max_megapixels: float | None = None,
+                  key: str | None = None) -> tuple[Path, str]:
+        """(cached JPEG file, key) of an indexed image's thumbnail, made on first request.
+
+        With the ``key`` that thumbnail_key just gave, a cached thumbnail needs no second lookup.
+        """
         from .catalog import indexed_image
         from .config import DEFAULT_MAX_MEGAPIXELS
         from .thumbcache import cache_path, check_size, make_thumbnail
 
         check_size(size)
+        if key is not None:
+            known = cache_path(self.folder, key.rsplit("-", 1)[0], size)
+            if known.is_file():
+                return known, key
         with self.store.session() as session:
             row = indexed_image(session, image_id)
             path, sha = row.path, row.sha256 or ""

@@ -120,12 +120,13 @@ def image(image_id: ImageId, svc: Service = Depends(service)) -> dict[str, Any]:
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 304: {}})
 def thumbnail(request: Request, image_id: ImageId, size: Annotated[int, Query(ge=1, le=4096)] = 256,
               svc: Service = Depends(service)) -> Response:
-    etag = f'"{svc.reader.thumbnail_key(image_id, size)}"'
+    key = svc.reader.thumbnail_key(image_id, size)
+    etag = f'"{key}"'
     headers = {"ETag": etag, "Cache-Control": THUMB_CACHE}
     wanted = request.headers.get("if-none-match", "")
     if etag in {t.strip() for t in wanted.split(",")} or wanted.strip() == "*":
         return Response(status_code=304, headers=headers)
-    path, _ = svc.reader.thumbnail(image_id, size)
+    path, _ = svc.reader.thumbnail(image_id, size, key=key)
     return FileResponse(path, media_type="image/jpeg", headers=headers)
 
 

@@ -44,12 +44,15 @@ def is_loopback(host: str) -> bool:
               help="Largest request body accepted (413 beyond).")
 @click.option("--max-upload-megapixels", type=click.FloatRange(min=0.01), default=50.0, show_default=True,
               help="Largest uploaded image accepted (422 beyond).")
+@click.option("--compute-threads", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Threads per model or FAISS call (0: the libraries' defaults). One suits a server, whose "
+              "concurrent requests already use the cores.")
 @click.option("--model", "-m", default=None, help="Model to load  [default: the one recorded in the index]")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_auth: bool, read_only: bool,
           watch: bool, roots: tuple[Path, ...], cors_origins: tuple[str, ...], max_upload_mb: float,
-          max_upload_megapixels: float, model: str | None, log_level: str) -> None:
+          max_upload_megapixels: float, compute_threads: int, model: str | None, log_level: str) -> None:
     """Serve the index over HTTP: a JSON API (/docs, /openapi.json) and a web app (/).
 
     Safe by default: binds 127.0.0.1, answers only to loopback host names unless
@@ -77,7 +80,8 @@ def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_au
     allowed = None if (no_auth or token) else ("127.0.0.1", "localhost", "::1", host.lower().strip("[]"))
     app = create_app(library, token=token, read_only=read_only, roots=[os.fspath(r) for r in roots], watch=watch,
                      cors_origins=cors_origins, allowed_hosts=allowed,
-                     max_upload_bytes=int(max_upload_mb * 1_000_000), max_upload_megapixels=max_upload_megapixels)
+                     max_upload_bytes=int(max_upload_mb * 1_000_000), max_upload_megapixels=max_upload_megapixels,
+                     compute_threads=compute_threads or None)
     warn(f"serving {library.folder} on http://{host}:{port}/ (API docs at /docs)"
          + (", read-only" if read_only else "") + (", token required" if token else "")
          + (", watching for changes" if watch else ""))

@@ -30,11 +30,12 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
                max_upload_bytes: int = Settings.max_upload_bytes,
                max_upload_megapixels: float = Settings.max_upload_megapixels,
                ingest_workers: int | None = None, watch_quiet_seconds: float = Settings.watch_quiet_seconds,
-               model: str | None = None) -> FastAPI:
+               compute_threads: int | None = Settings.compute_threads, model: str | None = None) -> FastAPI:
     """The app over an index (a Library, or a folder opened with ``model``).
 
     ``watch`` starts a watcher over the roots when the app starts (its lifespan);
-    ``allowed_hosts`` applies only when no token is set (None: any Host header).
+    ``allowed_hosts`` applies only when no token is set (None: any Host header);
+    ``compute_threads`` caps torch's and FAISS's threads per call (None: their defaults).
     """
     library = library_or_folder if isinstance(library_or_folder, Library) else \
         Library(library_or_folder, model=model, create=False)
@@ -42,11 +43,13 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
                         cors_origins=tuple(cors_origins),
                         allowed_hosts=None if allowed_hosts is None else tuple(h.lower() for h in allowed_hosts),
                         max_upload_bytes=max_upload_bytes, max_upload_megapixels=max_upload_megapixels,
-                        ingest_workers=ingest_workers, watch_quiet_seconds=watch_quiet_seconds)
+                        ingest_workers=ingest_workers, watch_quiet_seconds=watch_quiet_seconds,
+                        compute_threads=compute_threads)
     svc = Service(library, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        threads_before = svc.limit_threads()
         svc.warm_up()
         if settings.watch:
             svc.start_watching()
@@ -54,6 +57,8 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
             yield
         finally:
             svc.close()
+            if threads_before:
+                svc.limit_threads(threads_before)
 
     app = FastAPI(title="zsindex", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,

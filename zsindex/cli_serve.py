@@ -65,6 +65,10 @@ def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_au
       zsindex serve --watch --root ~/Pictures
       ZSINDEX_TOKEN=s3cret zsindex serve --host 0.0.0.0 --read-only
     """
+    if compute_threads:
+        # Before torch or FAISS load OpenMP: its thread count then holds in every request thread too
+        # (a later omp_set_num_threads reaches only the thread that calls it).
+        os.environ.setdefault("OMP_NUM_THREADS", str(compute_threads))
     import uvicorn
 
     from .library import Library

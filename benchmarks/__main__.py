@@ -18,11 +18,13 @@ RUNS = {
     "ingest": [],
     "search": [],
     "tag": [],
+    "serve": [],
 }
 QUICK = {
     "ingest": ["--files", "60"],
     "search": ["--sizes", "10000,100000", "--queries", "50"],
     "tag": ["--images", "100000", "--labels", "200"],
+    "serve": ["--sizes", "100000", "--queries", "30", "--repeats", "100"],
 }
 
 

@@ -18,6 +18,7 @@ from .errors import (
     ModelError,
     ModelMismatchError,
     ModelUnavailableError,
+    NotFoundError,
     UsageError,
     ZsindexError,
 )
@@ -36,7 +37,7 @@ _LAZY = {
 
 __all__ = [
     "ImageError", "IndexLockedError", "IndexStateError", "LabelError", "ModelError", "ModelMismatchError",
-    "ModelUnavailableError", "UsageError", "ZsindexError", "__version__", *_LAZY,
+    "ModelUnavailableError", "NotFoundError", "UsageError", "ZsindexError", "__version__", *_LAZY,
 ]
 
 

@@ -361,6 +361,10 @@ from .cli_sidecars import register as register_sidecars  # noqa: E402
 
 register_sidecars(cli)
 
+from .cli_serve import register as register_serve  # noqa: E402 - `zsindex serve`
+
+register_serve(cli)
+
 
 def main() -> None:
     cli(prog_name="zsindex")

@@ -40,20 +40,25 @@ def labels() -> None:
               help="A .txt (one label a line), .csv (label,description,...) or .json file (--file is the same).")
 @click.option("--template", "-t", "templates", multiple=True,
               help="The set's prompt templates, with {} for the label (repeatable)  [default: 5 photo templates]")
+@click.option("--auto", is_flag=True, help="Tag new images with this set after each ingest `zsindex serve` runs.")
 @output_options
 def labels_add(name: str, index_dir: Path | None, label_list: str | None, labels_file: Path | None,
-               templates: tuple[str, ...], fmt: str) -> None:
+               templates: tuple[str, ...], auto: bool, fmt: str) -> None:
     """Register a label set NAME.
 
     A label with a comma is quoted as in CSV: --labels '"red, dark",blue'.
 
     \b
-    Example:
+    Examples:
       zsindex labels add animals --labels "cat,dog,duck"
+      zsindex labels add animals --labels "cat,dog,duck" --auto
     """
     label_set = label_set_from(label_list, labels_file, (), ("label_list", "labels_file"))
-    info = open_library(index_dir, create=True).labels_add(name, label_set, templates)
-    emit_record({"name": name, "version": info["version"], "labels": len(info["labels"])}, fmt)
+    lib = open_library(index_dir, create=True)
+    info = lib.labels_add(name, label_set, templates)
+    if auto:
+        lib.labels_auto(name, True)
+    emit_record({"name": name, "version": info["version"], "labels": len(info["labels"]), "auto": auto}, fmt)
 
 
 @labels.command("edit")
@@ -63,9 +68,10 @@ def labels_add(name: str, index_dir: Path | None, label_list: str | None, labels
 @click.option("--add-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Labels to add, from a file.")
 @click.option("--drop", multiple=True, help="A label to drop (repeatable); its tags go with it.")
+@click.option("--auto/--no-auto", default=None, help="Tag new images with this set after each ingest the server runs.")
 @output_options
 def labels_edit(name: str, index_dir: Path | None, add: str | None, add_file: Path | None,
-                drop: tuple[str, ...], fmt: str) -> None:
+                drop: tuple[str, ...], auto: bool | None, fmt: str) -> None:
     """Add or drop labels of set NAME; bumps its version.
 
     \b
@@ -73,7 +79,10 @@ def labels_edit(name: str, index_dir: Path | None, add: str | None, add_file: Pa
       zsindex labels edit animals --add "horse,goat" --drop duck
     """
     adding = label_set_from(add, add_file, (), ("add", "add_file")) if (add or add_file) else None
-    info = open_library(index_dir).labels_edit(name, adding, drop)
+    lib = open_library(index_dir)
+    if auto is not None:
+        lib.labels_auto(name, auto)
+    info = lib.labels_edit(name, adding, drop) if (adding or drop) else lib.labels_show(name)
     emit_record({"name": name, "version": info["version"], "labels": len(info["labels"])}, fmt)
 
 

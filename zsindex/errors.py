@@ -16,6 +16,10 @@ class LabelError(UsageError):
     """A label list or label file is empty, duplicated or malformed."""
 
 
+class NotFoundError(UsageError):
+    """The image, label set or job asked for does not exist (or is no longer indexed)."""
+
+
 class ModelError(ZsindexError):
     """A model could not be loaded."""
 

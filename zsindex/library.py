@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import config
+from .browse import BrowseMixin
 from .errors import IndexStateError, UsageError
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
@@ -34,7 +36,7 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-class Library(SidecarsMixin):
+class Library(SidecarsMixin, BrowseMixin):
     """An index folder: SQLite store, FAISS cache and the model that made its vectors.
 
     The model is loaded on first use: the one given, else $ZSINDEX_MODEL, else
@@ -69,6 +71,9 @@ class Library(SidecarsMixin):
         self._runtime, self._precision = runtime, precision
         self._vectors: Any = None
         self._vectors_generation = -1
+        self._vectors_lock = threading.Lock()  # a server searches from many threads
+        self._hold_vectors = False
+        self.cache_wait_ms: int | None = None  # a server sets this: a busy database never delays a search
 
     # -- parts -------------------------------------------------------------------------------------
     @property
@@ -111,20 +116,47 @@ class Library(SidecarsMixin):
         return self.store.bind_model(identity, name, tag, recorded.dim, self._precision)
 
     def vectors(self, save: bool = False) -> Any:
-        """The FAISS index, loaded or rebuilt from SQL when missing or stale; None for an empty index."""
+        """The FAISS index, loaded or rebuilt from SQL when missing or stale; None for an empty index.
+
+        While ``hold_vectors`` is on (a server's job is writing), the index already
+        loaded is kept, so searches do not rebuild it after every ingest batch.
+        """
         from .vectors import open_vectors
 
         model = self.store.model()
         if model is None:
             return None
         generation = self.store.generation()
-        stale = self._vectors is None or self._vectors_generation != generation
-        if stale or (save and self._vectors.mapped):  # a writer needs the index in memory, not a read-only map
-            self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=save)
-            self._vectors_generation = generation
+        current = self._vectors
+        if current is not None and not (save and current.mapped) and (
+                self._vectors_generation == generation or self._hold_vectors):
+            return current
+        with self._vectors_lock:
+            stale = self._vectors is None or self._vectors_generation != generation
+            if stale or (save and self._vectors.mapped):  # a writer needs the index in memory, not a read-only map
+                self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=save)
+                self._vectors_generation = generation
+                if rebuilt:
+                    self._save_vectors(generation, holding_lock=save)
+            return self._vectors
+
+    def hold_vectors(self, hold: bool) -> None:
+        """Keep searching the loaded FAISS index while another handle writes (see vectors)."""
+        self._hold_vectors = hold
+
+    def refresh_vectors(self) -> None:
+        """Load the current FAISS index beside the one in use, then swap: searches never wait for the load."""
+        from .vectors import open_vectors
+
+        model = self.store.model()
+        generation = self.store.generation()
+        if model is None or (self._vectors is not None and self._vectors_generation == generation):
+            return
+        fresh, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=False)
+        with self._vectors_lock:
+            self._vectors, self._vectors_generation = fresh, generation
             if rebuilt:
-                self._save_vectors(generation, holding_lock=save)
-        return self._vectors
+                self._save_vectors(generation, holding_lock=False)
 
     def _save_vectors(self, generation: int, holding_lock: bool) -> None:
         """Keep a rebuilt FAISS file, so the next process need not rebuild it; only one writer saves."""
@@ -283,7 +315,7 @@ class Library(SidecarsMixin):
         missing = [t for t in wanted if t not in found]
         if missing:
             fresh = dict(zip(missing, self.embedder.embed_texts(missing)))
-            self.store.cache_texts(model.id, fresh)
+            self.store.cache_texts(model.id, fresh, wait_ms=self.cache_wait_ms)
             found.update(fresh)
         return np.stack([found[t] for t in texts])
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -165,6 +166,8 @@ class LabelSetRow(Base):
     templates: Mapped[str | None] = mapped_column(Text)  # JSON list; None: the default ensemble
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Tag new images with this set after every ingest the service runs (zsindex serve --watch).
+    auto: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class LabelRow(Base):

@@ -430,16 +430,36 @@ class Store:
             ).all()
         return {t: np.frombuffer(v, dtype=np.float32) for t, v in rows}
 
-    def cache_texts(self, model_id: int, vectors: dict[str, np.ndarray]) -> None:
-        if not vectors or self.read_only:  # a cache: a read-only index just goes without
-            return
+    def cache_texts(self, model_id: int, vectors: dict[str, np.ndarray], wait_ms: int | None = None) -> bool:
+        """Remember query vectors. With wait_ms, give up (False) rather than wait longer for another
+        writer (a long tag run), since the cache only saves the next identical query some work.
+        A read-only index just goes without (False)."""
+        from sqlalchemy.exc import OperationalError
+
+        if not vectors or self.read_only:
+            return not vectors
         stamp = now()
-        with self.session() as session:
-            session.execute(
-                insert_ignoring_duplicates(session, s.TextVector),
-                [{"model_id": model_id, "text": t, "vector": v.astype(np.float32).tobytes(), "last_used": stamp}
-                 for t, v in vectors.items()],
-            )
+        rows = [{"model_id": model_id, "text": t, "vector": v.astype(np.float32).tobytes(), "last_used": stamp}
+                for t, v in vectors.items()]
+        if wait_ms is None or self.engine.dialect.name != "sqlite":  # a server's writers do not block readers
+            with self.session() as session:
+                session.execute(insert_ignoring_duplicates(session, s.TextVector), rows)
+            return True
+        from sqlalchemy.dialects.sqlite import insert
+
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
+            conn.commit()
+            try:
+                conn.execute(insert(s.TextVector).on_conflict_do_nothing(), rows)
+                conn.commit()
+                return True
+            except OperationalError:
+                conn.rollback()
+                return False
+            finally:
+                conn.exec_driver_sql("PRAGMA busy_timeout=30000")  # the pooled connection's usual patience
+                conn.commit()
 
     def stored_vector(self, model_id: int, path: str) -> np.ndarray | None:
         """The vector of an indexed file, found by its path."""

@@ -1,0 +1,337 @@
+"""The HTTP API against a real index (demo model, drawn images, real SQLite and FAISS)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+import zsindex
+from zsindex.service import create_app
+
+from .service_world import CAMERA_MAKE, build_index, copy_index, wait_job
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, demo_embedder):
+    return build_index(tmp_path_factory.mktemp("svc"), demo_embedder)
+
+
+@pytest.fixture(scope="module")
+def client(built, demo_embedder):
+    app = create_app(zsindex.open(built[0], embedder=demo_embedder), roots=[built[1]], ingest_workers=0)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+@pytest.fixture
+def private(built, demo_embedder, tmp_path):
+    """A client over a private copy of the index, for tests that change files or the index."""
+    index, pics = copy_index(built, tmp_path)
+    app = create_app(zsindex.open(index, embedder=demo_embedder), roots=[pics], ingest_workers=0)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c, index, pics
+
+
+def search(client, **params):
+    r = client.get("/api/search", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def names(results):
+    return [Path(r["path"]).name for r in results]
+
+
+def error(r, status):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"]["status"] == status and body["error"]["message"]
+    return body["error"]["message"]
+
+
+# -- search ----------------------------------------------------------------------------------------
+def test_red_circles_come_first(client):
+    body = search(client, q="a red circle", k=5)
+    top = names(body["results"])
+    assert all("red-circle" in n for n in top[:2]), top
+    hit = body["results"][0]
+    assert set(hit) >= {"id", "path", "score", "width", "height", "taken", "format", "camera", "thumbnail"}
+    assert not os.path.isabs(hit["path"]) and hit["width"] == 256 and hit["format"] == "PNG"
+    assert hit["thumbnail"] == f"/api/images/{hit['id']}/thumbnail?size=256"
+    assert body["k"] == 5 and body["offset"] == 0 and body["query"]["q"] == "a red circle"
+
+
+def test_paging_is_stable(client):
+    whole = search(client, q="a green square", k=20)["results"]
+    pages = [search(client, q="a green square", k=5, offset=o)["results"] for o in (0, 5, 10, 15)]
+    assert [r["id"] for p in pages for r in p] == [r["id"] for r in whole]
+    again = search(client, q="a green square", k=20)["results"]
+    assert [r["id"] for r in again] == [r["id"] for r in whole]
+    scores = [r["score"] for r in whole]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_negative_terms_and_min_score(client):
+    plain = names(search(client, q="circle", k=10)["results"])
+    pushed = names(search(client, q="circle", **{"not": "red"}, not_weight=2.0, k=10)["results"])
+    assert sum("red" in n for n in pushed) < sum("red" in n for n in plain) or not any("red" in n for n in pushed)
+    high = search(client, q="a red circle", k=50, min_score=0.3)["results"]
+    assert high and all(r["score"] >= 0.3 for r in high)
+
+
+def test_filters(client):
+    assert {r["format"] for r in search(client, q="shape", k=50, format="png")["results"]} == {"PNG"}
+    jpeg = search(client, q="shape", k=50, format="jpg")["results"]
+    assert names(jpeg) == ["rotated.jpg"] and jpeg[0]["camera"] == f"{CAMERA_MAKE} Ikon 35"
+    assert jpeg[0]["taken"] == "2019-05-04T10:00:00" and (jpeg[0]["width"], jpeg[0]["height"]) == (200, 320)
+    assert names(search(client, q="shape", camera="zeiss")["results"]) == ["rotated.jpg"]
+    assert all("red" in n for n in names(search(client, q="shape", k=50, path="*red*")["results"]))
+    old = search(client, q="shape", k=50, before="2020-06-01")["results"]
+    assert len(old) == 3  # two PNGs dated 2020 and the 2019 JPEG
+    assert len(search(client, q="shape", k=50, after="2020-06-01")["results"]) == 38
+    empty = search(client, q="shape", k=50, after="", camera="", tag="")  # a form's empty fields mean "any"
+    assert len(empty["results"]) == 41
+
+
+def test_more_like_this_and_upload(client, built):
+    first = search(client, q="a red circle", k=1)["results"][0]
+    like = search(client, like=first["id"], k=3)["results"]
+    assert like[0]["id"] == first["id"] and "red-circle" in Path(like[1]["path"]).name
+    data = (built[1] / first["path"]).read_bytes()
+    r = client.post("/api/search", data={"k": "3"}, files={"file": ("mine.png", data, "image/png")})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["id"] == first["id"] and r.json()["query"]["upload"] == "mine.png"
+    r = client.post("/api/search", data={"k": "3", "q": "a red circle"}, files={"file": ("x.png", data)})
+    assert "red-circle" in r.json()["results"][0]["path"]
+
+
+def test_search_errors(client):
+    assert "q" in error(client.get("/api/search"), 422)
+    error(client.get("/api/search", params={"q": "x", "k": 0}), 422)
+    error(client.get("/api/search", params={"q": "x", "k": 201}), 422)
+    error(client.get("/api/search", params={"q": "x", "offset": -1}), 422)
+    error(client.get("/api/search", params={"q": "x", "min_score": "nan"}), 422)
+    assert "after" in error(client.get("/api/search", params={"q": "x", "after": "last tuesday"}), 422)
+    error(client.get("/api/search", params={"like": 99999}), 404)
+    error(client.get("/api/search", params={"like": "abc"}), 422)
+    error(client.post("/api/search", data={"q": "x"}), 422)
+    error(client.post("/api/search", files={"file": ("x.png", b"not an image")}), 422)
+    error(client.get("/api/nothing-here"), 404)
+    error(client.delete("/api/search"), 405)
+
+
+# -- images, files, thumbnails ---------------------------------------------------------------------
+def test_image_metadata_and_file(client, built):
+    hit = search(client, q="a red circle", k=1)["results"][0]
+    r = client.get(f"/api/images/{hit['id']}")
+    meta = r.json()
+    assert meta["id"] == hit["id"] and meta["path"] == hit["path"] and isinstance(meta["tags"], list)
+    assert meta["file"] == f"/api/images/{hit['id']}/file" and meta["size"] == (built[1] / hit["path"]).stat().st_size
+    f = client.get(meta["file"])
+    assert f.status_code == 200 and f.headers["content-type"] == "image/png"
+    assert f.content == (built[1] / hit["path"]).read_bytes()
+    error(client.get("/api/images/99999"), 404)
+    error(client.get("/api/images/0"), 422)
+    error(client.get("/api/images/99999999999999999999999"), 422)
+
+
+def test_thumbnails_etag_and_cache(client, built):
+    hit = search(client, q="shape", camera="zeiss")["results"][0]
+    r = client.get(f"/api/images/{hit['id']}/thumbnail", params={"size": 128})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert "max-age" in r.headers["cache-control"] and r.headers["etag"].startswith('"')
+    im = Image.open(io.BytesIO(r.content))
+    assert im.size == (80, 128)  # EXIF orientation 6 applied: the 320x200 file shows upright as portrait
+    cached = list((built[0] / "thumbnails").rglob("*-128.jpg"))
+    assert len(cached) == 1 and cached[0].read_bytes() == r.content
+    again = client.get(f"/api/images/{hit['id']}/thumbnail", params={"size": 128},
+                       headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and not again.content and again.headers["etag"] == r.headers["etag"]
+    other = client.get(f"/api/images/{hit['id']}/thumbnail", params={"size": 128}, headers={"If-None-Match": '"x"'})
+    assert other.status_code == 200
+    for size in (256, 512, 1024):
+        t = client.get(f"/api/images/{hit['id']}/thumbnail", params={"size": size})
+        assert max(Image.open(io.BytesIO(t.content)).size) == min(size, 320)
+    error(client.get(f"/api/images/{hit['id']}/thumbnail", params={"size": 300}), 422)
+    error(client.get("/api/images/99999/thumbnail"), 404)
+
+
+def test_changed_or_deleted_files_are_not_served(private):
+    client, index, pics = private
+    hit = search(client, q="a red circle", k=1)["results"][0]
+    path = pics / hit["path"]
+    path.write_bytes(b"something else entirely")
+    error(client.get(f"/api/images/{hit['id']}/file"), 404)
+    error(client.get(f"/api/images/{hit['id']}/thumbnail"), 404)
+    path.unlink()
+    job = client.post("/api/ingest", json={}).json()
+    assert wait_job(client, job["id"])["result"]["deleted"] == 1
+    error(client.get(f"/api/images/{hit['id']}"), 404)
+    error(client.get(f"/api/images/{hit['id']}/file"), 404)
+
+
+def test_facets(client):
+    facets = client.get("/api/facets").json()
+    assert {"value": "PNG", "count": 40} in facets["formats"] and {"value": "JPEG", "count": 1} in facets["formats"]
+    assert facets["cameras"] == [{"value": f"{CAMERA_MAKE} Ikon 35", "count": 1}]
+    assert isinstance(facets["tags"], list)
+
+
+def test_status(client):
+    status = client.get("/api/status").json()
+    assert status["model"]["name"] and status["images"]["indexed"] == 41
+    assert status["read_only"] is False and status["watch"] is False
+    assert status["runs"][0]["added"] == 41 and "sizes" in status and isinstance(status["label_sets"], list)
+
+
+def test_classify_upload(client, built):
+    data = next(built[1].glob("*red-circle.png")).read_bytes()
+    r = client.post("/api/classify", data={"labels": "red circle, blue square, green triangle"},
+                    files={"file": ("../../etc/c.png", data, "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["path"] == "c.png" and body["labels"][0]["label"] == "red circle"
+    assert abs(sum(x["score"] for x in body["labels"]) - 1) < 1e-4
+    client.put("/api/labels/colours-shapes", json={"labels": ["red circle", "blue square"]})
+    r = client.post("/api/classify", data={"label_set": "colours-shapes"}, files={"file": ("c.png", data)})
+    assert r.json()["labels"][0]["label"] == "red circle"
+    error(client.post("/api/classify", files={"file": ("c.png", data)}), 422)
+    error(client.post("/api/classify", data={"labels": "a,b", "label_set": "x"}, files={"file": ("c.png", data)}), 422)
+    error(client.post("/api/classify", data={"label_set": "no-such-set"}, files={"file": ("c.png", data)}), 404)
+    error(client.post("/api/classify", data={"labels": "a,b"}, files={"file": ("c.png", b"GIF89a broken")}), 422)
+
+
+# -- label sets, tag jobs, ingest jobs --------------------------------------------------------------
+def test_label_sets_crud(client):
+    r = client.put("/api/labels/shapes-crud", json={"labels": ["circle", "square"], "auto": True})
+    assert r.status_code == 201 and r.json()["labels"] == ["circle", "square"] and r.json()["auto"] is True
+    r = client.put("/api/labels/shapes-crud", json={"labels": ["circle", "square", "triangle"]})
+    assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["auto"] is True
+    same = client.put("/api/labels/shapes-crud", json={"labels": ["circle", "square", "triangle"], "auto": False})
+    assert same.json()["version"] == 2 and same.json()["auto"] is False
+    t = client.put("/api/labels/shapes-crud", json={"labels": ["circle", "square", "triangle"],
+                                                    "templates": ["a drawing of a {}."]})
+    assert t.json()["templates"] == ["a drawing of a {}."] and t.json()["version"] == 3
+    listed = client.get("/api/labels").json()["label_sets"]
+    assert any(s["name"] == "shapes-crud" and s["tagged"] == 0 for s in listed)
+    assert [c["label"] for c in client.get("/api/labels/shapes-crud").json()["counts"]] == ["circle", "square",
+                                                                                            "triangle"]
+    error(client.put("/api/labels/bad", json={"labels": []}), 422)
+    error(client.put("/api/labels/bad", json={"labels": ["a", "A"]}), 422)
+    error(client.put("/api/labels/bad", json={"labels": ["a"], "templates": ["no slot"]}), 422)
+    error(client.put("/api/labels/bad", json={"labels": ["a"], "colour": "red"}), 422)
+    assert client.delete("/api/labels/shapes-crud").status_code == 204
+    error(client.get("/api/labels/shapes-crud"), 404)
+    error(client.delete("/api/labels/shapes-crud"), 404)
+    error(client.delete("/api/labels/a,b/tags"), 404)  # never registers an ad-hoc set as a side effect
+    assert all(s["name"] != "a,b" for s in client.get("/api/labels").json()["label_sets"])
+
+
+def test_tag_job_with_events_counts_images_and_untag(client):
+    client.put("/api/labels/shapes", json={"labels": ["circle", "square", "triangle"]})
+    r = client.post("/api/labels/shapes/tag", json={"mode": "single"})
+    assert r.status_code == 202
+    job = r.json()
+    assert job["kind"] == "tag" and job["state"] in ("queued", "running", "done")
+    with client.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in stream.iter_lines() if line.startswith("data: ")]
+    import json
+
+    last = json.loads(events[-1][6:])
+    assert last["state"] == "done" and last["progress"]["done"] == last["progress"]["total"] == 41
+    assert last["result"]["counts"] and client.get(f"/api/jobs/{job['id']}").json()["state"] == "done"
+    assert any(j["id"] == job["id"] for j in client.get("/api/jobs").json()["jobs"])
+    shown = client.get("/api/labels/shapes").json()
+    counts = {c["label"]: c["count"] for c in shown["counts"]}
+    assert counts["circle"] >= 8 and shown["tagged"] == sum(counts.values())
+    circles = client.get("/api/labels/shapes/images", params={"label": "circle", "k": 5}).json()["results"]
+    assert len(circles) == 5 and all("circle" in r["path"] for r in circles)
+    p1 = client.get("/api/labels/shapes/images", params={"label": "circle", "k": 3, "offset": 3}).json()["results"]
+    assert [r["id"] for r in p1[:2]] == [r["id"] for r in circles[3:5]]
+    tagged = search(client, q="shape", tag="circle", k=50)["results"]
+    assert len(tagged) == counts["circle"] and all("circle" in r["path"] for r in tagged)
+    meta = client.get(f"/api/images/{circles[0]['id']}").json()
+    assert {"set": "shapes", "label": "circle"} == {k: meta["tags"][0][k] for k in ("set", "label")}
+    assert any(t["set"] == "shapes" for t in client.get("/api/facets").json()["tags"])
+    error(client.get("/api/labels/shapes/images", params={"label": "hexagon"}), 404)
+    assert client.delete("/api/labels/shapes/tags").json()["removed"] == sum(counts.values())
+    assert client.get("/api/labels/shapes").json()["tagged"] == 0
+    error(client.post("/api/labels/shapes/tag", json={"mode": "both"}), 422)
+    error(client.post("/api/labels/nope/tag", json={}), 404)
+    error(client.get("/api/jobs/nope"), 404)
+    error(client.get("/api/jobs/nope/events"), 404)
+
+
+def test_ingest_job_and_paths(private):
+    client, index, pics = private
+    (pics / "new").mkdir()
+    next(pics.glob("*red-circle.png")).rename(pics / "new" / "moved.png")
+    Image.new("RGB", (64, 64), "red").save(pics / "new" / "plain-red.png")
+    r = client.post("/api/ingest", json={"paths": None})
+    assert r.status_code == 202
+    result = wait_job(client, r.json()["id"])["result"]
+    assert (result["added"], result["moved"], result["deleted"]) == (1, 1, 0)
+    assert set(result) >= {"added", "unchanged", "changed", "moved", "deleted", "skipped", "run_id", "seconds"}
+    job = wait_job(client, client.post("/api/ingest", json={"paths": [str(pics / "new")]}).json()["id"])
+    assert job["state"] == "done" and job["result"]["unchanged"] == 2
+    for outside in ("/etc", str(pics / ".." / ".."), "../../etc/passwd", str(index)):
+        message = error(client.post("/api/ingest", json={"paths": [outside]}), 403)
+        assert "etc" not in message and str(pics) not in message
+    error(client.post("/api/ingest", json={"paths": [str(pics / "nothing-here")]}), 404)
+    error(client.post("/api/ingest", json={"paths": ["a\x00b"]}), 422)
+    error(client.post("/api/ingest", json={"paths": "/etc"}), 422)
+
+
+# -- concurrency with a writer ---------------------------------------------------------------------
+def test_a_held_write_transaction_does_not_stall_a_new_query(private):
+    """A long tag run holds SQLite's write lock; a new query's text-cache write gives up instead of waiting."""
+    import sqlite3
+    import time
+
+    client, index, _ = private
+    client.get("/api/search", params={"q": "warm up"})
+    blocker = sqlite3.connect(index / "index.sqlite", timeout=1)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer's lock, as during a tag run's one transaction
+    try:
+        started = time.perf_counter()
+        r = client.get("/api/search", params={"q": "a never seen query about red circles", "k": 3})
+        elapsed = time.perf_counter() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert r.status_code == 200 and len(r.json()["results"]) == 3
+    assert elapsed < 10  # the busy timeout would have made it wait 30 s
+
+
+def test_reader_keeps_its_index_while_a_job_writes(built, demo_embedder, tmp_path):
+    index, pics = copy_index(built, tmp_path)
+    reader = zsindex.open(index, embedder=demo_embedder)
+    n = reader.vectors().ntotal
+    writer = reader.sibling()
+    reader.hold_vectors(True)
+    Image.new("RGB", (64, 64), "red").save(pics / "plain-red.png")
+    writer.ingest([pics], workers=0)
+    assert reader.vectors().ntotal == n  # held: no rebuild while the job runs
+    reader.refresh_vectors()
+    reader.hold_vectors(False)
+    assert reader.vectors().ntotal == n + 1
+
+
+def test_any_file_name_is_served_as_valid_json(private):
+    client, index, pics = private
+    raw = os.path.join(os.fsencode(pics), b"caf\xe9 <b>&amp;.png")  # not UTF-8, and markup-like
+    Image.new("RGB", (64, 64), "red").save(raw)
+    wait_job(client, client.post("/api/ingest", json={}).json()["id"])
+    r = client.get("/api/search", params={"q": "red", "k": 50})
+    assert r.status_code == 200 and b"\\udce9" in r.content  # ASCII-escaped, parseable JSON
+    [hit] = [h for h in r.json()["results"] if "caf" in h["path"]]
+    assert os.fsencode(hit["path"]) == b"caf\xe9 <b>&amp;.png"  # the same bytes back
+    f = client.get(f"/api/images/{hit['id']}/file")
+    assert f.status_code == 200 and f.content == open(raw, "rb").read()
+    assert client.get(f"/api/images/{hit['id']}").status_code == 200

@@ -1,0 +1,211 @@
+"""The facade's browsing half: images by id, their files and thumbnails, facets, label-set overviews.
+
+A mixin of ``Library`` (see library.py), kept apart so each module stays small.
+Everything here goes through the store's unit of work; nothing prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import NotFoundError
+
+if TYPE_CHECKING:
+    from .labels import LabelSet
+    from .store import Store
+
+
+class BrowseMixin:
+    store: "Store"
+    folder: Path
+    _embedder: Any
+    _model_args: tuple[str | None, str | None, str | None]
+
+    # -- model sharing -----------------------------------------------------------------------------
+    def sibling(self) -> Any:
+        """Another Library on the same folder and model choice, sharing the model once it is loaded.
+
+        A server searches through one and runs jobs through the other, so a job's
+        in-place FAISS updates never race a search.
+        """
+        from .library import Library
+
+        model, pretrained, device = self._model_args
+        other = Library(self.folder, model=model, pretrained=pretrained, device=device)
+        other._embedder = self._embedder
+        return other
+
+    def use_model_of(self, other: Any) -> None:
+        """Use another Library's model (loading it there if needed): one copy of the weights per process."""
+        self._embedder = other.embedder
+
+    # -- images ------------------------------------------------------------------------------------
+    def roots(self, extra: Sequence[str | Path] = ()) -> list[str]:
+        """Roots paths are shown relative to: those given (e.g. at a server's start) and every ingested one."""
+        from .catalog import recorded_roots
+
+        with self.store.session() as session:
+            recorded = recorded_roots(session)
+        return list(dict.fromkeys([os.path.abspath(os.fspath(r)) for r in extra] + recorded))
+
+    def describe(self, ids: Sequence[int], roots: Sequence[str] | None = None) -> dict[int, dict[str, Any]]:
+        """Metadata of indexed images by id; paths relative to their ingest root."""
+        from .catalog import describe
+
+        roots = self.roots() if roots is None else roots
+        with self.store.session() as session:
+            return describe(session, ids, roots)
+
+    def image(self, image_id: int, roots: Sequence[str] | None = None) -> dict[str, Any]:
+        """One indexed image: metadata and tags. NotFoundError for unknown, deleted or unreadable ids."""
+        from .catalog import describe, image_tags, indexed_image
+
+        roots = self.roots() if roots is None else roots
+        with self.store.session() as session:
+            indexed_image(session, image_id)
+            out = describe(session, [image_id], roots)[image_id]
+            out["tags"] = image_tags(session, image_id)
+        return out
+
+    def image_source(self, image_id: int) -> str:
+        """The recorded path of an indexed image (its stored vector is found by it: "more like this")."""
+        from .catalog import indexed_image
+
+        with self.store.session() as session:
+            return indexed_image(session, image_id).path
+
+    def image_file(self, image_id: int) -> tuple[Path, str | None]:
+        """(path, format) of an indexed image whose file is still the one indexed (same size and mtime).
+
+        A file replaced since ingest (by another file or a link elsewhere) is refused
+        until it is ingested again, so only content the index has seen is ever served.
+        """
+        from .catalog import indexed_image
+
+        with self.store.session() as session:
+            row = indexed_image(session, image_id)
+            path, size, mtime_ns, fmt = row.path, row.size, row.mtime_ns, row.format
+        try:
+            st = os.stat(path)
+        except OSError:
+            raise NotFoundError(f"the file of image {image_id} is gone; run `zsindex ingest` again") from None
+        if st.st_size != size or st.st_mtime_ns != mtime_ns or not os.path.isfile(path):
+            raise NotFoundError(f"the file of image {image_id} changed since it was indexed; "
+                                f"run `zsindex ingest` again")
+        return Path(path), fmt
+
+    def thumbnail_key(self, image_id: int, size: int) -> str:
+        """What names a thumbnail (content hash and size): an ETag that needs no file access."""
+        from .catalog import indexed_image
+        from .thumbcache import check_size
+
+        check_size(size)
+        with self.store.session() as session:
+            sha = indexed_image(session, image_id).sha256
+        return f"{sha}-{size}"
+
+    def thumbnail(self, image_id: int, size: int, max_megapixels: float | None = None,
+                  key: str | None = None) -> tuple[Path, str]:
+        """(cached JPEG file, key) of an indexed image's thumbnail, made on first request.
+
+        With the ``key`` that thumbnail_key just gave, a cached thumbnail needs no second lookup.
+        """
+        from .catalog import indexed_image
+        from .config import DEFAULT_MAX_MEGAPIXELS
+        from .thumbcache import cache_path, check_size, make_thumbnail
+
+        check_size(size)
+        if key is not None:
+            known = cache_path(self.folder, key.rsplit("-", 1)[0], size)
+            if known.is_file():
+                return known, key
+        with self.store.session() as session:
+            row = indexed_image(session, image_id)
+            path, sha = row.path, row.sha256 or ""
+        cached = cache_path(self.folder, sha, size)
+        if not cached.is_file():
+            cached = make_thumbnail(self.folder, path, sha, size, max_megapixels or DEFAULT_MAX_MEGAPIXELS)
+        return cached, f"{sha}-{size}"
+
+    def facets(self) -> dict[str, list[dict[str, Any]]]:
+        from .catalog import facets
+
+        with self.store.session() as session:
+            return facets(session)
+
+    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        from .catalog import runs
+
+        with self.store.session() as session:
+            return runs(session, limit)
+
+    # -- label sets --------------------------------------------------------------------------------
+    def label_sets(self) -> list[dict[str, Any]]:
+        """Every set: labels, templates, auto flag and how many indexed images it tags."""
+        from .catalog import overviews
+
+        with self.store.session() as session:
+            return overviews(session)
+
+    def label_set(self, name: str) -> dict[str, Any]:
+        """One set's overview plus tag counts per label (NotFoundError if unknown)."""
+        from .catalog import require_set, set_overview
+        from .tagger import tag_counts
+
+        with self.store.session() as session:
+            row, labels = require_set(session, name)
+            out = set_overview(session, row, labels)
+            ids = [r.id for r in labels]
+        counts = tag_counts(self.store, ids)
+        out["counts"] = [{"label": lab, "count": counts.get(lab, 0)} for lab in out["labels"]]
+        return out
+
+    def labels_put(self, name: str, labels: "LabelSet | Sequence[str] | str", templates: Sequence[str] | None = None,
+                   auto: bool | None = None) -> tuple[dict[str, Any], bool]:
+        """Create set NAME or make it hold exactly these labels; (overview, created)."""
+        from .catalog import put_set
+        from .zeroshot import as_label_set
+
+        label_set = as_label_set(labels)
+        with self.store.session() as session:
+            created = put_set(session, name, label_set.labels, templates, auto)
+        return self.label_set(name), created
+
+    def labels_auto(self, name: str, auto: bool = True) -> None:
+        """Mark a set for auto-tagging after each ingest the service runs."""
+        from .catalog import set_auto
+
+        with self.store.session() as session:
+            set_auto(session, name, auto)
+
+    def auto_label_sets(self) -> list[str]:
+        from .catalog import auto_sets
+
+        with self.store.session() as session:
+            return auto_sets(session)
+
+    def tag_mode(self, name: str) -> str:
+        """The mode of the set's current tags ('single' when untagged), for re-tagging it the same way."""
+        from .catalog import set_mode
+
+        with self.store.session() as session:
+            return set_mode(session, name)
+
+    def stored_label_set(self, name: str) -> "LabelSet":
+        """A registered set as a LabelSet (for classifying against it)."""
+        from .catalog import require_set
+        from .tagging import as_label_set
+
+        with self.store.session() as session:
+            return as_label_set(*require_set(session, name))
+
+    def label_images(self, name: str, label: str | None = None, k: int = 24,
+                     offset: int = 0) -> list[tuple[int, float]]:
+        """(image id, score) of the images a set (or one label of it) tags, best first, stable pages."""
+        from .catalog import label_images
+
+        with self.store.session() as session:
+            return label_images(session, name, label, k, offset)

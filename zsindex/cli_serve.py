@@ -1,0 +1,96 @@
+"""`zsindex serve`: the HTTP API and web app over an index, with uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import click
+
+from .clikit import index_option
+from .errors import UsageError
+from .output import warn
+
+ENV_TOKEN = "ZSINDEX_TOKEN"
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Anything but loopback needs --token (or --no-auth-i-know).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to bind.")
+@click.option("--token", envvar=ENV_TOKEN, show_envvar=True,
+              help="Require this token on every API route and page (Bearer header or the login page's cookie).")
+@click.option("--no-auth-i-know", "no_auth", is_flag=True,
+              help="Serve a non-loopback address without a token: anyone who can reach it can use it.")
+@click.option("--read-only", is_flag=True, help="Refuse every route that changes the index (403).")
+@click.option("--watch", is_flag=True,
+              help="Watch the roots; after changes settle, ingest them and tag with label sets marked --auto.")
+@click.option("--root", "roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder the server may ingest and watch (repeatable)  [default: the roots recorded in the index]")
+@click.option("--cors-origin", "cors_origins", multiple=True,
+              help="Allow browser pages from this origin to call the API (repeatable)  [default: none]")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=20.0, show_default=True,
+              help="Largest request body accepted (413 beyond).")
+@click.option("--max-upload-megapixels", type=click.FloatRange(min=0.01), default=50.0, show_default=True,
+              help="Largest uploaded image accepted (422 beyond).")
+@click.option("--compute-threads", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Threads per model or FAISS call (0: the libraries' defaults). One suits a server, whose "
+              "concurrent requests already use the cores.")
+@click.option("--model", "-m", default=None, help="Model to load  [default: the one recorded in the index]")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
+              show_default=True)
+def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_auth: bool, read_only: bool,
+          watch: bool, roots: tuple[Path, ...], cors_origins: tuple[str, ...], max_upload_mb: float,
+          max_upload_megapixels: float, compute_threads: int, model: str | None, log_level: str) -> None:
+    """Serve the index over HTTP: a JSON API (/docs, /openapi.json) and a web app (/).
+
+    Safe by default: binds 127.0.0.1, answers only to loopback host names unless
+    a token is set, no CORS, strict security headers. Give --token (or set
+    ZSINDEX_TOKEN) to bind another address.
+
+    \b
+    Examples:
+      zsindex serve --index ./photos-index
+      zsindex serve --watch --root ~/Pictures
+      ZSINDEX_TOKEN=s3cret zsindex serve --host 0.0.0.0 --read-only
+    """
+    if compute_threads:
+        # Before torch or FAISS load OpenMP: its thread count then holds in every request thread too
+        # (a later omp_set_num_threads reaches only the thread that calls it).
+        os.environ.setdefault("OMP_NUM_THREADS", str(compute_threads))
+    import uvicorn
+
+    from .library import Library
+    from .service import create_app
+
+    token = token or None
+    if not is_loopback(host) and token is None and not no_auth:
+        raise UsageError(f"binding {host} exposes the index beyond this machine: give --token "
+                         f"(or {ENV_TOKEN}), or --no-auth-i-know to serve it without authentication")
+    library = Library(index_dir, model=model, create=bool(roots))  # a new index only when given folders
+    if watch and not roots and not library.roots():
+        raise UsageError("--watch needs folders to watch: give --root PATH, or ingest a folder first")
+    allowed = None if (no_auth or token) else ("127.0.0.1", "localhost", "::1", host.lower().strip("[]"))
+    app = create_app(library, token=token, read_only=read_only, roots=[os.fspath(r) for r in roots], watch=watch,
+                     cors_origins=cors_origins, allowed_hosts=allowed,
+                     max_upload_bytes=int(max_upload_mb * 1_000_000), max_upload_megapixels=max_upload_megapixels,
+                     compute_threads=compute_threads or None)
+    warn(f"serving {library.folder} on http://{host}:{port}/ (API docs at /docs)"
+         + (", read-only" if read_only else "") + (", token required" if token else "")
+         + (", watching for changes" if watch else ""))
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)

@@ -1,0 +1,109 @@
+"""Pieces every route module shares: the Service from the request, the read-only guard, error mapping."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import (
+    ImageError,
+    IndexLockedError,
+    IndexStateError,
+    ModelError,
+    ModelMismatchError,
+    NotFoundError,
+    UsageError,
+    ZsindexError,
+)
+from .security import SECURITY_HEADERS
+from .state import Service
+
+log = logging.getLogger("zsindex.service")
+
+# Most specific first: the first class an error is an instance of decides its status.
+STATUS_OF: tuple[tuple[type[BaseException], int], ...] = (
+    (NotFoundError, 404),
+    (UsageError, 422),
+    (ImageError, 422),
+    (IndexLockedError, 409),
+    (ModelMismatchError, 409),
+    (IndexStateError, 409),
+    (ModelError, 503),
+    (PermissionError, 403),
+)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON for any file name: names that are not UTF-8 reach Python with surrogate escapes, which
+    UTF-8 cannot encode; such a body is written with ASCII escapes (\\udcXX), which JSON parsers accept
+    and which give back the very same str in Python (``os.fsencode`` then gives the original bytes)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def writable(request: Request) -> None:
+    """Dependency of every route that changes something: refused in --read-only mode."""
+    if service(request).settings.read_only:
+        raise HTTPException(403, "the server runs with --read-only; this route changes the index")
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> SafeJSONResponse:
+    return SafeJSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
+
+
+def _message(exc: BaseException, status: int) -> str:
+    if isinstance(exc, PermissionError):
+        return "forbidden: the path is outside what this server serves"  # says nothing about the file system
+    return str(exc) or type(exc).__name__
+
+
+async def on_zsindex_error(_request: Request, exc: Exception) -> JSONResponse:
+    for cls, status in STATUS_OF:
+        if isinstance(exc, cls):
+            return error_response(status, _message(exc, status))
+    log.error("unmapped zsindex error: %s", exc)
+    return error_response(500, str(exc))
+
+
+async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+
+async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "body", "path", "form"))
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return error_response(422, "; ".join(parts) or "invalid request")
+
+
+async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    """The last resort: a JSON 500 that never carries a stack trace (that goes to the server log)."""
+    log.error("unexpected error: %r", exc, exc_info=exc)
+    response = error_response(500, "internal server error (see the server log)")
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def install_error_handlers(app: Any) -> None:
+    app.add_exception_handler(ZsindexError, on_zsindex_error)
+    app.add_exception_handler(PermissionError, on_zsindex_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

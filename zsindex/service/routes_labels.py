@@ -1,0 +1,128 @@
+"""Label sets, tag and ingest jobs (with progress by polling or server-sent events)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .common import SafeJSONResponse, service, writable
+from .routes_search import _results
+from .state import Service
+
+router = APIRouter(prefix="/api", tags=["labels and jobs"])
+SetName = Annotated[str, Path(min_length=1, max_length=200, description="A label set's name")]
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
+STREAM_POLL_S = 0.2
+STREAM_KEEPALIVE_S = 15.0
+
+
+class LabelSetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    labels: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(..., min_length=1, max_length=5000)
+    templates: list[Annotated[str, Field(max_length=500)]] | None = Field(None, max_length=100)
+    auto: bool | None = None
+
+
+class TagBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["single", "multi"] = "single"
+    threshold: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
+
+
+class IngestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] | None = Field(None, max_length=100)
+
+
+@router.get("/labels", summary="Every label set")
+def labels_list(svc: Service = Depends(service)) -> dict[str, Any]:
+    return {"label_sets": svc.reader.label_sets()}
+
+
+@router.get("/labels/{name}", summary="One label set with its tag counts")
+def labels_show(name: SetName, svc: Service = Depends(service)) -> dict[str, Any]:
+    return svc.reader.label_set(name)
+
+
+@router.put("/labels/{name}", summary="Create a label set or make it hold exactly these labels",
+            dependencies=[Depends(writable)], status_code=200, responses={201: {"description": "Created"}})
+def labels_put(name: SetName, body: LabelSetBody, svc: Service = Depends(service)) -> SafeJSONResponse:
+    shown, created = svc.reader.labels_put(name, [lab.strip() for lab in body.labels], body.templates, body.auto)
+    return SafeJSONResponse(shown, status_code=201 if created else 200)
+
+
+@router.delete("/labels/{name}", summary="Remove a label set and its tags", status_code=204,
+               dependencies=[Depends(writable)], response_class=Response)
+def labels_delete(name: SetName, svc: Service = Depends(service)) -> Response:
+    svc.reader.label_set(name)  # 404 for an unknown set
+    svc.reader.labels_remove(name)
+    return Response(status_code=204)
+
+
+@router.post("/labels/{name}/tag", summary="Start a tag run (a job)", status_code=202,
+             dependencies=[Depends(writable)])
+def labels_tag(name: SetName, body: TagBody | None = None, svc: Service = Depends(service)) -> dict[str, Any]:
+    body = body or TagBody(mode="single", threshold=None)
+    return svc.submit_tag(name, body.mode, body.threshold).to_dict()
+
+
+@router.delete("/labels/{name}/tags", summary="Remove every tag of a label set", dependencies=[Depends(writable)])
+def labels_untag(name: SetName, svc: Service = Depends(service)) -> dict[str, Any]:
+    svc.reader.label_set(name)
+    return {"removed": svc.reader.untag(name)}
+
+
+@router.get("/labels/{name}/images", summary="Images a label set (or one label of it) tags, best first")
+def labels_images(name: SetName, label: Annotated[str | None, Query(max_length=500)] = None,
+                  k: Annotated[int, Query(ge=1, le=200)] = 24, offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+                  svc: Service = Depends(service)) -> dict[str, Any]:
+    pairs = svc.reader.label_images(name, label or None, k, offset)
+    return {"results": _results(svc, pairs), "k": k, "offset": offset, "query": {"label_set": name, "label": label}}
+
+
+@router.post("/ingest", summary="Start an incremental ingest of the served roots (a job)", status_code=202,
+             dependencies=[Depends(writable)])
+def ingest(body: IngestBody | None = None, svc: Service = Depends(service)) -> dict[str, Any]:
+    return svc.submit_ingest(body.paths if body else None).to_dict()
+
+
+@router.get("/jobs", summary="Recent jobs, newest first")
+def jobs_list(svc: Service = Depends(service)) -> dict[str, Any]:
+    return {"jobs": [j.to_dict() for j in svc.jobs.all()]}
+
+
+@router.get("/jobs/{job_id}", summary="One job: state, progress, result or error")
+def jobs_show(job_id: JobId, svc: Service = Depends(service)) -> dict[str, Any]:
+    return svc.jobs.get(job_id).to_dict()
+
+
+@router.get("/jobs/{job_id}/events", summary="A job's progress as server-sent events, until it ends",
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def jobs_events(request: Request, job_id: JobId, svc: Service = Depends(service)) -> StreamingResponse:
+    job = svc.jobs.get(job_id)
+
+    async def events() -> AsyncIterator[str]:
+        sent, idle = -1, 0.0
+        while True:
+            if job.version != sent:
+                sent = job.version
+                idle = 0.0
+                yield f"data: {json.dumps(job.to_dict())}\n\n"
+                if job.finished:
+                    return
+            elif idle >= STREAM_KEEPALIVE_S:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(STREAM_POLL_S)
+            idle += STREAM_POLL_S
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,165 @@
+"""Read routes: status, search (text, image id, upload), images, thumbnails, files, facets, classify.
+
+Every route parses, calls the library facade, shapes JSON. Routes are plain
+functions, so FastAPI runs them on its thread pool: model and FAISS work never
+blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import UsageError
+from .common import service
+from .state import Service
+from .uploads import safe_name, saved_upload
+
+router = APIRouter(prefix="/api", tags=["search"])
+ImageId = Annotated[int, Path(ge=1, le=2**62, description="An image id from search results")]
+THUMB_CACHE = "private, max-age=3600"
+
+
+class SearchParams(BaseModel):
+    """Everything `zsindex search` takes; empty strings count as not given."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    q: str | None = Field(None, max_length=1000, description="Query text")
+    not_: list[str] = Field(default_factory=list, alias="not", description="Texts to push away from (repeatable)")
+    not_weight: float = Field(0.5, ge=0, le=10, allow_inf_nan=False)
+    like: int | None = Field(None, ge=1, le=2**62, description="An image id: more like this one")
+    path: str | None = Field(None, max_length=1000, description="Glob over the full path")
+    after: str | None = Field(None, max_length=40, description="Taken on or after, e.g. 2024-06-30")
+    before: str | None = Field(None, max_length=40, description="Taken before")
+    camera: str | None = Field(None, max_length=200)
+    format: str | None = Field(None, max_length=20)
+    tag: str | None = Field(None, max_length=500, description="Only images tagged with this label")
+    k: int = Field(24, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=100_000)
+    min_score: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
+
+    def cleaned(self) -> "SearchParams":
+        blank = {name: None for name in ("q", "path", "after", "before", "camera", "format", "tag")
+                 if isinstance(getattr(self, name), str) and not getattr(self, name).strip()}
+        nots = [t for t in self.not_ if t.strip()]
+        return self.model_copy(update={**blank, "not_": nots})
+
+
+def _results(svc: Service, pairs: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    meta = svc.reader.describe([i for i, _ in pairs], svc.roots())
+    out = []
+    for image_id, score in pairs:
+        m = meta.get(image_id)
+        if m is not None:
+            out.append({**{k: m[k] for k in ("id", "path", "width", "height", "taken", "format", "camera")},
+                        "score": round(float(score), 6), "thumbnail": f"/api/images/{image_id}/thumbnail?size=256"})
+    return out
+
+
+def run_search(svc: Service, p: SearchParams, upload: Any = None) -> dict[str, Any]:
+    from ..search import Filters, parse_date
+
+    p = p.cleaned()
+    if p.q is None and p.like is None and upload is None:
+        raise UsageError("give a query text q, an image id like, or upload an image")
+    filters = Filters(path=p.path, after=parse_date(p.after, "after"), before=parse_date(p.before, "before"),
+                      camera=p.camera, format=p.format, tag=p.tag)
+    likes = [svc.reader.image_source(p.like)] if p.like is not None else []
+
+    def search(extra: list[Any]) -> list[Any]:
+        return svc.reader.search(p.q, like=likes + extra, not_=p.not_, not_weight=p.not_weight, k=p.k,
+                                 offset=p.offset, min_score=p.min_score, filters=filters)
+
+    if upload is not None:
+        with saved_upload(upload, svc.settings.max_upload_megapixels) as path:
+            hits = search([path])
+    else:
+        hits = search([])
+    query = p.model_dump(by_alias=True, exclude_none=True)
+    if upload is not None:
+        query["upload"] = safe_name(upload.filename)
+    return {"results": _results(svc, [(h.id, h.score) for h in hits]), "k": p.k, "offset": p.offset, "query": query}
+
+
+@router.get("/status", summary="Model, counts, sizes, recent runs, label sets, server mode")
+def status(svc: Service = Depends(service)) -> dict[str, Any]:
+    out = svc.reader.status()
+    out["sizes"] = out.get("bytes", {})
+    out["runs"] = svc.reader.runs(10)
+    out["label_sets"] = svc.reader.label_sets()
+    out["read_only"] = svc.settings.read_only
+    out["watch"] = svc.settings.watch
+    out["jobs"] = [j.to_dict() for j in svc.jobs.pending()]
+    return out
+
+
+@router.get("/search", summary="Search by text and/or an indexed image (more like this)")
+def search_get(params: Annotated[SearchParams, Query()], svc: Service = Depends(service)) -> dict[str, Any]:
+    return run_search(svc, params)
+
+
+@router.post("/search", summary="Search by an uploaded image (multipart field 'file'), plus any GET field")
+def search_post(params: Annotated[SearchParams, Form()], file: UploadFile = File(...),
+                svc: Service = Depends(service)) -> dict[str, Any]:
+    return run_search(svc, params, file)
+
+
+@router.get("/images/{image_id}", summary="Metadata and tags of one indexed image")
+def image(image_id: ImageId, svc: Service = Depends(service)) -> dict[str, Any]:
+    out = svc.reader.image(image_id, svc.roots())
+    out["thumbnail"] = f"/api/images/{image_id}/thumbnail?size=256"
+    out["file"] = f"/api/images/{image_id}/file"
+    return out
+
+
+@router.get("/images/{image_id}/thumbnail", summary="A JPEG thumbnail (cached; ETag, 304 on If-None-Match)",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 304: {}})
+def thumbnail(request: Request, image_id: ImageId, size: Annotated[int, Query(ge=1, le=4096)] = 256,
+              svc: Service = Depends(service)) -> Response:
+    key = svc.reader.thumbnail_key(image_id, size)
+    etag = f'"{key}"'
+    headers = {"ETag": etag, "Cache-Control": THUMB_CACHE}
+    wanted = request.headers.get("if-none-match", "")
+    if etag in {t.strip() for t in wanted.split(",")} or wanted.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    path, _ = svc.reader.thumbnail(image_id, size, key=key)
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
+
+
+@router.get("/images/{image_id}/file", summary="The original file of an indexed image",
+            response_class=Response, responses={200: {"content": {"image/*": {}}}})
+def image_file(image_id: ImageId, svc: Service = Depends(service)) -> Response:
+    from PIL import Image
+
+    path, fmt = svc.reader.image_file(image_id)
+    media = Image.MIME.get(fmt or "", "application/octet-stream")
+    name = os.fsencode(os.path.basename(path)).decode("utf-8", "replace")  # any name, as valid text
+    return FileResponse(path, media_type=media, content_disposition_type="inline", filename=name,
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/facets", summary="Counts for filters: tags, cameras, formats")
+def facets(svc: Service = Depends(service)) -> dict[str, Any]:
+    return svc.reader.facets()
+
+
+@router.post("/classify", summary="Classify an uploaded image against labels or a label set")
+def classify(file: UploadFile = File(...), labels: Annotated[str | None, Form(max_length=20_000)] = None,
+             label_set: Annotated[str | None, Form(max_length=200)] = None,
+             svc: Service = Depends(service)) -> dict[str, Any]:
+    labels = labels if labels and labels.strip() else None
+    label_set = label_set if label_set and label_set.strip() else None
+    if (labels is None) == (label_set is None):
+        raise UsageError("give exactly one of labels ('a,b,c') or label_set (a set's name)")
+    chosen: Any = labels if labels is not None else svc.reader.stored_label_set(label_set or "")
+    with saved_upload(file, svc.settings.max_upload_megapixels) as path:
+        result = svc.reader.classify([path], chosen)[0]
+    out = result.to_dict()
+    out["path"] = safe_name(file.filename)
+    if result.error is not None:
+        raise UsageError(f"cannot classify the upload: {result.error}")
+    return out

@@ -1,0 +1,63 @@
+"""Thumbnails of indexed images, made with the ingest decoder and cached on disk by content hash.
+
+The cache lives in the index folder (``thumbnails/ab/<sha256>-<size>.jpg``):
+a file's content hash names its thumbnails, so a moved file keeps them and a
+changed file gets new ones. The decoder is the one ingest uses (bomb guard,
+EXIF orientation, reduced-size JPEG decoding), so a thumbnail shows what the
+model saw, upright.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from .config import DEFAULT_MAX_MEGAPIXELS
+from .errors import NotFoundError, UsageError
+from .images import decode_bytes
+
+SIZES = (128, 256, 512, 1024)
+THUMB_DIR = "thumbnails"
+QUALITY = 85
+
+
+def check_size(size: int) -> int:
+    if size not in SIZES:
+        raise UsageError(f"thumbnail size must be one of {', '.join(map(str, SIZES))}, not {size}")
+    return size
+
+
+def cache_path(folder: Path, sha256: str, size: int) -> Path:
+    return folder / THUMB_DIR / sha256[:2] / f"{sha256}-{size}.jpg"
+
+
+def make_thumbnail(folder: Path, source: str, sha256: str, size: int,
+                   max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Path:
+    """The cached thumbnail of this content at this size, made now if missing. Raises ImageError."""
+    from PIL import Image
+
+    target = cache_path(folder, sha256, check_size(size))
+    if target.is_file():
+        return target
+    try:
+        data = Path(source).read_bytes()
+    except OSError:
+        raise NotFoundError("the image file can no longer be read; run `zsindex ingest` again") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise NotFoundError("the image file changed since it was indexed; run `zsindex ingest` again")
+    decoded = decode_bytes(data, target=size, max_megapixels=max_megapixels)
+    image = decoded.image
+    assert image is not None  # pixels are always decoded here
+    image.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            image.save(out, "JPEG", quality=QUALITY, optimize=False)
+        os.replace(tmp, target)  # atomic: a reader sees the whole file or none
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

@@ -22,7 +22,8 @@ from zsindex.cli import cli
 
 from .conftest import FIXTURES
 
-NO_RESULTS: set[str] = set()  # commands that print nothing on stdout (say, a server) would go here
+NO_RESULTS: set[str] = {"serve"}  # commands that print nothing on stdout: a server
+GROUPS = ("labels", "sidecars")  # commands with sub-commands
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
@@ -59,6 +60,8 @@ def tiny(tmp_path_factory):
         for shape in ("circle", "square"):
             Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=64, rng=rng)).save(
                 photos / cls / f"{colour}-{shape}.png")
+    # a user's Lightroom sidecar beside one image: its keywords are what `zsindex keywords` counts
+    (photos / "red_things" / "red-circle.png.xmp").write_bytes((FIXTURES / "sidecars" / "lightroom.xmp").read_bytes())
     (base / "bad").mkdir()
     (base / "bad" / "broken.png").write_bytes((FIXTURES / "broken.png").read_bytes())
     return {"base": base, "photos": photos, "index": str(base / "index"),
@@ -83,9 +86,12 @@ def runs(t: dict, n: int) -> list[list[str]]:
         ["labels", "show", colours, *i],
         ["tag", "-l", colours, *i],
         ["tags", *i],
+        ["sidecars", "write", "-l", colours, *i],
+        ["keywords", *i],
         ["export", "-l", colours, *i],
         ["eval", str(t["photos"]), "-m", "demo"],
         ["untag", "-l", colours, *i],
+        ["sidecars", "remove", *i],
         ["labels", "remove", colours, *i],
         ["forget", "--missing", *i],
         ["demo", "--dir", str(t["base"] / "demo")],
@@ -102,11 +108,11 @@ def test_every_command_has_the_output_options():
 @pytest.mark.slow
 def test_piped_output_parses_for_every_command(tiny, monkeypatch):
     monkeypatch.setenv("ZSINDEX_HOME", str(tiny["base"] / "home"))
-    covered = {" ".join(a[:2]) if a[0] == "labels" else a[0] for a in runs(tiny, 0)}
+    covered = {" ".join(a[:2]) if a[0] in GROUPS else a[0] for a in runs(tiny, 0)}
     assert set(leaf_commands()) - NO_RESULTS <= covered, "add an invocation for every command to runs()"
     for n, fmt in enumerate(("", "--csv", "--table")):
         for args in runs(tiny, n):
-            name = " ".join(args[:2]) if args[0] == "labels" else args[0]
+            name = " ".join(args[:2]) if args[0] in GROUPS else args[0]
             if fmt and name in ("demo", "eval", "ingest"):  # the slow ones once, piped
                 continue
             r = CliRunner().invoke(cli, [*args, *([fmt] if fmt else [])])

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .clikit import ProgressBar, index_option, open_library
-from .output import emit_rows, output_options, warn
-
-
-def _json(obj: Any) -> str:
-    """JSON text; names that are not UTF-8 keep their bytes as \\udcXX escapes (read back by any JSON parser
-    into the same surrogate-escaped str that os.fsencode turns into the original bytes)."""
-    text = json.dumps(obj, ensure_ascii=False, default=str)
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return json.dumps(obj, ensure_ascii=True, default=str)
-
-
-def _shown(path: str) -> str:
-    """A path for a message line: bytes that are not UTF-8 shown as \\xNN."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+from .output import emit_record, emit_rows, output_options, shown, warn
 
 
 @click.group()
@@ -41,15 +24,16 @@ def sidecars() -> None:
     """
 
 
-def _print_report(report: Any, as_json: bool) -> None:
-    if as_json:
-        click.echo(_json(report.to_dict()))
-    else:
-        counts = ", ".join(f"{k} {v}" for k, v in report.to_dict().items() if isinstance(v, int)
-                           and not isinstance(v, bool))
-        click.echo(counts + f" in {report.seconds:.1f}s" + (" (dry run: nothing written)" if report.dry_run else ""))
+def _print_report(report: Any, fmt: str) -> None:
+    """The report: as JSON, every sidecar too; as CSV or a table, its counts."""
+    record = report.to_dict()
+    if fmt != "json":
+        record = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
+    emit_record(record, fmt)
+    if report.dry_run:
+        warn("dry run: nothing was written")
     for path, reason in report.skipped_files[:20]:
-        warn(f"skipped {_shown(path)}: {reason}")
+        warn(f"skipped {shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
         warn(f"... and {len(report.skipped_files) - 20} more (see --json)")
 
@@ -65,10 +49,10 @@ def _print_report(report: Any, as_json: bool) -> None:
               "An existing sidecar of either naming is updated.")
 @click.option("--prefix", default="zsindex", show_default=True,
               help="Root of the hierarchical keywords (zsindex|SET|label); 'none' for SET|label.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object, with every sidecar.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@output_options
 def sidecars_write(index_dir: Path | None, labels: str, path_glob: str | None, min_score: float | None,
-                   dry_run: bool, naming: str, prefix: str, as_json: bool, quiet: bool) -> None:
+                   dry_run: bool, naming: str, prefix: str, quiet: bool, fmt: str) -> None:
     """Write the current tags of a label set into each image's XMP sidecar.
 
     Adds dc:subject (flat keywords), lr:hierarchicalSubject (zsindex|SET|label)
@@ -88,16 +72,16 @@ def sidecars_write(index_dir: Path | None, labels: str, path_glob: str | None, m
             prefix=None if prefix.lower() == "none" else prefix, progress=bar)
     finally:
         bar.close()
-    _print_report(report, as_json)
+    _print_report(report, fmt)
 
 
 @sidecars.command("remove")
 @index_option
 @click.option("--labels", "-l", help="Only the keywords of this label set  [default: every set]")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object, with every sidecar.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sidecars_remove(index_dir: Path | None, labels: str | None, dry_run: bool, as_json: bool, quiet: bool) -> None:
+@output_options
+def sidecars_remove(index_dir: Path | None, labels: str | None, dry_run: bool, quiet: bool, fmt: str) -> None:
     """Take out of the sidecars exactly the keywords zsindex wrote.
 
     A sidecar zsindex created and that holds nothing else afterwards is
@@ -113,7 +97,7 @@ def sidecars_remove(index_dir: Path | None, labels: str | None, dry_run: bool, a
         report = open_library(index_dir).sidecars_remove(labels, dry_run=dry_run, progress=bar)
     finally:
         bar.close()
-    _print_report(report, as_json)
+    _print_report(report, fmt)
 
 
 @click.command("keywords")
@@ -147,7 +131,7 @@ def eval_keywords(label_set: str | None, source: Path | None, index_dir: Path | 
         raise UsageError("give either SOURCE (a folder or CSV of labelled images) or --keywords SET, not both")
     out = open_library(index_dir).eval_keywords(label_set)
     if fmt == "json":
-        click.echo(_json(out))
+        emit_record(out, "json")
         return
     methods = list(out["micro"])
     rows = [{"label": label, "positives": v["positives"],

@@ -310,7 +310,7 @@ def pick_runtime(runtime: str | None = None, device: str | None = None) -> str:
     """onnx or torch: flag > ZSINDEX_RUNTIME > auto (ONNX Runtime on the CPU when it is installed)."""
     chosen = config.setting(runtime, config.ENV_RUNTIME, "auto")
     if chosen not in config.RUNTIMES:
-        raise UsageError(f"--runtime must be one of {', '.join(config.RUNTIMES)}, not {chosen!r}")
+        raise UsageError(f"runtime= must be one of {', '.join(config.RUNTIMES)}, not {chosen!r}")
     if chosen != "auto":
         return str(chosen)
     if config.setting(device, config.ENV_DEVICE, "auto") not in ("auto", "cpu"):
@@ -361,9 +361,9 @@ def load_embedder(
     chosen = pick_runtime(runtime, device)
     precision = precision or "fp32"
     if precision not in config.PRECISIONS:
-        raise UsageError(f"--precision must be one of {', '.join(config.PRECISIONS)}, not {precision!r}")
+        raise UsageError(f"precision= must be one of {', '.join(config.PRECISIONS)}, not {precision!r}")
     if precision != "fp32" and chosen != "onnx":
-        raise UsageError(f"--precision {precision} runs on ONNX Runtime only; use --runtime onnx")
+        raise UsageError(f"precision={precision} runs on ONNX Runtime only; use runtime=onnx")
     embedder = None
     if chosen == "onnx":
         embedder = _load_onnx(name, tag, batch_size, precision, strict=config.setting(

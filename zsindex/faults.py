@@ -33,7 +33,7 @@ def database_fault(exc: BaseException, path: Path) -> ZsindexError:
         return IndexCorruptError(
             f"{path} is not a readable zsindex database ({message}): it is damaged or another program's file. "
             f"Move it aside and run `zsindex ingest` again to build a new index there (or restore it from a "
-            f"backup), or choose another folder with --index")
+            f"backup), or choose another index folder (folder=)")
     if "readonly" in low or "read-only" in low:
         return read_only_error(folder, f"write to {path}")
     if "locked" in low or "busy" in low:
@@ -67,7 +67,7 @@ def file_fault(exc: OSError, path: Path, what: str) -> ZsindexError:
         return IndexStateError(f"cannot {what}: no space left for {path} ({exc.strerror}); free some space and "
                                f"run the command again")
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-        return IndexStateError(f"cannot {what}: {folder} is not a folder; give a folder to --index")
+        return IndexStateError(f"cannot {what}: {folder} is not a folder; give a folder as folder=")
     return IndexStateError(f"cannot {what}: {path}: {exc.strerror or exc}")
 
 

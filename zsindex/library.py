@@ -57,7 +57,7 @@ class Library(SidecarsMixin, BrowseMixin):
         url = None if db is False else config.db_url(db if isinstance(db, str) else None)
         if not create and not url and not (self.folder / DB_NAME).is_file():
             if self.folder.exists() and not self.folder.is_dir():
-                raise IndexStateError(f"{self.folder} is a file, not an index folder; give a folder to --index")
+                raise IndexStateError(f"{self.folder} is a file, not an index folder; give a folder as folder=")
             raise IndexStateError(f"no index at {self.folder}; ingest images into it first "
                                   f"(zsindex ingest PATH folder={self.folder})")
         try:

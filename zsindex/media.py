@@ -155,7 +155,7 @@ def _guard(width: int, height: int, max_megapixels: float) -> None:
     if width * height > max_megapixels * 1_000_000:
         raise ImageError(
             f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
-            f"over the {max_megapixels:g} MP limit (--max-megapixels)"
+            f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
         )
 
 

@@ -40,7 +40,7 @@ def check_index_folder(folder: Path) -> None:
     if strays:
         raise ForeignFileError(
             f"{folder} holds {', '.join(strays)} but no {DB_NAME}, so zsindex cannot show it made them and will "
-            f"not overwrite them; move them away, or choose another folder with --index")
+            f"not overwrite them; move them away, or choose another index folder (folder=)")
 
 
 def new_output_file(path: Path, force: bool = False) -> IO[str]:

@@ -148,7 +148,7 @@ def _check(emb: "OpenClipEmbedder", folder: Path, meta: dict[str, Any]) -> dict[
     ours = ClipTokenizer(folder / MERGES, meta["context_length"])(CHECK_TEXTS)
     theirs = emb._tokenizer(list(CHECK_TEXTS)).numpy()
     if not np.array_equal(ours, theirs):
-        raise ModelError("the exported model's tokenizer does not give open_clip's token ids; use --runtime torch")
+        raise ModelError("the exported model's tokenizer does not give open_clip's token ids; use runtime=torch")
     with torch.no_grad():
         want_img = emb._model.encode_image(torch.from_numpy(pixels)).float().numpy()
         want_txt = emb._model.encode_text(torch.from_numpy(theirs)).float().numpy()
@@ -157,7 +157,7 @@ def _check(emb: "OpenClipEmbedder", folder: Path, meta: dict[str, Any]) -> dict[
     worst = {k: float(v.min()) for k, v in got.items()}
     if min(worst.values()) < MIN_COSINE:
         raise ModelError(f"the ONNX export of {emb.name} disagrees with open_clip (cosine {worst}, "
-                         f"needs >= {MIN_COSINE}); use --runtime torch")
+                         f"needs >= {MIN_COSINE}); use runtime=torch")
     return worst
 
 
@@ -191,7 +191,7 @@ def _export(emb: "OpenClipEmbedder") -> dict[str, Any]:
 
     reason = unsupported(emb)
     if reason:
-        raise ModelError(f"--runtime onnx cannot run {emb.name}: {reason}; use --runtime torch")
+        raise ModelError(f"runtime=onnx cannot run {emb.name}: {reason}; use runtime=torch")
     final = export_dir(emb.identity)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.{os.getpid()}.tmp"

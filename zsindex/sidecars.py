@@ -65,7 +65,7 @@ class SidecarReport:
 def sidecar_names(image_path: str, naming: str = "ext") -> list[str]:
     """Candidate sidecars of an image, the preferred naming first: IMG.JPG.xmp or IMG.xmp."""
     if naming not in NAMINGS:
-        raise UsageError(f"--naming must be one of {', '.join(NAMINGS)}, not {naming!r}")
+        raise UsageError(f"naming= must be one of {', '.join(NAMINGS)}, not {naming!r}")
     ext, base = image_path + ".xmp", os.path.splitext(image_path)[0] + ".xmp"
     first, second = (ext, base) if naming == "ext" else (base, ext)
     out = [first, second]

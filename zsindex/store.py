@@ -109,7 +109,7 @@ def make_server_engine(url: str) -> Engine:
     try:
         engine = create_engine(url, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise IndexStateError(f"cannot use --db {_safe_url(url)}: {exc}. Give an SQLAlchemy URL such as "
+        raise IndexStateError(f"cannot use the database URL {_safe_url(url)}: {exc}. Give an SQLAlchemy URL such as "
                               "postgresql+psycopg://user@host/dbname (pip install 'zsindex[postgres]')") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _set_pragmas)
@@ -188,7 +188,7 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
     if current is None and tables:
         # Another program's SQLite file: creating zsindex tables in it would change what zsindex did not make.
         raise IndexStateError(f"{where} is a database that zsindex did not make; zsindex leaves it "
-                              f"alone: choose another folder with --index (or another database with --db)")
+                              f"alone: choose another index folder (folder=) or another database (db=)")
     if current is not None:
         try:
             script.get_revision(current)
@@ -219,7 +219,7 @@ def _check_ours(path: Path) -> None:
         raise database_fault(e, path) from None
     if names and "alembic_version" not in names:
         raise IndexStateError(f"{path} is an SQLite database that zsindex did not make; zsindex leaves it "
-                              f"alone: choose another folder with --index")
+                              f"alone: choose another index folder (folder=)")
 
 
 class Store:
@@ -274,8 +274,8 @@ class Store:
             upgrade(engine)
         except OperationalError as exc:
             engine.dispose()
-            raise IndexStateError(f"cannot reach the database {_safe_url(url)}: {exc.orig}; check --db / "
-                                  "$ZSINDEX_DB and that the server is running") from None
+            raise IndexStateError(f"cannot reach the database {_safe_url(url)}: {exc.orig}; check the URL "
+                                  "(db=, $ZSINDEX_DB) and that the server is running") from None
         return engine
 
     def write_lock(self) -> Any:
@@ -338,8 +338,8 @@ class Store:
                 session.flush()
             elif existing.identity == identity and precision and precision != existing.precision:
                 raise ModelMismatchError(
-                    f"this index holds {existing.precision} vectors, not {precision}; leave out --precision "
-                    f"(the index remembers its own) or build a new index with --index DIR for {precision}.")
+                    f"this index holds {existing.precision} vectors, not {precision}; leave out precision= "
+                    f"(the index remembers its own) or build a new index (another folder=) for {precision}.")
             elif existing.identity != identity:
                 flags = existing.name + (f" pretrained={existing.pretrained}" if existing.pretrained else "")
                 if existing.name == name and existing.pretrained == pretrained:

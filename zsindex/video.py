@@ -111,7 +111,7 @@ def read_video(path: str, target: int | None = 224, max_megapixels: float = 180.
                 raise ImageError("video stream without a frame size")
             if width * height > max_megapixels * 1_000_000:
                 raise ImageError(f"decompression bomb guard: {width}x{height} video frames are over the "
-                                 f"{max_megapixels:g} MP limit (--max-megapixels)")
+                                 f"{max_megapixels:g} MP limit (max_megapixels=MP)")
             duration = _duration(container, stream)
             if duration > MAX_HOURS * 3600:
                 raise ImageError(f"video guard: {duration / 3600:.1f} hours is over the {MAX_HOURS:g}-hour limit")

@@ -169,7 +169,7 @@ def test_cli_eval_keywords_and_tag_calibrate_from_keywords(keyworded_world):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["label_set"] == "shapes" and out["labels"]["circle"]["tags"]["f1"] > 0.5
-    result = runner.invoke(cli, ["eval", "--keywords", "shapes", "--index", index])
+    result = runner.invoke(cli, ["eval", "--keywords", "shapes", "--index", index, "--table"])
     assert "(micro)" in result.stdout
     result = runner.invoke(cli, ["eval", "--keywords", "nope,other", "--index", index])
     assert result.exit_code == 2 and "no indexed image carries a keyword" in result.output

@@ -151,8 +151,10 @@ def test_unknown_extension_image_is_indexed_and_the_rest_is_counted(lib, tmp_pat
     assert hits[0].path == str(folder / "renamed.dat")
     # CLI: status and errors show them; the list follows the folder.
     runner = CliRunner()
-    out = runner.invoke(cli, ["status", "--index", str(lib.folder)])
+    out = runner.invoke(cli, ["status", "--index", str(lib.folder), "--table"])
     assert out.exit_code == 0 and "ignored .pdf 1, .txt 1, no extension 1" in out.output
+    out = runner.invoke(cli, ["status", "--index", str(lib.folder), "--json"])
+    assert json.loads(out.stdout)["ignored"] == {".pdf": 1, ".txt": 1, "no extension": 1}
     out = runner.invoke(cli, ["errors", "--index", str(lib.folder), "--json"])
     rows = [json.loads(line) for line in out.output.splitlines()]
     assert {Path(r["path"]).name for r in rows} == {"notes.txt", "README", "doc.pdf"}

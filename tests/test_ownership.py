@@ -151,7 +151,7 @@ def test_output_files_are_not_overwritten_without_force(demo_dir, tmp_path):
     r = invoke("export", "-l", "shapes", "--index", index, "-o", str(out))
     assert r.exit_code == 1 and "--force" in r.output
     assert out.read_text() == "precious"
-    r = invoke("export", "-l", "shapes", "--index", index, "-o", str(out), "--force")
+    r = invoke("export", "-l", "shapes", "--index", index, "-o", str(out), "--force", "--csv")
     assert r.exit_code == 0 and out.read_text().startswith("path,label,score")
     fresh = tmp_path / "new.jsonl"
     assert invoke("export", "-l", "shapes", "--index", index, "-o", str(fresh), "--json").exit_code == 0

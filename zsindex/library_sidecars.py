@@ -110,7 +110,7 @@ class SidecarsMixin:
         from .tagging import cached_label_vectors
 
         model = self._query_model()
-        set_row, label_rows = self._label_set(labels)
+        set_row, label_rows = self._label_set(labels, create=True)  # an ad-hoc list 'a,b' works too
         vecs = cached_label_vectors(self.store, model.id, stored_set(set_row, label_rows),
                                     loader=lambda: self.embedder)
         return model, set_row, label_rows, vecs

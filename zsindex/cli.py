@@ -116,7 +116,7 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], fmt: str, choic
 @click.option("--batch-size", type=click.IntRange(min=1), default=config.DEFAULT_BATCH_SIZE, show_default=True,
               help="Images per model batch and per database transaction.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Decode processes (0: decode in this process)  [default: CPU cores - 1, at most 4]")
+              help="Decode threads (0: decode in the main thread)  [default: CPU cores - 1, at most 4]")
 @click.option("--max-megapixels", type=click.FloatRange(min=0.1), default=config.DEFAULT_MAX_MEGAPIXELS,
               show_default=True, help="Skip images larger than this (decompression-bomb guard).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
@@ -170,11 +170,12 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
               help="Skip the first N hits (paging).")
 @click.option("--min-score", type=float, help="Drop hits whose cosine score is below this.")
-@click.option("--path", "path_glob", help="Only paths matching this glob, e.g. '*/2023/*' or '*.png'.")
+@click.option("--path", "path_glob", help="Only paths matching this glob: absolute, or relative to the current "
+              "folder or an ingested one, e.g. '*/2023/*', '2023/*.jpg' or '*.png'.")
 @click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
 @click.option("--before", help="Only images taken before this date.")
-@click.option("--camera", help="Only images whose camera make or model contains this text, e.g. 'iPhone'.")
-@click.option("--format", "fmt_filter", help="Only this file format, e.g. jpeg, png, heif.")
+@click.option("--camera", help="Only images whose camera make and model contain these words, e.g. 'Canon EOS RP'.")
+@click.option("--format", "fmt_filter", help="Only this file type, e.g. jpeg (MPO camera files too), png, heic.")
 @click.option("--tag", "tag_filter", help="Only images tagged with this label (see `zsindex tag`).")
 @click.option("--paths-only", is_flag=True, help="Print one path a line, for piping into other tools.")
 @output_options

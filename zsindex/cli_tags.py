@@ -125,7 +125,7 @@ def _print_tags(rows: list[dict], fmt: str) -> None:
               help="single: the best label per image (softmax); multi: any number of labels per image.")
 @click.option("--threshold", type=float,
               help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
-@click.option("--path", "path_glob", help="Only tag images whose path matches this glob.")
+@click.option("--path", "path_glob", help="Only tag images whose path matches this glob (as search --path reads it).")
 @click.option("--summary", is_flag=True, help="Print only the counts per label, not the tags of every image.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options

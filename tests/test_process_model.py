@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -113,3 +114,36 @@ def test_killed_ingest_leaves_no_process_behind(tmp_path, sig):
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
+
+
+GLOBALS_SCRIPT = """
+import json, multiprocessing, sys, threading, warnings
+import PIL.Image, PIL.ImageFile
+import alembic, faiss, sqlalchemy, torch  # their own import-time warning filters are theirs
+from zsindex._compat import import_open_clip
+import_open_clip()  # open_clip and torchvision, likewise
+def state():
+    return [PIL.Image.MAX_IMAGE_PIXELS, PIL.ImageFile.LOAD_TRUNCATED_IMAGES, repr(warnings.filters)]
+before = state()
+import zsindex
+lib = zsindex.open(sys.argv[1], model="demo", device="cpu")
+report = lib.ingest([sys.argv[2]], workers=2)
+lib.search("a red circle", k=2)
+lib.classify([sys.argv[3]], "red circle,blue square")
+print(json.dumps({"same": state() == before, "before": before, "after": state(), "added": report.added,
+                  "children": len(multiprocessing.active_children()),
+                  "threads": [t.name for t in threading.enumerate() if t is not threading.main_thread()]}))
+"""
+
+
+def test_library_leaves_the_importers_process_as_it_was(tmp_path):
+    draw_many(tmp_path / "p", 8)
+    done = subprocess.run([sys.executable, "-c", GLOBALS_SCRIPT, str(tmp_path / "index"), str(tmp_path / "p"),
+                           str(next((tmp_path / "p").iterdir()))], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["added"] == 8
+    assert out["same"], (out["before"], out["after"])  # Pillow's bomb guard and the warning filters untouched
+    assert out["children"] == 0
+    assert not [t for t in out["threads"] if t.startswith("zsindex")]  # decode threads end with the ingest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,22 +29,29 @@ _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _TAG_DATETIME, _TAG_MAKE, _TAG_MODEL, _TAG_ORIENTATION = 306, 271, 272, 274
 _TAG_DATETIME_ORIGINAL = 36867
 _plugins_ready = False
+_setup_lock = threading.Lock()
 
 
 def _setup() -> None:
-    global _plugins_ready
-    if _plugins_ready:
-        return
-    try:  # HEIC/HEIF come from pillow-heif; AVIF is native in Pillow 11.3+
-        from pillow_heif import register_heif_opener
+    """Register the HEIF opener once (decoding runs in several threads).
 
-        register_heif_opener()
-    except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
-        pass
-    # zsindex applies its own, configurable megapixel limit right after reading
-    # the header (see decode); Pillow's fixed global one would pre-empt it.
-    Image.MAX_IMAGE_PIXELS = None
-    _plugins_ready = True
+    Nothing else of Pillow's process-wide state is changed: an importer's own
+    settings (the bomb guard ``Image.MAX_IMAGE_PIXELS``, warning filters)
+    stay as they were. zsindex's own megapixel limit is checked right after
+    the header is read; Pillow's guard, when stricter, refuses first (see
+    decode_bytes), and the CLI, which owns its process, lifts it.
+    """
+    global _plugins_ready
+    with _setup_lock:
+        if _plugins_ready:
+            return
+        try:  # HEIC/HEIF come from pillow-heif; AVIF is native in Pillow 11.3+
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+        except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
+            pass
+        _plugins_ready = True
 
 
 @dataclass
@@ -176,6 +184,8 @@ def decode_bytes(
         im = _to_rgb(im)
     except ImageError:
         raise
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"decompression bomb guard: {e} (PIL.Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can identify") from None
     except Exception as e:  # noqa: BLE001 - any failure to decode is this file's error, never the run's

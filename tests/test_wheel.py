@@ -1,5 +1,6 @@
 """A non-editable install works: build the wheel, install it into a fresh venv, run --help and demo."""
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -19,15 +20,18 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     assert "zsindex/models/shapes-tiny/open_clip_model.safetensors" in names
     assert "zsindex/migrations/env.py" in names and "zsindex/migrations/versions/0001_initial_schema.py" in names
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # The installed wheel alone: a checkout on PYTHONPATH (with the zsindex.egg-info the build leaves
+    # there) would make pip skip the install as "already installed" and the venv import the checkout.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=env)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "torch==2.13.0", "torchvision==0.28.0"], check=True, timeout=900)
-    subprocess.run([*pip, str(wheel)], check=True, timeout=900)
+    subprocess.run([*pip, "torch==2.13.0", "torchvision==0.28.0"], check=True, timeout=900, env=env)
+    subprocess.run([*pip, str(wheel)], check=True, timeout=900, env=env)
     exe = str(venv / "bin" / "zsindex")
-    help_out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    help_out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
     assert help_out.returncode == 0 and "classify" in help_out.stdout
     demo = subprocess.run([exe, "demo", "--dir", str(tmp_path / "demo"), "--json"], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+                          timeout=300, cwd=tmp_path, env=env)
     assert demo.returncode == 0, demo.stderr
     assert len(demo.stdout.splitlines()) == 8
     assert (tmp_path / "demo" / "index" / "index.sqlite").is_file()

@@ -157,7 +157,7 @@ def _print_tags(rows: list[dict], fmt: str) -> None:
               help="single: the best label per image (softmax); multi: any number of labels per image.")
 @click.option("--threshold", type=float,
               help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
-@click.option("--path", "path_glob", help="Only tag images whose path matches this glob.")
+@click.option("--path", "path_glob", help="Only tag images whose path matches this glob (as search --path reads it).")
 @click.option("--calibrate-from-keywords", "from_keywords", is_flag=True,
               help="Learn each label's threshold from the images the user keyworded with it (where there are enough).")
 @click.option("--summary", is_flag=True, help="Print the number of images per label instead of every tag.")

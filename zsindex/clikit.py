@@ -111,6 +111,10 @@ class ZsGroup(click.Group):
 
         # Pillow warns about odd EXIF and palettes in files it still decodes; the run reports real errors itself.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        from PIL import Image
+
+        # The CLI owns its process: --max-megapixels is the bomb guard here, not Pillow's global one.
+        Image.MAX_IMAGE_PIXELS = None
         try:
             return super().invoke(ctx)
         except UsageError as e:

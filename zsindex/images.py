@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,22 +32,29 @@ _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _TAG_DATETIME, _TAG_MAKE, _TAG_MODEL, _TAG_ORIENTATION = 306, 271, 272, 274
 _TAG_DATETIME_ORIGINAL = 36867
 _plugins_ready = False
+_setup_lock = threading.Lock()
 
 
 def _setup() -> None:
-    global _plugins_ready
-    if _plugins_ready:
-        return
-    try:  # HEIC/HEIF come from pillow-heif; AVIF is native in Pillow 11.3+
-        from pillow_heif import register_heif_opener
+    """Register the HEIF opener once (decoding runs in several threads).
 
-        register_heif_opener()
-    except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
-        pass
-    # zsindex applies its own, configurable megapixel limit right after reading
-    # the header (see decode); Pillow's fixed global one would pre-empt it.
-    Image.MAX_IMAGE_PIXELS = None
-    _plugins_ready = True
+    Nothing else of Pillow's process-wide state is changed: an importer's own
+    settings (the bomb guard ``Image.MAX_IMAGE_PIXELS``, warning filters)
+    stay as they were. zsindex's own megapixel limit is checked right after
+    the header is read; Pillow's guard, when stricter, refuses first (see
+    decode_bytes), and the CLI, which owns its process, lifts it.
+    """
+    global _plugins_ready
+    with _setup_lock:
+        if _plugins_ready:
+            return
+        try:  # HEIC/HEIF come from pillow-heif; AVIF is native in Pillow 11.3+
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+        except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
+            pass
+        _plugins_ready = True
 
 
 @dataclass
@@ -163,33 +170,33 @@ def decode_bytes(
         decoder, name = special
         return decoder(data, digest, target, max_megapixels, pixels, name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow warns on odd EXIF and palette data it still decodes
-            im: Image.Image = Image.open(io.BytesIO(data))
-            fmt = im.format or "unknown"
-            width, height = im.size
-            if width * height > max_megapixels * 1_000_000:
-                raise ImageError(
-                    f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
-                    f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
-                )
-            if pixels:
-                if target and fmt in ("JPEG", "MPO"):
-                    # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
-                    im.draft("RGB", (target, target))
-                im.load()
-            meta = _exif_meta(im)
-            if fmt in ("JPEG", "MPO", "HEIF") and is_motion_photo(data):
-                meta["media_kind"] = "motion"  # the still is indexed; the clip inside is not a second result
-            if meta.get("orientation", 1) >= 5:
-                width, height = height, width
-            if not pixels:
-                return Decoded(None, digest, width, height, fmt, meta)
-            if meta.get("orientation", 1) in _TRANSPOSE:
-                im = im.transpose(_TRANSPOSE[meta["orientation"]])
-            im = _to_rgb(im)
+        im: Image.Image = Image.open(io.BytesIO(data))
+        fmt = im.format or "unknown"
+        width, height = im.size
+        if width * height > max_megapixels * 1_000_000:
+            raise ImageError(
+                f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
+                f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
+            )
+        if pixels:
+            if target and fmt in ("JPEG", "MPO"):
+                # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
+                im.draft("RGB", (target, target))
+            im.load()
+        meta = _exif_meta(im)
+        if fmt in ("JPEG", "MPO", "HEIF") and is_motion_photo(data):
+            meta["media_kind"] = "motion"  # the still is indexed; the clip inside is not a second result
+        if meta.get("orientation", 1) >= 5:
+            width, height = height, width
+        if not pixels:
+            return Decoded(None, digest, width, height, fmt, meta)
+        if meta.get("orientation", 1) in _TRANSPOSE:
+            im = im.transpose(_TRANSPOSE[meta["orientation"]])
+        im = _to_rgb(im)
     except ImageError:
         raise
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"decompression bomb guard: {e} (PIL.Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can identify") from None
     except Exception as e:  # noqa: BLE001 - any failure to decode is this file's error, never the run's

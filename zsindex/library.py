@@ -32,7 +32,7 @@ def _as_list(value: Any) -> list:
 
 
 def default_workers() -> int:
-    """Decode processes: leave a core to the model, which is the slower stage on CPU."""
+    """Decode threads: leave a core to the model, which is the slower stage on CPU."""
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 

@@ -189,5 +189,12 @@ def test_search_equals_brute_force(indexed, seed, k, pattern):
     with lib.store.session() as session:
         selected = filter_ids(session, Filters(path=pattern)) if pattern else None
     got = top_k(lib.vectors(), q, k, selected)
-    assert [i for i, _ in got] == [int(ids[i]) for i in order]
+    assert len(got) == len(order)
+    # Each hit is the right one up to float rounding: FAISS and numpy round sums differently, so two
+    # images whose scores differ by about 1e-7 may swap places; the exact score of every hit must
+    # still be the brute-force score of its rank.
+    exact = dict(zip(ids.tolist(), scores.tolist()))
+    np.testing.assert_allclose([exact[i] for i, _ in got], scores[order], atol=1e-5)
     np.testing.assert_allclose([sc for _, sc in got], scores[order], atol=1e-5)
+    clear = {int(ids[i]) for i in order if scores[i] > scores[order][-1] + 1e-5}
+    assert clear <= {i for i, _ in got}  # every clear winner is on the page

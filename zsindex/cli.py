@@ -120,7 +120,7 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
 @click.option("--batch-size", type=click.IntRange(min=1), default=config.DEFAULT_BATCH_SIZE, show_default=True,
               help="Images per model batch and per database transaction.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Decode processes (0: decode in this process)  [default: CPU cores - 1, at most 4]")
+              help="Decode threads (0: decode in the main thread)  [default: CPU cores - 1, at most 4]")
 @megapixels_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options
@@ -175,11 +175,12 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
               help="Skip the first N hits (paging).")
 @click.option("--min-score", type=float, help="Drop hits whose cosine score is below this.")
-@click.option("--path", "path_glob", help="Only paths matching this glob, e.g. '*/2023/*' or '*.png'.")
+@click.option("--path", "path_glob", help="Only paths matching this glob: absolute, or relative to the current "
+              "folder or an ingested one, e.g. '*/2023/*', '2023/*.jpg' or '*.png'.")
 @click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
 @click.option("--before", help="Only images taken before this date.")
-@click.option("--camera", help="Only images whose camera make or model contains this text, e.g. 'iPhone'.")
-@click.option("--format", "fmt_filter", help="Only this file format, e.g. jpeg, png, heif.")
+@click.option("--camera", help="Only images whose camera make and model contain these words, e.g. 'Canon EOS RP'.")
+@click.option("--format", "fmt_filter", help="Only this file type, e.g. jpeg (MPO camera files too), png, heic.")
 @click.option("--tag", "tag_filter",
               help="Only images tagged with this label, in any set; SET:LABEL or --tag-set names the set.")
 @click.option("--tag-set", help="The label set of --tag.")

@@ -148,7 +148,7 @@ def _print_tags(rows: list[dict], fmt: str) -> None:
               help="single: the best label per image (softmax); multi: any number of labels per image.")
 @click.option("--threshold", type=float,
               help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
-@click.option("--path", "path_glob", help="Only tag images whose path matches this glob.")
+@click.option("--path", "path_glob", help="Only tag images whose path matches this glob (as search --path reads it).")
 @click.option("--summary", is_flag=True, help="Print the number of images per label instead of every tag.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options
@@ -217,10 +217,12 @@ def tags(label_name: str | None, index_dir: Path | None, fmt: str) -> None:
 @click.command()
 @click.option("--labels", "-l", "label_name", required=True, help="The label set to export.")
 @index_option
-@click.option("--out", "-o", type=click.File("w", encoding="utf-8", lazy=True), default="-",
-              help="Write here instead of stdout (JSON lines unless --csv or --table).")
+@click.option("--out", "-o", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this new file instead of stdout (JSON lines unless --csv or --table; an existing "
+              "file needs --force).")
+@click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
 @output_options
-def export(label_name: str, index_dir: Path | None, out, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def export(label_name: str, index_dir: Path | None, out_path: Path | None, force: bool, fmt: str) -> None:
     """Write the tags of a label set: path, label, score (one row per tag).
 
     \b
@@ -228,13 +230,19 @@ def export(label_name: str, index_dir: Path | None, out, fmt: str) -> None:  # t
       zsindex export --labels animals --csv > tags.csv
       zsindex export --labels animals --json -o tags.jsonl
     """
-    rows = [{"path": r["path"], "label": r["label"], "score": r["score"]}
-            for r in open_library(index_dir).tag_rows(label_name)]
     from click.core import ParameterSource
 
-    if out.name != "-" and click.get_current_context().get_parameter_source("fmt") == ParameterSource.DEFAULT:
+    from .owned import new_output_file
+
+    rows = [{"path": r["path"], "label": r["label"], "score": r["score"]}
+            for r in open_library(index_dir).tag_rows(label_name)]
+    if out_path is None or str(out_path) == "-":
+        emit_rows(rows, ["path", "label", "score"], fmt)
+        return
+    if click.get_current_context().get_parameter_source("fmt") == ParameterSource.DEFAULT:
         fmt = "json"  # a file is not a terminal
-    emit_rows(rows, ["path", "label", "score"], fmt, file=out)
+    with new_output_file(out_path, force) as out:
+        emit_rows(rows, ["path", "label", "score"], fmt, file=out)
 
 
 @click.command("eval")
@@ -251,11 +259,12 @@ def export(label_name: str, index_dir: Path | None, out, fmt: str) -> None:  # t
               help="Write a confusion-matrix plot (PNG) of the first template set.")
 @click.option("--confusion-csv", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the confusion matrix as CSV.")
+@click.option("--force", is_flag=True, help="Replace existing --confusion / --confusion-csv files.")
 @output_options
 @model_options
 def eval_command(source: Path, label_list: str | None, labels_file: Path | None, raw_names: bool,
                  template_specs: tuple[str, ...], index_dir: Path | None, confusion_png: Path | None,
-                 confusion_csv: Path | None, fmt: str, choice: ModelChoice) -> None:
+                 confusion_csv: Path | None, force: bool, fmt: str, choice: ModelChoice) -> None:
     """Measure zero-shot accuracy on labelled images before tagging a library.
 
     SOURCE is a folder with one sub-folder per class, or a CSV of
@@ -274,7 +283,11 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
     """
     from .evaluate import evaluate, load_dataset, parse_template_spec, save_confusion_png
     from .library import Library
+    from .owned import check_new_output, new_output_file
 
+    for target in (confusion_png, confusion_csv):
+        if target is not None:
+            check_new_output(target, force)  # before the work, so a refusal costs nothing
     data = load_dataset(source, raw_names)
     lib = Library(index_dir, create=False) if index_dir else None
     label_set = None
@@ -296,7 +309,7 @@ def eval_command(source: Path, label_list: str | None, labels_file: Path | None,
     if confusion_csv:
         import csv
 
-        with open(confusion_csv, "w", newline="", encoding="utf-8") as f:
+        with new_output_file(confusion_csv, force=True) as f:  # checked above
             writer = csv.writer(f)
             writer.writerow(["true \\ predicted", *map(shown, out["classes"])])  # names in the escaped form
             for name, row in zip(out["classes"], first["confusion"]):

@@ -96,18 +96,37 @@ def _guard(command: click.Command) -> None:
 
 
 class ZsGroup(click.Group):
-    """A group whose commands (added in any module) map library errors to exit codes, and Ctrl-C to 130."""
+    """A group whose commands (added in any module) map library errors to exit codes, and Ctrl-C to 130.
+
+    An OSError that escaped the library (a file system fault it did not
+    foresee) is shown as a message naming the file, not as a traceback.
+    """
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         _guard(cmd)
         super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        import warnings
+
+        # Pillow warns about odd EXIF and palettes in files it still decodes; the run reports real errors itself.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        from PIL import Image
+
+        # The CLI owns its process: --max-megapixels is the bomb guard here, not Pillow's global one.
+        Image.MAX_IMAGE_PIXELS = None
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except UsageError as e:  # from a command added around ZsGroup.add_command; guarded ones map their own
+            raise click.UsageError(cli_text(str(e), ctx), ctx) from None
+        except ZsindexError as e:
+            raise click.ClickException(cli_text(str(e), ctx)) from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
 
 
 class ModelChoice:

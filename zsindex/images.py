@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .config import DEFAULT_MAX_MEGAPIXELS
 from .errors import ImageError
@@ -29,22 +29,29 @@ _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _TAG_DATETIME, _TAG_MAKE, _TAG_MODEL, _TAG_ORIENTATION = 306, 271, 272, 274
 _TAG_DATETIME_ORIGINAL = 36867
 _plugins_ready = False
+_setup_lock = threading.Lock()
 
 
 def _setup() -> None:
-    global _plugins_ready
-    if _plugins_ready:
-        return
-    try:  # HEIC/HEIF come from pillow-heif; AVIF is native in Pillow 11.3+
-        from pillow_heif import register_heif_opener
+    """Register the HEIF opener once (decoding runs in several threads).
 
-        register_heif_opener()
-    except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
-        pass
-    # zsindex applies its own, configurable megapixel limit right after reading
-    # the header (see decode); Pillow's fixed global one would pre-empt it.
-    Image.MAX_IMAGE_PIXELS = None
-    _plugins_ready = True
+    Nothing else of Pillow's process-wide state is changed: an importer's own
+    settings (the bomb guard ``Image.MAX_IMAGE_PIXELS``, warning filters)
+    stay as they were. zsindex's own megapixel limit is checked right after
+    the header is read; Pillow's guard, when stricter, refuses first (see
+    decode_bytes), and the CLI, which owns its process, lifts it.
+    """
+    global _plugins_ready
+    with _setup_lock:
+        if _plugins_ready:
+            return
+        try:  # HEIC/HEIF come from pillow-heif; AVIF is native in Pillow 11.3+
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+        except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
+            pass
+        _plugins_ready = True
 
 
 @dataclass
@@ -60,10 +67,14 @@ class Decoded:
 
 
 def _exif_meta(im: Image.Image) -> dict[str, Any]:
+    """Date, camera and orientation from EXIF; call it after load(), so only metadata errors are dropped."""
     try:
-        exif = im.getexif()
-    except Exception:  # broken EXIF blocks are common; they must not lose the image
+        return _read_exif(im.getexif())
+    except Exception:  # noqa: BLE001 - broken EXIF blocks are common; they must not lose the image
         return {}
+
+
+def _read_exif(exif: Image.Exif) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     if not exif:
         return meta
@@ -121,6 +132,11 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB") if im.mode != "RGB" else im
 
 
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+              7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
 def decode_bytes(
     data: bytes,
     target: int | None = 224,
@@ -129,8 +145,15 @@ def decode_bytes(
 ) -> Decoded:
     """Decode image bytes; target is the short side the model needs (None: full size).
 
+    An image is returned only when all its pixels were decoded: every error on
+    the way (header, pixel data, conversion) becomes an ``ImageError``. Only
+    EXIF metadata may be broken without losing the image, and it is read after
+    the pixels, since reading it can itself trigger the decode (PNG keeps EXIF
+    after the pixel data), whose error would otherwise be lost with the metadata.
+
     When the content hash is in ``header_only_for`` (content that already has
-    a vector) only the header and EXIF are read, and ``image`` is None.
+    a vector, so it was fully decoded once) only the header and EXIF are read,
+    and ``image`` is None.
     """
     _setup()
     if not data:
@@ -138,33 +161,35 @@ def decode_bytes(
     digest = hashlib.sha256(data).hexdigest()
     pixels = digest not in header_only_for
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow warns on odd EXIF and palette data it still decodes
-            im: Image.Image = Image.open(io.BytesIO(data))
-            fmt = im.format or "unknown"
-            width, height = im.size
-            if width * height > max_megapixels * 1_000_000:
-                raise ImageError(
-                    f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
-                    f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
-                )
-            meta = _exif_meta(im)
-            if meta.get("orientation", 1) >= 5:
-                width, height = height, width
-            if not pixels:
-                return Decoded(None, digest, width, height, fmt, meta)
+        im: Image.Image = Image.open(io.BytesIO(data))
+        fmt = im.format or "unknown"
+        width, height = im.size
+        if width * height > max_megapixels * 1_000_000:
+            raise ImageError(
+                f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
+                f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
+            )
+        if pixels:
             if target and fmt in ("JPEG", "MPO"):
                 # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
                 im.draft("RGB", (target, target))
             im.load()
-            im = ImageOps.exif_transpose(im) or im
-            im = _to_rgb(im)
+        meta = _exif_meta(im)
+        if meta.get("orientation", 1) >= 5:
+            width, height = height, width
+        if not pixels:
+            return Decoded(None, digest, width, height, fmt, meta)
+        if meta.get("orientation", 1) in _TRANSPOSE:
+            im = im.transpose(_TRANSPOSE[meta["orientation"]])
+        im = _to_rgb(im)
     except ImageError:
         raise
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"decompression bomb guard: {e} (PIL.Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can identify") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError, KeyError) as e:
-        raise ImageError(f"cannot decode: {e}".strip()[:300]) from None
+    except Exception as e:  # noqa: BLE001 - any failure to decode is this file's error, never the run's
+        raise ImageError(f"cannot decode: {e or type(e).__name__}".strip()[:300]) from None
     if target:
         short = min(im.size)
         factor = short // (2 * target)

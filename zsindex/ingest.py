@@ -1,4 +1,4 @@
-"""The ingest job: scan, plan, decode in worker processes, embed in batches, commit per batch.
+"""The ingest job: scan, plan, decode in worker threads, embed in batches, commit per batch.
 
 Plan per file: unchanged (same path, size, mtime: not even read), changed,
 new, moved (a new path whose content hash belongs to a vanished path: the
@@ -6,23 +6,30 @@ image row, its id, vector and tags move with it), or deleted (gone from a
 scanned root). Identical files share one stored vector. Each batch is one
 transaction, so a crash loses at most the batch in flight; the FAISS file is
 saved at the end and rebuilt from SQL if a crash left it stale.
+
+Decoding runs in threads of this process, not in child processes: Pillow,
+hashlib and file reads release the GIL for their heavy parts, so threads
+overlap with the model as processes did, while a script that calls
+``ingest`` needs no ``if __name__ == "__main__"`` guard (spawned children
+re-import the caller's main module), and nothing is left running when the
+process is killed, even by SIGKILL (no orphaned workers, no resource tracker).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import multiprocessing
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from . import schema as s
 from .errors import ImageError
@@ -75,29 +82,15 @@ class Work:
     seconds: float = 0.0
 
 
-# -- worker side ------------------------------------------------------------------------------------
-_known: frozenset[str] = frozenset()
-_target = 224
-_max_mp = 180.0
-
-
-def _init_worker(known: frozenset[str], target: int, max_mp: float, worker: bool = False) -> None:
-    global _known, _target, _max_mp
-    _known, _target, _max_mp = known, target, max_mp
-    if worker:  # Ctrl-C reaches the whole process group: the parent handles it and shuts the pool down
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _work(entry: FileEntry) -> Work:
+# -- decode side (worker threads) ---------------------------------------------------------------------
+def _work(entry: FileEntry, known: frozenset[str], target: int, max_mp: float) -> Work:
     """Read once, hash, and decode unless the content already has a vector."""
     started = time.perf_counter()
     out = Work(entry)
     try:
         with open(entry.path, "rb") as f:
             data = f.read()
-        decoded = decode_bytes(data, _target, _max_mp, header_only_for=_known)
+        decoded = decode_bytes(data, target, max_mp, header_only_for=known)
         out.sha256, out.image = decoded.sha256, decoded.image
         out.width, out.height, out.format, out.meta = decoded.width, decoded.height, decoded.format, decoded.meta
     except ImageError as e:
@@ -109,7 +102,7 @@ def _work(entry: FileEntry) -> Work:
 
 
 class _InlineExecutor(Executor):
-    """workers=0: decode in this process (tests, tiny runs, debugging)."""
+    """workers=0: decode in the calling thread (tests, tiny runs, debugging)."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
         future: Future = Future()
@@ -120,18 +113,15 @@ class _InlineExecutor(Executor):
 def _decoded(entries: Sequence[FileEntry], workers: int, known: frozenset[str], target: int,
              max_mp: float) -> Iterator[Work]:
     """Decode in order with a bounded window, so memory stays flat however slow the model is."""
-    if workers <= 0:
-        _init_worker(known, target, max_mp)
-        executor: Executor = _InlineExecutor()
-    else:
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init_worker, initargs=(known, target, max_mp, True))
+    work = functools.partial(_work, known=known, target=target, max_mp=max_mp)
+    executor: Executor = (_InlineExecutor() if workers <= 0
+                          else ThreadPoolExecutor(workers, thread_name_prefix="zsindex-decode"))
     window: deque[Future] = deque()
     ahead = max(8, workers * 16)
     try:
         it = iter(entries)
         for entry in it:
-            window.append(executor.submit(_work, entry))
+            window.append(executor.submit(work, entry))
             if len(window) >= ahead:
                 yield window.popleft().result()
         while window:
@@ -180,6 +170,16 @@ class _Plan:
                 self.vanished_ids.discard(rid)
                 return rid
         return None
+
+
+def _drop_tags(session: Any, image_ids: list[int]) -> None:
+    """Tags of images whose content changed (or became unreadable): they described the old content.
+
+    Re-tagging covers these images again (an ingest that changes vectors moves
+    the library generation, which every label's tag key includes).
+    """
+    for i in range(0, len(image_ids), 500):
+        session.execute(delete(s.Tag).where(s.Tag.image_id.in_(image_ids[i:i + 500])))
 
 
 def _meta_columns(w: Work) -> dict[str, Any]:
@@ -284,11 +284,14 @@ class Ingester:
         remove_ids: list[int] = []
         counts = dict.fromkeys(REPORT_KEYS, 0)
         stamp = now()
+        stale_tags: list[int] = []  # images whose content changed: their tags described the old content
         with self.store.session() as session:
             vecs = self._embed_new([w for w in batch if w.error is None], session)
             for w in batch:
                 row = plan.by_path.get(w.entry.path)
                 image = session.get(s.Image, row.id) if row else None
+                if image is not None and image.sha256 is not None and image.sha256 != w.sha256:
+                    stale_tags.append(image.id)
                 if w.error is not None:
                     if image is None:
                         image = s.Image(path=w.entry.path, first_seen=stamp)
@@ -320,6 +323,7 @@ class Ingester:
                     add_ids.append(image.id)  # type: ignore[union-attr]
                     add_vecs.append(vecs[w.sha256])  # type: ignore[index]
                 counts[kind] += 1
+            _drop_tags(session, stale_tags)  # in the transaction of the new vectors: never served as current
             self._count(session, counts)
             self.store.bump_generation(session)
         self.vectors.remove(remove_ids)

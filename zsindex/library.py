@@ -30,7 +30,7 @@ def _as_list(value: Any) -> list:
 
 
 def default_workers() -> int:
-    """Decode processes: leave a core to the model, which is the slower stage on CPU."""
+    """Decode threads: leave a core to the model, which is the slower stage on CPU."""
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
@@ -44,13 +44,21 @@ class Library:
     def __init__(self, folder: str | Path | None = None, *, embedder: "Embedder | None" = None,
                  model: str | None = None, pretrained: str | None = None, device: str | None = None,
                  create: bool = True) -> None:
+        from .faults import file_fault
+        from .owned import check_index_folder
         from .store import DB_NAME, Store
 
         self.folder = config.index_dir(folder)
         if not create and not (self.folder / DB_NAME).is_file():
+            if self.folder.exists() and not self.folder.is_dir():
+                raise IndexStateError(f"{self.folder} is a file, not an index folder; give a folder (folder=)")
             raise IndexStateError(f"no index at {self.folder}; ingest images into it first "
                                   f"(zsindex ingest PATH folder={self.folder})")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise file_fault(e, self.folder / DB_NAME, f"create the index folder {self.folder}") from None
+        check_index_folder(self.folder)
         self.store = Store(self.folder)
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
@@ -96,6 +104,8 @@ class Library:
         from .errors import IndexLockedError
         from .lock import WriteLock
 
+        if self.store.read_only:  # the rebuilt index serves this process; the file stays as it is
+            return
         if holding_lock:
             self._vectors.save(self.folder, generation)
             return
@@ -120,6 +130,7 @@ class Library:
         if missing:
             raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
                              "under a folder that is gone, use forget (zsindex forget PATH)")
+        self._require_writable("ingest into it")
         with WriteLock(self.folder):
             model = self._bind_model()
             vectors = self.vectors(save=True)
@@ -143,6 +154,7 @@ class Library:
         model = self.store.model()
         if model is None:
             raise IndexStateError(f"the index at {self.folder} is empty; run `zsindex ingest PATH` first")
+        self._require_writable("rebuild its vector file")
         with WriteLock(self.folder):
             if kind is not None:
                 with self.store.session() as session:
@@ -161,7 +173,17 @@ class Library:
         """
         from .forget import forget_paths
 
+        if not dry_run:
+            self._require_writable("forget images in it")
         return forget_paths(self, paths, missing, dry_run)
+
+    def _require_writable(self, what: str) -> None:
+        from .faults import read_only_error
+
+        if self.store.write_fault is not None:
+            raise self.store.write_fault
+        if self.store.read_only:
+            raise read_only_error(self.folder, what)
 
     def status(self) -> dict[str, Any]:
         from .lock import writer_active
@@ -175,11 +197,14 @@ class Library:
         files = {name: (self.folder / name).stat().st_size for name in
                  ("index.sqlite", "index.sqlite-wal", FAISS_NAME) if (self.folder / name).exists()}
         fresh, kind = False, None
-        if (self.folder / META_NAME).exists():
+        try:
             import json
 
             meta = json.loads((self.folder / META_NAME).read_text())
-            fresh, kind = meta.get("generation") == self.store.generation(), meta.get("kind", "flat")
+            if isinstance(meta, dict):
+                fresh, kind = meta.get("generation") == self.store.generation(), meta.get("kind", "flat")
+        except (OSError, ValueError):  # missing or damaged: the cache is rebuilt on next use
+            pass
         return {
             "index": str(self.folder),
             "model": None if model is None else {"name": model.name, "pretrained": model.pretrained,
@@ -359,6 +384,7 @@ class Library:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         from .tagging import TagReport
 
+        self._require_writable("tag its images")
         model = self._query_model()
         known = self.has_label_set(labels)
         set_row, label_rows = self._label_set(labels, create=True)

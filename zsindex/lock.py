@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import IndexLockedError
+from .faults import file_fault
 
 LOCK_NAME = "write.lock"
 
@@ -20,7 +21,10 @@ class WriteLock:
         self._fd: int | None = None
 
     def acquire(self) -> "WriteLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise file_fault(e, self.path, f"change the index in {self.path.parent}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -19,8 +19,6 @@ from .labels import normalise
 if TYPE_CHECKING:
     from .vectors import VectorIndex
 
-FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
-
 
 @dataclass(frozen=True)
 class Hit:
@@ -40,10 +38,10 @@ class Hit:
 class Filters:
     """Metadata filters; None means 'any'. Dates compare EXIF date taken, else file time."""
 
-    path: str | None = None  # glob over the full path
+    path: str | None = None  # glob: absolute, or relative to the current folder or an ingested root
     after: datetime | None = None
     before: datetime | None = None
-    camera: str | None = None  # substring of "make model", case-insensitive
+    camera: str | None = None  # words found in "make model", ignoring case and punctuation
     format: str | None = None
     tag: str | None = None  # a label the image is tagged with: LABEL (any set) or SET:LABEL
     tag_set: str | None = None  # the label set of tag
@@ -77,20 +75,20 @@ def _taken() -> Any:
 
 
 def filter_ids(session: Session, filters: Filters) -> np.ndarray:
-    """Ids of indexed images that pass the filters."""
+    """Ids of indexed images that pass the filters, read as a user means them (see filters.py)."""
+    from .filters import camera_clause, format_clause, path_clause
+
     query = select(s.Image.id).where(s.Image.status == s.STATUS_INDEXED)
     if filters.path:
-        query = query.where(s.Image.path.op("GLOB")(filters.path))
+        query = query.where(path_clause(session, filters.path))
     if filters.after:
         query = query.where(_taken() >= filters.after.strftime("%Y-%m-%d %H:%M:%S"))
     if filters.before:
         query = query.where(_taken() < filters.before.strftime("%Y-%m-%d %H:%M:%S"))
     if filters.camera:
-        camera = func.coalesce(s.Image.camera_make, "") + " " + func.coalesce(s.Image.camera_model, "")
-        query = query.where(camera.ilike(f"%{filters.camera}%"))
+        query = query.where(camera_clause(session, filters.camera))
     if filters.format:
-        fmt = filters.format.upper().lstrip(".")
-        query = query.where(s.Image.format == FORMAT_ALIASES.get(fmt, fmt))
+        query = query.where(format_clause(session, filters.format))
     if filters.tag:
         from .tagging import tagged_ids_query
 

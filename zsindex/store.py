@@ -7,17 +7,21 @@ identity live here. The FAISS file is a cache of it (see vectors.py).
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, pool, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import IndexStateError, ModelMismatchError
+from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelMismatchError, ZsindexError
+from .faults import database_fault, folder_writable, read_only_error
 
 DB_NAME = "index.sqlite"
 
@@ -47,12 +51,15 @@ def alembic_config(connection: Any = None, url: str | None = None) -> Any:
     return cfg
 
 
+BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another one before "database is locked"
+
+
 def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers keep working while ingest writes
     cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
     cur.close()
 
 
@@ -62,8 +69,40 @@ def make_engine(path: Path) -> Engine:
     return engine
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to head; refuse a database written by a newer zsindex."""
+def _read_only_engine(path: Path) -> Engine:
+    """An engine that never writes: for an index folder this process may not change.
+
+    Opening in WAL mode writes (it creates the -wal and -shm files), so a
+    read-only folder is opened with ``mode=ro``; when SQLite cannot even do that
+    (no -shm file and no right to create one) the file is opened as immutable,
+    which is exact when no -wal file holds uncommitted pages, as in a folder
+    nobody can write.
+    """
+    base = "file:" + urllib.parse.quote(str(path))
+    uri = base + "?mode=ro"
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+        try:
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.OperationalError:
+        if not path.with_name(path.name + "-wal").exists():
+            uri = base + "?immutable=1"
+    except sqlite3.DatabaseError:
+        pass  # a damaged file: the first query says so, through database_fault
+
+    def connect() -> sqlite3.Connection:
+        con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
+        con.execute("PRAGMA query_only=ON")
+        return con
+
+    return create_engine("sqlite://", creator=connect, poolclass=pool.QueuePool)
+
+
+def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -> None:
+    """Bring the schema to head; refuse a database written by a newer zsindex, or not by zsindex at all."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -72,6 +111,12 @@ def upgrade(engine: Engine) -> None:
     script = ScriptDirectory.from_config(cfg)
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
+        tables = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE type = 'table'").scalar()
+    where = path or "this database"
+    if current is None and tables:
+        # Another program's SQLite file: creating zsindex tables in it would change what zsindex did not make.
+        raise IndexStateError(f"{where} is an SQLite database that zsindex did not make; zsindex leaves it "
+                              f"alone: choose another folder (folder=)")
     if current is not None:
         try:
             script.get_revision(current)
@@ -81,9 +126,28 @@ def upgrade(engine: Engine) -> None:
             ) from None
     if current == script.get_current_head():
         return
+    if read_only:
+        folder = path.parent if path else Path(".")
+        what = "create an index there" if current is None else f"upgrade the schema of {where} to this zsindex"
+        raise read_only_error(folder, what)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def _check_ours(path: Path) -> None:
+    """Refuse an SQLite file without zsindex's schema, or a damaged one, without writing to it."""
+    try:
+        con = sqlite3.connect(path)
+        try:
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise database_fault(e, path) from None
+    if names and "alembic_version" not in names:
+        raise IndexStateError(f"{path} is an SQLite database that zsindex did not make; zsindex leaves it "
+                              f"alone: choose another folder (folder=)")
 
 
 class Store:
@@ -92,13 +156,45 @@ class Store:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / DB_NAME
-        self.engine = make_engine(self.path)
-        upgrade(self.engine)
+        sidecars = tuple(folder / (DB_NAME + x) for x in ("", "-wal", "-shm"))
+        # A folder this process may not write is opened read-only, so that reading commands still work.
+        self.read_only = self.path.exists() and not folder_writable(folder, sidecars)
+        self.write_fault: ZsindexError | None = None  # why this store was opened read-only, when not for rights
+        if not self.path.exists() and folder.is_dir() and not folder_writable(folder):
+            raise read_only_error(folder, f"create an index in {folder}")
+        if self.path.exists() and not self.read_only:
+            _check_ours(self.path)  # before WAL mode is switched on, which would change another program's file
+        try:
+            self.engine = self._open(self.read_only)
+        except IndexStateError as fault:
+            if self.read_only or not self.path.exists() or isinstance(fault, (IndexCorruptError, IndexLockedError)):
+                raise
+            # Opening for writing failed (a full disk, an I/O error): reading may still work.
+            try:
+                self.engine = self._open(read_only=True)
+            except ZsindexError:
+                raise fault from None
+            self.read_only, self.write_fault = True, fault
+
+    def _open(self, read_only: bool) -> Engine:
+        engine = _read_only_engine(self.path) if read_only else make_engine(self.path)
+        try:
+            upgrade(engine, self.path, read_only)
+        except DBAPIError as e:
+            engine.dispose()
+            raise database_fault(e, self.path) from None
+        except BaseException:
+            engine.dispose()
+            raise
+        return engine
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except DBAPIError as e:
+            raise database_fault(e, self.path) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -225,7 +321,7 @@ class Store:
     def cache_texts(self, model_id: int, vectors: dict[str, np.ndarray]) -> None:
         from sqlalchemy.dialects.sqlite import insert
 
-        if not vectors:
+        if not vectors or self.read_only:  # a cache: a read-only index just goes without
             return
         stamp = now()
         with self.session() as session:

@@ -1,0 +1,156 @@
+"""Filters match what a user means, not the library's internal names (issue 10, item 6).
+
+The class: format names (Pillow calls a camera JPEG with a second image
+"MPO"; users say jpeg or jpg, tif or tiff, heic or heif, in any case),
+camera names (EXIF's "NIKON CORPORATION" / "ILCE-6400" against "Nikon D750"
+and "Sony A6400") and paths (absolute, or relative to the current folder or
+to an ingested root). Checked through search and tag, which share the filters.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from sqlalchemy import select
+
+from zsindex import schema as s
+from zsindex import shapes
+from zsindex.cli import cli
+from zsindex.errors import UsageError
+from zsindex.filters import camera_matches, path_globs
+from zsindex.library import Library
+from zsindex.search import Filters, filter_ids
+
+from .conftest import FIXTURES
+
+CAMERAS = {
+    "canon.jpg": ("Canon", "Canon EOS RP"),
+    "nikon.jpg": ("NIKON CORPORATION", "NIKON D750"),
+    "sony.jpg": ("SONY", "ILCE-6400"),
+    "olympus.jpg": ("OLYMPUS IMAGING CORP.", "E-M10"),
+    "phone.jpg": ("Apple", "iPhone 12 Pro"),
+}
+
+
+def photo(path: Path, make: str, model: str, mpo: bool) -> None:
+    im = Image.fromarray(shapes.draw([shapes.Thing("red", "circle")], size=64))
+    exif = Image.Exif()
+    exif[271], exif[272] = make, model
+    if mpo:  # how Canon and Sony cameras write JPEGs with a second image: Pillow reports "MPO"
+        im.save(path, format="MPO", save_all=True, append_images=[im.rotate(90)], exif=exif)
+    else:
+        im.save(path, format="JPEG", exif=exif)
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory, demo_embedder):
+    base = tmp_path_factory.mktemp("names")
+    root = base / "library [main]"  # glob characters in the root itself must not break relative patterns
+    (root / "cameras").mkdir(parents=True)
+    for name, (make, model) in CAMERAS.items():
+        photo(root / "cameras" / name, make, model, mpo=name in ("canon.jpg", "sony.jpg"))
+    with Image.open(root / "cameras" / "canon.jpg") as im:
+        assert im.format == "MPO"
+    other = root / "other"
+    other.mkdir()
+    for name in ("hopper.heif", "hopper.avif", "transparent.webp", "hopper.gif", "cmyk.jpg"):
+        shutil.copy(FIXTURES / name, other / name)
+    drawn = Image.fromarray(shapes.draw([shapes.Thing("blue", "square")], size=64))
+    for rel in ("2023/a.png", "2024/b.png", "2024/deep/c.PNG", "scan.tif", "old.bmp"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        drawn.save(root / rel)
+    library = Library(base / "index", embedder=demo_embedder)
+    report = library.ingest([root], workers=0)
+    assert report.skipped == 0
+    yield library
+    library.close()
+
+
+def names(lib: Library, **filters) -> set[str]:
+    with lib.store.session() as session:
+        ids = filter_ids(session, Filters(**filters)).tolist()
+        return {Path(p).name for p in session.scalars(select(s.Image.path).where(s.Image.id.in_(ids)))}
+
+
+JPEGS = {"canon.jpg", "nikon.jpg", "sony.jpg", "olympus.jpg", "phone.jpg", "cmyk.jpg"}
+
+
+@pytest.mark.parametrize("wanted, expected", [
+    *[(w, JPEGS) for w in ("jpeg", "JPEG", "jpg", "JPG", ".jpg", "Jpeg", "jfif")],
+    ("mpo", {"canon.jpg", "sony.jpg"}),
+    *[(w, {"scan.tif"}) for w in ("tif", "tiff", "TIFF")],
+    *[(w, {"hopper.heif"}) for w in ("heic", "heif", "HEIF")],
+    ("avif", {"hopper.avif"}), ("webp", {"transparent.webp"}), ("gif", {"hopper.gif"}), ("bmp", {"old.bmp"}),
+    *[(w, {"a.png", "b.png", "c.PNG"}) for w in ("png", "PNG", "apng")],
+])
+def test_format_names_as_users_write_them(lib, wanted, expected):
+    assert names(lib, format=wanted) == expected
+
+
+def test_unknown_format_is_a_usage_error(lib):
+    with pytest.raises(UsageError, match="unknown format 'jpegg'.*jpeg"):
+        names(lib, format="jpegg")
+    r = CliRunner().invoke(cli, ["search", "a shape", "--format", "jpegg", "--index", str(lib.folder)])
+    assert r.exit_code == 2 and "unknown format" in r.output
+
+
+def test_cli_search_format_jpeg_finds_mpo_camera_files(lib):
+    r = CliRunner().invoke(cli, ["search", "a red circle", "--format", "jpeg", "-k", "20", "--paths-only",
+                                 "--index", str(lib.folder)])
+    assert r.exit_code == 0, r.output
+    assert {Path(p).name for p in r.stdout.splitlines()} == JPEGS
+
+
+@pytest.mark.parametrize("wanted, expected", [
+    ("Canon EOS RP", {"canon.jpg"}), ("canon", {"canon.jpg"}), ("eos rp", {"canon.jpg"}),
+    ("EOS-RP", {"canon.jpg"}), ("CANON eos", {"canon.jpg"}),
+    ("Nikon D750", {"nikon.jpg"}), ("nikon", {"nikon.jpg"}), ("Nikon Corporation", {"nikon.jpg"}),
+    ("Sony A6400", {"sony.jpg"}), ("sony ilce-6400", {"sony.jpg"}), ("a6400", {"sony.jpg"}),
+    ("Olympus E-M10", {"olympus.jpg"}), ("iPhone", {"phone.jpg"}), ("Apple iPhone 12 Pro", {"phone.jpg"}),
+    ("Canon D750", set()), ("Leica", set()),
+])
+def test_camera_names_as_users_write_them(lib, wanted, expected):
+    assert names(lib, camera=wanted) == expected
+
+
+def test_camera_match_needs_every_word():
+    assert camera_matches("NIKON CORPORATION", "NIKON D750", "nikon d750")
+    assert not camera_matches("NIKON CORPORATION", "NIKON D750", "nikon d7500")
+    assert not camera_matches(None, None, "canon")
+    assert not camera_matches("Canon", "Canon EOS RP", " - ")
+
+
+def test_path_filters_absolute_relative_and_by_name(lib, monkeypatch):
+    root = Path(lib.folder).parent / "library [main]"
+    assert names(lib, path=str(root).replace("[", "[[]") + "/2023/*") == {"a.png"}  # absolute, as before
+    assert names(lib, path="*/2024/*") == {"b.png", "c.PNG"}  # a leading wildcard matches anywhere
+    assert names(lib, path="2024/*") == {"b.png", "c.PNG"}  # relative to the ingested root
+    assert names(lib, path="2024/*.png") == {"b.png"}  # GLOB is case-sensitive, as file names are
+    assert names(lib, path="2024") == {"b.png", "c.PNG"}  # a folder: everything under it
+    assert names(lib, path="cameras/canon.jpg") == {"canon.jpg"}
+    assert names(lib, path="scan.tif") == {"scan.tif"}  # a name alone: that file wherever it lies
+    assert names(lib, path="*.PNG") == {"c.PNG"}
+    monkeypatch.chdir(root / "other")  # relative to the current folder
+    assert names(lib, path="./*.gif") == {"hopper.gif"}
+    monkeypatch.chdir(root / "2024")
+    assert names(lib, path="../2023/a.png") == {"a.png"}
+    assert names(lib, path="deep") == {"c.PNG"}
+    with pytest.raises(UsageError, match="path="):
+        names(lib, path="  ")
+
+
+def test_path_globs_escape_the_anchor():
+    assert path_globs("x/*.jpg", ["/photos [2023]"]) == ["/photos [[]2023]/x/*.jpg"]
+    assert path_globs("/abs/*.jpg", ["/a"]) == ["/abs/*.jpg"]
+    assert path_globs("name.jpg", ["/a"]) == ["/a/name.jpg", "*/name.jpg", "/a/name.jpg/*", "*/name.jpg/*"]
+
+
+def test_tag_path_uses_the_same_names(lib):
+    lib.labels_add("colours-by-path", "red,blue")
+    report = lib.tag("colours-by-path", mode="single", threshold=0.0, path="2024")
+    assert report.images == 2
+    assert {Path(r["path"]).name for r in lib.tag_rows("colours-by-path")} == {"b.png", "c.PNG"}

@@ -139,7 +139,7 @@ def test_path_filters_absolute_relative_and_by_name(lib, monkeypatch):
     monkeypatch.chdir(root / "2024")
     assert names(lib, path="../2023/a.png") == {"a.png"}
     assert names(lib, path="deep") == {"c.PNG"}
-    with pytest.raises(UsageError, match="--path"):
+    with pytest.raises(UsageError, match="path="):
         names(lib, path="  ")
 
 

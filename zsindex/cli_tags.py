@@ -231,8 +231,8 @@ def tags(label_name: str | None, index_dir: Path | None, fmt: str) -> None:
 @click.option("--labels", "-l", "label_name", required=True, help="The label set to export.")
 @index_option
 @click.option("--out", "-o", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this new file instead of stdout (JSON lines unless --csv or --table; "
-                   "an existing file needs --force).")
+              help="Write to this new file instead of stdout (CSV for a .csv name, else JSON lines, unless "
+              "--csv/--json/--table; an existing file needs --force).")
 @click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
 @output_options
 def export(label_name: str, index_dir: Path | None, out_path: Path | None, force: bool, fmt: str) -> None:
@@ -253,7 +253,7 @@ def export(label_name: str, index_dir: Path | None, out_path: Path | None, force
         emit_rows(rows, ["path", "label", "score"], fmt)
         return
     if click.get_current_context().get_parameter_source("fmt") == ParameterSource.DEFAULT:
-        fmt = "json"  # a file is not a terminal
+        fmt = "csv" if out_path.suffix.lower() == ".csv" else "json"  # a file is not a terminal: its name decides
     with new_output_file(out_path, force) as out:
         emit_rows(rows, ["path", "label", "score"], fmt, file=out)
 

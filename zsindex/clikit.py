@@ -117,16 +117,16 @@ class ZsGroup(click.Group):
         Image.MAX_IMAGE_PIXELS = None
         try:
             return super().invoke(ctx)
-        except UsageError as e:
-            raise click.UsageError(str(e), ctx) from None
-        except ZsindexError as e:
-            raise click.ClickException(str(e)) from None
-        except OSError as e:
-            where = f"{e.filename}: " if e.filename else ""
-            raise click.ClickException(f"{where}{e.strerror or e}") from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except UsageError as e:  # from a command added around ZsGroup.add_command; guarded ones map their own
+            raise click.UsageError(cli_text(str(e), ctx), ctx) from None
+        except ZsindexError as e:
+            raise click.ClickException(cli_text(str(e), ctx)) from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
 
 
 class ModelChoice:

@@ -42,7 +42,7 @@ def format_clause(session: Session, wanted: str) -> ColumnElement[bool]:
         names = tuple(f for f in stored if f.lower() == key)
         if not names:
             known = ", ".join(sorted(set(FORMAT_NAMES) | {f.lower() for f in stored}))
-            raise UsageError(f"unknown format {wanted!r} for --format; known: {known}")
+            raise UsageError(f"unknown format {wanted!r} for format=; known: {known}")
     return func.upper(s.Image.format).in_(names)
 
 
@@ -106,7 +106,7 @@ def path_globs(pattern: str, anchors: Iterable[str]) -> list[str]:
     """
     pattern = os.path.expanduser(pattern.strip())
     if not pattern:
-        raise UsageError("--path needs a glob, e.g. '*/2023/*' or 'holidays/*.jpg'")
+        raise UsageError("path= needs a glob, e.g. '*/2023/*' or 'holidays/*.jpg'")
     if pattern.startswith((os.sep, "*", "?", "[")):
         globs = [pattern]
     else:

@@ -240,7 +240,8 @@ class Library(SidecarsMixin, BrowseMixin):
         """
         from .forget import forget_paths
 
-        self._require_writable("forget images")
+        if not dry_run:
+            self._require_writable("forget images in it")
         return forget_paths(self, paths, missing, dry_run)
 
     def status(self) -> dict[str, Any]:

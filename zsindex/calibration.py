@@ -202,11 +202,10 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
     if level is not None:  # most images score at the match level: most show the label, so the band is it
         cut = np.where(median >= anchor - int(MOST_MARGIN * per_logit), lo, cut)
     multi = CENTRES[cut] - edge
-    # Single mode: the softmax has already chosen among the labels; an image keeps its best label unless it
-    # scores below the match band ("none of these"). A label with no mode of its own may still win an image.
-    single = np.where(shown, np.minimum(CENTRES[lo] - edge, multi), CENTRES[start] - edge)
-    kept = shown
-    return Calibration(np.where(shown, multi, np.inf), np.where(kept, single, np.inf), own, level)
+    # Single mode: the softmax has already chosen among the labels; an image keeps its best label unless that
+    # label is not shown or the image scores below its band ("none of these").
+    single = np.minimum(CENTRES[lo] - edge, multi)
+    return Calibration(np.where(shown, multi, np.inf), np.where(shown, single, np.inf), own, level)
 
 
 def _cut_below_peak(w: np.ndarray, peak: np.ndarray, start: np.ndarray, anchor: np.ndarray,

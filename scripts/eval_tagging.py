@@ -13,7 +13,9 @@ for that make-up, set and mode). Scores are micro-averaged over (image,
 label) pairs. Multi mode: a tag is right when the image shows the label.
 Single mode: an image's one tag is right when the image shows it, and recall
 counts the images that show at least one label of the set. A set that no
-image shows scores F1 1 when it tags nothing and 0 otherwise.
+image shows scores F1 1 when it tags nothing and 0 otherwise. As an index
+does, the run remembers the last match level a calibration found (make-ups
+and sets in the order listed) and offers it to sets with no clear mode.
 
 Other programs import `MAKEUPS`, `embed_library` and `evaluate` (the tests do).
 """
@@ -146,19 +148,21 @@ def score(cos: np.ndarray, truth: np.ndarray, cal: Calibration | np.ndarray, log
     return _prf(tp, len(img), want)
 
 
-def calibration(cos: np.ndarray, background: np.ndarray, logit_scale: float) -> Calibration:
-    """What `zsindex tag` derives from these cosines."""
+def calibration(cos: np.ndarray, background: np.ndarray, logit_scale: float,
+                prior_level: float | None = None) -> Calibration:
+    """What `zsindex tag` derives from these cosines (prior_level: the match level the index remembers)."""
     stats = LabelStats(cos.shape[1])
     stats.update(cos, background)
-    return calibrate(stats, logit_scale)
+    return calibrate(stats, logit_scale, prior_level)
 
 
 def evaluate(x: np.ndarray, scenes: list[Scene], names: Sequence[str], vecs: np.ndarray, background: np.ndarray,
-             logit_scale: float, mode: str) -> dict[str, Any]:
+             logit_scale: float, mode: str, prior_level: float | None = None) -> dict[str, Any]:
     """Calibrated, named cut-offs and the best cut-off in hindsight, for one label set and mode."""
     cos = x @ vecs.T
     truth = np.array([[shows(sc, n) for n in names] for sc in scenes], dtype=bool)
-    out = {"calibrated": score(cos, truth, calibration(cos, x @ background, logit_scale), logit_scale, mode)}
+    cal = calibration(cos, x @ background, logit_scale, prior_level)
+    out: dict[str, Any] = {"calibrated": score(cos, truth, cal, logit_scale, mode), "match_level": cal.match_level}
     full = {float(t): score(cos, truth, np.full(len(names), t), logit_scale, mode) for t in GRID}
     for t in NAMED_CUTOFFS:
         out[f"cosine>={t}"] = full[t]
@@ -169,14 +173,18 @@ def evaluate(x: np.ndarray, scenes: list[Scene], names: Sequence[str], vecs: np.
 
 def run(embedder: Any, n: int, seed: int, makeups: Sequence[Makeup] = tuple(MAKEUPS),
         modes: Sequence[str] = ("multi", "single")) -> list[dict[str, Any]]:
-    rows = []
+    """Every make-up, set and mode in order. Like an index, the run remembers the last match level found
+    and offers it to sets in which no label has a clear mode."""
+    rows: list[dict[str, Any]] = []
+    remembered = None
     for k, makeup in enumerate(makeups):
         x, scenes = embed_library(embedder, makeup, n, seed + k)
         for set_name, names in makeup.sets.items():
             vecs, background = label_matrix(embedder, names)
             for mode in modes:
-                rows.append({"makeup": makeup.name, "set": set_name, "labels": len(names), "mode": mode,
-                             **evaluate(x, scenes, names, vecs, background, embedder.logit_scale, mode)})
+                row = evaluate(x, scenes, names, vecs, background, embedder.logit_scale, mode, remembered)
+                rows.append({"makeup": makeup.name, "set": set_name, "labels": len(names), "mode": mode, **row})
+            remembered = rows[-1]["match_level"] or remembered
     return rows
 
 

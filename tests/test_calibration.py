@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import numpy as np
@@ -21,10 +22,12 @@ FOUR = ["red", "green", "blue", "yellow"]
 
 @pytest.fixture(scope="module")
 def four_colours(tmp_path_factory, demo_embedder):
-    """The library of the report: 240 flat shapes (plain backgrounds, one shape each) in four colours."""
+    """The library of the report: 240 flat shapes (plain backgrounds, one shape each) in four colours.
+    With this draw the former calibration tagged the absent "orange" on 141 images and, in single mode,
+    "blue" on 11 of 60 blue images."""
     root = tmp_path_factory.mktemp("fourcolours")
-    rng = np.random.default_rng(10)
-    scenes = [[shapes.Thing(FOUR[i % 4], shapes.SHAPES[int(rng.integers(4))])] for i in range(240)]
+    rng = np.random.default_rng(2)
+    scenes = [[shapes.Thing(FOUR[int(rng.integers(4))], shapes.SHAPES[int(rng.integers(4))])] for _ in range(240)]
     folder = root / "photos"
     folder.mkdir()
     paths = []
@@ -54,7 +57,11 @@ def test_absent_colours_tag_nothing_and_present_ones_every_image(four_colours):
     got = _tags(lib, six)
     assert all(got.get(p) == {c} for p, c in truth.items()), [(p, got.get(p), c) for p, c in truth.items()
                                                               if got.get(p) != {c}][:5]
-    assert lib.tag("red,blue,purple", mode="multi").counts == {"red": 60, "blue": 60}
+    shown = {c: sum(v == c for v in truth.values()) for c in ("red", "blue")}
+    assert lib.tag("red,blue,purple", mode="multi").counts == shown
+    con = sqlite3.connect(lib.folder / "index.sqlite")
+    (level,), = con.execute("SELECT value FROM state WHERE key LIKE 'match_level:%'").fetchall()
+    assert 0.38 < float(level) < 0.44  # remembered for sets with no clear mode of their own
 
 
 def test_single_mode_keeps_every_image_the_softmax_got_right(four_colours):
@@ -72,17 +79,16 @@ def test_single_mode_keeps_every_image_the_softmax_got_right(four_colours):
 @pytest.mark.parametrize("makeup", ["flat-4colours", "flat-rare", "busy-several", "none-shown"])
 def test_calibration_is_no_worse_than_the_best_fixed_cutoff(demo_embedder, makeup):
     """Property: on each make-up and set, in both modes, calibrated F1 >= the best fixed cut-off chosen in
-    hindsight, less a small margin; a set no image shows gets no tag."""
+    hindsight, less a small margin; a set no image shows gets no tag. (colour+shape pairs are left out:
+    the tiny model binds colours to shapes poorly in busy scenes, and calibration is 0.03-0.05 below the
+    hindsight cut-off there; the README's table shows it.)"""
     chosen = next(m for m in ev.MAKEUPS if m.name == makeup)
-    sets = {k: v for k, v in chosen.sets.items() if "colour+shape" not in k}
-    x, scenes = ev.embed_library(demo_embedder, chosen, 160, seed=31)
-    for name, labels in sets.items():
-        vecs, background = ev.label_matrix(demo_embedder, labels)
-        for mode in ("multi", "single"):
-            row = ev.evaluate(x, scenes, labels, vecs, background, demo_embedder.logit_scale, mode)
-            assert row["calibrated"]["f1"] >= row["best fixed"]["f1"] - 0.03, (makeup, name, mode, row)
-            if makeup == "none-shown":
-                assert row["calibrated"]["tags"] == 0
+    chosen = ev.Makeup(chosen.name, chosen.what, chosen.draw_scene,
+                       {k: v for k, v in chosen.sets.items() if "colour+shape" not in k}, chosen.background)
+    for row in ev.run(demo_embedder, 160, 31, [chosen]):
+        assert row["calibrated"]["f1"] >= row["best fixed"]["f1"] - 0.03, row
+        if makeup == "none-shown":
+            assert row["calibrated"]["tags"] == 0, row
 
 
 def test_otsu_finds_the_gap_and_rejects_one_mode():
@@ -114,3 +120,42 @@ def test_a_bimodal_label_below_the_match_level_is_a_look_alike():
     assert np.isinf(cal.multi[2]) and (cos[:, 2] >= cal.single[2]).sum() == 0
     for j, shown in ((0, 300), (1, 300), (3, 4), (4, 800)):
         assert (cos[:, j] >= cal.multi[j]).sum() == shown, (j, cal.multi[j])
+
+
+def test_a_set_with_no_clear_mode_uses_the_remembered_match_level():
+    """Every image shows 1-3 of four labels the model hardly tells apart: no clear split, so no level of
+    the set's own. With the level remembered from an earlier set the labels tag; without, nothing does."""
+    rng = np.random.default_rng(3)
+    n = 600
+    shows = rng.random((n, 4)) < 0.6
+    cos = np.where(shows, rng.normal(0.40, 0.02, (n, 4)), rng.normal(0.36, 0.03, (n, 4)))
+    stats = LabelStats(4)
+    stats.update(cos, rng.normal(0.0, 0.02, n))
+    alone = calibrate(stats, 20.0)
+    assert alone.match_level is None and np.isinf(alone.multi).all() and np.isinf(alone.single).all()
+    helped = calibrate(stats, 20.0, prior_level=0.41)
+    assert helped.level_used == 0.41 and np.isfinite(helped.multi).all()
+    tagged = cos >= helped.multi
+    assert (tagged & shows).sum() / shows.sum() > 0.7  # recall
+    assert (tagged & shows).sum() / tagged.sum() > 0.75  # precision, against 0.6 for tagging everything
+
+
+@pytest.mark.parametrize("clusters", [10, 400])  # labels shown by a tenth of the images, and by a few each
+def test_a_large_logit_scale_keeps_the_whole_positive_mode(clusters):
+    """Clustered unit vectors as in benchmarks/tag.py, logit scale 100: true matches spread over more
+    logits than the match band, and the cut must still fall in the empty stretch below them."""
+    rng = np.random.default_rng(4)
+    dim, n = 128, 6000
+    centres = rng.normal(size=(clusters, dim))
+    which = rng.integers(0, clusters, n)
+    x = centres[which] + 0.8 * rng.normal(size=(n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    picked = rng.choice(clusters, 8, replace=False)
+    labels = centres[picked] + 0.5 * rng.normal(size=(8, dim))
+    labels /= np.linalg.norm(labels, axis=1, keepdims=True)
+    cos = x @ labels.T
+    stats = LabelStats(8)
+    stats.update(cos, x @ rng.normal(size=dim) / np.sqrt(dim))
+    cal = calibrate(stats, 100.0)
+    truth = which[:, None] == picked[None, :]
+    assert ((cos >= cal.multi) == truth).all()

@@ -14,30 +14,35 @@ rests on that, in three steps, from one pass of streaming statistics
    match level, and the *match band* reaches ``LEVEL_SLACK`` logits below it.
    (Logits are cosines times the model's logit scale: a difference of one
    logit is a factor of e in the model's own odds, so the constants carry
-   over between models.)
+   over between models.) When no label of the set has a clear split, the
+   level found before for the same model (on another set; the index
+   remembers it) stands in; without one, only rare labels can tag (below).
 2. **Is the label shown at all?** Only if it has a mode of its own in the match
-   band: a clear split whose upper peak lies in the band; or, for a rare label,
-   at least ``MIN_RARE_IMAGES`` images in the band standing apart from the
-   rest (an empty stretch of ``EMPTY_GAP`` logits below them, their peak
-   ``MIN_GAP`` logits above the median); or, for a label most images show, half
-   the images in the band. A label absent from the library can look bimodal
-   (orange scores higher on red and yellow images than on blue ones), but
-   those images are look-alikes, not matches: their mode sits below the band,
-   so the label tags nothing. A label whose scores merely move with a
-   background prompt ("a photo of a thing.": specificity below
-   ``MIN_SPECIFICITY``, or ``PREVALENT_SPECIFICITY`` for the most-images case)
-   is not shown either.
+   band: a clear split of which at least ``BAND_SHARE`` of the upper side lies
+   in the band; or, for a rare label, at least ``MIN_RARE_IMAGES`` images in
+   the band standing apart from the rest (an empty stretch of ``EMPTY_GAP``
+   logits below them, their peak ``MIN_GAP`` logits above the median); or, for
+   a label most images show, half the images in the band. A label absent from
+   the library can look bimodal (orange scores higher on red and yellow images
+   than on blue ones), but those images are look-alikes, not matches: their
+   mode sits below the band, so the label tags nothing. A label whose scores
+   merely move with a background prompt ("a photo of a thing.": specificity
+   below ``MIN_SPECIFICITY``, or ``PREVALENT_SPECIFICITY`` for the most-images
+   case) is not shown either.
 3. **Where to cut (multi mode).** Where a valley of low density separates the
-   label's positive peak from what lies below (look-alikes or the rest), the
-   threshold is the middle of the valley's floor; where look-alikes crowd up
-   to the positives with no valley, it is ``PEAK_MARGIN`` logits below the
-   positive peak. Never below the match band.
+   label's positive peak from what lies below it, and what lies between the
+   valley and the peak is the lower half of one mode (at most ``MODE_RATIO``
+   times the images above the peak), the threshold is the middle of the
+   valley's floor. Where look-alikes crowd up to the positives (a red square
+   for "red circle"), it is ``PEAK_MARGIN`` logits below the match level. A label
+   whose median image scores within ``MOST_MARGIN`` of the match level is shown
+   by most images, and recall counts most there: it is cut at the band's
+   bottom. Never below the band.
 
-Single mode takes the best label by softmax, as CLIP does, and keeps it unless
-its cosine is below the label's match band ("none of these"); per-label
-thresholds do not drop images the softmax got right. A set where no label has
-a clear mode has no match level: then only rare labels with a separated group
-at the top tag anything.
+Single mode takes the best label by softmax, as CLIP does, and keeps it when
+that label is shown and the image's cosine is in its band; otherwise the image
+is left untagged ("none of these"). Per-label cut-offs do not drop images the
+softmax got right.
 
 Scores are ``sigmoid(logit_scale · (cosine - threshold))`` in multi mode (0.5 at
 the threshold) and the softmax probability in single mode. ``--threshold``
@@ -55,18 +60,21 @@ from .labels import softmax
 BINS = 2000  # histogram resolution over cosine [-1, 1]: 0.001
 CENTRES = (np.arange(BINS) + 0.5) / (BINS / 2) - 1.0
 # Ashman's D between the two sides of the split. Splitting one normal mode in half gives
-# D = 2.65, so clearly separated modes must beat that comfortably.
-MIN_SEPARATION = 3.0
+# D = 2.65; the band (below) is what tells matches from look-alikes, so D only has to rule out one mode.
+MIN_SEPARATION = 2.7
 MIN_MODE_SHARE = 0.05  # an upper side under this share of images is no mode for Otsu's split (D = 0)
 MIN_GAP = 3.5  # logits: a positive mode's peak at least this far above the rest
 LEVEL_SLACK = 2.0  # logits: the match band reaches this far below the match level
+BAND_SHARE = 0.2  # a clear split counts when this share of its upper side is in the band
 MIN_SPECIFICITY = 0.5  # std(cos - background cos) / std(cos): below this, the label moves with the background
 PREVALENT_SPECIFICITY = 0.7  # the same, for a label most images score in the band (no split to go by)
 EMPTY_GAP = 1.0  # logits: an empty stretch this wide sets a rare label's images apart
 MIN_RARE_IMAGES = 3  # a rare label's separated group holds at least this many images
 VALLEY_WINDOW = 0.25  # logits each side: density smoothing when looking for a valley
 VALLEY_DEPTH = 0.2  # a valley at most this share of the density of the peaks either side separates them
-PEAK_MARGIN = 0.5  # logits below the positive peak, where no valley separates it from look-alikes
+MODE_RATIO = 4.0  # a valley bounds one mode: at most this many times the images above its peak
+PEAK_MARGIN = 0.5  # logits below the match level: the cut where no valley sets the positives apart
+MOST_MARGIN = 0.25  # logits: a label whose median image is this close to the match level is cut at the band
 SMOOTH = 5  # bins each side, to find a mode's peak
 
 
@@ -127,15 +135,15 @@ def _smooth(w: np.ndarray, half: int = SMOOTH) -> np.ndarray:
     return c[:, 2 * half + 1:] - c[:, :-2 * half - 1]
 
 
-def split_modes(hist: np.ndarray, logit_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per label: Ashman's D of Otsu's split, the peak of its upper side (a cosine), and that peak's gap
-    (logits) above the mean of the lower side."""
+def split_modes(hist: np.ndarray, logit_scale: float) -> tuple[np.ndarray, ...]:
+    """Per label, from Otsu's split: Ashman's D, the peak of the upper side (a cosine), that peak's gap
+    (logits) above the mean of the lower side, and the number of images on the upper side."""
     cut, separation = otsu_thresholds(hist)
     w = hist.astype(np.float64)
     below = np.arange(BINS)[None, :] < np.rint((cut + 1.0) * (BINS / 2))[:, None]  # cut is a bin edge
     low = (w * below * CENTRES).sum(1) / np.maximum((w * below).sum(1), 1)
     peak = CENTRES[np.where(below, -1.0, _smooth(np.where(below, 0.0, w))).argmax(1)]
-    return separation, peak, logit_scale * (peak - low)
+    return separation, peak, logit_scale * (peak - low), (w * ~below).sum(1)
 
 
 def widest_empty_run(w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,55 +161,75 @@ def widest_empty_run(w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.
 class Calibration:
     multi: np.ndarray  # per label: the cosine from which an image gets it in multi mode (inf: never)
     single: np.ndarray  # per label: the cosine its winning images must reach in single mode (inf: never)
-    match_level: float | None = None  # cosine of a typical true match, when some label of the set shows one
+    match_level: float | None = None  # the set's own match level, when some label of it has a clear mode
+    level_used: float | None = None  # the match level the thresholds rest on (the set's own, or the prior)
 
 
-def calibrate(stats: LabelStats, logit_scale: float) -> Calibration:
-    """Per-label thresholds for both modes (see the module's docstring)."""
+def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None = None) -> Calibration:
+    """Per-label thresholds for both modes (see the module's docstring). ``prior_level``: the model's
+    match level as found before (on another label set), used when no label of this set has a clear mode."""
     spec = stats.specificity()
     w = stats.hist.astype(np.float64)
     n = w.sum(1)
     idx = np.arange(BINS)[None, :]
     per_logit = (BINS / 2) / logit_scale  # bins per logit
-    separation, upper_peak, split_gap = split_modes(stats.hist, logit_scale)
+    separation, upper_peak, split_gap, upper_n = split_modes(stats.hist, logit_scale)
     split = (separation >= MIN_SEPARATION) & (split_gap >= MIN_GAP) & (spec >= MIN_SPECIFICITY)
-    level = float(np.median(upper_peak[split])) if split.any() else None
-    if level is None:  # no label has a clear mode: a rare label's own top stands for the match level
+    own = float(np.median(upper_peak[split])) if split.any() else None
+    level = own if own is not None else prior_level
+    if level is None:  # no match level: a rare label's own top group stands for it
         start = BINS - 1 - np.argmax(w[:, ::-1] > 0, axis=1) - int(LEVEL_SLACK * per_logit)
+        anchor = start + int(LEVEL_SLACK * per_logit)
     else:
         start = np.full(len(w), _bin(np.array(level - LEVEL_SLACK / logit_scale)))
-        split &= upper_peak >= CENTRES[start]
-    in_band = (w * (idx >= start[:, None])).sum(1)
+        anchor = np.full(len(w), _bin(np.array(level)))
     band = idx >= start[:, None]
+    in_band = (w * band).sum(1)
+    split &= in_band >= BAND_SHARE * upper_n  # the upper side reaches the band, not just its tail
     peak = np.where(band, _smooth(np.where(band, w, 0.0)), -1.0).argmax(1)
     median = np.argmax(np.cumsum(w, axis=1) >= n[:, None] / 2, axis=1)
     gap_mid, gap_width = widest_empty_run(w, median, peak)
     rare = ((gap_width >= EMPTY_GAP * per_logit) & ((w * (idx > gap_mid[:, None])).sum(1) >= MIN_RARE_IMAGES)
-            & (peak - median >= MIN_GAP * per_logit) & (in_band >= MIN_RARE_IMAGES))
+            & (peak - median >= MIN_GAP * per_logit) & (in_band >= 1))
     prevalent = (level is not None) & (in_band >= n / 2) & (spec >= PREVALENT_SPECIFICITY)
     shown = (split | rare | prevalent) & (spec >= MIN_SPECIFICITY)
-    lo = np.maximum(start, np.where(rare, gap_mid, 0))
-    multi = CENTRES[np.maximum(_cut_below_peak(w, peak, start, per_logit), lo)] - 0.5 / (BINS / 2)
-    # Single mode: the softmax has already chosen among the labels; an image keeps its best label unless it
-    # scores below the match band ("none of these"). A label with no mode of its own may still win an image.
-    single = np.where(shown, np.minimum(CENTRES[lo] - 0.5 / (BINS / 2), multi), CENTRES[start] - 0.5 / (BINS / 2))
-    kept = shown | ((level is not None) & (spec >= MIN_SPECIFICITY))
-    return Calibration(np.where(shown, multi, np.inf), np.where(kept, single, np.inf), level)
+    # A rare label's group is set apart by its empty stretch: the cut goes there, even below the band (a
+    # group of true matches can spread wider than the band, as with a large logit scale).
+    lone = rare & ~split & ~prevalent
+    lo = np.where(lone, gap_mid, start)
+    edge = 0.5 / (BINS / 2)  # from a bin's centre to its lower edge
+    cut = np.where(lone, gap_mid, _cut_below_peak(w, peak, start, anchor, per_logit))
+    if level is not None:  # most images score at the match level: most show the label, so the band is it
+        cut = np.where(median >= anchor - int(MOST_MARGIN * per_logit), lo, cut)
+    multi = CENTRES[cut] - edge
+    # Single mode: the softmax has already chosen among the labels; an image keeps its best label unless that
+    # label is not shown or the image scores below its band ("none of these").
+    single = np.minimum(CENTRES[lo] - edge, multi)
+    return Calibration(np.where(shown, multi, np.inf), np.where(shown, single, np.inf), own, level)
 
 
-def _cut_below_peak(w: np.ndarray, peak: np.ndarray, start: np.ndarray, per_logit: float) -> np.ndarray:
+def _cut_below_peak(w: np.ndarray, peak: np.ndarray, start: np.ndarray, anchor: np.ndarray,
+                    per_logit: float) -> np.ndarray:
     """Per label: the bin to cut at below its positive peak: the middle of the floor of a clear valley
-    between the peak and the mode below it, or PEAK_MARGIN logits below the peak."""
+    between the peak and the mode below it, or PEAK_MARGIN logits below the match level (``anchor``)."""
     idx = np.arange(BINS)[None, :]
     rows = np.arange(len(w))
     dens = _smooth(w, max(1, int(VALLEY_WINDOW * per_logit)))
     lower_peak = np.where(idx < start[:, None], dens, -1.0).argmax(1)
     between = (idx >= lower_peak[:, None]) & (idx <= peak[:, None])
     deepest = np.where(between, dens, np.inf).min(1)
-    floor = between & (dens <= deepest[:, None]) & (idx >= start[:, None])  # in the band; often empty bins
+    # The valley's floor, in the band; or below it when it is an empty stretch at least EMPTY_GAP wide
+    # (true matches can spread wider than the band, as with a large logit scale)
+    floor = between & (dens <= deepest[:, None])
+    wide = (deepest == 0) & (floor.sum(1) >= EMPTY_GAP * per_logit)
+    floor &= (idx >= start[:, None]) | wide[:, None]
     valley = (np.argmax(floor, axis=1) + BINS - 1 - np.argmax(floor[:, ::-1], axis=1)) // 2
     clear = (deepest <= VALLEY_DEPTH * np.minimum(dens[rows, peak], dens[rows, lower_peak])) & floor.any(1)
-    return np.where(clear, valley, peak - int(PEAK_MARGIN * per_logit))
+    # ... and only when what lies between the valley and the peak is the lower half of one mode, not a
+    # crowd of look-alikes: at most MODE_RATIO times what lies above the peak.
+    above = np.cumsum(w[:, ::-1], axis=1)[:, ::-1]  # images at or above each bin
+    clear &= above[rows, valley] <= MODE_RATIO * above[rows, peak]
+    return np.where(clear, valley, np.maximum(anchor - int(PEAK_MARGIN * per_logit), start))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

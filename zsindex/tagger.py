@@ -45,7 +45,7 @@ def _batches(vectors: Any, only: np.ndarray | None) -> Iterator[tuple[np.ndarray
 
 
 def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray,
-                   background: np.ndarray, logit_scale: float) -> Calibration:
+                   background: np.ndarray, logit_scale: float, prior_level: float | None = None) -> Calibration:
     """Per label: calibrated thresholds (see calibration.py) from a sample of the images being tagged."""
     stats = LabelStats(len(label_vecs))
     total = len(only) if only is not None else store.counts_by_status().get(s.STATUS_INDEXED, 0)
@@ -55,19 +55,27 @@ def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_ve
         if share < 1.0:  # a fixed-seed random sample is plenty to place a threshold, at a fraction of the cost
             vecs = vecs[rng.random(len(vecs)) < share]
         stats.update(vecs @ label_vecs.T, vecs @ background)
-    return calibrate(stats, logit_scale)
+    return calibrate(stats, logit_scale, prior_level)
 
 
 def _thresholds(store: Store, vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, cols: np.ndarray,
-                background: np.ndarray, threshold: float | None, logit_scale: float) -> Calibration | np.ndarray:
+                background: np.ndarray, threshold: float | None, logit_scale: float,
+                model_id: int) -> Calibration | np.ndarray:
     """Thresholds of the labels in cols. When only some labels of a set are re-tagged, up to
-    LEVEL_LABELS others join the calibration, so that the set's match level is known to the new ones."""
+    LEVEL_LABELS others join the calibration, so that the set's match level is known to the new ones.
+    The index remembers the model's match level, for sets in which no label has a clear mode."""
     if threshold is not None:
         return np.full(len(cols), threshold, dtype=np.float64)
     others = np.setdiff1d(np.arange(len(label_vecs)), cols)
     extra = others[np.linspace(0, len(others) - 1, min(len(others), LEVEL_LABELS)).astype(int)]
-    cal = thresholds_for(store, vectors, only, label_vecs[np.concatenate([cols, extra])], background, logit_scale)
-    return Calibration(cal.multi[:len(cols)], cal.single[:len(cols)], cal.match_level)
+    key = f"match_level:{model_id}"
+    prior = store.get_state(key)
+    cal = thresholds_for(store, vectors, only, label_vecs[np.concatenate([cols, extra])], background, logit_scale,
+                         None if prior is None else float(prior))
+    if cal.match_level is not None:
+        with store.session() as session:
+            store.set_state(session, key, repr(cal.match_level))
+    return Calibration(cal.multi[:len(cols)], cal.single[:len(cols)], cal.match_level, cal.level_used)
 
 
 SCORE_BLOCK = 8192  # images scored per matrix product: an (8192, labels) block stays in cache-sized memory
@@ -116,7 +124,7 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
     report.labels_computed = len(todo)
     if todo:
         cols = np.array(todo) if mode == "multi" else np.arange(len(label_rows))
-        thr = _thresholds(store, vectors, only, label_vecs, cols, background, threshold, logit_scale)
+        thr = _thresholds(store, vectors, only, label_vecs, cols, background, threshold, logit_scale, model_id)
         thr = learnt_thresholds(thr, [label_rows[c].name for c in cols], supervised)  # keyword_truth.py
         shown = thr if isinstance(thr, np.ndarray) else thr.multi if mode == "multi" else thr.single
         report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, shown)}

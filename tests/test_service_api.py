@@ -361,3 +361,18 @@ def test_job_runner_reports_failures_without_traces():
     assert jobs[2].result == {"ok": True} and jobs[2].to_dict()["progress"] == {"done": 1, "total": 1, "stage": "x"}
     assert [j.id for j in runner.all()] == [j.id for j in reversed(jobs)] and runner.pending() == []
     runner.stop()
+
+
+def test_thumbnails_use_the_ingest_decoders_bomb_guard(built, tmp_path):
+    import hashlib
+
+    from zsindex.errors import ImageError
+    from zsindex.thumbcache import cache_path, make_thumbnail
+
+    source = next(built[1].glob("*.png"))
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    with pytest.raises(ImageError, match="decompression bomb guard"):
+        make_thumbnail(tmp_path, str(source), sha, 128, max_megapixels=0.01)  # 256x256 is 0.066 MP
+    assert not cache_path(tmp_path, sha, 128).exists()
+    made = make_thumbnail(tmp_path, str(source), sha, 128)
+    assert made == cache_path(tmp_path, sha, 128) and Image.open(made).size == (128, 128)

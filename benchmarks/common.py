@@ -36,10 +36,12 @@ def peak_rss_mb() -> float:
     return round((own + children) / 1024, 1)
 
 
-def synthetic_library(folder: Path, n: int, dim: int, rng: Any, chunk: int = 50_000) -> tuple[Any, Any, Any]:
+def synthetic_library(folder: Path, n: int, dim: int, rng: Any, chunk: int = 50_000,
+                      db: str | None = None) -> tuple[Any, Any, Any]:
     """A real index whose SQL holds n synthetic vectors, clustered like real embeddings (2,000 Gaussian
     clusters on the unit sphere), as an ingest would have stored them; no FAISS file yet.
 
+    ``db``: a database server's URL for the store (else the folder's SQLite file).
     Returns (library, model row, cluster centres).
     """
     import numpy as np
@@ -50,7 +52,7 @@ def synthetic_library(folder: Path, n: int, dim: int, rng: Any, chunk: int = 50_
     from zsindex.store import now
 
     centres = rng.normal(size=(2000, dim)).astype(np.float32)
-    lib = Library(folder)
+    lib = Library(folder, db=db or False)
     model = lib.store.bind_model("bench/synthetic", "synthetic", None, dim)
     stamp = now()
     for start in range(0, n, chunk):

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import peak_rss_mb, report, synthetic_library
+from common import REPO, peak_rss_mb, report, synthetic_library
 from sqlalchemy import insert
 
 from zsindex import schema as s
@@ -28,9 +29,9 @@ from zsindex.library import Library
 from zsindex.tagging import BACKGROUND, prompts_key
 
 
-def build(folder: Path, n: int, n_labels: int, dim: int) -> Library:
+def build(folder: Path, n: int, n_labels: int, dim: int, db: str | None = None) -> Library:
     rng = np.random.default_rng(0)
-    lib, model, centres = synthetic_library(folder, n, dim, rng)
+    lib, model, centres = synthetic_library(folder, n, dim, rng, db=db)
     names = [f"label {i}" for i in range(n_labels + 1)]
     vecs = centres[rng.choice(len(centres), n_labels + 1, replace=False)] + 0.5 * rng.normal(size=(n_labels + 1, dim))
     vecs = np.vstack([vecs, rng.normal(size=(1, dim))]).astype(np.float32)  # the last is the background
@@ -52,11 +53,23 @@ def main() -> int:
     p.add_argument("--images", type=int, default=1_000_000)
     p.add_argument("--labels", type=int, default=1000)
     p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--postgres", action="store_true",
+                   help="keep the store in a throw-away PostgreSQL server (Debian's binaries) instead of SQLite")
     args = p.parse_args()
+    if args.postgres:
+        sys.path.insert(0, str(REPO))
+        from tests.postgres_server import new_database, running_server
+
+        with running_server() as base:
+            return run(args, new_database(base))
+    return run(args, None)
+
+
+def run(args: argparse.Namespace, db: str | None) -> int:
     work = Path(tempfile.mkdtemp(prefix="zsindex-bench-"))
     try:
         t = time.perf_counter()
-        lib = build(work / "index", args.images, args.labels, args.dim)
+        lib = build(work / "index", args.images, args.labels, args.dim, db)
         setup_s = time.perf_counter() - t
         t = time.perf_counter()
         first = lib.tag("bench", mode="multi")
@@ -73,7 +86,7 @@ def main() -> int:
             {"figure": "add_one_label_retag_seconds", "value": round(add_s, 1), "unit": "s"},
             {"figure": "peak_rss", "value": peak_rss_mb(), "unit": "MB"},
             {"figure": "setup_seconds_not_timed", "value": round(setup_s, 1), "unit": "s"},
-        ], images=args.images, labels=args.labels, dim=args.dim, mode="multi")
+        ], images=args.images, labels=args.labels, dim=args.dim, mode="multi", store="postgresql" if db else "sqlite")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Tests never reach a network; a stray hub lookup should fail at once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Caches (ONNX exports, checkpoint hashes) go to a folder of this test session, never the user's home.
+os.environ.setdefault("ZSINDEX_HOME", tempfile.mkdtemp(prefix="zsindex-test-home-"))
 
 
 @pytest.fixture(scope="session")

@@ -154,8 +154,11 @@ def test_missing_weights_fail_fast_with_guidance(tmp_path, args, env):
     out = _load(args, _clean_env(HF_HUB_CACHE=str(tmp_path / "empty"), **env))
     assert out.startswith("UNAVAILABLE"), out
     seconds = float(out.split()[1])
-    assert seconds < 10, f"offline failure took {seconds}s: retries?"
-    assert args[0] in out and "--pretrained /path/to/checkpoint" in out and "--model demo" in out
+    # Retries would take minutes; the import of open_clip alone can take over 10 s on a loaded 2-core machine.
+    assert seconds < 30, f"offline failure took {seconds}s: retries?"
+    # Through the Python API the message names API parameters; the CLI writes them as flags (test_cli_rules).
+    assert args[0] in out and "pretrained=/path/to/checkpoint" in out and "model=demo" in out
+    assert "--" not in out
 
 
 def test_offline_error_reaches_cli_as_exit_1(tmp_path, world):

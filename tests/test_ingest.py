@@ -75,7 +75,8 @@ def test_add_then_unchanged(lib, tmp_path):
     draw(tmp_path / "p", ["red-circle", "blue-square", "green-star"])
     r = ingest(lib, tmp_path / "p")
     assert (r.added, r.unchanged, r.skipped) == (3, 0, 0)
-    assert set(r.to_dict()) == {"added", "unchanged", "changed", "moved", "deleted", "skipped", "run_id", "seconds"}
+    assert set(r.to_dict()) == {"added", "unchanged", "changed", "moved", "deleted", "skipped", "ignored", "run_id",
+                                "seconds"}
     again = ingest(lib, tmp_path / "p")
     assert (again.added, again.unchanged, again.changed) == (0, 3, 0)
     assert again.embed_seconds == 0 and again.decode_seconds == 0  # nothing read again
@@ -186,7 +187,7 @@ def test_unreadable_file_and_folder(demo_embedder):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     os.chmod(folder / "locked", 0o755)
     shutil.rmtree(tmp_path, ignore_errors=True)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr  # done, with skipped files
     report = json.loads(out.stdout)
     assert report["added"] == 1 and report["skipped"] == 2
     assert "Permission denied" in out.stderr
@@ -230,7 +231,7 @@ def test_other_model_refused(lib, tmp_path):
     class Other:
         identity, dim, logit_scale, image_size = "sha256:other", 8, 1.0, 224
 
-    with pytest.raises(ModelMismatchError, match="--index DIR"):
+    with pytest.raises(ModelMismatchError, match="folder=DIR"):
         Library(lib.folder, embedder=Other()).ingest([tmp_path / "p"], workers=0)
 
 
@@ -267,14 +268,14 @@ def test_status_errors_rebuild_cli(tmp_path):
     shutil.copy(FIXTURES / "broken.png", tmp_path / "p" / "broken.png")
     index = str(tmp_path / "i")
     r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "p"), "--index", index, "-m", "demo", "--json", "-q"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 3, r.output  # done, one file skipped
     assert json.loads(r.stdout)["added"] == 1
     st = json.loads(CliRunner().invoke(cli, ["status", "--index", index, "--json"]).stdout)
     assert st["images"] == {"indexed": 1, "error": 1} and st["model"]["name"] == "demo"
     assert st["last_run"]["status"] == "finished"
     err = CliRunner().invoke(cli, ["errors", "--index", index, "--csv"]).stdout.splitlines()
     assert err[0] == "path,error" and "broken.png" in err[1]
-    assert "1 vectors" in CliRunner().invoke(cli, ["rebuild", "--index", index]).stdout
+    assert json.loads(CliRunner().invoke(cli, ["rebuild", "--index", index]).stdout)["vectors"] == 1
     missing = CliRunner().invoke(cli, ["status", "--index", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "zsindex ingest" in missing.output
 

@@ -151,13 +151,13 @@ def test_cli_search_formats_and_exit_codes(indexed, tmp_path):
     index = str(lib.folder)
     r = CliRunner().invoke(cli, ["search", "a", "red", "circle", "--index", index, "-k", "3"])
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert r.exit_code == 0 and [set(x) for x in rows] == [{"id", "path", "score"}] * 3
+    assert r.exit_code == 0 and [set(x) for x in rows] == [{"id", "path", "score", "exists"}] * 3
     assert [x["path"] for x in rows] == [h.path for h in lib.search("a red circle", k=3)]
     assert all(truth[x["path"]][0] == "red" for x in rows)
     r = CliRunner().invoke(cli, ["search", "red circle", "--index", index, "-k", "2", "--paths-only"])
     assert r.stdout.splitlines() == [h.path for h in lib.search("red circle", k=2)]
     r = CliRunner().invoke(cli, ["search", "red circle", "--index", index, "-k", "2", "--csv"])
-    assert r.stdout.splitlines()[0] == "score,path,id"
+    assert r.stdout.splitlines()[0] == "score,path,id,exists"
     r = CliRunner().invoke(cli, ["search", "red circle", "--index", index, "--table", "--after", "2021-13-01"])
     assert r.exit_code == 2 and "--after" in r.output
     assert CliRunner().invoke(cli, ["search", "--index", index]).exit_code == 2

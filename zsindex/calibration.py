@@ -132,9 +132,9 @@ def split_modes(hist: np.ndarray, logit_scale: float) -> tuple[np.ndarray, np.nd
     (logits) above the mean of the lower side."""
     cut, separation = otsu_thresholds(hist)
     w = hist.astype(np.float64)
-    below = np.arange(BINS)[None, :] < _bin(cut)[:, None]
+    below = np.arange(BINS)[None, :] < np.rint((cut + 1.0) * (BINS / 2))[:, None]  # cut is a bin edge
     low = (w * below * CENTRES).sum(1) / np.maximum((w * below).sum(1), 1)
-    peak = CENTRES[np.where(below, -1.0, _smooth(w)).argmax(1)]
+    peak = CENTRES[np.where(below, -1.0, _smooth(np.where(below, 0.0, w))).argmax(1)]
     return separation, peak, logit_scale * (peak - low)
 
 
@@ -172,7 +172,8 @@ def calibrate(stats: LabelStats, logit_scale: float) -> Calibration:
         start = np.full(len(w), _bin(np.array(level - LEVEL_SLACK / logit_scale)))
         split &= upper_peak >= CENTRES[start]
     in_band = (w * (idx >= start[:, None])).sum(1)
-    peak = np.where(idx >= start[:, None], _smooth(w), -1.0).argmax(1)
+    band = idx >= start[:, None]
+    peak = np.where(band, _smooth(np.where(band, w, 0.0)), -1.0).argmax(1)
     median = np.argmax(np.cumsum(w, axis=1) >= n[:, None] / 2, axis=1)
     gap_mid, gap_width = widest_empty_run(w, median, peak)
     rare = ((gap_width >= EMPTY_GAP * per_logit) & ((w * (idx > gap_mid[:, None])).sum(1) >= MIN_RARE_IMAGES)

@@ -15,20 +15,25 @@ import click
 from . import __version__, config
 from .clikit import (
     ModelChoice,
+    Partial,
     ProgressBar,
     ZsGroup,
     index_option,
     label_set_from,
+    megapixels_option,
     model_options,
     open_library,
 )
 from .errors import UsageError
-from .output import emit_json, emit_rows, output_options, warn
+from .output import emit_json, emit_paths, emit_record, emit_rows, output_options, shown, warn
 
 
 @click.group(cls=ZsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zsindex")
-def cli() -> None:
+@click.option("--db", metavar="URL",
+              help="Keep the index's data in a database server, e.g. postgresql+psycopg://user@host/photos "
+                   "[env ZSINDEX_DB]; the --index folder then holds only this machine's vector cache.")
+def cli(db: str | None) -> None:
     """Semantic search and zero-shot labelling of image collections with OpenCLIP.
 
     \b
@@ -44,16 +49,18 @@ def cli() -> None:
               help="Labels from a .txt (one a line), .csv (label,description...) or .json file.")
 @click.option("--template", "-t", "templates", multiple=True,
               help="Prompt template with {} for the label; repeat to ensemble. [default: 5 photo templates]")
-@click.option("--top-k", "-k", type=click.IntRange(min=1), help="Show only the best K labels per image.")
+@click.option("--top-k", "-k", "top_k", type=click.IntRange(min=1), help="Show only the best K labels per image.")
+@megapixels_option
 @output_options
 @model_options
 def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | None, templates: tuple[str, ...],
-             top_k: int | None, fmt: str, choice: ModelChoice) -> None:
+             top_k: int | None, max_megapixels: float, fmt: str, choice: ModelChoice) -> None:
     """Score image files against labels, best label first.
 
     Scores are softmax probabilities over the label set (CLIP's
     logit_scale x cosine); the raw cosine is shown too. Unreadable files are
-    reported on stderr, the rest are still classified, and the exit code is 1.
+    reported on stderr, the rest are still classified, and the exit code is 3.
+    A label with a comma is quoted as in CSV: -l '"red, dark",blue'.
 
     \b
     Examples:
@@ -64,7 +71,7 @@ def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | N
     from .library import classify as run_classify
 
     label_set = label_set_from(labels, labels_file, templates)
-    results = run_classify(list(images), label_set, top_k=top_k, embedder=choice.load())
+    results = run_classify(list(images), label_set, top_k=top_k, embedder=choice.load(), max_megapixels=max_megapixels)
     good = [r for r in results if r.error is None]
     if fmt == "json":
         emit_json(r.to_dict() for r in good)
@@ -74,18 +81,20 @@ def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | N
         emit_rows(rows, ["path", "rank", "label", "score", "cosine"], fmt)
     failed = [r for r in results if r.error is not None]
     for r in failed:
-        warn(f"skipped {r.path}: {r.error}")
+        warn(f"skipped {shown(r.path)}: {r.error}")
     if failed:
-        raise click.ClickException(f"{len(failed)} of {len(results)} images could not be read")
+        raise Partial(f"{len(failed)} of {len(results)} images could not be read")
 
 
 @cli.command()
 @click.option("--image", "-i", "images", multiple=True, required=True, type=click.Path(path_type=Path),
               help="An image file (repeatable).")
 @click.option("--text", "-t", "texts", multiple=True, required=True, help="A text (repeatable).")
+@megapixels_option
 @output_options
 @model_options
-def similarity(images: tuple[Path, ...], texts: tuple[str, ...], fmt: str, choice: ModelChoice) -> None:
+def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels: float, fmt: str,
+               choice: ModelChoice) -> None:
     """Print the cosine-similarity matrix of images (rows) against texts (columns).
 
     \b
@@ -94,16 +103,14 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], fmt: str, choic
     """
     from .library import similarity as run_similarity
 
-    if any(not t.strip() for t in texts):
-        raise UsageError("--text must not be empty")
-    sim = run_similarity(list(images), list(texts), embedder=choice.load())
+    sim = run_similarity(list(images), list(texts), embedder=choice.load(), max_megapixels=max_megapixels)
     rows = [{"image": img, **{t: float(sim.cosine[i, j]) for j, t in enumerate(sim.texts)}}
             for i, img in enumerate(sim.images)]
     emit_rows(rows, ["image", *sim.texts], fmt)
     for path, reason in sim.errors.items():
-        warn(f"skipped {path}: {reason}")
+        warn(f"skipped {shown(path)}: {reason}")
     if sim.errors:
-        raise click.ClickException(f"{len(sim.errors)} of {len(images)} images could not be read")
+        raise Partial(f"{len(sim.errors)} of {len(images)} images could not be read")
 
 
 @cli.command()
@@ -117,13 +124,12 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], fmt: str, choic
               help="Images per model batch and per database transaction.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Decode processes (0: decode in this process)  [default: CPU cores - 1, at most 4]")
-@click.option("--max-megapixels", type=click.FloatRange(min=0.1), default=config.DEFAULT_MAX_MEGAPIXELS,
-              show_default=True, help="Skip images larger than this (decompression-bomb guard).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@megapixels_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@output_options
 @model_options
 def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, ...], follow_symlinks: bool,
-           batch_size: int, workers: int | None, max_megapixels: float, as_json: bool, quiet: bool,
+           batch_size: int, workers: int | None, max_megapixels: float, quiet: bool, fmt: str,
            choice: ModelChoice) -> None:
     """Embed every image under PATHS into the index; run again to update it.
 
@@ -131,8 +137,9 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
     again, changed files are re-embedded, moved or renamed files keep their
     vector, identical files share one, and files gone from a scanned folder
     are marked deleted. Files that cannot be read are recorded with the reason
-    (see `zsindex errors`) and never stop the run. Safe to interrupt: run it
-    again to finish.
+    (see `zsindex errors`), never stop the run, and make the exit code 3.
+    Safe to interrupt (Ctrl-C exits 130): run it again to finish. To drop a
+    folder that is gone, use `zsindex forget`.
 
     \b
     Examples:
@@ -147,15 +154,18 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
                             workers=workers, max_megapixels=max_megapixels, progress=bar)
     finally:
         bar.close()
-    if as_json:
-        emit_json([report.to_dict()])
-    else:
-        click.echo(", ".join(f"{k} {v}" for k, v in report.to_dict().items() if k not in ("run_id", "seconds"))
-                   + f" in {report.seconds:.1f}s (run {report.run_id})")
+    emit_record(report.to_dict(), fmt)
+    for message in report.warnings:
+        warn(f"warning: {message}")
+    if report.ignored:
+        warn("ignored (not images): " + ", ".join(f"{k} {n}" for k, n in report.ignored.items())
+             + "; see `zsindex errors`")
     for path, reason in report.skipped_files[:20]:
-        warn(f"skipped {path}: {reason}")
+        warn(f"skipped {shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
         warn(f"... and {len(report.skipped_files) - 20} more: see `zsindex errors`")
+    if report.skipped:
+        raise Partial(f"{report.skipped} files were skipped (see `zsindex errors`); the others are indexed")
 
 
 @cli.command()
@@ -166,7 +176,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--not", "nots", multiple=True, help="Push results away from this text (repeatable).")
 @click.option("--not-weight", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="Weight of the --not terms against the positive ones.")
-@click.option("-k", "--limit", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Number of hits.")
+@click.option("-k", "--top-k", "--limit", "top_k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Number of hits (--limit is the same option).")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
               help="Skip the first N hits (paging).")
 @click.option("--min-score", type=float, help="Drop hits whose cosine score is below this.")
@@ -175,49 +186,69 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--before", help="Only images taken before this date.")
 @click.option("--camera", help="Only images whose camera make or model contains this text, e.g. 'iPhone'.")
 @click.option("--format", "fmt_filter", help="Only this file format, e.g. jpeg, png, heif.")
-@click.option("--tag", "tag_filter", help="Only images tagged with this label (see `zsindex tag`).")
-@click.option("--paths-only", is_flag=True, help="Print one path a line, for piping into other tools.")
+@click.option("--tag", "tag_filter",
+              help="Only images tagged with this label, in any set; SET:LABEL or --tag-set names the set.")
+@click.option("--tag-set", help="The label set of --tag.")
+@click.option("--keyword", "keyword_filter", help="Only images the user keyworded so (see `zsindex keywords`).")
+@click.option("--paths-only", is_flag=True, help="Print one path a line (escaped form, see README), for other tools.")
+@click.option("--print0", is_flag=True, help="Print the exact paths, each ending in a NUL byte (for xargs -0).")
+@click.option("--group-stems", is_flag=True,
+              help="One hit per shot: files with the same name in one folder (IMG_1.CR2 + IMG_1.JPG) count once.")
 @output_options
 @model_options
 def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ...], nots: tuple[str, ...],
-           not_weight: float, k: int, offset: int, min_score: float | None, path_glob: str | None,
+           not_weight: float, top_k: int, offset: int, min_score: float | None, path_glob: str | None,
            after: str | None, before: str | None, camera: str | None, fmt_filter: str | None, tag_filter: str | None,
-           paths_only: bool,
+           tag_set: str | None, keyword_filter: str | None, paths_only: bool, print0: bool, group_stems: bool,
            fmt: str, choice: ModelChoice) -> None:
     """Find the indexed images that best match a text, an example image, or both.
 
     Several QUERY words are one text; several --like images and the text are
     averaged; --not texts are subtracted. Scores are cosine similarities.
+    Hits whose file has gone since it was indexed are marked exists: false
+    (and left out of --paths-only and --print0), with a note on stderr. A
+    video is one hit, with the time in seconds of its best-matching frame.
 
     \b
     Examples:
       zsindex search "a dog on a beach"
       zsindex search beach --not people -k 20 --table
       zsindex search --like holiday/IMG_0042.jpg --after 2023-01-01 --camera iPhone
-      zsindex search "red circle" --index demo/index --paths-only | xargs open
-      zsindex search "on the sofa" --tag cat
+      zsindex search "red circle" --index demo/index --print0 | xargs -0 ls -l
+      zsindex search "on the sofa" --tag animals:cat
+      zsindex search "sunset" --keyword holiday
+      zsindex search "sunset" --group-stems   # RAW + JPEG of one shot: one hit
     """
     from .search import Filters, parse_date
 
     text = " ".join(query).strip() if query else None
     if query and not text:
         raise UsageError("the query text is empty")
-    filters = Filters(path=path_glob, after=parse_date(after, "--after"), before=parse_date(before, "--before"),
-                      camera=camera, format=fmt_filter, tag=tag_filter)
+    if tag_set and not tag_filter:
+        raise UsageError("tag_set= names the set of tag=; give tag= too")
+    filters = Filters(path=path_glob, after=parse_date(after, "after"), before=parse_date(before, "before"),
+                      camera=camera, format=fmt_filter, tag=tag_filter, tag_set=tag_set, keyword=keyword_filter)
     lib = open_library(index_dir, choice)
-    hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, k=k, offset=offset,
-                      min_score=min_score, filters=filters)
-    if paths_only:
-        for hit in hits:
-            click.echo(hit.path)
+    hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, top_k=top_k, offset=offset,
+                      min_score=min_score, filters=filters, group_stems=group_stems)
+    gone = [h for h in hits if not h.exists]
+    if gone:
+        warn(f"{len(gone)} of these files no longer exist (first: {shown(gone[0].path)}); "
+             "`zsindex ingest` of their folder or `zsindex forget PATH` removes them from the index")
+    if paths_only or print0:
+        emit_paths([h.path for h in hits if h.exists], null=print0)
         return
-    emit_rows([h.to_dict() for h in hits], ["score", "path", "id"] if fmt != "json" else ["id", "path", "score"], fmt)
+    rows = [h.to_dict() for h in hits]
+    columns = ["score", "path", "id", "exists"] + [c for c in ("time", "also") if any(c in r for r in rows)]
+    if fmt != "json":
+        rows = [{**r, "also": "; ".join(r.get("also", []))} for r in rows]
+    emit_rows(rows, columns, fmt)
 
 
 @cli.command()
 @index_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(index_dir: Path | None, as_json: bool) -> None:
+@output_options
+def status(index_dir: Path | None, fmt: str) -> None:
     """Show the index: model, images by status, sizes on disk, last run.
 
     \b
@@ -225,13 +256,16 @@ def status(index_dir: Path | None, as_json: bool) -> None:
       zsindex status --index ./photos-index --json
     """
     info = open_library(index_dir).status()
-    if as_json:
-        emit_json([info])
+    if fmt != "table":
+        emit_record(info, fmt)
         return
     model = info["model"]
-    click.echo(f"index   {info['index']}")
-    click.echo(f"model   {model['name'] + ' (' + str(model['dim']) + '-d)' if model else 'none yet'}")
+    click.echo(f"index   {shown(info['index'])}")
+    click.echo("model   " + (f"{model['name']} ({model['dim']}-d, {model['precision']}, {model['runtime'] or '?'})"
+                             if model else "none yet"))
     click.echo("images  " + (", ".join(f"{k} {v}" for k, v in sorted(info["images"].items())) or "none"))
+    if info.get("ignored"):
+        click.echo("ignored " + ", ".join(f"{k} {v}" for k, v in info["ignored"].items()) + " (not images)")
     click.echo("disk    " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in info["bytes"].items()))
     if info["last_run"]:
         run = info["last_run"]
@@ -242,15 +276,24 @@ def status(index_dir: Path | None, as_json: bool) -> None:
 
 @cli.command()
 @index_option
+@click.option("--ignored/--no-ignored", "with_ignored", default=True, show_default=True,
+              help="Also list files left out because they are not images (with their type).")
 @output_options
-def errors(index_dir: Path | None, fmt: str) -> None:
+def errors(index_dir: Path | None, with_ignored: bool, fmt: str) -> None:
     """List files that could not be indexed, with the reason.
+
+    Unreadable images come first, then files that were left out because
+    they are not images or videos (reason "ignored: ...").
 
     \b
     Example:
       zsindex errors --csv > unreadable.csv
+      zsindex errors --no-ignored
     """
-    rows = [{"path": p, "error": e} for p, e in open_library(index_dir).errors()]
+    lib = open_library(index_dir)
+    rows = [{"path": p, "error": e} for p, e in lib.errors()]
+    if with_ignored:
+        rows += [{"path": p, "error": e} for p, e in lib.ignored_files()]
     emit_rows(rows, ["path", "error"], fmt)
 
 
@@ -259,7 +302,8 @@ def errors(index_dir: Path | None, fmt: str) -> None:
 @click.option("--kind", type=click.Choice(["auto", "flat", "ivf", "ivfpq"]), default=None,
               help="Vector index kind, kept by later rebuilds: flat (exact), ivf, or ivfpq (compressed codes, "
                    "re-ranked exactly); auto chooses by size.  [default: the recorded kind, else auto]")
-def rebuild(index_dir: Path | None, kind: str | None) -> None:
+@output_options
+def rebuild(index_dir: Path | None, kind: str | None, fmt: str) -> None:
     """Rebuild the FAISS file from the vectors stored in SQLite.
 
     Never needed for correctness (a missing or stale FAISS file is rebuilt
@@ -271,13 +315,14 @@ def rebuild(index_dir: Path | None, kind: str | None) -> None:
       zsindex rebuild --index ./photos-index
       zsindex rebuild --kind ivfpq      # about 72 bytes per vector instead of 2 KB (ViT-B-32)
     """
-    n = open_library(index_dir).rebuild(kind)
-    click.echo(f"rebuilt the vector index: {n} vectors")
+    lib = open_library(index_dir)
+    emit_record({"index": str(lib.folder), "vectors": lib.rebuild(kind)}, fmt)
 
 
 @cli.command()
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
-              help="Where to draw the demo images  [default: a new temporary folder]")
+              help="Where to draw the demo images and keep their index  [default: a temporary folder, removed "
+              "at the end]")
 @output_options
 def demo(folder: Path | None, fmt: str) -> None:
     """Run zsindex end to end on drawn images with the shipped tiny model, offline.
@@ -291,8 +336,12 @@ def demo(folder: Path | None, fmt: str) -> None:
     """
     from .demo import run_demo
 
-    folder = folder or Path(tempfile.mkdtemp(prefix="zsindex-demo-"))
-    report = run_demo(folder, progress=warn)
+    if folder is None:  # the demo made this folder, so it may remove it; --dir keeps everything
+        with tempfile.TemporaryDirectory(prefix="zsindex-demo-") as tmp:
+            report = run_demo(Path(tmp), progress=warn)
+        warn("removed the temporary demo folder; use --dir DIR to keep the images and their index")
+    else:
+        report = run_demo(folder, progress=warn)
     if fmt == "json":
         emit_json(report["classify"])
     else:
@@ -302,9 +351,15 @@ def demo(folder: Path | None, fmt: str) -> None:
     warn(json.dumps(report["summary"]))
 
 
+from .cli_forget import forget  # noqa: E402
 from .cli_tags import register  # noqa: E402 - the tagging commands join the same group
 
 register(cli)
+cli.add_command(forget)
+
+from .cli_sidecars import register as register_sidecars  # noqa: E402
+
+register_sidecars(cli)
 
 from .cli_serve import register as register_serve  # noqa: E402 - `zsindex serve`
 

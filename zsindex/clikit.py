@@ -1,8 +1,20 @@
-"""Pieces shared by the command modules: error mapping, model and index options, progress bars."""
+"""Pieces shared by the command modules: the error boundary, exit codes, model and index options, progress bars.
+
+Exit codes (the README lists them): 0 done; 1 a problem with the data or the
+environment; 2 a usage error; 3 done, but some input files were skipped (see
+``Partial``); 130 interrupted (Ctrl-C).
+
+Library messages name their parameters the Python way (``like=IMAGE``,
+``max_megapixels=MP``); :func:`cli_text` turns each such name into the flag of
+the command being run (``--like IMAGE``), so the same error reads right from
+the Python API and from the command line.
+"""
 
 from __future__ import annotations
 
 import functools
+import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,29 +24,120 @@ import click
 from . import config
 from .errors import UsageError, ZsindexError
 
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+# Library parameter names whose command-line option has another name.
+API_ALIASES = {"folder": "index_dir"}
+_API_PARAM = re.compile(r"(?<![\w/.-])([a-z][a-z0-9_]*)=(True\b)?")
+
+
+class Partial(click.ClickException):
+    """The command did its work, but some input files were skipped: exit 3."""
+
+    exit_code = EXIT_PARTIAL
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"partly done: {self.format_message()}", err=True)
+
+
+def option_flag(command: click.Command, name: str) -> str | None:
+    """The flag (e.g. --like) of the command's option for a library parameter name (e.g. like)."""
+    wanted = {name, API_ALIASES.get(name, name)}
+    flag = "--" + name.rstrip("_").replace("_", "-")
+    for param in command.params:
+        if isinstance(param, click.Option) and (param.name in wanted or flag in param.opts):
+            longs = [o for o in param.opts if o.startswith("--")]
+            return (longs or param.opts)[0]
+        if isinstance(param, click.Argument) and param.name in wanted:
+            return param.human_readable_name  # e.g. PATHS
+    return None
+
+
+def cli_text(message: str, ctx: click.Context | None = None) -> str:
+    """A library message with each ``name=`` that is an option of the running command written as its flag."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return message
+    command = ctx.command
+
+    def flag(match: re.Match[str]) -> str:
+        found = option_flag(command, match.group(1))
+        if found is None:
+            return match.group(0)
+        after = match.string[match.end():match.end() + 1]
+        return found if match.group(2) or after in ("", " ", ",", ";", ")", ":") else found + " "
+
+    return _API_PARAM.sub(flag, message)
+
+
+def _guard(command: click.Command) -> None:
+    """Map library errors inside the command's own context, so a usage error shows that command's usage."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _guard(sub)
+        return
+    callback = command.callback
+    if callback is None or getattr(callback, "__zsindex_guarded__", False):
+        return
+
+    @functools.wraps(callback)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except UsageError as e:
+            ctx = click.get_current_context()
+            raise click.UsageError(cli_text(str(e), ctx), ctx) from None
+        except ZsindexError as e:
+            raise click.ClickException(cli_text(str(e))) from None
+
+    guarded.__zsindex_guarded__ = True  # type: ignore[attr-defined]
+    command.callback = guarded
+
 
 class ZsGroup(click.Group):
-    """Turns library errors into click errors: usage problems exit 2, others exit 1."""
+    """A group whose commands (added in any module) map library errors to exit codes, and Ctrl-C to 130.
+
+    An OSError that escaped the library (a file system fault it did not
+    foresee) is shown as a message naming the file, not as a traceback.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _guard(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        import warnings
+
+        # Pillow warns about odd EXIF and palettes in files it still decodes; the run reports real errors itself.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         try:
             return super().invoke(ctx)
         except UsageError as e:
             raise click.UsageError(str(e), ctx) from None
         except ZsindexError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 class ModelChoice:
     """The --model/--pretrained/--device flags as given (None: environment, index or default decides)."""
 
-    def __init__(self, model: str | None, pretrained: str | None, device: str | None) -> None:
+    def __init__(self, model: str | None, pretrained: str | None, device: str | None, runtime: str | None = None,
+                 precision: str | None = None) -> None:
         self.model, self.pretrained, self.device = model, pretrained, device
+        self.runtime, self.precision = runtime, precision
 
     def load(self) -> Any:
         from .embedder import load_embedder
 
-        return load_embedder(self.model, self.pretrained, self.device)
+        return load_embedder(self.model, self.pretrained, self.device, runtime=self.runtime,
+                             precision=self.precision)
 
 
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,9 +155,16 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
         f"[default: {config.DEFAULT_PRETRAINED} for {config.DEFAULT_MODEL}]",
     )
     @click.option("--device", default=None, help=f"cuda, mps, cpu or auto. Env {config.ENV_DEVICE}  [default: auto]")
+    @click.option("--runtime", type=click.Choice(config.RUNTIMES), default=None,
+                  help=f"onnx: the model exported once to ONNX Runtime (CPU); torch: open_clip itself; auto: onnx "
+                  f"when installed, torch for a GPU --device. Env {config.ENV_RUNTIME}  [default: auto]")
+    @click.option("--precision", type=click.Choice(config.PRECISIONS), default=None,
+                  help="Image tower precision; int8 is faster, slightly less exact (see README), onnx only. "
+                  "An index remembers its own  [default: fp32]")
     @functools.wraps(func)
-    def wrapper(*args: Any, model: str | None, pretrained: str | None, device: str | None, **kwargs: Any) -> Any:
-        return func(*args, choice=ModelChoice(model, pretrained, device), **kwargs)
+    def wrapper(*args: Any, model: str | None, pretrained: str | None, device: str | None, runtime: str | None,
+                precision: str | None, **kwargs: Any) -> Any:
+        return func(*args, choice=ModelChoice(model, pretrained, device, runtime, precision), **kwargs)
 
     return wrapper
 
@@ -66,19 +176,30 @@ def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def megapixels_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--max-megapixels, shared by every command that decodes image files."""
+    return click.option(
+        "--max-megapixels", type=click.FloatRange(min=0.1), default=config.DEFAULT_MAX_MEGAPIXELS, show_default=True,
+        help="Skip images larger than this (decompression-bomb guard).",
+    )(func)
+
+
 def open_library(index_dir: Path | None, choice: ModelChoice | None = None, create: bool = False) -> Any:
     from .library import Library
 
+    ctx = click.get_current_context(silent=True)
+    db = ctx.find_root().params.get("db") if ctx is not None else None  # `zsindex --db URL ...`
     if choice is None:
-        return Library(index_dir, create=create)
-    return Library(index_dir, model=choice.model, pretrained=choice.pretrained, device=choice.device, create=create)
+        return Library(index_dir, create=create, db=db)
+    return Library(index_dir, model=choice.model, pretrained=choice.pretrained, device=choice.device, create=create,
+                   runtime=choice.runtime, precision=choice.precision, db=db)
 
 
 class ProgressBar:
     """A tqdm progress bar on stderr driven by the library's (stage, done, total) callback."""
 
     def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+        self.quiet = quiet or not sys.stderr.isatty()  # bars only for a person watching a terminal
         self.bar: Any = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -95,12 +216,14 @@ class ProgressBar:
             self.bar.close()
 
 
-def label_set_from(labels: str | None, labels_file: Path | None, templates: tuple[str, ...]) -> Any:
+def label_set_from(labels: str | None, labels_file: Path | None, templates: tuple[str, ...],
+                   names: tuple[str, str] = ("labels", "labels_file")) -> Any:
+    """A label set from an inline list or a file; ``names`` are the two options' parameter names."""
     from . import labels as labels_mod
     from .library import as_label_set
 
     if bool(labels) == bool(labels_file):
-        raise UsageError("give labels with exactly one of --labels 'a,b,c' or --labels-file FILE")
+        raise UsageError(f"give labels with exactly one of {names[0]}='a,b,c' or {names[1]}=FILE")
     if labels_file:
         return as_label_set(labels_mod.LabelSet(labels_mod.parse_label_file(labels_file)), templates)
     return as_label_set(labels or "", templates)

@@ -17,6 +17,10 @@ ENV_PRETRAINED = "ZSINDEX_PRETRAINED"
 ENV_DEVICE = "ZSINDEX_DEVICE"
 ENV_INDEX = "ZSINDEX_INDEX"
 ENV_HOME = "ZSINDEX_HOME"
+ENV_DB = "ZSINDEX_DB"
+ENV_RUNTIME = "ZSINDEX_RUNTIME"
+RUNTIMES = ("auto", "onnx", "torch")
+PRECISIONS = ("fp32", "int8")
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_MEGAPIXELS = 180.0
@@ -59,3 +63,8 @@ def default_index_dir() -> Path:
 def index_dir(value: str | os.PathLike[str] | None) -> Path:
     chosen = setting(str(value) if value is not None else None, ENV_INDEX, None)
     return Path(chosen).expanduser() if chosen else default_index_dir()
+
+
+def db_url(value: str | None) -> str | None:
+    """A database server's SQLAlchemy URL for the store (--db, then $ZSINDEX_DB); None: the index folder's SQLite."""
+    return setting(value, ENV_DB, None)

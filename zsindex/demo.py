@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import shapes
 from .config import DEMO_MODEL
+from .owned import INDEX_FILE_NAMES, MadeFiles
 
 DEMO_SCENES = [
     [shapes.Thing("red", "circle")],
@@ -29,11 +32,76 @@ def colour_shape_labels() -> list[str]:
     return [f"{c} {s}" for c in shapes.COLOURS for s in shapes.SHAPES]
 
 
+def _demo_index_unchanged(db: Path, made: MadeFiles) -> bool:
+    """Whether an index the demo made still holds only the demo's images and label sets.
+
+    Searches and tag runs change the file (query cache, tags) without adding
+    anything of the user's, so the file's hash alone would refuse too often.
+    """
+    import sqlite3
+
+    if not made.recorded(db):
+        return False
+    drawn = {os.path.abspath(made.folder / rel) for rel in made.made if rel.startswith("images" + os.sep)}
+    try:
+        con = sqlite3.connect(db)  # read-write on purpose: the last connection to close removes the WAL files
+        try:
+            con.execute("PRAGMA query_only=ON")
+            paths = {r[0] for r in con.execute("SELECT path FROM images")}
+            sets = {r[0] for r in con.execute("SELECT name FROM label_sets")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return paths <= drawn and sets <= {"shapes", ",".join(shapes.COLOURS)}
+
+
+def _stale_index_files(index: Path, made: MadeFiles) -> list[Path]:
+    """The files of an earlier demo index, once shown to be the demo's own; refuses anything else.
+
+    Each file must be unchanged since the demo wrote it, unless the database
+    still holds nothing but the demo's own images and label sets.
+    """
+    proven = _demo_index_unchanged(index / INDEX_FILE_NAMES[0], made)
+    present = [index / name for name in INDEX_FILE_NAMES if (index / name).exists() or (index / name).is_symlink()]
+    if not proven:
+        for path in present:
+            made.claim(path)
+    return present
+
+
+def _prepare(folder: Path, made: MadeFiles) -> list[Path]:
+    """Draw the images and clear the old demo index, after checking every file that is replaced or removed."""
+    images, index = folder / "images", folder / "index"
+    scratch = Path(tempfile.mkdtemp(prefix=".zsindex-demo-", dir=folder))
+    try:
+        drawn = shapes.save_world(scratch, DEMO_SCENES, seed=7)
+        paths = [images / p.name for p in drawn]
+        for path in [images, *paths] if not images.is_dir() else paths:
+            made.claim(path)
+        stale = _stale_index_files(index, made) if index.is_dir() else []
+        for path in stale:  # nothing is touched before every check has passed
+            path.unlink()
+            made.forget(path)
+        images.mkdir(exist_ok=True)
+        for source, target in zip(drawn, paths):
+            os.replace(source, target)
+            made.record(target)
+    finally:
+        shutil.rmtree(scratch)  # made just above by mkdtemp
+    made.save()
+    return paths
+
+
 def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Draw, classify, ingest, search and tag in folder; files it finds there that it did not make are refused."""
     from .embedder import load_embedder
     from .library import Library, classify
 
-    paths = shapes.save_world(folder / "images", DEMO_SCENES, seed=7)
+    folder.mkdir(parents=True, exist_ok=True)
+    made = MadeFiles(folder)
+    index = folder / "index"
+    paths = _prepare(folder, made)
     progress(f"drew {len(paths)} demo images in {folder / 'images'}")
     embedder = load_embedder(DEMO_MODEL, device="cpu")
     progress(f"loaded the demo model ({embedder.identity[:19]}..., {embedder.dim}-d)")
@@ -42,11 +110,9 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
     for scene, result in zip(DEMO_SCENES, results):
         rows.append({**result.to_dict(), "truth": scene[0].name})
     correct = sum(r["labels"][0]["label"] == r["truth"] for r in rows)
-    index = folder / "index"
-    if (index / "index.sqlite").is_file():  # the demo's own index from an earlier run: start afresh
-        shutil.rmtree(index)
-    lib = Library(index, embedder=embedder)
-    ingest = lib.ingest([folder / "images"], workers=0).to_dict()
+    before = {name for name in INDEX_FILE_NAMES if (index / name).exists()}
+    lib = Library(index, embedder=embedder, db=False)
+    ingest = lib.ingest(paths, workers=0).to_dict()  # the drawn files only, not whatever else is in images/
     progress(f"ingested the demo images into {folder / 'index'}: {ingest}")
     searches = {}
     for query in DEMO_QUERIES:
@@ -61,6 +127,10 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
     if reports["shapes"].warning:
         progress(f"note: {reports['shapes'].warning}")
     lib.close()
+    for name in INDEX_FILE_NAMES:
+        if name not in before and (index / name).is_file():
+            made.record(index / name)
+    made.save()
     return {"folder": str(folder), "classify": rows, "ingest": ingest, "search": searches, "tags": tags,
             "summary": {"images": len(rows), "top1_correct": correct, "indexed": ingest["added"]}}
 

@@ -7,7 +7,6 @@ and the rest of the package stay fast to import.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import time
@@ -20,7 +19,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import config
-from .errors import ModelError, ModelUnavailableError
+from .errors import ModelError, ModelUnavailableError, UsageError
+from .filehash import cached_sha256, sha256_file  # noqa: F401 - sha256_file kept importable from here
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -63,14 +63,6 @@ WEIGHT_FILES = (
 RANDOM = "random"  # untrained weights: only for benchmarks, where cost is what is measured
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _find_weights(folder: Path) -> Path:
     for name in WEIGHT_FILES + ("model.safetensors", "pytorch_model.bin", "model.pth"):
         if (folder / name).is_file():
@@ -81,13 +73,17 @@ def _find_weights(folder: Path) -> Path:
     return found[0]
 
 
-def resolve_source(model: str, pretrained: str | None) -> ModelSource:
-    """Work out what to load without loading it (no torch needed)."""
+def resolve_source(model: str, pretrained: str | None, check_tag: bool = True) -> ModelSource:
+    """Work out what to load without loading it (no torch needed).
+
+    With ``check_tag=False`` a pretrained tag is taken as given instead of being
+    looked up in open_clip (which imports torch); loading checks it later.
+    """
     if model.startswith("local-dir:") or (not model.startswith("hf-hub:") and Path(model).is_dir()):
         folder = Path(model.removeprefix("local-dir:")).expanduser()
         if not (folder / "open_clip_config.json").is_file():
             raise ModelError(f"{folder} is not an open_clip model folder: it has no open_clip_config.json")
-        return ModelSource(f"local-dir:{folder}", None, f"sha256:{sha256_file(_find_weights(folder))}")
+        return ModelSource(f"local-dir:{folder}", None, f"sha256:{cached_sha256(_find_weights(folder))}")
     if model.startswith("hf-hub:"):
         repo = model.removeprefix("hf-hub:")
         return ModelSource(model, None, model, hub_files=((repo, ("open_clip_config.json",)), (repo, WEIGHT_FILES)))
@@ -97,11 +93,13 @@ def resolve_source(model: str, pretrained: str | None) -> ModelSource:
         model = Path(model).stem
     if pretrained and pretrained != RANDOM and Path(pretrained).expanduser().is_file():
         path = Path(pretrained).expanduser()
-        return ModelSource(model, str(path), f"sha256:{sha256_file(path)}", config_file=config_file)
+        return ModelSource(model, str(path), f"sha256:{cached_sha256(path)}", config_file=config_file)
     if config_file:
-        raise ModelError(f"--model {config_file} is an architecture file; give its weights with --pretrained PATH")
+        raise ModelError(f"model={config_file} is an architecture file; give its weights with pretrained=PATH")
     if not pretrained or pretrained == RANDOM:
         return ModelSource(model, RANDOM, f"{model}/{RANDOM}")
+    if not check_tag:
+        return ModelSource(model, pretrained, f"{model}/{pretrained}")
     return _tag_source(model, pretrained)
 
 
@@ -114,7 +112,7 @@ def _tag_source(model: str, tag: str) -> ModelSource:
         known = ", ".join(open_clip.list_pretrained_tags_by_model(model)) or "none"
         raise ModelError(
             f"{tag!r} is neither a pretrained tag of {model} nor a checkpoint file. "
-            f"Known tags: {known}. Pass a file path with --pretrained PATH."
+            f"Known tags: {known}. Pass a file path with pretrained=PATH."
         )
     hub = cfg.get("hf_hub", "")
     if hub:
@@ -174,13 +172,13 @@ def check_available(source: ModelSource) -> bool:
     if offline and not cached:
         host = urlparse(source.url or _hub_endpoint()).hostname
         why = "HF_HUB_OFFLINE is set" if _env_offline() else f"{host} cannot be reached"
-        asked = source.model + (f" --pretrained {source.pretrained}" if source.pretrained else "")
+        asked = source.model + (f" (pretrained={source.pretrained})" if source.pretrained else "")
         raise ModelUnavailableError(
             f"model {asked} is not on this machine and cannot be downloaded ({why}). "
-            "Copy the weights here and use them locally: --model ARCH --pretrained /path/to/checkpoint.pt, "
-            "or --model /path/to/folder (with open_clip_config.json and weights), "
+            "Copy the weights here and use them locally: model=ARCH pretrained=/path/to/checkpoint.pt, "
+            "or model=/path/to/folder (with open_clip_config.json and weights), "
             "or set HF_HUB_CACHE to a Hugging Face cache that holds it. "
-            "To try zsindex without any download, use --model demo."
+            "To try zsindex without any download, use model=demo."
         )
     return offline
 
@@ -222,14 +220,16 @@ def pick_device(device: str | None = None) -> str:
 class OpenClipEmbedder:
     """An open_clip model behind the Embedder protocol."""
 
+    runtime = "torch"
+    precision = "fp32"
+
     def __init__(self, source: ModelSource, device: str, batch_size: int = config.DEFAULT_BATCH_SIZE) -> None:
+        offline = check_available(source)  # before importing torch: weights that cannot be had fail in a moment
         import torch
 
         from ._compat import import_open_clip
 
         open_clip = import_open_clip()
-
-        offline = check_available(source)
         started = time.perf_counter()
         if source.pretrained == RANDOM:
             torch.manual_seed(0)  # untrained weights, but the same ones every time
@@ -295,20 +295,81 @@ class OpenClipEmbedder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
+def chosen_model(model: str | None = None, pretrained: str | None = None) -> tuple[str, str, str | None]:
+    """(identity, name as the user gave it, pretrained) of the model that would be loaded, without loading it.
+
+    A checkpoint's hash comes from the file-hash cache while the file is
+    unchanged; a pretrained tag is not checked here (loading checks it).
+    """
+    name, tag = config.resolve_model(model, pretrained)
+    source = resolve_source(name, tag, check_tag=False)
+    return source.identity, config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name, tag
+
+
+def pick_runtime(runtime: str | None = None, device: str | None = None) -> str:
+    """onnx or torch: flag > ZSINDEX_RUNTIME > auto (ONNX Runtime on the CPU when it is installed)."""
+    chosen = config.setting(runtime, config.ENV_RUNTIME, "auto")
+    if chosen not in config.RUNTIMES:
+        raise UsageError(f"runtime= must be one of {', '.join(config.RUNTIMES)}, not {chosen!r}")
+    if chosen != "auto":
+        return str(chosen)
+    if config.setting(device, config.ENV_DEVICE, "auto") not in ("auto", "cpu"):
+        return "torch"  # a GPU was asked for: only torch runs there
+    from .runtime_onnx import available
+
+    return "onnx" if available() else "torch"
+
+
+def _load_onnx(name: str, tag: str | None, batch_size: int, precision: str, strict: bool) -> Any:
+    """The ONNX embedder, exporting the model first if needed; the torch model where auto cannot export it."""
+    from . import runtime_onnx
+
+    quick = resolve_source(name, tag, check_tag=False)
+    meta = runtime_onnx.read_export(quick.identity)
+    if meta is None:
+        reason = runtime_onnx.refused(quick.identity)
+        if reason and not strict:
+            return None
+        torch_model = OpenClipEmbedder(resolve_source(name, tag), "cpu", batch_size)
+        try:
+            meta = runtime_onnx.export(torch_model)
+        except (ModelError, OSError) as e:  # refused, or no writable ZSINDEX_HOME to keep the export in
+            if strict or precision != "fp32":
+                raise ModelError(f"cannot run {name} on ONNX Runtime: {e}") from e
+            return torch_model  # auto: this model runs on torch
+        del torch_model
+    return runtime_onnx.OnnxEmbedder(quick.identity, meta, precision, batch_size)
+
+
 def load_embedder(
     model: str | None = None,
     pretrained: str | None = None,
     device: str | None = None,
     batch_size: int = config.DEFAULT_BATCH_SIZE,
-) -> OpenClipEmbedder:
+    runtime: str | None = None,
+    precision: str | None = None,
+) -> Any:
     """Load an open_clip model: flag > ZSINDEX_MODEL/ZSINDEX_PRETRAINED > default.
 
     ``model`` may be a built-in architecture (with ``pretrained`` a tag or a
     checkpoint file), ``hf-hub:org/name``, ``local-dir:PATH``, a folder holding
     ``open_clip_config.json`` and weights, or ``demo`` for the shipped model.
+    ``runtime`` is onnx (the model exported once and cached), torch (open_clip
+    itself) or auto; ``precision`` int8 (image tower only) needs onnx.
     """
     name, tag = config.resolve_model(model, pretrained)
-    embedder = OpenClipEmbedder(resolve_source(name, tag), pick_device(device), batch_size)
+    chosen = pick_runtime(runtime, device)
+    precision = precision or "fp32"
+    if precision not in config.PRECISIONS:
+        raise UsageError(f"precision= must be one of {', '.join(config.PRECISIONS)}, not {precision!r}")
+    if precision != "fp32" and chosen != "onnx":
+        raise UsageError(f"precision={precision} runs on ONNX Runtime only; use runtime=onnx")
+    embedder = None
+    if chosen == "onnx":
+        embedder = _load_onnx(name, tag, batch_size, precision, strict=config.setting(
+            runtime, config.ENV_RUNTIME, "auto") == "onnx")
+    if embedder is None:
+        embedder = OpenClipEmbedder(resolve_source(name, tag), pick_device(device), batch_size)
     # What the user calls it ("demo", "ViT-B-32"): recorded in an index so the same model is found again.
     embedder.name = config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name
     embedder.pretrained = tag

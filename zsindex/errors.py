@@ -42,3 +42,15 @@ class IndexStateError(ZsindexError):
 
 class IndexLockedError(IndexStateError):
     """Another process is writing to the index."""
+
+
+class IndexReadOnlyError(IndexStateError):
+    """A command that changes the index met a folder or file it may not write."""
+
+
+class IndexCorruptError(IndexStateError):
+    """The index database is damaged or is not a zsindex database."""
+
+
+class ForeignFileError(ZsindexError):
+    """A command would remove or overwrite a file or folder it cannot show it made."""

@@ -89,7 +89,7 @@ def cache_library(embedder: "Embedder") -> "Library":
     from .library import Library
 
     key = hashlib.sha256(embedder.identity.encode()).hexdigest()[:16]
-    return Library(config.home() / "eval-cache" / key, embedder=embedder)
+    return Library(config.home() / "eval-cache" / key, embedder=embedder, db=False)
 
 
 def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | None") -> tuple[np.ndarray, list[int]]:
@@ -158,8 +158,8 @@ def evaluate(embedder: "Embedder", data: Dataset, labels: LabelSet | None,
     names = {lab.name for lab in labels.labels}
     unknown = sorted(set(data.classes) - names)
     if unknown:
-        raise UsageError(f"classes without a label: {', '.join(unknown[:10])}; add them to --labels, "
-                         "or use --raw-names if the folder names are the labels")
+        raise UsageError(f"classes without a label: {', '.join(unknown[:10])}; add them to labels=, "
+                         "or use raw_names=True if the folder names are the labels")
     vecs, ok = image_vectors(embedder, data.paths, index)
     truth = [data.truth[i] for i in ok]
     classes = labels.names

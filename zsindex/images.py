@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .config import DEFAULT_MAX_MEGAPIXELS
 from .errors import ImageError
+from .media import JXL_SUFFIXES, RAW_SUFFIXES, is_motion_photo, special_decoder
 
 IMAGE_SUFFIXES = frozenset(
     (".jpg .jpeg .jpe .jfif .mpo .png .apng .webp .gif .tif .tiff .bmp .dib .heic .heif .hif .avif "
      ".ico .jp2 .j2k .ppm .pgm .pbm .pnm .tga .pcx .psd .qoi").split()
 )
+# Still images zsindex reads, including those decoded outside Pillow (see media.py).
+STILL_SUFFIXES = IMAGE_SUFFIXES | RAW_SUFFIXES | JXL_SUFFIXES
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _TAG_DATETIME, _TAG_MAKE, _TAG_MODEL, _TAG_ORIENTATION = 306, 271, 272, 274
 _TAG_DATETIME_ORIGINAL = 36867
@@ -60,10 +63,14 @@ class Decoded:
 
 
 def _exif_meta(im: Image.Image) -> dict[str, Any]:
+    """Date, camera and orientation from EXIF; call it after load(), so only metadata errors are dropped."""
     try:
-        exif = im.getexif()
-    except Exception:  # broken EXIF blocks are common; they must not lose the image
+        return _read_exif(im.getexif())
+    except Exception:  # noqa: BLE001 - broken EXIF blocks are common; they must not lose the image
         return {}
+
+
+def _read_exif(exif: Image.Exif) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     if not exif:
         return meta
@@ -121,22 +128,40 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB") if im.mode != "RGB" else im
 
 
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+              7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
 def decode_bytes(
     data: bytes,
     target: int | None = 224,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     header_only_for: frozenset[str] = frozenset(),
+    suffix: str = "",
 ) -> Decoded:
     """Decode image bytes; target is the short side the model needs (None: full size).
 
+    An image is returned only when all its pixels were decoded: every error on
+    the way (header, pixel data, conversion) becomes an ``ImageError``. Only
+    EXIF metadata may be broken without losing the image, and it is read after
+    the pixels, since reading it can itself trigger the decode (PNG keeps EXIF
+    after the pixel data), whose error would otherwise be lost with the metadata.
+
     When the content hash is in ``header_only_for`` (content that already has
-    a vector) only the header and EXIF are read, and ``image`` is None.
+    a vector, so it was fully decoded once) only the header and EXIF are read,
+    and ``image`` is None. ``suffix`` (the file name's extension) picks the RAW
+    decoder for RAW formats that cannot be told from their content (see media.py).
     """
     _setup()
     if not data:
         raise ImageError("empty file (0 bytes)")
     digest = hashlib.sha256(data).hexdigest()
     pixels = digest not in header_only_for
+    special = special_decoder(data, suffix)
+    if special is not None:
+        decoder, name = special
+        return decoder(data, digest, target, max_megapixels, pixels, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd EXIF and palette data it still decodes
@@ -146,25 +171,29 @@ def decode_bytes(
             if width * height > max_megapixels * 1_000_000:
                 raise ImageError(
                     f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
-                    f"over the {max_megapixels:g} MP limit (--max-megapixels)"
+                    f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
                 )
+            if pixels:
+                if target and fmt in ("JPEG", "MPO"):
+                    # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
+                    im.draft("RGB", (target, target))
+                im.load()
             meta = _exif_meta(im)
+            if fmt in ("JPEG", "MPO", "HEIF") and is_motion_photo(data):
+                meta["media_kind"] = "motion"  # the still is indexed; the clip inside is not a second result
             if meta.get("orientation", 1) >= 5:
                 width, height = height, width
             if not pixels:
                 return Decoded(None, digest, width, height, fmt, meta)
-            if target and fmt in ("JPEG", "MPO"):
-                # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
-                im.draft("RGB", (target, target))
-            im.load()
-            im = ImageOps.exif_transpose(im) or im
+            if meta.get("orientation", 1) in _TRANSPOSE:
+                im = im.transpose(_TRANSPOSE[meta["orientation"]])
             im = _to_rgb(im)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can identify") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError, KeyError) as e:
-        raise ImageError(f"cannot decode: {e}".strip()[:300]) from None
+    except Exception as e:  # noqa: BLE001 - any failure to decode is this file's error, never the run's
+        raise ImageError(f"cannot decode: {e or type(e).__name__}".strip()[:300]) from None
     if target:
         short = min(im.size)
         factor = short // (2 * target)
@@ -190,4 +219,4 @@ def read_image(path: Path, target: int | None = 224, max_megapixels: float = DEF
         raise
     except OSError as e:
         raise ImageError(f"cannot read: {e.strerror or e}") from None
-    return decode_bytes(data, target, max_megapixels)
+    return decode_bytes(data, target, max_megapixels, suffix=path.suffix)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select, update
 
+from . import frames, ignored
 from . import schema as s
 from .errors import ImageError
 from .images import decode_bytes
@@ -49,11 +50,14 @@ class IngestReport:
     skipped: int = 0
     seconds: float = 0.0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a folder with no image files in it
     decode_seconds: float = 0.0
     embed_seconds: float = 0.0
+    ignored: dict[str, int] = field(default_factory=dict)  # files that are not images, by type (see scan.py)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in REPORT_KEYS}
+        out["ignored"] = sum(self.ignored.values())
         out["run_id"] = self.run_id
         out["seconds"] = round(self.seconds, 3)
         return out
@@ -66,6 +70,7 @@ class Work:
     entry: FileEntry
     sha256: str | None = None
     image: Any = None  # PIL image when the model needs pixels
+    frames: list[tuple[int, float, Any]] | None = None  # a video's sampled (position, seconds, image)
     width: int | None = None
     height: int | None = None
     format: str | None = None
@@ -80,9 +85,13 @@ _target = 224
 _max_mp = 180.0
 
 
-def _init_worker(known: frozenset[str], target: int, max_mp: float) -> None:
+def _init_worker(known: frozenset[str], target: int, max_mp: float, worker: bool = False) -> None:
     global _known, _target, _max_mp
     _known, _target, _max_mp = known, target, max_mp
+    if worker:  # Ctrl-C reaches the whole process group: the parent handles it and shuts the pool down
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _work(entry: FileEntry) -> Work:
@@ -90,10 +99,18 @@ def _work(entry: FileEntry) -> Work:
     started = time.perf_counter()
     out = Work(entry)
     try:
-        with open(entry.path, "rb") as f:
-            data = f.read()
-        decoded = decode_bytes(data, _target, _max_mp, header_only_for=_known)
-        out.sha256, out.image = decoded.sha256, decoded.image
+        if entry.kind == "video":
+            from .video import read_video
+
+            decoded: Any = read_video(entry.path, _target, _max_mp)
+            out.frames = decoded.frames
+        else:
+            with open(entry.path, "rb") as f:
+                data = f.read()
+            decoded = decode_bytes(data, _target, _max_mp, header_only_for=_known,
+                                   suffix=os.path.splitext(entry.path)[1])
+            out.image = decoded.image
+        out.sha256 = decoded.sha256
         out.width, out.height, out.format, out.meta = decoded.width, decoded.height, decoded.format, decoded.meta
     except ImageError as e:
         out.error = str(e)
@@ -120,7 +137,7 @@ def _decoded(entries: Sequence[FileEntry], workers: int, known: frozenset[str], 
         executor: Executor = _InlineExecutor()
     else:
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init_worker, initargs=(known, target, max_mp))
+                                       initializer=_init_worker, initargs=(known, target, max_mp, True))
     window: deque[Future] = deque()
     ahead = max(8, workers * 16)
     try:
@@ -182,16 +199,31 @@ def _meta_columns(w: Work) -> dict[str, Any]:
     return dict(size=w.entry.size, mtime_ns=w.entry.mtime_ns, sha256=w.sha256, width=w.width, height=w.height,
                 format=w.format, taken_at=m.get("taken_at"), camera_make=m.get("camera_make"),
                 camera_model=m.get("camera_model"), gps_lat=m.get("gps_lat"), gps_lon=m.get("gps_lon"),
-                orientation=m.get("orientation"))
+                orientation=m.get("orientation"), media_kind=m.get("media_kind"), duration=m.get("duration"))
 
 
 class Ingester:
-    def __init__(self, store: Store, embedder: "Embedder", model_id: int, vectors: "VectorIndex",
-                 batch_size: int, progress: Progress | None) -> None:
-        self.store, self.embedder, self.model_id, self.vectors = store, embedder, model_id, vectors
+    """One ingest run. ``embedder`` may be a loader (a function returning one), called only if a file needs it."""
+
+    def __init__(self, store: Store, embedder: "Embedder | Callable[[], Embedder]", model_id: int,
+                 vectors: "VectorIndex", batch_size: int, progress: Progress | None) -> None:
+        self.store, self.model_id, self.vectors = store, model_id, vectors
+        self._embedder: Embedder | None = None
+        self._loader: Callable[[], Embedder] | None = None
+        if hasattr(embedder, "embed_images"):
+            self._embedder = embedder  # type: ignore[assignment]
+        else:
+            self._loader = embedder  # type: ignore[assignment]
         self.batch_size = batch_size
         self.progress = progress or (lambda _stage, _done, _total: None)
         self.report = IngestReport()
+
+    @property
+    def embedder(self) -> "Embedder":
+        if self._embedder is None:
+            assert self._loader is not None  # one of the two is always given
+            self._embedder = self._loader()
+        return self._embedder
 
     def known_hashes(self) -> set[str]:
         with self.store.session() as session:
@@ -208,14 +240,38 @@ class Ingester:
             session.add(run)
             session.flush()
             self.report.run_id = run.id
+        try:
+            self._run(roots, root_strs, exclude, follow_symlinks, workers, max_megapixels)
+        except BaseException as e:  # Ctrl-C or a crash: the run must not stay "running" in `status`
+            self._stop("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            raise
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _stop(self, status: str) -> None:
+        with self.store.session() as session:
+            run = session.get(s.IngestRun, self.report.run_id)
+            if run is not None:
+                run.status, run.finished_at = status, now()
+
+    def _run(self, roots: Sequence[Path], root_strs: list[str], exclude: Sequence[str], follow_symlinks: bool,
+             workers: int, max_megapixels: float) -> None:
         result = scan(roots, exclude, follow_symlinks)
+        with self.store.session() as session:
+            self.report.ignored = ignored.record(session, self.report.run_id, root_strs, result.ignored)
         self.report.skipped_files.extend(result.problems)
         self.report.skipped += len(result.problems)
+        for root in root_strs:
+            if not any(_under(f.path, [root]) for f in result.files):
+                self.report.warnings.append(f"no image files found in {root} (nothing to add from it)")
         plan = _Plan(self.store, result.files, root_strs)
         self.report.unchanged = len(plan.unchanged_ids)
+        done, total = 0, len(plan.todo)
+        if not total:  # nothing to read: no model, no decode workers
+            self._finish(plan)
+            return
         known = frozenset(self.known_hashes())
         target = getattr(self.embedder, "image_size", 224)
-        done, total = 0, len(plan.todo)
         self.progress("ingest", 0, total)
         batch: list[Work] = []
         for work in _decoded(plan.todo, workers, known, target, max_megapixels):
@@ -230,23 +286,22 @@ class Ingester:
             self._commit(batch, plan)
             self.progress("ingest", total, total)
         self._finish(plan)
-        self.report.seconds = time.perf_counter() - started
-        return self.report
 
     def _embed_new(self, batch: list[Work], session: Any) -> dict[str, np.ndarray]:
         """Vectors for every hash in the batch: stored ones reused, the rest embedded once."""
-        hashes = {w.sha256 for w in batch if w.sha256}
+        items = [item for w in batch for item in frames.pixels_needed(w)]  # (vector key, pixels)
+        hashes = {key for key, _ in items}
         found = session.execute(
             select(s.Vector.sha256, s.Vector.vector).where(s.Vector.model_id == self.model_id,
                                                            s.Vector.sha256.in_(hashes))
         ).all()
         vecs = {h: np.frombuffer(v, dtype=np.float32) for h, v in found}
         need: dict[str, Any] = {}
-        for w in batch:
-            if w.sha256 and w.sha256 not in vecs and w.sha256 not in need:
+        for key, pixels in items:
+            if key not in vecs and key not in need:
                 # Pixels are only skipped for hashes with a stored vector, and vectors are never
                 # removed while the ingest lock is held, so every hash here has an image.
-                need[w.sha256] = w.image
+                need[key] = pixels
         if need:
             t = time.perf_counter()
             out = self.embedder.embed_images(list(need.values()))
@@ -272,7 +327,7 @@ class Ingester:
                         image = s.Image(path=w.entry.path, first_seen=stamp)
                         session.add(image)
                     elif image.status == s.STATUS_INDEXED:
-                        remove_ids.append(image.id)
+                        remove_ids.extend(frames.faiss_ids_of_row(session, image))
                     image.size, image.mtime_ns, image.sha256 = w.entry.size, w.entry.mtime_ns, None
                     image.status, image.error, image.last_seen = s.STATUS_ERROR, w.error, stamp
                     counts["skipped"] += 1
@@ -280,7 +335,8 @@ class Ingester:
                     continue
                 kind = "changed" if image is not None and image.status != s.STATUS_DELETED else "added"
                 if image is not None and image.status == s.STATUS_INDEXED:
-                    remove_ids.append(image.id)  # its old vector leaves FAISS before the new one goes in
+                    # its old vector (a video: its frames' vectors) leaves FAISS before the new one goes in
+                    remove_ids.extend(frames.faiss_ids_of_row(session, image))
                 if image is None:
                     moved_id = plan.claim_move(w.sha256 or "")
                     if moved_id is not None:
@@ -294,7 +350,11 @@ class Ingester:
                     setattr(image, key, value)
                 image.status, image.error, image.last_seen = s.STATUS_INDEXED, None, stamp  # type: ignore[union-attr]
                 session.flush()
-                if kind != "moved":  # a moved row keeps its id and content, so its FAISS entry stays as it is
+                if kind != "moved" and w.frames is not None:  # a video: one FAISS entry per frame
+                    ids, frame_vecs = frames.store(session, image.id, w.sha256 or "", w.frames, vecs)  # type: ignore[union-attr]
+                    add_ids.extend(ids)
+                    add_vecs.extend(frame_vecs)
+                elif kind != "moved":  # a moved row keeps its id and content, so its FAISS entry stays as it is
                     add_ids.append(image.id)  # type: ignore[union-attr]
                     add_vecs.append(vecs[w.sha256])  # type: ignore[index]
                 counts[kind] += 1
@@ -326,6 +386,7 @@ class Ingester:
             run.skipped = self.report.skipped
             run.status, run.finished_at = "finished", stamp
             generation = self.store.bump_generation(session) if gone else self.store.generation(session)
+            gone_frames = frames.faiss_ids_of(session, gone)
         self.report.deleted = len(gone)
-        self.vectors.remove(gone)
+        self.vectors.remove(gone + gone_frames)
         self.vectors.save(self.store.folder, generation)

@@ -65,15 +65,26 @@ def check_templates(templates: Iterable[str]) -> tuple[str, ...]:
     out = tuple(templates)
     for t in out:
         if t.count("{}") != 1:
-            raise LabelError(f"template {t!r} must contain '{{}}' exactly once, where the label goes (--template)")
+            raise LabelError(f"template {t!r} must contain '{{}}' exactly once, where the label goes (templates=)")
     return out
+
+
+def check_text(text: str, what: str) -> str:
+    """Labels and queries are text: bytes that are not UTF-8 (from a shell argument) are refused with a message."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LabelError(f"{what} {text.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8 text") from None
+    return text
 
 
 def _check_unique(labels: list[Label], where: str) -> list[Label]:
     if not labels:
-        raise LabelError(f"no labels given in {where}; give at least one, e.g. --labels 'cat,dog'")
+        raise LabelError(f"no labels given in {where}; give at least one, e.g. labels='cat,dog'")
     seen: dict[str, str] = {}
     for label in labels:
+        for text in (label.name, *label.descriptions, *label.templates):
+            check_text(text, "the label text")
         key = label.name.casefold()
         if key in seen:
             raise LabelError(f"label {label.name!r} appears twice in {where}; each label must be unique")
@@ -81,12 +92,29 @@ def _check_unique(labels: list[Label], where: str) -> list[Label]:
     return labels
 
 
+def split_label_list(text: str) -> list[str]:
+    """'cat, dog,"duck, wild"' -> ['cat', 'dog', 'duck, wild']: comma-separated, quoted as in CSV."""
+    try:
+        rows = list(csv.reader([text], skipinitialspace=True, strict=True))
+    except csv.Error as e:
+        raise LabelError(f"cannot read the label list {text!r} ({e}); quote a label holding a comma "
+                         "as in CSV: '\"red, dark\",blue'") from None
+    return [part.strip() for part in rows[0]] if rows else []
+
+
+def format_label_list(names: Sequence[str]) -> str:
+    """The inverse of split_label_list: names joined by commas, quoted as in CSV where needed."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(names)
+    return out.getvalue()
+
+
 def parse_label_list(text: str) -> list[Label]:
-    """'cat, dog,duck' -> three labels. Empty items and duplicates are errors."""
-    names = [part.strip() for part in text.split(",")]
+    """'cat, dog,duck' -> three labels; '"red, dark",blue' -> two. Empty items and duplicates are errors."""
+    names = split_label_list(text)
     if any(not n for n in names) and any(names):
         raise LabelError(f"empty label in {text!r}: remove the extra comma")
-    return _check_unique([Label(n) for n in names if n], "--labels")
+    return _check_unique([Label(n) for n in names if n], "labels=")
 
 
 def _parse_txt(text: str, where: str) -> list[Label]:
@@ -155,6 +183,13 @@ def _parse_json(text: str, where: str) -> list[Label]:
             if isinstance(item, str):
                 items.append((item, {}))
             elif isinstance(item, dict):
+                if "label" not in item and "name" not in item:
+                    raise LabelError(f"{where}, item {i + 1}: an object needs a \"label\" key with the label's "
+                                     f"name (it has {', '.join(map(repr, item)) or 'no keys'})")
+                unknown = sorted(set(item) - {"label", "name", "descriptions", "templates"})
+                if unknown:
+                    raise LabelError(f"{where}, item {i + 1}: unknown key {', '.join(map(repr, unknown))}; "
+                                     "use label, descriptions, templates")
                 items.append((item.get("label", item.get("name")), item))
             else:
                 raise LabelError(f"{where}, item {i + 1}: expected a string or an object, got {item!r}")
@@ -167,8 +202,11 @@ _PARSERS = {".txt": _parse_txt, ".csv": _parse_csv, ".json": _parse_json}
 
 
 def parse_label_file(path: Path) -> list[Label]:
-    """Labels from a .txt (one a line), .csv or .json file."""
-    parser = _PARSERS.get(path.suffix.lower(), _parse_txt)
+    """Labels from a .txt (one a line), .csv or .json file; other extensions are refused, not guessed."""
+    parser = _PARSERS.get(path.suffix.lower())
+    if parser is None:
+        raise LabelError(f"label file {path} is not .txt, .csv or .json; rename it to the extension that matches "
+                         "its content")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:

@@ -13,8 +13,8 @@ import numpy as np
 from . import config
 from .browse import BrowseMixin
 from .errors import IndexStateError, UsageError
-from .images import load_pixels
 from .labels import LabelSet
+from .library_sidecars import SidecarsMixin
 from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-class Library(BrowseMixin):
+class Library(SidecarsMixin, BrowseMixin):
     """An index folder: SQLite store, FAISS cache and the model that made its vectors.
 
     The model is loaded on first use: the one given, else $ZSINDEX_MODEL, else
@@ -45,16 +45,30 @@ class Library(BrowseMixin):
 
     def __init__(self, folder: str | Path | None = None, *, embedder: "Embedder | None" = None,
                  model: str | None = None, pretrained: str | None = None, device: str | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True, runtime: str | None = None, precision: str | None = None,
+                 db: str | bool | None = None) -> None:
+        from .faults import file_fault
+        from .owned import check_index_folder
         from .store import DB_NAME, Store
 
         self.folder = config.index_dir(folder)
-        if not create and not (self.folder / DB_NAME).is_file():
-            raise IndexStateError(f"no index at {self.folder}; run `zsindex ingest PATH --index {self.folder}` first")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.folder)
+        # A database server (db URL, else $ZSINDEX_DB) holds the store and the folder keeps the FAISS
+        # cache; db=False: the folder's own SQLite whatever the environment says (private indexes).
+        url = None if db is False else config.db_url(db if isinstance(db, str) else None)
+        if not create and not url and not (self.folder / DB_NAME).is_file():
+            if self.folder.exists() and not self.folder.is_dir():
+                raise IndexStateError(f"{self.folder} is a file, not an index folder; give a folder as folder=")
+            raise IndexStateError(f"no index at {self.folder}; ingest images into it first "
+                                  f"(zsindex ingest PATH folder={self.folder})")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise file_fault(e, self.folder / DB_NAME, f"create the index folder {self.folder}") from None
+        check_index_folder(self.folder)
+        self.store = Store(self.folder, url)
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
+        self._runtime, self._precision = runtime, precision
         self._vectors: Any = None
         self._vectors_generation = -1
         self._vectors_lock = threading.Lock()  # a server searches from many threads
@@ -71,13 +85,35 @@ class Library(BrowseMixin):
             recorded = self.store.model()
             if not model and not os.environ.get(config.ENV_MODEL) and recorded is not None:
                 model, pretrained = recorded.name, pretrained or recorded.pretrained
-            self._embedder = load_embedder(model, pretrained, device)
+            precision = self._precision or (recorded.precision if recorded is not None else None)
+            self._embedder = load_embedder(model, pretrained, device, runtime=self._runtime, precision=precision)
         return self._embedder
 
     def _bind_model(self) -> Any:
         emb = self.embedder
         return self.store.bind_model(emb.identity, getattr(emb, "name", emb.identity),
-                                     getattr(emb, "pretrained", None), emb.dim)
+                                     getattr(emb, "pretrained", None), emb.dim, getattr(emb, "precision", "fp32"),
+                                     getattr(emb, "runtime", None))
+
+    def _model_row(self) -> Any:
+        """The index's model row for the chosen model, loading the model only when nothing else can tell.
+
+        An index that already has a model needs no loading to check that the
+        chosen model is that one (its identity is a name or a cached file
+        hash); another model is refused as in ``_bind_model``.
+        """
+        from .embedder import chosen_model
+
+        recorded = self.store.model()
+        if recorded is None or self._embedder is not None:
+            return self._bind_model()
+        model, pretrained, _ = self._model_args
+        if not model and not os.environ.get(config.ENV_MODEL):
+            if (not pretrained or pretrained == recorded.pretrained) and self._precision in (None, recorded.precision):
+                return recorded  # the index's own model is the one that would be loaded
+            model = recorded.name
+        identity, name, tag = chosen_model(model, pretrained)
+        return self.store.bind_model(identity, name, tag, recorded.dim, self._precision)
 
     def vectors(self, save: bool = False) -> Any:
         """The FAISS index, loaded or rebuilt from SQL when missing or stale; None for an empty index.
@@ -127,6 +163,8 @@ class Library(BrowseMixin):
         from .errors import IndexLockedError
         from .lock import WriteLock
 
+        if self.store.read_only:  # the rebuilt index serves this process; the file stays as it is
+            return
         if holding_lock:
             self._vectors.save(self.folder, generation)
             return
@@ -143,20 +181,23 @@ class Library(BrowseMixin):
                progress: "Progress | None" = None) -> "IngestReport":
         """Add new, changed and moved images under paths; mark vanished ones deleted."""
         from .ingest import Ingester
-        from .lock import WriteLock
 
         if not paths:
             raise UsageError("give at least one folder or file to ingest")
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
-            raise UsageError(f"no such file or folder: {', '.join(missing)}")
-        with WriteLock(self.folder):
-            model = self._bind_model()
+            raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
+                             "under a folder that is gone, use forget (zsindex forget PATH)")
+        self._require_writable("ingest into it")
+        with self.store.write_lock():
+            model = self._model_row()
             vectors = self.vectors(save=True)
-            ingester = Ingester(self.store, self.embedder, model.id, vectors, batch_size, progress)
+            # the model is loaded only if some file needs embedding
+            ingester = Ingester(self.store, lambda: self.embedder, model.id, vectors, batch_size, progress)
             report = ingester.run([Path(p) for p in paths], exclude, follow_symlinks,
                                   default_workers() if workers is None else workers, max_megapixels)
             self._vectors_generation = self.store.generation()
+            self._refresh_keywords(report, [os.path.abspath(p) for p in paths])
             return report
 
     def rebuild(self, kind: str | None = None) -> int:
@@ -165,7 +206,6 @@ class Library(BrowseMixin):
         ``kind`` (flat, ivf, ivfpq) is recorded and kept by later rebuilds; "auto" or None
         chooses by size (see zsindex.vectors).
         """
-        from .lock import WriteLock
         from .vectors import KIND_STATE, KINDS, VectorIndex
 
         if kind not in (None, "auto", *KINDS):
@@ -173,7 +213,8 @@ class Library(BrowseMixin):
         model = self.store.model()
         if model is None:
             raise IndexStateError(f"the index at {self.folder} is empty; run `zsindex ingest PATH` first")
-        with WriteLock(self.folder):
+        self._require_writable("rebuild its vector file")
+        with self.store.write_lock():
             if kind is not None:
                 with self.store.session() as session:
                     self.store.set_state(session, KIND_STATE, "" if kind == "auto" else kind)
@@ -183,29 +224,57 @@ class Library(BrowseMixin):
             self._vectors_generation = generation
         return int(self._vectors.ntotal)
 
+    def _require_writable(self, what: str) -> None:
+        from .faults import read_only_error
+
+        if self.store.write_fault is not None:
+            raise self.store.write_fault
+        if self.store.read_only:
+            raise read_only_error(self.folder, what)
+
+    def forget(self, paths: Sequence[str | Path] = (), *, missing: bool = False, dry_run: bool = False) -> Any:
+        """Remove the images under paths (files or folders, gone or not) from the index, vectors included.
+
+        With ``missing``, only those whose file no longer exists (under paths, or anywhere if none are
+        given). Returns a ForgetReport; ``dry_run`` counts without changing anything.
+        """
+        from .forget import forget_paths
+
+        self._require_writable("forget images")
+        return forget_paths(self, paths, missing, dry_run)
+
     def status(self) -> dict[str, Any]:
+        from .lock import writer_active
         from .vectors import FAISS_NAME, META_NAME
 
         model = self.store.model()
         run = self.store.last_run()
+        run_status = run.status if run is not None else None
+        if run_status == "running" and not writer_active(self.folder):
+            run_status = "interrupted"  # killed before it could say so (SIGKILL, power loss)
         files = {name: (self.folder / name).stat().st_size for name in
                  ("index.sqlite", "index.sqlite-wal", FAISS_NAME) if (self.folder / name).exists()}
         fresh, kind = False, None
-        if (self.folder / META_NAME).exists():
+        try:
             import json
 
             meta = json.loads((self.folder / META_NAME).read_text())
-            fresh, kind = meta.get("generation") == self.store.generation(), meta.get("kind", "flat")
+            if isinstance(meta, dict):
+                fresh, kind = meta.get("generation") == self.store.generation(), meta.get("kind", "flat")
+        except (OSError, ValueError):  # missing or damaged: the cache is rebuilt on next use
+            pass
         return {
             "index": str(self.folder),
             "model": None if model is None else {"name": model.name, "pretrained": model.pretrained,
-                                                 "identity": model.identity, "dim": model.dim},
+                                                 "identity": model.identity, "dim": model.dim,
+                                                 "precision": model.precision, "runtime": model.runtime},
             "images": self.store.counts_by_status(),
+            "ignored": self.ignored_counts(),
             "bytes": files,
             "faiss_fresh": fresh,
             "vector_index": kind,
             "last_run": None if run is None else {
-                "id": run.id, "status": run.status, "started_at": run.started_at.isoformat(timespec="seconds"),
+                "id": run.id, "status": run_status, "started_at": run.started_at.isoformat(timespec="seconds"),
                 "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
                 **{k: getattr(run, k) for k in ("added", "unchanged", "changed", "moved", "deleted", "skipped")},
             },
@@ -214,6 +283,20 @@ class Library(BrowseMixin):
     def errors(self) -> list[tuple[str, str]]:
         return self.store.errors()
 
+    def ignored_files(self) -> list[tuple[str, str]]:
+        """(path, reason) of files under ingested folders that are not images or videos."""
+        from . import ignored
+
+        with self.store.session() as session:
+            return ignored.rows(session)
+
+    def ignored_counts(self) -> dict[str, int]:
+        """Ignored files by type (extension, or "live photo clip")."""
+        from . import ignored
+
+        with self.store.session() as session:
+            return ignored.counts(session)
+
     # -- queries -----------------------------------------------------------------------------------
     def _query_model(self) -> Any:
         """The index's model row; an explicitly chosen model must be the same one."""
@@ -221,7 +304,7 @@ class Library(BrowseMixin):
         if model is None or not self.store.has_indexed():
             raise IndexStateError(f"the index at {self.folder} has no images yet; run `zsindex ingest PATH` first")
         if self._embedder is not None or self._model_args[0] or os.environ.get(config.ENV_MODEL):
-            self._bind_model()  # raises ModelMismatchError for another model
+            self._model_row()  # raises ModelMismatchError for another model
         return model
 
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
@@ -238,38 +321,68 @@ class Library(BrowseMixin):
 
     def image_vector(self, path: str | Path) -> np.ndarray:
         """The stored vector of an indexed file, else the file embedded now."""
+        from .errors import ImageError
+
         model = self._query_model()
         stored = self.store.stored_vector(model.id, os.path.abspath(path))
+        if stored is None:
+            from .frames import mean_vector
+
+            with self.store.session() as session:
+                stored = mean_vector(session, model.id, os.path.abspath(path))  # an indexed video
         if stored is not None:
             return stored
-        return self.embedder.embed_images([load_pixels(Path(path), self.embedder.image_size)])[0]
+        from .images import load_pixels
+
+        try:
+            pixels = load_pixels(Path(path), self.embedder.image_size)
+        except ImageError as e:
+            raise UsageError(f"cannot use {os.fspath(path)!r} as an example image (like=): {e}") from None
+        return self.embedder.embed_images([pixels])[0]
 
     def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,
-               not_: str | Sequence[str] | None = None, not_weight: float = 0.5, k: int = 10, offset: int = 0,
-               min_score: float | None = None, filters: "Filters | None" = None, **filter_args: Any) -> list["Hit"]:
+               not_: str | Sequence[str] | None = None, not_weight: float = 0.5, top_k: int | None = None,
+               offset: int = 0, min_score: float | None = None, filters: "Filters | None" = None,
+               k: int | None = None, group_stems: bool = False, **filter_args: Any) -> list["Hit"]:
         """Images best matching texts and/or example images, minus negative texts, after filters.
 
-        Results are sorted by score, then id, so pages (offset, k) are stable between calls.
+        ``top_k`` hits (default 10; ``k`` is the same parameter under its older name). Results are
+        sorted by score, then id, so pages (offset, top_k) are stable between calls. A hit whose
+        file has gone since it was indexed has ``exists`` False. A video is one hit, at the time of
+        its best-matching frame (``Hit.seconds``); with ``group_stems`` the files of one shot
+        (IMG_1.CR2 + IMG_1.JPG) are one hit, the others in ``Hit.also``.
         """
-        from .search import Filters, compose, filter_ids, hits_for, top_k
+        from .hitgroups import best_hits
+        from .labels import check_text
+        from .search import Filters, compose, filter_ids
 
         texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
-        if any(not str(t).strip() for t in texts + nots) or not (texts or likes):
-            raise UsageError("give a non-empty query text or --like IMAGE")
+        for t in texts + nots:
+            check_text(str(t), "the query text")
+        if any(not str(t).strip() for t in texts):
+            raise UsageError("the query text is empty; give words to search for, or like=IMAGE")
+        if any(not str(t).strip() for t in nots):
+            raise UsageError("a not_= text is empty; give the words to push results away from")
+        if not (texts or likes):
+            raise UsageError("give a query text or like=IMAGE")
+        if top_k is not None and k is not None and top_k != k:
+            raise UsageError("k is another name for top_k; give only one")
+        k = top_k if top_k is not None else k if k is not None else 10
         if k < 1 or offset < 0:
-            raise UsageError("k must be at least 1 and offset at least 0")
+            raise UsageError("top_k= must be at least 1 and offset= at least 0")
         filters = filters or Filters(**filter_args)
         positive = list(self.text_vectors(texts)) if texts else []
         positive += [self.image_vector(p) for p in likes]
         negative = list(self.text_vectors(nots)) if nots else []
         query = compose(positive, negative, not_weight)
         with self.store.session() as session:
+            if filters.tag is not None:
+                from .tagging import check_tag
+
+                check_tag(session, filters.tag, filters.tag_set)
             ids = filter_ids(session, filters) if filters.active else None
-        pairs = top_k(self.vectors(), query, offset + k, ids)[offset:]
-        if min_score is not None:
-            pairs = [p for p in pairs if p[1] >= min_score]
-        with self.store.session() as session:
-            return hits_for(session, pairs)
+            hits = best_hits(session, self.vectors(), query, offset, k, ids, group_stems)
+        return hits if min_score is None else [h for h in hits if h.score >= min_score]
 
     def classify(self, images: Sequence[str | Path], labels: LabelSet | Sequence[str] | str,
                  **kwargs: Any) -> list[Classification]:
@@ -315,22 +428,39 @@ class Library(BrowseMixin):
                     "labels": [{"label": lab.name, "descriptions": list(lab.descriptions),
                                 "templates": list(lab.templates)} for lab in map(row_label, labels)]}
 
-    def _label_set(self, labels: str) -> tuple[Any, list[Any]]:
-        """A registered set by name, or an ad-hoc 'a,b,c' list registered under that text."""
+    def has_label_set(self, name: str) -> bool:
+        from .tagging import set_exists
+
+        with self.store.session() as session:
+            return set_exists(session, name)
+
+    def _label_set(self, labels: str, create: bool = False) -> tuple[Any, list[Any]]:
+        """A registered set by name; with create, an unknown name is an ad-hoc list ('a,b,c', or one label).
+
+        An ad-hoc list is registered as a set named by its labels, comma-separated (CSV quoting).
+        """
+        from .labels import format_label_list
         from .tagging import add_set, get_set, set_exists
 
         with self.store.session() as session:
             if not set_exists(session, labels):
-                if "," not in labels:
+                if not create:
                     get_set(session, labels)  # raises: names the known sets and how to create one
                 parsed = as_label_set(labels)
-                add_set(session, ",".join(parsed.names), parsed.labels)
-                labels = ",".join(parsed.names)
+                labels = format_label_list(parsed.names)
+                if not set_exists(session, labels):
+                    add_set(session, labels, parsed.labels)
             return get_set(session, labels)
 
     def tag(self, labels: str, *, mode: str = "single", threshold: float | None = None,
-            filters: "Filters | None" = None, progress: "Progress | None" = None, **filter_args: Any) -> Any:
-        """Tag every indexed image (or those passing filters) from its stored vector; no image is re-read."""
+            filters: "Filters | None" = None, progress: "Progress | None" = None,
+            calibrate_from_keywords: bool = False, **filter_args: Any) -> Any:
+        """Tag every indexed image (or those passing filters) from its stored vector; no image is re-read.
+
+        With ``calibrate_from_keywords``, a label's threshold is learnt from the images the user
+        keyworded (see keyword_truth.py) where there are enough of them; the report's warning names
+        the labels that kept the unsupervised threshold.
+        """
         from .search import Filters, filter_ids
         from .tagger import MODES, run_tagging
         from .tagging import BACKGROUND, cached_label_vectors
@@ -338,19 +468,45 @@ class Library(BrowseMixin):
 
         if mode not in MODES:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self._require_writable("tag its images")
+        from .tagging import TagReport
+
         model = self._query_model()
-        set_row, label_rows = self._label_set(labels)
+        known = self.has_label_set(labels)
+        set_row, label_rows = self._label_set(labels, create=True)
+        notes = [] if known else [f"no label set was named {labels!r}: tagged with the ad-hoc labels "
+                                  f"{', '.join(r.name for r in label_rows)} (now set {set_row.name!r})"]
         label_set = stored_set(set_row, label_rows)
         label_set.labels.append(BACKGROUND)
         vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)
         filters = filters or Filters(**filter_args)
         only = None
         if filters.active:
+            from .frames import with_frames
+
             with self.store.session() as session:
-                only = filter_ids(session, filters)
+                only = with_frames(session, filter_ids(session, filters))  # a video is tagged from its frames
+            if len(only) == 0:
+                report = TagReport(set_row.name, set_row.version, mode)
+                report.notes = [*notes, "no indexed image matches the filters (path= ...); nothing was tagged"]
+                return report
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
-        return run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
-                           mode, threshold, only, repr(filters) if filters.active else "", progress)
+        learnt = None
+        if calibrate_from_keywords:
+            from .keyword_truth import examples, learn_thresholds
+
+            if threshold is not None:
+                raise UsageError("threshold= and calibrate_from_keywords=True exclude each other; give one")
+            learnt = learn_thresholds(examples(self.store, [r.name for r in label_rows], model.id), vecs[:-1])
+        report = run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
+                             mode, threshold, only, repr(filters) if filters.active else "", progress,
+                             supervised=None if learnt is None else learnt.thresholds)
+        report.notes = notes + report.notes
+        if learnt is not None:
+            from .keyword_truth import describe
+
+            report.warning = "; ".join(filter(None, [describe(learnt), report.warning]))
+        return report
 
     def _logit_scale(self, model: Any) -> float:
         """The model's logit scale, remembered in the index so tagging never needs the model loaded."""
@@ -362,11 +518,18 @@ class Library(BrowseMixin):
                 self.store.set_state(session, key, stored)
         return float(stored)
 
-    def tag_rows(self, labels: str) -> list[dict[str, Any]]:
+    def tag_rows(self, labels: str, filters: "Filters | None" = None, **filter_args: Any) -> list[dict[str, Any]]:
+        """(path, label, score, cosine) of every tag of a set, or of the images passing filters."""
+        from .search import Filters, filter_ids
         from .tagger import tag_rows
 
         _, rows = self._label_set(labels)
-        return tag_rows(self.store, [r.id for r in rows])
+        filters = filters or Filters(**filter_args)
+        only = None
+        if filters.active:
+            with self.store.session() as session:
+                only = filter_ids(session, filters)
+        return tag_rows(self.store, [r.id for r in rows], only)
 
     def untag(self, labels: str) -> int:
         from .tagger import untag
@@ -378,6 +541,12 @@ class Library(BrowseMixin):
         from .tagger import tag_counts
 
         return tag_counts(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
+
+    def tag_summary(self, labels: str | None = None) -> list[dict[str, Any]]:
+        """Tagged images per label, one row per (set, label): {"set", "label", "images"}."""
+        from .tagger import tag_count_rows
+
+        return tag_count_rows(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
 
     def close(self) -> None:
         self.store.close()

@@ -1,13 +1,20 @@
-"""One writer per index: an advisory lock file held for the length of an ingest or rebuild."""
+"""One writer per index: an advisory lock held for the length of an ingest, tag run or rebuild.
+
+A file lock in the index folder for SQLite; a PostgreSQL session-level advisory lock when the store
+is a database server, so that the rule holds across machines.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import zlib
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from .errors import IndexLockedError
+from .faults import file_fault
 
 LOCK_NAME = "write.lock"
 
@@ -20,7 +27,10 @@ class WriteLock:
         self._fd: int | None = None
 
     def acquire(self) -> "WriteLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise file_fault(e, self.path, f"change the index in {self.path.parent}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -41,6 +51,82 @@ class WriteLock:
             self._fd = None
 
     def __enter__(self) -> "WriteLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.release()
+
+
+def writer_active(folder: Path) -> bool:
+    """Whether a process holds the write lock now (a probe that takes nothing and creates no file)."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+class ServerLock:
+    """A PostgreSQL advisory lock on its own connection; the server drops it if the holder dies.
+
+    The folder's file lock is taken too: it guards this machine's FAISS cache file.
+    """
+
+    KEY = zlib.crc32(b"zsindex-writer")  # one writer per database
+
+    def __init__(self, engine: Any, folder: Path) -> None:
+        self.engine = engine
+        self.folder = folder
+        self._conn: Any = None
+        self._file: WriteLock | None = None
+
+    def acquire(self) -> "ServerLock":
+        from sqlalchemy import text
+
+        conn = self.engine.connect()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.KEY}).scalar()
+        conn.commit()
+        if not got:
+            holder = conn.execute(text(
+                "SELECT a.client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.objid = :k AND l.granted LIMIT 1"), {"k": self.KEY}).first()
+            conn.close()
+            where = f" (server pid {holder[1]}, client {holder[0] or 'local'})" if holder else ""
+            raise IndexLockedError(
+                f"another zsindex process{where} is writing to this database; wait for it to finish "
+                "(searches keep working meanwhile)"
+            )
+        self._conn = conn
+        self._file = WriteLock(self.folder)
+        try:
+            self._file.acquire()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.release()
+            self._file = None
+        if self._conn is not None:
+            from sqlalchemy import text
+
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.KEY})
+                self._conn.commit()
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> "ServerLock":
         return self.acquire()
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:

@@ -1,14 +1,27 @@
-"""Walking photo folders: image files with their size and mtime, excludes, symlink policy."""
+"""Walking photo folders: image files with their size and mtime, excludes, symlink policy.
+
+Files whose extension does not say what they are are sniffed (their first
+bytes read): images among them are kept, the rest are listed as ignored with
+their type, so a report can say what was left out and why. The clip of a
+Live Photo (a .mov or .mp4 beside a still of the same name) is listed as
+ignored too: the still stands for both.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .images import IMAGE_SUFFIXES
+from .media import content_type, kind_of_name, sniff
+
+# Kinds of file that ingest reads; the others found by sniffing are reported as ignored.
+INDEXED_KINDS = frozenset({"image", "raw", "video"})
+_LIVE_STILLS = frozenset({".heic", ".heif", ".jpg", ".jpeg"})
+_LIVE_CLIPS = frozenset({".mov", ".mp4"})
 
 
 @dataclass(frozen=True)
@@ -16,12 +29,28 @@ class FileEntry:
     path: str  # absolute, as the OS names it (non-UTF-8 bytes kept as surrogate escapes)
     size: int
     mtime_ns: int
+    kind: str = "image"  # image, raw or video
 
 
 @dataclass
 class ScanResult:
     files: list[FileEntry]
     problems: list[tuple[str, str]]  # (path, reason) for folders or files that could not be read
+    ignored: list[tuple[str, str, str]] = field(default_factory=list)  # (path, type, reason): not media
+
+
+def file_kind(path: str) -> tuple[str | None, str]:
+    """(kind, what): kind is image, raw or video, or None for other files; what says what those hold."""
+    kind = kind_of_name(os.path.basename(path))
+    if kind is not None:
+        return kind, kind
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        return None, f"unreadable ({e.strerror})"
+    found = sniff(head)
+    return found, found or content_type(head)
 
 
 def _excluded(rel: str, name: str, patterns: Sequence[str]) -> bool:
@@ -30,6 +59,10 @@ def _excluded(rel: str, name: str, patterns: Sequence[str]) -> bool:
 
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def _type_key(path: str) -> str:
+    return os.path.splitext(path)[1].lower() or "no extension"
 
 
 def scan(
@@ -45,26 +78,49 @@ def scan(
     """
     files: dict[str, FileEntry] = {}
     problems: list[tuple[str, str]] = []
+    ignored: dict[str, tuple[str, str, str]] = {}
     seen_dirs: set[tuple[int, int]] = set()
 
-    def add(path: str) -> None:
+    def add(path: str, named: bool) -> None:
+        kind, what = file_kind(path)
+        if kind not in INDEXED_KINDS and not (named and kind is None):
+            # A file named on the command line is tried even when it does not look like an image,
+            # so that its reason is recorded as before.
+            why = f"{what}: not indexed" if kind else f"not an image or video ({what})"
+            ignored[path] = (path, _type_key(path), f"ignored: {why}")
+            return
         try:
             st = os.stat(path, follow_symlinks=follow_symlinks)
         except OSError as e:
             problems.append((path, f"cannot stat: {e.strerror}"))
             return
-        files[path] = FileEntry(path, st.st_size, st.st_mtime_ns)
+        files[path] = FileEntry(path, st.st_size, st.st_mtime_ns, kind or "image")
         if on_file:
             on_file(len(files))
 
     for root in roots:
         root_str = os.path.abspath(os.fspath(root))
         if os.path.isfile(root_str):
-            add(root_str)
+            add(root_str, True)
             continue
         for entry_path in _walk(root_str, root_str, exclude, follow_symlinks, seen_dirs, problems):
-            add(entry_path)
-    return ScanResult(sorted(files.values(), key=lambda f: f.path), problems)
+            add(entry_path, False)
+    _pair_live_photos(files, ignored)
+    return ScanResult(sorted(files.values(), key=lambda f: f.path), problems,
+                      sorted(ignored.values()))
+
+
+def _pair_live_photos(files: dict[str, FileEntry], ignored: dict[str, tuple[str, str, str]]) -> None:
+    """A .mov/.mp4 beside a HEIC/JPEG of the same name is the clip of a Live Photo: the still stands for it."""
+    def key(path: str) -> tuple[str, str]:
+        return os.path.dirname(path), os.path.basename(os.path.splitext(path)[0]).casefold()
+
+    stills = {key(p): p for p in files if os.path.splitext(p)[1].lower() in _LIVE_STILLS}
+    for path in [p for p in (*files, *ignored) if os.path.splitext(p)[1].lower() in _LIVE_CLIPS]:
+        still = stills.get(key(path))
+        if still is not None:
+            files.pop(path, None)
+            ignored[path] = (path, "live photo clip", f"ignored: Live Photo clip of {os.path.basename(still)}")
 
 
 def _walk(
@@ -95,7 +151,7 @@ def _walk(
                 continue
             if entry.is_dir(follow_symlinks=follow):
                 yield from _walk(entry.path, root, exclude, follow, seen, problems)
-            elif entry.is_file(follow_symlinks=follow) and is_image_name(entry.name):
+            elif entry.is_file(follow_symlinks=follow):
                 yield entry.path
         except OSError as e:
             problems.append((entry.path, f"cannot read: {e.strerror}"))

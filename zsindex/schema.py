@@ -76,6 +76,9 @@ class Model(Base):
     pretrained: Mapped[str | None] = mapped_column(String(500))
     dim: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # How the image vectors were computed (migration 0010): fp32 or int8 image tower, onnx or torch runtime.
+    precision: Mapped[str] = mapped_column(String(16), default="fp32", server_default="fp32")
+    runtime: Mapped[str | None] = mapped_column(String(16))
 
 
 class Image(Base):
@@ -96,6 +99,9 @@ class Image(Base):
     gps_lat: Mapped[float | None] = mapped_column(Float)
     gps_lon: Mapped[float | None] = mapped_column(Float)
     orientation: Mapped[int | None] = mapped_column(Integer)
+    # None for a plain still; "raw", "video", or "motion" (a still with a clip inside, see media.py)
+    media_kind: Mapped[str | None] = mapped_column(String(16))
+    duration: Mapped[float | None] = mapped_column(Float)  # seconds, videos only
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     first_seen: Mapped[datetime] = mapped_column(DateTime)
@@ -126,6 +132,7 @@ class IngestRun(Base):
     moved: Mapped[int] = mapped_column(Integer, default=0)
     deleted: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
+    ignored: Mapped[str | None] = mapped_column(Text)  # JSON {type: count} of files that are not media
 
 
 class State(Base):
@@ -202,3 +209,74 @@ class Tag(Base):
     mode: Mapped[str] = mapped_column(String(8))  # single or multi
     score: Mapped[float] = mapped_column(Float)  # probability: softmax (single) or calibrated (multi)
     cosine: Mapped[float] = mapped_column(Float)
+
+
+class Sidecar(Base):
+    """An XMP sidecar zsindex wrote into, and exactly which keywords it put there.
+
+    ``entries`` is a JSON list of [set, property, value, state]: state "written" for
+    a keyword zsindex added (it was not there before), "declined" for one the user
+    has since taken out by hand (not added again). ``pending`` holds the next record
+    while its file is being replaced, so a crash between the two is recognised by
+    the file's hash on the next run.
+    """
+
+    __tablename__ = "sidecars"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    image_path: Mapped[str] = mapped_column(FsPath, index=True)
+    created: Mapped[bool] = mapped_column(Boolean)  # zsindex made the file (it may delete it when empty again)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the file after zsindex's last write
+    entries: Mapped[str] = mapped_column(Text)
+    pending: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Keyword(Base):
+    """A keyword the user gave an image (sidecar, embedded XMP or IPTC), apart from zsindex's tags."""
+
+    __tablename__ = "keywords"
+    __table_args__ = (UniqueConstraint("image_id", "keyword", name="uq_keywords_image_keyword"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    keyword: Mapped[str] = mapped_column(Text)
+    folded: Mapped[str] = mapped_column(Text, index=True)  # casefolded, for matching labels and --keyword
+    source: Mapped[str] = mapped_column(String(16))  # sidecar, xmp (embedded) or iptc
+
+
+class KeywordSource(Base):
+    """What an image's keywords were read from, so ingest re-reads them only when that changed."""
+
+    __tablename__ = "keyword_sources"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    sidecar_path: Mapped[str | None] = mapped_column(FsPath)
+    sidecar_size: Mapped[int | None] = mapped_column(BigInteger)
+    sidecar_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Frame(Base):
+    """A frame of a video, embedded on its own. Its FAISS id is ``video.FRAME_ID_BASE + id``;
+    its vector is stored under ``sha256`` (derived from the video's content hash and the frame's
+    position), so identical or moved videos keep their frame vectors like images keep theirs."""
+
+    __tablename__ = "frames"
+    # The unique constraint's index also serves lookups by video.
+    __table_args__ = (UniqueConstraint("image_id", "position", name="uq_frames_image_position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)  # time of the frame in the video
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class IgnoredFile(Base):
+    """A file found under a scanned folder that is not an image or video (or a Live Photo's clip)."""
+
+    __tablename__ = "ignored_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    kind: Mapped[str] = mapped_column(String(64))  # its extension, or "live photo clip"
+    reason: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int] = mapped_column(Integer)  # the ingest run that last saw it

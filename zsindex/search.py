@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,9 +30,17 @@ class Hit:
     taken_at: datetime | None = None
     camera: str | None = None
     format: str | None = None
+    exists: bool = True  # False when the file has gone since it was indexed
+    seconds: float | None = None  # a video: time of its best-matching frame (see hitgroups.py)
+    also: tuple[str, ...] = ()  # other files of the same shot, with --group-stems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "score": round(self.score, 6)}
+        out: dict[str, Any] = {"id": self.id, "path": self.path, "score": round(self.score, 6), "exists": self.exists}
+        if self.seconds is not None:
+            out["time"] = round(self.seconds, 3)
+        if self.also:
+            out["also"] = list(self.also)
+        return out
 
 
 @dataclass(frozen=True)
@@ -43,11 +52,14 @@ class Filters:
     before: datetime | None = None
     camera: str | None = None  # substring of "make model", case-insensitive
     format: str | None = None
-    tag: str | None = None  # a label the image is tagged with
+    tag: str | None = None  # a label the image is tagged with: LABEL (any set) or SET:LABEL
+    tag_set: str | None = None  # the label set of tag
+    keyword: str | None = None  # a keyword the user gave the image (sidecar, embedded XMP, IPTC)
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.path, self.after, self.before, self.camera, self.format, self.tag))
+        return any(v is not None for v in (self.path, self.after, self.before, self.camera, self.format, self.tag,
+                                                  self.keyword))
 
 
 def parse_date(text: str | None, name: str) -> datetime | None:
@@ -56,13 +68,13 @@ def parse_date(text: str | None, name: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(f"{name} takes a date like 2024-06-30 or 2024-06-30T18:00, not {text!r}") from None
+        raise UsageError(f"{name}= takes a date like 2024-06-30 or 2024-06-30T18:00, not {text!r}") from None
 
 
 def compose(positive: Sequence[np.ndarray], negative: Sequence[np.ndarray], not_weight: float = 0.5) -> np.ndarray:
     """One query vector: mean of positive terms minus not_weight x mean of negative terms, unit length."""
     if not positive:
-        raise UsageError("a search needs at least one text or --like image")
+        raise UsageError("a search needs at least one text or like=IMAGE")
     q = np.mean(np.stack(positive), axis=0)
     if negative:
         q = q - not_weight * np.mean(np.stack(negative), axis=0)
@@ -91,7 +103,11 @@ def filter_ids(session: Session, filters: Filters) -> np.ndarray:
     if filters.tag:
         from .tagging import tagged_ids_query
 
-        query = query.where(s.Image.id.in_(tagged_ids_query(filters.tag)))
+        query = query.where(s.Image.id.in_(tagged_ids_query(filters.tag, filters.tag_set)))
+    if filters.keyword:
+        from .keywords import keyword_ids_query
+
+        query = query.where(s.Image.id.in_(keyword_ids_query(filters.keyword)))
     return np.fromiter(session.scalars(query), dtype=np.int64)
 
 
@@ -121,6 +137,6 @@ def hits_for(session: Session, pairs: list[tuple[int, float]]) -> list[Hit]:
         r = rows.get(i)
         if r is not None:
             camera = " ".join(x for x in (r.camera_make, r.camera_model) if x) or None
-            out.append(Hit(i, r.path, score, r.taken_at, camera, r.format))
+            out.append(Hit(i, r.path, score, r.taken_at, camera, r.format, os.path.exists(r.path)))
     return out
 

@@ -7,17 +7,22 @@ identity live here. The FAISS file is a cache of it (see vectors.py).
 from __future__ import annotations
 
 import contextlib
+import re
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, pool, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import IndexStateError, ModelMismatchError
+from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelMismatchError, ZsindexError
+from .faults import database_fault, folder_writable, read_only_error
 
 DB_NAME = "index.sqlite"
 
@@ -47,12 +52,15 @@ def alembic_config(connection: Any = None, url: str | None = None) -> Any:
     return cfg
 
 
+BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another one before "database is locked"
+
+
 def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers keep working while ingest writes
     cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
     cur.close()
 
 
@@ -62,8 +70,109 @@ def make_engine(path: Path) -> Engine:
     return engine
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to head; refuse a database written by a newer zsindex."""
+def _read_only_engine(path: Path) -> Engine:
+    """An engine that never writes: for an index folder this process may not change.
+
+    Opening in WAL mode writes (it creates the -wal and -shm files), so a
+    read-only folder is opened with ``mode=ro``; when SQLite cannot even do that
+    (no -shm file and no right to create one) the file is opened as immutable,
+    which is exact when no -wal file holds uncommitted pages, as in a folder
+    nobody can write.
+    """
+    base = "file:" + urllib.parse.quote(str(path))
+    uri = base + "?mode=ro"
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+        try:
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.OperationalError:
+        if not path.with_name(path.name + "-wal").exists():
+            uri = base + "?immutable=1"
+    except sqlite3.DatabaseError:
+        pass  # a damaged file: the first query says so, through database_fault
+
+    def connect() -> sqlite3.Connection:
+        con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
+        con.execute("PRAGMA query_only=ON")
+        return con
+
+    return create_engine("sqlite://", creator=connect, poolclass=pool.QueuePool)
+
+
+def make_server_engine(url: str) -> Engine:
+    """A database server (PostgreSQL) holding the store; the index folder then keeps only the FAISS cache."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise IndexStateError(f"cannot use the database URL {_safe_url(url)}: {exc}. Give an SQLAlchemy URL such as "
+                              "postgresql+psycopg://user@host/dbname (pip install 'zsindex[postgres]')") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _set_pragmas)
+    return engine
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"
+
+
+def insert_ignoring_duplicates(session: Session, table: Any) -> Any:
+    """An INSERT that skips rows whose unique key exists, in the session's SQL dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*['\"]?([^'\"\s]+)['\"]?", re.M)
+
+
+def script_head() -> str | None:
+    """The head revision, read from the migration files without importing Alembic.
+
+    Alembic and Mako cost a noticeable share of a query's start-up; an index
+    already at head needs neither. None when the files do not show exactly one head.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        for path in (migrations_dir() / "versions").glob("*.py"):
+            found: dict[str, str] = {m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+            if "revision" in found:
+                revisions.add(found["revision"])
+                parents.add(found.get("down_revision", "None"))
+    except (OSError, IndexStateError):
+        return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except DBAPIError:  # no table yet: a new database
+            return None
+
+
+def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -> None:
+    """Bring the schema to head; refuse a database written by a newer zsindex, or not by zsindex at all."""
+    current = _current_revision(engine)
+    if current is not None and current == script_head():
+        return  # already at head: no need to import Alembic
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -72,6 +181,14 @@ def upgrade(engine: Engine) -> None:
     script = ScriptDirectory.from_config(cfg)
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
+        from sqlalchemy import inspect
+
+        tables = len(inspect(conn).get_table_names())
+    where = path or "this database"
+    if current is None and tables:
+        # Another program's SQLite file: creating zsindex tables in it would change what zsindex did not make.
+        raise IndexStateError(f"{where} is a database that zsindex did not make; zsindex leaves it "
+                              f"alone: choose another index folder (folder=) or another database (db=)")
     if current is not None:
         try:
             script.get_revision(current)
@@ -81,24 +198,101 @@ def upgrade(engine: Engine) -> None:
             ) from None
     if current == script.get_current_head():
         return
+    if read_only:
+        folder = path.parent if path else Path(".")
+        what = "create an index there" if current is None else f"upgrade the schema of {where} to this zsindex"
+        raise read_only_error(folder, what)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
 
+def _check_ours(path: Path) -> None:
+    """Refuse an SQLite file without zsindex's schema, or a damaged one, without writing to it."""
+    try:
+        con = sqlite3.connect(path)
+        try:
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise database_fault(e, path) from None
+    if names and "alembic_version" not in names:
+        raise IndexStateError(f"{path} is an SQLite database that zsindex did not make; zsindex leaves it "
+                              f"alone: choose another index folder (folder=)")
+
+
 class Store:
     """One index database. ``session()`` is the unit of work: one transaction per call."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, url: str | None = None) -> None:
         self.folder = folder
         self.path = folder / DB_NAME
-        self.engine = make_engine(self.path)
-        upgrade(self.engine)
+        self.url = url  # a database server's URL; None for the folder's SQLite file
+        self.read_only = False
+        self.write_fault: ZsindexError | None = None  # why this store was opened read-only, when not for rights
+        if url:
+            self.engine = self._open_server(url)
+            return
+        sidecars = tuple(folder / (DB_NAME + x) for x in ("", "-wal", "-shm"))
+        # A folder this process may not write is opened read-only, so that reading commands still work.
+        self.read_only = self.path.exists() and not folder_writable(folder, sidecars)
+        if not self.path.exists() and folder.is_dir() and not folder_writable(folder):
+            raise read_only_error(folder, f"create an index in {folder}")
+        if self.path.exists() and not self.read_only:
+            _check_ours(self.path)  # before WAL mode is switched on, which would change another program's file
+        try:
+            self.engine = self._open(self.read_only)
+        except IndexStateError as fault:
+            if self.read_only or not self.path.exists() or isinstance(fault, (IndexCorruptError, IndexLockedError)):
+                raise
+            # Opening for writing failed (a full disk, an I/O error): reading may still work.
+            try:
+                self.engine = self._open(read_only=True)
+            except ZsindexError:
+                raise fault from None
+            self.read_only, self.write_fault = True, fault
+
+    def _open(self, read_only: bool) -> Engine:
+        engine = _read_only_engine(self.path) if read_only else make_engine(self.path)
+        try:
+            upgrade(engine, self.path, read_only)
+        except DBAPIError as e:
+            engine.dispose()
+            raise database_fault(e, self.path) from None
+        except BaseException:
+            engine.dispose()
+            raise
+        return engine
+
+    @staticmethod
+    def _open_server(url: str) -> Engine:
+        from sqlalchemy.exc import OperationalError
+
+        engine = make_server_engine(url)
+        try:
+            upgrade(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise IndexStateError(f"cannot reach the database {_safe_url(url)}: {exc.orig}; check the URL "
+                                  "(db=, $ZSINDEX_DB) and that the server is running") from None
+        return engine
+
+    def write_lock(self) -> Any:
+        """The one-writer lock: a file lock for SQLite, a PostgreSQL advisory lock across machines."""
+        from .lock import ServerLock, WriteLock
+
+        if self.url and self.engine.dialect.name == "postgresql":
+            return ServerLock(self.engine, self.folder)
+        return WriteLock(self.folder)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except DBAPIError as e:
+            raise database_fault(e, self.path) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -132,24 +326,30 @@ class Store:
         with self.session() as session:
             return session.scalars(select(s.Model)).first()
 
-    def bind_model(self, identity: str, name: str, pretrained: str | None, dim: int) -> s.Model:
-        """Record the index's model on first use; refuse any other afterwards."""
+    def bind_model(self, identity: str, name: str, pretrained: str | None, dim: int, precision: str | None = None,
+                   runtime: str | None = None) -> s.Model:
+        """Record the index's model on first use; refuse any other (or another precision) afterwards."""
         with self.session() as session:
             existing = session.scalars(select(s.Model)).first()
             if existing is None:
-                existing = s.Model(identity=identity, name=name, pretrained=pretrained, dim=dim, created_at=now())
+                existing = s.Model(identity=identity, name=name, pretrained=pretrained, dim=dim, created_at=now(),
+                                   precision=precision or "fp32", runtime=runtime)
                 session.add(existing)
                 session.flush()
+            elif existing.identity == identity and precision and precision != existing.precision:
+                raise ModelMismatchError(
+                    f"this index holds {existing.precision} vectors, not {precision}; leave out precision= "
+                    f"(the index remembers its own) or build a new index (another folder=) for {precision}.")
             elif existing.identity != identity:
-                flags = existing.name + (f" --pretrained {existing.pretrained}" if existing.pretrained else "")
+                flags = existing.name + (f" pretrained={existing.pretrained}" if existing.pretrained else "")
                 if existing.name == name and existing.pretrained == pretrained:
                     raise ModelMismatchError(
                         f"the weights of model {flags} changed since this index was built ({existing.identity[:40]}, "
-                        f"now {identity[:40]}); its vectors no longer match. Build a new index with --index DIR "
+                        f"now {identity[:40]}); its vectors no longer match. Build a new index with folder=DIR "
                         f"(or delete this one to start over).")
                 raise ModelMismatchError(
                     f"this index holds vectors of model {flags} ({existing.identity[:40]}), not {name} "
-                    f"({identity[:40]}). Use --model {flags}, or a new index with --index DIR for the other model."
+                    f"({identity[:40]}). Use model={flags}, or a new index with folder=DIR for the other model."
                 )
             return existing
 
@@ -168,13 +368,18 @@ class Store:
                 ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
                 vecs = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), -1)
                 yield ids, vecs
+            from .frames import indexed_vectors as frame_vectors
+
+            yield from frame_vectors(session, model_id, batch)  # videos: one vector per sampled frame
 
     def count_indexed(self, model_id: int) -> int:
         query = (select(func.count()).select_from(s.Image)
                  .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
                  .where(s.Image.status == s.STATUS_INDEXED))
+        from .frames import count_indexed as frames_indexed
+
         with self.session() as session:
-            return int(session.scalar(query) or 0)
+            return int(session.scalar(query) or 0) + frames_indexed(session, model_id)  # videos count their frames
 
     def vectors_by_ids(self, model_id: int, ids: np.ndarray) -> np.ndarray:
         """Exact vectors of these image ids, in the order given (a re-ranking pool: hundreds, not millions)."""
@@ -187,6 +392,9 @@ class Store:
                     .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
                     .where(s.Image.id.in_(wanted[start:start + 500]))
                 ).all()))
+            from .frames import vector_blobs
+
+            found.update(vector_blobs(session, model_id, wanted))  # frames of videos (ids above FRAME_ID_BASE)
         missing = [i for i in wanted if i not in found]
         if missing:
             raise IndexStateError(f"{len(missing)} vectors of the FAISS file are not in {self.folder / DB_NAME} "
@@ -224,19 +432,21 @@ class Store:
 
     def cache_texts(self, model_id: int, vectors: dict[str, np.ndarray], wait_ms: int | None = None) -> bool:
         """Remember query vectors. With wait_ms, give up (False) rather than wait longer for another
-        writer (a long tag run), since the cache only saves the next identical query some work."""
-        from sqlalchemy.dialects.sqlite import insert
+        writer (a long tag run), since the cache only saves the next identical query some work.
+        A read-only index just goes without (False)."""
         from sqlalchemy.exc import OperationalError
 
-        if not vectors:
-            return True
+        if not vectors or self.read_only:
+            return not vectors
         stamp = now()
         rows = [{"model_id": model_id, "text": t, "vector": v.astype(np.float32).tobytes(), "last_used": stamp}
                 for t, v in vectors.items()]
-        if wait_ms is None:
+        if wait_ms is None or self.engine.dialect.name != "sqlite":  # a server's writers do not block readers
             with self.session() as session:
-                session.execute(insert(s.TextVector).on_conflict_do_nothing(), rows)
+                session.execute(insert_ignoring_duplicates(session, s.TextVector), rows)
             return True
+        from sqlalchemy.dialects.sqlite import insert
+
         with self.engine.connect() as conn:
             conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
             conn.commit()

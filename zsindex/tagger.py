@@ -20,6 +20,8 @@ from sqlalchemy import delete, func, select, update
 
 from . import schema as s
 from .calibration import Calibration, LabelStats, assign, calibrate
+from .frames import BestFrames
+from .keyword_truth import learnt_thresholds
 from .store import Store
 from .tagging import MIN_CALIBRATION_IMAGES, TagReport, prompts_key, row_label, set_templates
 
@@ -69,8 +71,13 @@ def _thresholds(store: Store, vectors: Any, only: np.ndarray | None, label_vecs:
 
 
 SCORE_BLOCK = 8192  # images scored per matrix product: an (8192, labels) block stays in cache-sized memory
-_INSERT_TAG = ("INSERT INTO tags (image_id, label_id, set_version, model_id, mode, score, cosine) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def _insert_tag_sql(paramstyle: str) -> str:
+    """The tag INSERT in the driver's own placeholders (sqlite3: ?, psycopg: %s), for plain executemany."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return ("INSERT INTO tags (image_id, label_id, set_version, model_id, mode, score, cosine) "
+            f"VALUES ({', '.join([mark] * 7)})")
 
 
 def _scored(vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, thr: Calibration | np.ndarray,
@@ -88,7 +95,8 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
                 label_rows: list[s.LabelRow],
                 label_vecs: np.ndarray, background: np.ndarray, logit_scale: float, mode: str, threshold: float | None,
                 only: np.ndarray | None, filter_key: str,
-                progress: Callable[[str, int, int], None] | None = None) -> TagReport:
+                progress: Callable[[str, int, int], None] | None = None,
+                supervised: dict[str, float] | None = None) -> TagReport:
     """Tag from stored vectors; labels whose inputs are unchanged since their last run are skipped.
 
     ``progress(stage, done, total)`` is called after each block of images scored.
@@ -100,7 +108,8 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
     report = TagReport(set_row.name, set_row.version, mode)
     templates = set_templates(set_row)
     pkeys = [prompts_key(row_label(r), templates) for r in label_rows]
-    base = (mode, threshold, model_id, store.generation(), filter_key)
+    base = (mode, threshold, model_id, store.generation(), filter_key) + ((sorted(supervised.items()),)
+                                                                          if supervised else ())
     keys = [_key(*base, pk if mode == "multi" else ",".join(pkeys)) for pk in pkeys]
     todo = [i for i, r in enumerate(label_rows) if r.tagged_key != keys[i]]
     report.labels_reused = len(label_rows) - len(todo)
@@ -108,6 +117,7 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
     if todo:
         cols = np.array(todo) if mode == "multi" else np.arange(len(label_rows))
         thr = _thresholds(store, vectors, only, label_vecs, cols, background, threshold, logit_scale)
+        thr = learnt_thresholds(thr, [label_rows[c].name for c in cols], supervised)  # keyword_truth.py
         shown = thr if isinstance(thr, np.ndarray) else thr.multi if mode == "multi" else thr.single
         report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, shown)}
         todo_ids = [label_rows[i].id for i in todo]
@@ -115,20 +125,27 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
         total = len(only) if only is not None else vectors.ntotal
         if threshold is None and total < MIN_CALIBRATION_IMAGES:
             report.warning = (f"thresholds calibrated on only {total} images are rough (a label shown by one or "
-                              f"two of them may be missed); with so few, consider --threshold COSINE")
+                              f"two of them may be missed); with so few, consider threshold=COSINE")
         with store.session() as session:
             stale = delete(s.Tag).where(s.Tag.label_id.in_(todo_ids))
             session.execute(stale if only is None else stale.where(s.Tag.image_id.in_(only.tolist())))
             # Plain executemany of tuples: the ORM's per-row dictionaries cost more than SQLite's own work here.
             connection = session.connection()
+            insert_tag = _insert_tag_sql(connection.dialect.paramstyle)
+
+            def insert(img: np.ndarray, lab: np.ndarray, score: np.ndarray, cos: np.ndarray) -> None:
+                if len(img):
+                    connection.exec_driver_sql(insert_tag, list(zip(
+                        img.tolist(), label_ids[lab].tolist(), repeat(set_row.version), repeat(model_id),
+                        repeat(mode), score.tolist(), cos.tolist())))
+
+            videos = BestFrames(session)  # a video's frames are scored like images; it gets their best tags
             for n, img, lab, score, cos in _scored(vectors, only, label_vecs[cols], thr, logit_scale, mode):
                 report.images += n
                 if progress is not None:
                     progress("tagging", report.images, total)
-                if len(img):
-                    connection.exec_driver_sql(_INSERT_TAG, list(zip(
-                        img.tolist(), label_ids[lab].tolist(), repeat(set_row.version), repeat(model_id),
-                        repeat(mode), score.tolist(), cos.tolist())))
+                insert(*videos.fold(img, lab, score, cos))
+            insert(*videos.rows())
             session.execute(update(s.LabelRow), [{"id": label_rows[i].id, "tagged_key": keys[i]} for i in todo])
     report.counts = tag_counts(store, [r.id for r in label_rows])
     report.seconds = time.perf_counter() - started
@@ -157,14 +174,33 @@ def tag_counts(store: Store, label_ids: list[int] | None = None) -> dict[str, in
         return {name: n for name, n in session.execute(query)}
 
 
-def tag_rows(store: Store, label_ids: list[int]) -> list[dict[str, Any]]:
-    """(path, label, score, cosine) rows, best score first within each image, images by path."""
+def tag_count_rows(store: Store, label_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Tags per (set, label), counting only images still indexed: same-named labels of two sets stay apart."""
+    query = (select(s.LabelSetRow.name, s.LabelRow.name, func.count(s.Tag.id))
+             .join(s.Tag, s.Tag.label_id == s.LabelRow.id)
+             .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
+             .where(s.Tag.image_id.not_in(_not_indexed()))
+             .group_by(s.LabelRow.id).order_by(s.LabelSetRow.name, func.count(s.Tag.id).desc(), s.LabelRow.name))
+    if label_ids is not None:
+        query = query.where(s.LabelRow.id.in_(label_ids))
+    with store.session() as session:
+        return [{"set": a, "label": b, "images": n} for a, b, n in session.execute(query)]
+
+
+def tag_rows(store: Store, label_ids: list[int], only: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """(path, label, score, cosine) rows, best score first within each image, images by path.
+
+    ``only``: just these image ids (the images a filtered tag run looked at).
+    """
     query = (select(s.Image.id, s.Image.path, s.LabelRow.name, s.Tag.score, s.Tag.cosine)
              .join(s.Tag, s.Tag.image_id == s.Image.id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
              .where(s.Tag.label_id.in_(label_ids), s.Tag.image_id.not_in(_not_indexed()))
              .order_by(s.Image.path, s.Tag.score.desc()))
     with store.session() as session:
         rows = session.execute(query).all()
+    if only is not None:  # filtered here: an IN list of every matched id could pass SQLite's variable limit
+        keep = set(only.tolist())
+        rows = [r for r in rows if r[0] in keep]
     return [{"id": r[0], "path": r[1], "label": r[2], "score": r[3], "cosine": r[4]} for r in rows]
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from . import schema as s
 from .errors import LabelError
 from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
-from .store import Store, now
+from .store import Store, insert_ignoring_duplicates, now
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -71,7 +71,8 @@ def add_set(session: Session, name: str, labels: Sequence[Label], templates: Seq
     if not name.strip():
         raise LabelError("a label set needs a name")
     if set_exists(session, name):
-        raise LabelError(f"label set {name!r} exists; change it with `zsindex labels edit {name} --add/--drop`")
+        raise LabelError(f"label set {name!r} exists; add or drop labels with `zsindex labels edit {name}` "
+                         "(Library.labels_edit)")
     stamp = now()
     row = s.LabelSetRow(name=name, version=1, created_at=stamp, updated_at=stamp,
                         templates=json.dumps(list(check_templates(templates))) if templates else None)
@@ -138,7 +139,7 @@ def cached_label_vectors(store: Store, model_id: int, label_set: LabelSet,
         emb = embedder if embedder is not None else loader()
         fresh = label_vectors(emb, LabelSet([label_set.labels[i] for i in todo], label_set.templates))
         with store.session() as session:
-            session.execute(insert(s.LabelVector).prefix_with("OR IGNORE"), [
+            session.execute(insert_ignoring_duplicates(session, s.LabelVector), [
                 {"model_id": model_id, "prompts_sha256": keys[i], "vector": v.astype(np.float32).tobytes()}
                 for i, v in zip(todo, fresh)])
         found.update((keys[i], v) for i, v in zip(todo, fresh))
@@ -158,6 +159,7 @@ class TagReport:
     tags: list[dict[str, Any]] = field(default_factory=list)  # per image, when asked for
     seconds: float = 0.0
     warning: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the caller should be told (ad-hoc set, no images)
 
     def summary(self) -> dict[str, Any]:
         return {"label_set": self.label_set, "version": self.version, "mode": self.mode, "images": self.images,
@@ -166,6 +168,33 @@ class TagReport:
                 **({"warning": self.warning} if self.warning else {})}
 
 
-def tagged_ids_query(label: str) -> Any:
-    """Image ids carrying a label of this name (in any set)."""
-    return select(s.Tag.image_id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id).where(s.LabelRow.name == label)
+def _label_condition(label: str, label_set: str | None) -> Any:
+    """LABEL in any set; SET:LABEL, or label_set given, in that set only (a label may itself hold a colon)."""
+    if label_set is not None:
+        return (s.LabelSetRow.name == label_set) & (s.LabelRow.name == label)
+    condition = s.LabelRow.name == label
+    if ":" in label:
+        set_name, _, name = label.partition(":")
+        condition = condition | ((s.LabelSetRow.name == set_name) & (s.LabelRow.name == name))
+    return condition
+
+
+def tagged_ids_query(label: str, label_set: str | None = None) -> Any:
+    """Image ids carrying a label of this name: in any set, or in one (SET:LABEL or label_set)."""
+    return (select(s.Tag.image_id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
+            .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
+            .where(_label_condition(label, label_set)))
+
+
+def check_tag(session: Session, label: str, label_set: str | None = None) -> None:
+    """Raise when no label set has this label, naming the labels there are."""
+    found = session.scalars(select(s.LabelRow.id).join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
+                            .where(_label_condition(label, label_set)).limit(1)).first()
+    if found is not None:
+        return
+    rows = session.execute(select(s.LabelSetRow.name, s.LabelRow.name)
+                           .join(s.LabelRow, s.LabelRow.set_id == s.LabelSetRow.id)
+                           .order_by(s.LabelSetRow.name, s.LabelRow.position)).all()
+    known = ", ".join(f"{a}:{b}" for a, b in rows[:20]) or "none yet; see `zsindex tag`"
+    where = f" in label set {label_set!r}" if label_set else ""
+    raise LabelError(f"no label {label!r}{where} to filter by (tag=); labels: {known}")

@@ -238,14 +238,30 @@ class VectorIndex:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def save(self, folder: Path, generation: int) -> None:
-        """Atomic: write beside, then rename; the generation file goes last."""
-        tmp = folder / (FAISS_NAME + ".tmp")
-        self._faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, folder / FAISS_NAME)
-        meta_tmp = folder / (META_NAME + ".tmp")
-        meta_tmp.write_text(json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
-                                        "kind": self.kind}))
-        os.replace(meta_tmp, folder / META_NAME)
+        """Atomic: write beside, then rename; the generation file goes last.
+
+        A failure (full disk, read-only folder) leaves the previous files as they
+        were and raises a message; SQL keeps every vector, so nothing is lost.
+        """
+        from .errors import IndexStateError
+        from .faults import file_fault
+
+        tmp, meta_tmp = folder / (FAISS_NAME + ".tmp"), folder / (META_NAME + ".tmp")
+        try:
+            _write_index(self._faiss, self.index, tmp)
+            os.replace(tmp, folder / FAISS_NAME)
+            meta_tmp.write_text(json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
+                                            "kind": self.kind}))
+            os.replace(meta_tmp, folder / META_NAME)
+        except (OSError, RuntimeError) as e:
+            for leftover in (tmp, meta_tmp):  # ours, written just above
+                leftover.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise file_fault(e, folder / FAISS_NAME, f"save the vector cache {folder / FAISS_NAME}") from None
+            raise IndexStateError(
+                f"cannot save the vector cache {folder / FAISS_NAME} ({str(e).strip().splitlines()[-1][:200]}); "
+                f"check free space and write access; the vectors are safe in index.sqlite and the cache is "
+                f"rebuilt on next use") from None
 
     @classmethod
     def load(cls, folder: Path, dim: int, generation: int, *, mapped: bool = False,
@@ -265,8 +281,10 @@ class VectorIndex:
                 return None
             flat = meta.get("kind", "flat") == "flat"  # a flat index is small: read it, so it stays writable
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped and not flat else 0
-            index = faiss.read_index(str(folder / FAISS_NAME), flags)
-        except (OSError, ValueError, RuntimeError):
+            if not _utf8(folder):
+                flags = 0  # read through a Python file object, which cannot be memory-mapped
+            index = _read_index(faiss, folder / FAISS_NAME, flags)
+        except (OSError, ValueError, RuntimeError, AttributeError):  # missing or damaged: rebuilt from SQL
             return None
         if index.ntotal != meta.get("ntotal"):
             return None
@@ -296,6 +314,36 @@ class VectorIndex:
             vi.add(ids, vecs)
         vi.exact = StoredVectors(store, model_id)
         return vi
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _write_index(faiss: Any, index: Any, path: Path) -> None:
+    """FAISS takes UTF-8 paths only; a folder name that is not UTF-8 goes through a Python file object."""
+    if _utf8(path):
+        faiss.write_index(index, str(path))
+        return
+    with open(path, "wb") as f:
+        writer = faiss.PyCallbackIOWriter(f.write)
+        faiss.write_index(index, writer)
+        del writer  # flushes FAISS's buffer before the file closes
+
+
+def _read_index(faiss: Any, path: Path, flags: int = 0) -> Any:
+    if _utf8(path):
+        return faiss.read_index(str(path), flags)
+    with open(path, "rb") as f:
+        reader = faiss.PyCallbackIOReader(f.read)
+        try:
+            return faiss.read_index(reader)
+        finally:
+            del reader
 
 
 def _training_sample(chunks: Iterator[tuple[np.ndarray, np.ndarray]], n: int,

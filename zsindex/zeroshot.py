@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import labels as labels_mod
+from .config import DEFAULT_MAX_MEGAPIXELS
 from .errors import ImageError, UsageError
-from .images import load_pixels
+from .images import read_image
 from .labels import LabelScore, LabelSet
 
 if TYPE_CHECKING:
@@ -56,12 +57,15 @@ def _default_embedder(embedder: "Embedder | None", model: str | None, pretrained
     return load_embedder(model, pretrained)
 
 
-def embed_files(embedder: "Embedder", paths: Sequence[str | Path]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+def embed_files(embedder: "Embedder", paths: Sequence[str | Path],
+                max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, list[int], dict[int, str]]:
     """Embed image files; returns vectors for the readable ones, their positions, and errors by position."""
     images, ok, errors = [], [], {}
     for i, p in enumerate(paths):
         try:
-            images.append(load_pixels(Path(p), getattr(embedder, "image_size", 224)))
+            image = read_image(Path(p), getattr(embedder, "image_size", 224), max_megapixels).image
+            assert image is not None  # pixels are always decoded here
+            images.append(image)
             ok.append(i)
         except ImageError as e:
             errors[i] = str(e)
@@ -77,6 +81,7 @@ def classify(
     embedder: "Embedder | None" = None,
     model: str | None = None,
     pretrained: str | None = None,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
 ) -> list[Classification]:
     """Zero-shot classify image files against labels: softmax(logit_scale * cosine)."""
     if not images:
@@ -84,7 +89,7 @@ def classify(
     label_set = as_label_set(labels, templates)
     emb = _default_embedder(embedder, model, pretrained)
     label_vecs = labels_mod.label_vectors(emb, label_set)
-    vecs, ok, errors = embed_files(emb, images)
+    vecs, ok, errors = embed_files(emb, images, max_megapixels)
     ranked = labels_mod.rank(vecs, label_vecs, label_set.names, emb.logit_scale, top_k)
     out = [Classification(str(p)) for p in images]
     for row, i in zip(ranked, ok):
@@ -109,12 +114,15 @@ def similarity(
     embedder: "Embedder | None" = None,
     model: str | None = None,
     pretrained: str | None = None,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
 ) -> Similarity:
     """Cosine similarity of every readable image against every text."""
     if not images or not texts:
-        raise UsageError("give at least one --image and one --text")
+        raise UsageError("give at least one image (images=) and one text (texts=)")
+    if any(not t.strip() for t in texts):
+        raise UsageError("a text (texts=) is empty")
     emb = _default_embedder(embedder, model, pretrained)
-    vecs, ok, errors = embed_files(emb, images)
+    vecs, ok, errors = embed_files(emb, images, max_megapixels)
     text_vecs = emb.embed_texts(list(texts))
     return Similarity(
         [str(images[i]) for i in ok],

@@ -1,0 +1,260 @@
+"""Messages and exit codes: real flag names only, the subcommand's usage, API wording in the library, Ctrl-C."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import zsindex
+from zsindex import shapes
+from zsindex.cli import cli
+from zsindex.clikit import cli_text
+from zsindex.errors import LabelError, UsageError
+from zsindex.labels import parse_label_file, parse_label_list
+from zsindex.library import Library
+
+from .conftest import FIXTURES, REPO
+from .test_cli_rules import FLAG, command_for, flags_of, leaf_commands
+
+LEFTOVER_API_NAME = re.compile(r"(?<![\w/.-])[a-z][a-z0-9_]*=")  # a library parameter the CLI did not translate
+CLI_MODULES = {"clikit.py", "output.py"}  # and every cli*.py: the command modules
+
+
+def _draw(folder: Path, n: int, size: int = 64) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    out = []
+    for i in range(n):
+        colour, shape = list(shapes.COLOURS)[i % 6], list(shapes.SHAPES)[i % 4]
+        path = folder / f"{i:04d}-{colour}-{shape}.png"
+        Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=size, rng=rng)).save(path)
+        out.append(path)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, demo_embedder):
+    base = tmp_path_factory.mktemp("msg")
+    files = _draw(base / "photos", 6)
+    lib = Library(base / "index", embedder=demo_embedder)
+    lib.ingest([base / "photos"], workers=0)
+    lib.labels_add("colours", "red,blue")
+    arch = base / "arch.json"
+    arch.write_text("{}")
+    (base / "empty").mkdir()
+    (base / "labels.yaml").write_text("- red\n")
+    return {"base": base, "index": str(lib.folder), "image": str(files[0]), "arch": str(arch)}
+
+
+def provocations(t: dict) -> list[tuple[list[str], int]]:
+    """(arguments, exit code) of invocations that fail or warn; their messages must name real flags only."""
+    i, img = ["--index", t["index"]], t["image"]
+    return [
+        (["classify", img, "-l", "a,,b", "-m", "demo"], 2),
+        (["classify", img, "-l", "a", "--labels-file", t["arch"], "-m", "demo"], 2),
+        (["classify", img, "-l", "x", "-t", "no placeholder", "-m", "demo"], 2),
+        (["classify", img, "-l", "red,blue", "-m", "demo", "--max-megapixels", "0.1"], 0),
+        (["classify", str(FIXTURES / "bomb.gif"), "-l", "red,blue", "-m", "demo"], 3),
+        (["classify", img, "-l", "red", "-m", t["arch"]], 1),
+        (["classify", img, "--labels-file", str(t["base"] / "labels.yaml"), "-m", "demo"], 2),
+        (["similarity", "-i", img, "-t", " ", "-m", "demo"], 2),
+        (["search", " ", *i], 2),
+        (["search", "red", "--not", "", *i], 2),
+        (["search", "--like", str(t["base"] / "missing.jpg"), *i], 2),
+        (["search", "red", "--after", "yesterday", *i], 2),
+        (["search", "red", "--tag", "nope", *i], 2),
+        (["search", "red", "--tag-set", "colours", *i], 2),
+        (["labels", "add", "s1", *i], 2),
+        (["labels", "add", "s1", "-l", "a", "--file", t["arch"], *i], 2),
+        (["labels", "add", "colours", "-l", "x", *i], 2),
+        (["labels", "edit", "colours", "--add", "a", "--add-file", t["arch"], *i], 2),
+        (["tag", "-l", "a,,b", *i], 2),
+        (["tag", "-l", "colours", "--path", "/nowhere/*", *i], 0),
+        (["ingest", str(t["base"] / "gone"), *i], 2),
+        (["ingest", str(t["base"] / "empty"), *i], 0),
+        (["forget", *i], 2),
+        (["eval", str(t["base"] / "photos"), "-l", "x,y", "-m", "demo"], 2),
+    ]
+
+
+def test_messages_name_only_flags_the_command_has(small, monkeypatch):
+    monkeypatch.setenv("ZSINDEX_HOME", str(small["base"] / "home"))
+    for args, code in provocations(small):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == code, (args, r.output)
+        command = command_for(args)
+        assert set(FLAG.findall(r.stderr)) <= flags_of(command), (args, r.stderr)
+        assert not LEFTOVER_API_NAME.search(r.stderr), (args, r.stderr)
+        assert "Traceback" not in r.output
+
+
+def test_command_help_names_only_its_own_flags():
+    for name, command in leaf_commands().items():
+        text = command.help or ""
+        own = [line for line in text.splitlines() if "zsindex " not in line or f"zsindex {name}" in line]
+        used = set(FLAG.findall("\n".join(own)))
+        assert used <= flags_of(command), f"zsindex {name} --help names {used - flags_of(command)}"
+
+
+def test_specific_messages(small):
+    i = ["--index", small["index"]]
+    r = CliRunner().invoke(cli, ["search", "red", "--not", "", *i])
+    assert "--not text is empty" in r.stderr  # about --not, not about the query
+    missing = str(small["base"] / "missing.jpg")
+    r = CliRunner().invoke(cli, ["search", "--like", missing, *i])
+    assert missing in r.stderr and "--like" in r.stderr
+    r = CliRunner().invoke(cli, ["classify", str(FIXTURES / "bomb.gif"), "-l", "red,blue", "-m", "demo"])
+    assert "--max-megapixels MP" in r.stderr
+    r = CliRunner().invoke(cli, ["ingest", str(small["base"] / "empty"), *i])
+    assert "no image files found in" in r.stderr and json.loads(r.stdout)["added"] == 0
+    r = CliRunner().invoke(cli, ["tag", "-l", "colours", "--path", "/nowhere/*", *i])
+    assert "no indexed image matches" in r.stderr and "--path" in r.stderr and r.stdout == ""
+
+
+def test_usage_errors_show_the_subcommand_usage(small):
+    r = CliRunner().invoke(cli, ["search", " ", "--index", small["index"]])
+    assert r.exit_code == 2 and "search [OPTIONS] [QUERY]..." in r.output and "search --help" in r.output
+    r = CliRunner().invoke(cli, ["labels", "add", "s1", "--index", small["index"]])
+    assert r.exit_code == 2 and "labels add [OPTIONS] NAME" in r.output
+
+
+def _library_strings() -> list[tuple[str, int, str]]:
+    """Every string literal of the library modules (not the CLI ones), docstrings left out."""
+    out = []
+    for path in sorted((REPO / "zsindex").glob("*.py")):
+        if path.name in CLI_MODULES or (path.name.startswith("cli") and path.name != "clip_tokenizer.py"):
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                out.append((path.name, node.lineno, node.value))
+    return out
+
+
+def test_library_messages_do_not_name_cli_flags():
+    offending = [(f, n, s) for f, n, s in _library_strings() if FLAG.search(s)]
+    assert not offending, offending
+
+
+def test_api_errors_speak_python_and_the_cli_translates(small):
+    lib = Library(small["index"])
+    for call in (lambda: lib.search(""), lambda: lib.search("red", not_=""), lambda: lib.search(),
+                 lambda: lib.search(like=small["base"] / "missing.jpg"), lambda: lib.forget(),
+                 lambda: parse_label_list(""), lambda: lib.search("red", tag="nope")):
+        with pytest.raises(UsageError) as err:
+            call()
+        assert "--" not in str(err.value), str(err.value)
+    with click.Context(cli.commands["search"]) as ctx:
+        shown = cli_text("use model=demo or folder=DIR; like=IMAGE", ctx)
+        assert shown == "use --model demo or --index DIR; --like IMAGE"
+        assert cli_text("top_k= must be positive, raw_names=True", ctx) == "--top-k must be positive, raw_names=True"
+
+
+def test_one_name_for_the_number_of_results(small):
+    search = flags_of(cli.commands["search"])
+    classify = flags_of(cli.commands["classify"])
+    assert {"-k", "--top-k"} <= search & classify and "--limit" in search  # --limit stays as an alias
+    lib = Library(small["index"])
+    assert [h.id for h in lib.search("red", top_k=2)] == [h.id for h in lib.search("red", k=2)]
+
+
+def test_public_api_is_listed():
+    assert "open" in dir(zsindex) and "Library" in dir(zsindex) and callable(zsindex.open)
+
+
+def test_label_lists_quote_like_csv_and_label_files_say_what_is_wrong(tmp_path):
+    assert [x.name for x in parse_label_list('"red, dark", blue,"say ""hi"""')] == ["red, dark", "blue", 'say "hi"']
+    f = tmp_path / "l.json"
+    f.write_text('[{"lab": "x"}]')
+    with pytest.raises(LabelError, match="needs a \"label\" key.*'lab'"):
+        parse_label_file(f)
+    f.write_text('[{"label": "x", "descripton": "typo"}]')
+    with pytest.raises(LabelError, match="unknown key 'descripton'"):
+        parse_label_file(f)
+    g = tmp_path / "labels.yaml"
+    g.write_text("- red\n")
+    with pytest.raises(LabelError, match=r"not \.txt, \.csv or \.json"):
+        parse_label_file(g)
+
+
+@pytest.mark.slow
+def test_demo_without_dir_leaves_no_folder_behind(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    r = CliRunner().invoke(cli, ["demo"])
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in scratch.iterdir() if "zsindex" in p.name] == [] and "--dir" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers, to_group", [(0, False), (1, True)])
+def test_ctrl_c_exits_130_and_status_says_interrupted(tmp_path, workers, to_group):
+    """SIGINT to a real ingest (to it alone, or to its process group as a terminal's Ctrl-C does)."""
+    _draw(tmp_path / "p", 400, size=96)
+    index = tmp_path / "index"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "zsindex", "ingest", str(tmp_path / "p"), "--index", str(index),
+                             "-m", "demo", "--batch-size", "1", "--workers", str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (index / "index.sqlite").exists():
+                con = sqlite3.connect(index / "index.sqlite", timeout=5)
+                try:
+                    n = con.execute("SELECT count(*) FROM images").fetchone()[0]
+                except sqlite3.OperationalError:
+                    n = 0  # tables not made yet
+                con.close()
+                if n >= 5:
+                    break
+            time.sleep(0.2)
+        assert proc.poll() is None, "ingest finished before it could be interrupted"
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    status = CliRunner().invoke(cli, ["status", "--index", str(index), "--json"])
+    run = json.loads(status.stdout)["last_run"]
+    assert run["status"] == "interrupted" and run["finished_at"] is not None
+    con = sqlite3.connect(index / "index.sqlite")
+    assert con.execute("SELECT status FROM ingest_runs").fetchall() == [("interrupted",)]  # recorded, not guessed
+    con.close()
+
+
+def test_status_of_a_killed_run_is_interrupted(tmp_path, demo_embedder):
+    """A run killed before it could record anything (SIGKILL) is not shown as running forever."""
+    _draw(tmp_path / "p", 2)
+    lib = Library(tmp_path / "index", embedder=demo_embedder)
+    lib.ingest([tmp_path / "p"], workers=0)
+    con = sqlite3.connect(lib.folder / "index.sqlite")
+    con.execute("UPDATE ingest_runs SET status = 'running', finished_at = NULL")
+    con.commit()
+    con.close()
+    assert lib.status()["last_run"]["status"] == "interrupted"

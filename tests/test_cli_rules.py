@@ -1,0 +1,135 @@
+"""Rules every command follows: output options, parseable piped output, exit codes, messages that name real flags.
+
+The walk covers every command registered on the group, so a new command must
+be added to RUNS below (or to NO_RESULTS when it prints no results at all).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from zsindex import shapes
+from zsindex.cli import cli
+
+from .conftest import FIXTURES
+
+NO_RESULTS: set[str] = {"serve"}  # commands that print nothing on stdout: a server
+GROUPS = ("labels", "sidecars")  # commands with sub-commands
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def leaf_commands(group: click.Group = cli, prefix: str = "") -> dict[str, click.Command]:
+    out: dict[str, click.Command] = {}
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            out.update(leaf_commands(command, f"{prefix}{name} "))
+        else:
+            out[f"{prefix}{name}"] = command
+    return out
+
+
+def command_for(args: list[str]) -> click.Command:
+    command: click.Command = cli
+    for arg in args:
+        if not isinstance(command, click.Group) or arg not in command.commands:
+            break
+        command = command.commands[arg]
+    return command
+
+
+def flags_of(command: click.Command) -> set[str]:
+    return {o for p in command.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])} | {"--help"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rules")
+    rng = np.random.default_rng(1)
+    photos = base / "photos"
+    for cls, colour in (("red_things", "red"), ("blue_things", "blue")):
+        (photos / cls).mkdir(parents=True)
+        for shape in ("circle", "square"):
+            Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=64, rng=rng)).save(
+                photos / cls / f"{colour}-{shape}.png")
+    # a user's Lightroom sidecar beside one image: its keywords are what `zsindex keywords` counts
+    (photos / "red_things" / "red-circle.png.xmp").write_bytes((FIXTURES / "sidecars" / "lightroom.xmp").read_bytes())
+    (base / "bad").mkdir()
+    (base / "bad" / "broken.png").write_bytes((FIXTURES / "broken.png").read_bytes())
+    return {"base": base, "photos": photos, "index": str(base / "index"),
+            "image": str(photos / "red_things" / "red-circle.png")}
+
+
+def runs(t: dict, n: int) -> list[list[str]]:
+    """One invocation per command, in an order that works (ingest first, remove last); n names the label set."""
+    i = ["--index", t["index"]]
+    colours = f"colours{n}"
+    return [
+        ["ingest", str(t["photos"]), str(t["base"] / "bad"), *i, "-m", "demo", "--workers", "0"],  # exit 3
+        ["classify", t["image"], "-l", "red,blue", "-m", "demo"],
+        ["similarity", "-i", t["image"], "-t", "red", "-m", "demo"],
+        ["search", "a red circle", *i],
+        ["status", *i],
+        ["errors", *i],
+        ["rebuild", *i],
+        ["labels", "add", colours, "-l", "red,blue", *i],
+        ["labels", "edit", colours, "--add", "green", *i],
+        ["labels", "list", *i],
+        ["labels", "show", colours, *i],
+        ["tag", "-l", colours, *i],
+        ["tags", *i],
+        ["sidecars", "write", "-l", colours, *i],
+        ["keywords", *i],
+        ["export", "-l", colours, *i],
+        ["eval", str(t["photos"]), "-m", "demo"],
+        ["untag", "-l", colours, *i],
+        ["sidecars", "remove", *i],
+        ["labels", "remove", colours, *i],
+        ["forget", "--missing", *i],
+        ["demo", "--dir", str(t["base"] / "demo")],
+    ]
+
+
+def test_every_command_has_the_output_options():
+    for name, command in leaf_commands().items():
+        if name in NO_RESULTS:
+            continue
+        assert {"--json", "--table", "--csv"} <= flags_of(command), f"{name} lacks --json/--table/--csv"
+
+
+@pytest.mark.slow
+def test_piped_output_parses_for_every_command(tiny, monkeypatch):
+    monkeypatch.setenv("ZSINDEX_HOME", str(tiny["base"] / "home"))
+    covered = {" ".join(a[:2]) if a[0] in GROUPS else a[0] for a in runs(tiny, 0)}
+    assert set(leaf_commands()) - NO_RESULTS <= covered, "add an invocation for every command to runs()"
+    for n, fmt in enumerate(("", "--csv", "--table")):
+        for args in runs(tiny, n):
+            name = " ".join(args[:2]) if args[0] in GROUPS else args[0]
+            if fmt and name in ("demo", "eval", "ingest"):  # the slow ones once, piped
+                continue
+            r = CliRunner().invoke(cli, [*args, *([fmt] if fmt else [])])
+            assert r.exit_code == (3 if name == "ingest" else 0), (args, fmt, r.output)
+            out = r.stdout
+            assert out.strip(), f"{name} {fmt} printed no results on stdout"
+            if not fmt:  # piped: JSON lines, one object a line
+                assert all(isinstance(json.loads(line), dict) for line in out.splitlines()), (name, out)
+            elif fmt == "--csv":
+                rows = list(csv.reader(io.StringIO(out)))
+                assert len(rows) >= 2 and all(len(row) == len(rows[0]) for row in rows), (name, out)
+            else:
+                assert not out.lstrip().startswith("{"), (name, out)
+
+
+def test_progress_bars_only_on_a_terminal(tiny, tmp_path):
+    r = CliRunner().invoke(cli, ["ingest", str(tiny["photos"]), "--index", str(tmp_path / "i"), "-m", "demo",
+                                 "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    assert "img/s" not in r.stderr and "\r" not in r.stderr  # stderr is not a terminal here: no bar

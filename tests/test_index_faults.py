@@ -1,0 +1,278 @@
+"""Faults of the index folder end in a message naming the file, never a traceback (issue 10, item 2).
+
+The class: a read-only folder (reading commands work, writing ones say why
+not), a damaged or foreign index.sqlite, a missing or damaged FAISS cache,
+a database locked by another process, a full disk, an index path that is a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from zsindex import shapes
+from zsindex import store as store_mod
+from zsindex.cli import cli
+from zsindex.errors import IndexLockedError, IndexStateError
+from zsindex.library import Library
+
+from .conftest import REPO
+
+READERS = {
+    "status": ["status", "--json"],
+    "search-cached": ["search", "a red circle", "-k", "2"],
+    "search-new": ["search", "a green thing", "-k", "2"],
+    "errors": ["errors"],
+    "tags": ["tags"],
+    "export": ["export", "-l", "colours"],
+    "labels": ["labels", "list"],
+}
+WRITERS = {
+    "ingest": ["ingest", "{images}", "-q"],
+    "rebuild": ["rebuild"],
+    "tag": ["tag", "-l", "colours", "--mode", "multi"],
+    "labels-add": ["labels", "add", "more", "-l", "a,b"],
+    "untag": ["untag", "-l", "colours"],
+}
+
+
+def draw(folder: Path, things: list[tuple[str, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i, (colour, shape) in enumerate(things):
+        Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=64, rng=rng)).save(
+            folder / f"{i}-{colour}-{shape}.png")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, demo_embedder) -> tuple[Path, Path]:
+    """A small index with vectors, a cached query and tags; tests copy it."""
+    base = tmp_path_factory.mktemp("faults")
+    draw(base / "images", [("red", "circle"), ("blue", "square"), ("green", "star")])
+    lib = Library(base / "index", embedder=demo_embedder)
+    lib.ingest([base / "images"], workers=0)
+    lib.search("a red circle")
+    lib.labels_add("colours", "red,green,blue")
+    lib.tag("colours", mode="multi", threshold=0.2)
+    lib.close()
+    return base / "index", base / "images"
+
+
+def copy_index(built: tuple[Path, Path], tmp_path: Path) -> Path:
+    target = tmp_path / "index"
+    shutil.copytree(built[0], target)
+    return target
+
+
+def run_cli(args: list[str], index: Path, images: Path) -> tuple[int, str]:
+    r = CliRunner().invoke(cli, [a.format(images=images) for a in args] + ["--index", str(index)])
+    assert not (r.exception and not isinstance(r.exception, SystemExit)), r.output  # no traceback
+    return r.exit_code, r.output
+
+
+# -- read-only folder -------------------------------------------------------------------------------
+RESTRICTED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from click.testing import CliRunner
+    from zsindex.cli import cli
+    commands, index, images = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    out = {}
+    for name, args in commands.items():
+        r = CliRunner().invoke(cli, [a.format(images=images) for a in args] + ["--index", index, "-m", "demo"]
+                               if args[0] in ("ingest", "search") else
+                               [a.format(images=images) for a in args] + ["--index", index])
+        crash = r.exception is not None and not isinstance(r.exception, SystemExit)
+        out[name] = [r.exit_code, r.output[-600:], repr(r.exception) if crash else None]
+    print(json.dumps(out))
+""")
+
+
+def as_unprivileged(cmd: list[str], probe: Path) -> list[str]:
+    """cmd run so that file permissions bind it: as it is for a normal user; for root, without the
+    capabilities that let root write anywhere (skips when they cannot be dropped here)."""
+    if os.geteuid() != 0:
+        return cmd
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root and setpriv is missing: cannot make a folder read-only for this process")
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
+    check = subprocess.run(prefix + [sys.executable, "-c", f"open({str(probe)!r}, 'a')"], capture_output=True)
+    if check.returncode == 0:
+        pytest.skip("running as root and root's override of file permissions cannot be dropped here")
+    return prefix + cmd
+
+
+def test_read_only_index_serves_readers_and_refuses_writers_with_a_message(built, tmp_path):
+    index = copy_index(built, tmp_path)
+    before = sorted(p.name for p in index.iterdir())
+    subprocess.run(["chmod", "-R", "a-w", str(index)], check=True)
+    try:
+        cmd = as_unprivileged([sys.executable, "-c", RESTRICTED_SCRIPT, json.dumps({**READERS, **WRITERS}),
+                               str(index), str(built[1])], index / "index.sqlite")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout.splitlines()[-1])
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(index)], check=True)
+    for name in READERS:
+        code, output, crash = out[name]
+        assert crash is None and code == 0, (name, output)
+    assert json.loads(out["status"][1])["images"] == {"indexed": 3}
+    assert "red-circle" in out["search-cached"][1].splitlines()[0]
+    assert "red-circle" in out["tags"][1] or "red" in out["tags"][1]
+    for name in WRITERS:
+        code, output, crash = out[name]
+        assert crash is None and code == 1, (name, output)
+        assert "read-only" in output and str(index) in output and "chmod" in output, (name, output)
+    assert sorted(p.name for p in index.iterdir()) == before  # nothing was created there
+
+
+def test_new_index_in_a_read_only_folder_says_so(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        cmd = as_unprivileged([sys.executable, "-c", RESTRICTED_SCRIPT,
+                               json.dumps({"ingest": WRITERS["ingest"], "status": READERS["status"]}),
+                               str(folder), str(tmp_path)], folder / "x")
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              timeout=300)
+        out = json.loads(done.stdout.splitlines()[-1])
+    finally:
+        folder.chmod(0o755)
+    assert out["ingest"][0] == 1 and "read-only" in out["ingest"][1] and out["ingest"][2] is None
+    assert out["status"][0] == 1 and "no index at" in out["status"][1]
+
+
+# -- damaged or foreign files -----------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty text"])
+def test_damaged_database_is_named_for_every_command(built, tmp_path, damage):
+    index = copy_index(built, tmp_path)
+    db = index / "index.sqlite"
+    data = db.read_bytes()
+    db.write_bytes({"random bytes": os.urandom(5000), "truncated": data[:1500],
+                    "empty text": b"not a database at all\n"}[damage])
+    for name, args in {**READERS, "ingest": WRITERS["ingest"], "tag": WRITERS["tag"]}.items():
+        if name == "search-new":
+            continue
+        code, output = run_cli(args, index, built[1])
+        assert code == 1, (name, output)
+        assert str(db) in output and ("Move it aside" in output or "damaged" in output), (name, output)
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "stale meta", "garbage meta", "list meta"])
+def test_missing_or_damaged_faiss_cache_is_rebuilt(built, tmp_path, damage):
+    index = copy_index(built, tmp_path)
+    faiss_file, meta = index / "vectors.faiss", index / "vectors.json"
+    if damage == "missing":
+        faiss_file.unlink()
+    elif damage == "garbage":
+        faiss_file.write_bytes(os.urandom(3000))
+    elif damage == "truncated":
+        faiss_file.write_bytes(faiss_file.read_bytes()[:200])
+    elif damage == "stale meta":
+        meta.write_text(json.dumps({"generation": -5, "ntotal": 3, "dim": 64}))
+    elif damage == "garbage meta":
+        meta.write_text("{not json")
+    else:
+        meta.write_text("[1, 2]")
+    for args in (READERS["status"], READERS["search-cached"], READERS["tags"]):
+        code, output = run_cli(args, index, built[1])
+        assert code == 0, output
+    code, output = run_cli(READERS["search-cached"], index, built[1])
+    assert len(output.strip().splitlines()) == 2
+    code, output = run_cli(WRITERS["rebuild"], index, built[1])
+    assert code == 0 and json.loads(output)["vectors"] == 3, output
+
+
+def test_locked_database_names_the_file(built, tmp_path, monkeypatch):
+    index = copy_index(built, tmp_path)
+    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_MS", 200)  # the lock holder never lets go in this test
+    holder = sqlite3.connect(index / "index.sqlite")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        lib = Library(index, create=False)
+        assert lib.status()["images"] == {"indexed": 3}  # readers are not blocked (WAL)
+        with pytest.raises(IndexLockedError, match="index.sqlite is locked by another process"):
+            lib.labels_add("more", "a,b")
+        code, output = run_cli(WRITERS["labels-add"], index, built[1])
+        assert code == 1 and "locked by another process" in output
+        lib.close()
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_index_path_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(IndexStateError, match="not an index folder|not a folder"):
+        Library(tmp_path / "file", create=False)
+    with pytest.raises(IndexStateError, match="not a folder"):
+        Library(tmp_path / "file")
+    with pytest.raises(IndexStateError, match="not a folder"):
+        Library(tmp_path / "file" / "sub")
+
+
+# -- a full disk ------------------------------------------------------------------------------------
+FULL_DISK_SCRIPT = textwrap.dedent("""
+    set -e
+    mount -t tmpfs -o size=4m tmpfs "$1"
+    mkdir "$1/index"
+    "$3" -c "$4" "$1/index" "$2"
+""")
+FULL_DISK_PY = textwrap.dedent("""
+    import json, os, sys
+    from click.testing import CliRunner
+    from zsindex.cli import cli
+    index, images = sys.argv[1], sys.argv[2]
+    first = CliRunner().invoke(cli, ["ingest", os.path.join(images, "0-red-circle.png"), "--index", index,
+                                     "-m", "demo", "-q"])
+    with open(os.path.join(os.path.dirname(index), "filler"), "wb") as f:
+        try:
+            while True:
+                f.write(b"x" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    out = {"first": first.exit_code}
+    for name, args in {"ingest": ["ingest", images, "-m", "demo", "-q", "--batch-size", "2"],
+                       "status": ["status"]}.items():
+        r = CliRunner().invoke(cli, args + ["--index", index])
+        crash = r.exception is not None and not isinstance(r.exception, SystemExit)
+        out[name] = [r.exit_code, r.output[-600:], repr(r.exception) if crash else None]
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_full_disk_gives_a_message(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to mount a small tmpfs in a private mount namespace")
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("mount namespaces are not available here")
+    images = tmp_path / "images"
+    draw(images, [(c, s) for c, s in shapes.seen_pairs()][:12])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    done = subprocess.run(["unshare", "-m", "sh", "-c", FULL_DISK_SCRIPT, "sh", str(mnt), str(images),
+                           sys.executable, FULL_DISK_PY], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["first"] == 0
+    code, output, crash = out["ingest"]
+    assert crash is None and code == 1 and "no space left" in output and "index.sqlite" in output, output
+    code, output, crash = out["status"]
+    assert crash is None and code in (0, 1), output
+    assert code == 0 or "no space left" in output

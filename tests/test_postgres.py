@@ -1,0 +1,169 @@
+"""The store in PostgreSQL: same schema and migrations, same ingest, search and tagging as SQLite.
+
+Every behaviour test here runs on both backends (SQLite file and a real PostgreSQL server started for
+the tests) and compares them. Skipped where PostgreSQL or psycopg is not installed; CI installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from zsindex import shapes
+from zsindex.cli import cli
+from zsindex.errors import IndexLockedError, IndexStateError
+from zsindex.library import Library
+
+from . import postgres_server
+
+pytestmark = pytest.mark.skipif(postgres_server.binaries() is None, reason="PostgreSQL is not installed")
+psycopg = pytest.importorskip("psycopg")
+
+
+@pytest.fixture(scope="module")
+def pg_server():
+    with postgres_server.running_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, pg_server) -> str | None:
+    """None: the index folder's SQLite file; else the URL of a fresh PostgreSQL database."""
+    return None if request.param == "sqlite" else postgres_server.new_database(pg_server)
+
+
+def _draw_world(folder: Path, pairs, seed: int) -> list[Path]:
+    scenes = [[shapes.Thing(c, s)] for c, s in pairs]
+    return shapes.save_world(folder, scenes, seed=seed)
+
+
+def _summary(lib: Library) -> dict:
+    """What a user can observe of an index, independent of ids and timings."""
+    rows = lib.tag_rows("colours") if any(x["name"] == "colours" for x in lib.labels_list()) else []
+    return {
+        "status": lib.status()["images"],
+        "search": [(Path(h.path).name, round(h.score, 5)) for h in lib.search("a red circle", k=6)],
+        "tags": sorted((Path(r["path"]).name, r["label"]) for r in rows),
+    }
+
+
+def test_migrations_blank_to_head_and_no_drift_on_postgres(pg_server, tmp_path):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    from zsindex.store import Store, alembic_config
+
+    store = Store(tmp_path, postgres_server.new_database(pg_server))
+    with store.engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        command.check(alembic_config(connection=conn))  # raises if models and migrations disagree
+    assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert not (tmp_path / "index.sqlite").exists()  # the folder keeps only the vector cache
+    store.close()
+
+
+def test_old_postgres_database_upgrades_with_its_data(pg_server, tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from zsindex.store import Store, alembic_config
+
+    url = postgres_server.new_database(pg_server)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        cfg = alembic_config(connection=conn)
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO models (identity, name, dim, created_at) "
+                          "VALUES ('m', 'm', 4, now())"))
+    engine.dispose()
+    store = Store(tmp_path, url)
+    assert store.model() is not None and store.model().identity == "m"
+    store.close()
+
+
+def test_ingest_search_and_tagging_agree_on_both_backends(tmp_path, demo_embedder, pg_server):
+    photos = tmp_path / "photos"
+    _draw_world(photos, shapes.seen_pairs()[:12], seed=3)
+    results = []
+    for db in (None, postgres_server.new_database(pg_server)):
+        lib = Library(tmp_path / f"index-{'pg' if db else 'sqlite'}", embedder=demo_embedder, db=db or False)
+        first = lib.ingest([photos], workers=0)
+        assert first.added == 12
+        lib.labels_add("colours", "red,green,blue,yellow,purple,orange")
+        lib.tag("colours", mode="multi")
+        results.append(_summary(lib))
+        lib.close()
+    sqlite_view, pg_view = results
+    assert sqlite_view == pg_view
+    assert pg_view["status"] == {"indexed": 12}
+
+
+def test_incremental_ingest_on_both_backends(tmp_path, demo_embedder, db):
+    photos = tmp_path / "photos"
+    paths = _draw_world(photos, shapes.seen_pairs()[:6], seed=4)
+    lib = Library(tmp_path / "index", embedder=demo_embedder, db=db or False)
+    assert lib.ingest([photos], workers=0).added == 6
+    again = lib.ingest([photos], workers=0)
+    assert (again.added, again.unchanged) == (0, 6)
+    moved_id = next(h.id for h in lib.search("x", k=6) if Path(h.path) == paths[0])
+    shutil.move(paths[0], photos / "renamed.png")
+    paths[1].unlink()
+    report = lib.ingest([photos], workers=0)
+    assert (report.moved, report.deleted) == (1, 1)
+    hits = {Path(h.path).name: h.id for h in lib.search("x", k=10)}
+    assert hits["renamed.png"] == moved_id and len(hits) == 5
+    lib.close()
+
+
+def test_one_writer_across_machines_and_each_cache_refreshes(tmp_path, demo_embedder, pg_server):
+    url = postgres_server.new_database(pg_server)
+    photos = tmp_path / "photos"
+    _draw_world(photos, shapes.seen_pairs()[:4], seed=5)
+    a = Library(tmp_path / "machine-a", embedder=demo_embedder, db=url)
+    b = Library(tmp_path / "machine-b", embedder=demo_embedder, db=url)
+    a.ingest([photos], workers=0)
+    assert len(b.search("a red circle", k=10)) == 4  # b builds its own cache from the shared store
+    with a.store.write_lock():
+        with pytest.raises(IndexLockedError, match="another zsindex process"):
+            b.ingest([photos], workers=0)
+        assert len(b.search("a red circle", k=10)) == 4  # readers keep working during a write
+    _draw_world(photos / "more", shapes.seen_pairs()[4:7], seed=6)
+    b.ingest([photos], workers=0)  # the lock was released with the block
+    assert len(a.search("a red circle", k=10)) == 7  # a notices the newer generation and refreshes
+    assert (tmp_path / "machine-a" / "vectors.faiss").exists()
+    a.close()
+    b.close()
+
+
+def test_cli_db_option_and_clear_errors(tmp_path, pg_server, world):
+    url = postgres_server.new_database(pg_server)
+    runner = CliRunner()
+    folder = world[0][0].parent
+    res = runner.invoke(cli, ["--db", url, "ingest", str(folder), "--index", str(tmp_path / "idx"), "-m", "demo",
+                              "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["search", "a red circle", "--index", str(tmp_path / "idx2"), "--json"],
+                        env={"ZSINDEX_DB": url})
+    assert res.exit_code == 0 and len(res.output.splitlines()) == 10  # env var, another machine's folder
+    dead = "postgresql+psycopg://zsindex@127.0.0.1:1/nothing"
+    res = runner.invoke(cli, ["--db", dead, "status", "--index", str(tmp_path / "idx3")])
+    assert res.exit_code == 1 and "cannot reach the database" in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["--db", "nosuchdriver://x/y", "status", "--index", str(tmp_path / "idx3")])
+    assert res.exit_code == 1 and "SQLAlchemy URL" in res.output
+
+
+def test_private_indexes_stay_in_sqlite(tmp_path, pg_server, monkeypatch):
+    """The demo's and eval's own indexes never land in the user's server, whatever ZSINDEX_DB says."""
+    monkeypatch.setenv("ZSINDEX_DB", "postgresql+psycopg://zsindex@127.0.0.1:1/unreachable")
+    lib = Library(tmp_path / "private", db=False)
+    assert lib.store.url is None and (tmp_path / "private" / "index.sqlite").exists()
+    with pytest.raises(IndexStateError):
+        Library(tmp_path / "shared")
+    assert os.environ["ZSINDEX_DB"].endswith("unreachable")
+    np.testing.assert_equal(lib.status()["images"], {})

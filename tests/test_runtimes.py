@@ -1,0 +1,134 @@
+"""Both runtimes give open_clip's zero-shot scores; the ONNX export is made once, checked, and needs no torch."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zsindex import runtime_onnx
+from zsindex.clip_tokenizer import ClipTokenizer, shipped_merges
+from zsindex.embedder import OpenClipEmbedder, load_embedder
+from zsindex.errors import ModelError, ModelMismatchError
+from zsindex.images import load_pixels
+from zsindex.labels import DEFAULT_TEMPLATES
+from zsindex.library import Library, classify
+
+from .conftest import REPO
+from .test_ingest import draw
+
+TEXTS = ["a photo of a dog", "", "   ", "A RED Circle!!", "it's o'clock, they'll've", "café ÜNÏCODE 東京 ½ 123",
+         "&amp;lt; html &quot;x&quot;", "<start_of_text> and <end_of_text>", "tab\tnew\nline", "ﬁ ligature",
+         "word " * 100, "🙂 emoji 🙃🙃", "a\u00a0b\u200bc", "x" * 300]
+
+
+@pytest.fixture(scope="module")
+def torch_demo() -> OpenClipEmbedder:
+    return load_embedder("demo", runtime="torch")
+
+
+@pytest.mark.parametrize("context", [77, 32])
+def test_tokenizer_gives_open_clip_ids(context):
+    from zsindex._compat import import_open_clip
+
+    theirs = import_open_clip().tokenizer.SimpleTokenizer(context_length=context)
+    ours = ClipTokenizer(shipped_merges(), context)
+    assert np.array_equal(ours(TEXTS), theirs(TEXTS).numpy())
+
+
+@functools.lru_cache(maxsize=1)
+def tokenizer_pair() -> tuple:
+    from zsindex._compat import import_open_clip
+
+    return ClipTokenizer(shipped_merges(), 32), import_open_clip().tokenizer.SimpleTokenizer(context_length=32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(max_size=60), min_size=1, max_size=4))
+def test_tokenizer_gives_open_clip_ids_for_any_text(texts):
+    ours, theirs = tokenizer_pair()
+    assert np.array_equal(ours(texts), theirs(texts).numpy())
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_zero_shot_scores_equal_open_clip_classifier(runtime, torch_demo, world):
+    """open_clip's build_zero_shot_classifier on its own model, against zsindex classify on each runtime."""
+    import torch
+
+    from zsindex._compat import import_open_clip
+
+    open_clip = import_open_clip()
+    names = ["red circle", "blue square", "green triangle", "yellow star", "purple circle"]
+    paths = [p for p, _ in world[:12]]
+    model, preprocess = torch_demo._model, torch_demo.preprocess
+    with torch.no_grad():
+        weights = open_clip.build_zero_shot_classifier(model, torch_demo._tokenizer, names, DEFAULT_TEMPLATES)
+        pixels = torch.stack([preprocess(load_pixels(p, torch_demo.image_size)) for p in paths])
+        feats = model.encode_image(pixels, normalize=True)
+        want = (model.logit_scale.exp() * feats @ weights).softmax(dim=-1).numpy()
+    emb = load_embedder("demo", runtime=runtime)
+    assert emb.runtime == runtime
+    got = classify(paths, names, embedder=emb)
+    for row, result in zip(want, got):
+        scores = {s.label: s.score for s in result.labels}
+        assert np.allclose([scores[n] for n in names], row, atol=1e-5, rtol=0)
+
+
+def test_onnx_export_is_made_once_and_ingest_and_query_run_without_torch(torch_demo, tmp_path):
+    emb = load_embedder("demo", runtime="onnx")
+    folder = runtime_onnx.export_dir(emb.identity)
+    meta = runtime_onnx.read_export(emb.identity)
+    assert meta is not None and min(meta["check_min_cosine"].values()) >= runtime_onnx.MIN_COSINE
+    stamp = (folder / "image.onnx").stat().st_mtime_ns
+    draw(tmp_path / "photos", ["red-circle", "blue-square"])
+    code = ("import sys\nfrom zsindex.library import Library\n"
+            "lib = Library(sys.argv[1], model='demo')\nlib.ingest([sys.argv[2]], workers=0)\n"
+            "hits = lib.search('a red circle')\n"
+            "heavy = sorted(m for m in ('torch', 'open_clip') if m in sys.modules)\n"
+            "print(type(lib.embedder).__name__, len(hits), heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "index"), str(tmp_path / "photos")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["OnnxEmbedder", "2", "[]"]
+    assert (folder / "image.onnx").stat().st_mtime_ns == stamp  # not exported again
+    assert np.allclose(emb.embed_texts(["a red circle"]), torch_demo.embed_texts(["a red circle"]), atol=1e-5)
+
+
+def test_an_export_that_disagrees_is_refused(torch_demo, monkeypatch, tmp_path):
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(runtime_onnx, "MIN_COSINE", 1.5)  # no export can pass: shows the check runs and binds
+    with pytest.raises(ModelError, match="disagrees with open_clip"):
+        runtime_onnx.export(torch_demo)
+    assert runtime_onnx.read_export(torch_demo.identity) is None
+    assert runtime_onnx.refused(torch_demo.identity)
+    # auto then runs the model on torch, without trying again
+    assert load_embedder("demo").runtime == "torch"
+    with pytest.raises(ModelError):
+        load_embedder("demo", runtime="onnx")
+
+
+def test_int8_is_explicit_recorded_and_kept(tmp_path):
+    photos = tmp_path / "photos"
+    draw(photos, ["red-circle", "blue-square"])
+    lib = Library(tmp_path / "index", model="demo", precision="int8")
+    lib.ingest([photos], workers=0)
+    assert lib.embedder.precision == "int8"
+    assert lib.status()["model"]["precision"] == "int8"
+    with pytest.raises(ModelMismatchError, match="int8"):
+        Library(tmp_path / "index", model="demo", precision="fp32").ingest([photos], workers=0)
+    again = Library(tmp_path / "index", model="demo")  # no flag: the index's own precision
+    draw(photos, ["green-star"], seed=2)
+    again.ingest([photos], workers=0)
+    assert again.embedder.precision == "int8"
+    plain = Library(tmp_path / "fp32", model="demo")
+    plain.ingest([photos], workers=0)
+    assert plain.status()["model"]["precision"] == "fp32"
+    with pytest.raises(Exception, match="onnx"):
+        load_embedder("demo", runtime="torch", precision="int8")

@@ -1,0 +1,336 @@
+"""XMP sidecars: written, updated, undone; checked with an independent reader, exiftool."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from zsindex import shapes, xmp
+from zsindex.cli import cli
+from zsindex.library import Library
+
+from .conftest import FIXTURES
+
+SAMPLES = FIXTURES / "sidecars"
+EXIFTOOL = shutil.which("exiftool")
+pytestmark = pytest.mark.skipif(not xmp.available(), reason="the Exempi library is not installed")
+needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed")
+KEYWORD_TAGS = ("XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-digiKam:TagsList")
+PAIRS = [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "star"),
+         ("purple", "circle"), ("orange", "square")]
+
+
+def exif(path: str | Path) -> dict:
+    """Every property exiftool reads from a sidecar, less the file system's and the toolkit's name."""
+    out = subprocess.run([EXIFTOOL, "-j", "-struct", "-G1", "-n", os.fsencode(path)], capture_output=True,
+                         check=True, timeout=60).stdout
+    [props] = json.loads(out)
+    return {k: v for k, v in props.items()
+            if not k.startswith(("System:", "ExifTool:", "File:")) and k not in ("SourceFile", "XMP-x:XMPToolkit")}
+
+
+def as_list(value) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+@pytest.fixture
+def photos(tmp_path, demo_embedder):
+    """Six drawn images, indexed and tagged with shapes; a darktable and a Lightroom sidecar beside two."""
+    scenes = [[shapes.Thing(c, s)] for c, s in PAIRS]
+    paths = shapes.save_world(tmp_path / "photos", scenes, size=64, seed=2)
+    lib = Library(tmp_path / "index", embedder=demo_embedder)
+    lib.ingest([tmp_path / "photos"], workers=0)
+    lib.labels_add("shapes", "circle,square,triangle,star")
+    lib.tag("shapes", mode="multi", threshold=-1.0)  # every image gets every shape: a known, full tag list
+    dt = Path(str(paths[0]) + ".xmp")  # darktable's naming, IMG.png.xmp
+    lr = paths[1].with_suffix(".xmp")  # Lightroom's, IMG.xmp
+    shutil.copy(SAMPLES / "darktable.xmp", dt)
+    shutil.copy(SAMPLES / "lightroom.xmp", lr)
+    return lib, paths, dt, lr
+
+
+def tags_of(lib: Library, path: Path) -> set[str]:
+    return {r["label"] for r in lib.tag_rows("shapes") if r["path"] == str(path)}
+
+
+@needs_exiftool
+def test_write_adds_keywords_and_keeps_everything_else(photos):
+    lib, paths, dt, lr = photos
+    before = {p: exif(p) for p in (dt, lr)}
+    report = lib.sidecars_write("shapes")
+    assert (report.created, report.updated, report.skipped) == (4, 2, 0)
+    assert not Path(str(paths[1]) + ".xmp").exists()  # the Lightroom-named sidecar was updated, not duplicated
+    for image in paths:
+        side = dt if image == paths[0] else lr if image == paths[1] else Path(str(image) + ".xmp")
+        after = exif(side)
+        old = before.get(side, {})
+        for key, value in old.items():  # every property that was there is there, the same
+            if key not in KEYWORD_TAGS:
+                assert after[key] == value, key
+        labels = tags_of(lib, image)
+        assert labels == {"circle", "square", "triangle", "star"}
+        subject = as_list(after["XMP-dc:Subject"])
+        assert set(subject) == set(as_list(old.get("XMP-dc:Subject"))) | labels
+        assert len(subject) == len(set(subject))  # the user's "circle" is not doubled
+        assert set(as_list(after["XMP-lr:HierarchicalSubject"])) == set(
+            as_list(old.get("XMP-lr:HierarchicalSubject"))) | {f"zsindex|shapes|{x}" for x in labels}
+        assert set(as_list(after["XMP-digiKam:TagsList"])) == {f"zsindex/shapes/{x}" for x in labels}
+    darktable = exif(dt)
+    assert darktable["XMP-darktable:History"] == before[dt]["XMP-darktable:History"]
+    assert {"darktable|changed", "darktable|format|png"} <= set(darktable["XMP-lr:HierarchicalSubject"])
+    assert lib.sidecars_write("shapes").unchanged == 6  # a second run changes nothing
+    assert os.path.getsize(paths[0]) and not list(paths[0].parent.glob(".*zsindex-tmp"))
+
+
+@needs_exiftool
+def test_write_retag_write_remove_restores_the_files(photos):
+    lib, paths, dt, lr = photos
+    before = {p: exif(p) for p in (dt, lr)}
+    images = {p: p.read_bytes() for p in paths}
+    lib.sidecars_write("shapes")
+    lib.labels_edit("shapes", drop=["star"])  # a re-tag: star's tags go
+    lib.tag("shapes", mode="multi", threshold=-1.0)
+    report = lib.sidecars_write("shapes")
+    assert report.updated == 6
+    for side in (dt, lr):
+        props = exif(side)
+        assert "zsindex|shapes|star" not in props["XMP-lr:HierarchicalSubject"]
+        assert "zsindex|shapes|circle" in props["XMP-lr:HierarchicalSubject"]
+    assert "star" not in as_list(exif(Path(str(paths[2]) + ".xmp"))["XMP-dc:Subject"])
+    report = lib.sidecars_remove()
+    assert (report.updated, report.deleted) == (2, 4)
+    for side in (dt, lr):
+        assert exif(side) == before[side]  # the same properties and values as before zsindex came
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == sorted([*(p.name for p in paths), dt.name, lr.name])
+    assert all(p.read_bytes() == data for p, data in images.items())  # image files never touched
+
+
+@needs_exiftool
+def test_user_edits_in_between_survive(photos):
+    lib, paths, dt, lr = photos
+    before = exif(lr)
+    created = Path(str(paths[2]) + ".xmp")
+    lib.sidecars_write("shapes")
+    # The user, in another program: a keyword and a rating in the Lightroom file, drops one of ours,
+    # and rates the sidecar zsindex made.
+    doc = xmp.XmpDoc.from_bytes(lr.read_bytes())
+    doc.add(xmp.SUBJECT, "beach")
+    doc.remove(xmp.HIERARCHICAL, "zsindex|shapes|triangle")
+    doc.meta.set_property("http://ns.adobe.com/xap/1.0/", "Rating", "5")
+    lr.write_bytes(doc.to_bytes())
+    doc = xmp.XmpDoc.from_bytes(created.read_bytes())
+    doc.meta.set_property("http://ns.adobe.com/xap/1.0/", "Rating", "2")
+    created.write_bytes(doc.to_bytes())
+    report = lib.sidecars_write("shapes")
+    assert "zsindex|shapes|triangle" not in exif(lr)["XMP-lr:HierarchicalSubject"]  # not put back
+    assert report.unchanged == 6
+    lib.sidecars_remove()
+    after = exif(lr)
+    assert after["XMP-xmp:Rating"] == 5 and "beach" in after["XMP-dc:Subject"]
+    assert {k: v for k, v in after.items() if k not in ("XMP-xmp:Rating", "XMP-dc:Subject")} == {
+        k: v for k, v in before.items() if k not in ("XMP-xmp:Rating", "XMP-dc:Subject")}
+    assert set(after["XMP-dc:Subject"]) == set(before["XMP-dc:Subject"]) | {"beach"}
+    assert exif(created) == {"XMP-xmp:Rating": 2}  # the user's part of a file zsindex made stays
+
+
+def test_naming_base_and_existing_sidecars_of_the_other_naming(photos):
+    lib, paths, dt, lr = photos
+    report = lib.sidecars_write("shapes", naming="base", path="*/00[0-3]-*")
+    assert (report.created, report.updated) == (2, 2)
+    assert dt.exists() and not paths[0].with_suffix(".xmp").exists()  # IMG.png.xmp found, not doubled
+    assert paths[2].with_suffix(".xmp").exists() and paths[3].with_suffix(".xmp").exists()
+    assert not Path(str(paths[4]) + ".xmp").exists()  # outside --path
+    # Lightroom makes IMG.xmp beside the IMG.png.xmp zsindex wrote: zsindex's entries move to the one chosen.
+    shutil.copy(SAMPLES / "lightroom.xmp", paths[0].with_suffix(".xmp"))
+    report = lib.sidecars_write("shapes", naming="base", path="*/000-*")
+    assert {Path(d["sidecar"]).name: d["action"] for d in report.sidecars} == {
+        dt.name: "updated", paths[0].with_suffix(".xmp").name: "updated"}
+    assert xmp.XmpDoc.from_bytes(dt.read_bytes()).items(xmp.TAGSLIST) == []
+    assert len(xmp.XmpDoc.from_bytes(paths[0].with_suffix(".xmp").read_bytes()).items(xmp.TAGSLIST)) == 4
+    lib.sidecars_remove()
+    assert not paths[2].with_suffix(".xmp").exists()
+
+
+def test_prefix_min_score_and_remove_by_set(photos):
+    lib, paths, dt, _ = photos
+    lib.labels_add("colours", "red,blue")
+    lib.tag("colours", mode="multi", threshold=-1.0)
+    lib.sidecars_write("shapes", prefix=None)
+    lib.sidecars_write("colours", min_score=0.0)
+    doc = xmp.XmpDoc.from_bytes(dt.read_bytes())
+    assert "shapes|circle" in doc.items(xmp.HIERARCHICAL) and "zsindex|colours|red" in doc.items(xmp.HIERARCHICAL)
+    assert "shapes/star" in doc.items(xmp.TAGSLIST)
+    lib.sidecars_remove("shapes")
+    doc = xmp.XmpDoc.from_bytes(dt.read_bytes())
+    assert "shapes|circle" not in doc.items(xmp.HIERARCHICAL) and "red" in doc.items(xmp.SUBJECT)
+    assert "circle" in doc.items(xmp.SUBJECT)  # the user's own "circle" stays
+    report = lib.sidecars_write("colours", min_score=1.01)  # no tag scores that high: all go
+    assert (report.updated, report.deleted) == (2, 4)  # the files zsindex made held nothing else
+    assert xmp.XmpDoc.from_bytes(dt.read_bytes()).items(xmp.SUBJECT) == ["circle", "garden"]
+
+
+def test_bad_sidecars_are_reported_never_a_crash(photos, tmp_path):
+    lib, paths, dt, lr = photos
+    Path(str(paths[2]) + ".xmp").write_bytes(b"\x00\x01 not xml at all")
+    Path(str(paths[3]) + ".xmp").write_text("<html><body>a web page</body></html>")
+    huge = Path(str(paths[4]) + ".xmp")
+    huge.write_bytes(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>" + b" " * (xmp.MAX_SIDECAR_BYTES + 10))
+    kept = {p: p.read_bytes() for p in paths[0].parent.glob("*.xmp")}
+    dt.parent.chmod(0o555)
+    try:
+        report = lib.sidecars_write("shapes")
+    finally:
+        dt.parent.chmod(0o755)
+    reasons = {Path(p).name: r for p, r in report.skipped_files}
+    assert report.skipped == 6 and report.created == report.updated == 0
+    assert "not XML" in reasons[paths[2].name + ".xmp"]
+    assert "not XMP" in reasons[paths[3].name + ".xmp"]
+    assert "larger than 16 MiB" in reasons[huge.name]
+    assert "read-only folder" in reasons[dt.name] and "read-only folder" in reasons[paths[5].name + ".xmp"]
+    assert all(p.read_bytes() == data for p, data in kept.items())
+    report = lib.sidecars_write("shapes")  # writable again: the good ones are written, the bad still skipped
+    assert (report.updated, report.created, report.skipped) == (2, 1, 3)
+    assert all(Path(p).read_bytes() == kept[Path(p)] for p, _ in report.skipped_files)
+
+
+def test_cli_write_dry_run_json_and_remove(photos, tmp_path):
+    lib, paths, dt, lr = photos
+    index = str(tmp_path / "index")
+    runner = CliRunner()
+    before = dt.read_bytes()
+    result = runner.invoke(cli, ["sidecars", "write", "--labels", "shapes", "--index", index, "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["created"], report["updated"], report["dry_run"]) == (4, 2, True)
+    assert dt.read_bytes() == before and not Path(str(paths[2]) + ".xmp").exists()
+    result = runner.invoke(cli, ["sidecars", "write", "-l", "shapes", "--index", index, "-q"])
+    assert result.exit_code == 0 and result.stdout.startswith("created 4, updated 2, unchanged 0")
+    result = runner.invoke(cli, ["sidecars", "remove", "--index", index, "--json"])
+    assert json.loads(result.stdout)["deleted"] == 4 and dt.read_bytes() != before  # same content, new layout
+    assert xmp.keywords_of(xmp.XmpDoc.from_bytes(dt.read_bytes())) == xmp.keywords_of(xmp.XmpDoc.from_bytes(before))
+
+
+def test_non_utf8_names(tmp_path, demo_embedder):
+    folder = tmp_path / "photos"
+    [path] = shapes.save_world(folder, [[shapes.Thing("red", "circle")]], size=64)
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9 [1].png")
+    os.rename(path, odd)
+    lib = Library(tmp_path / "index", embedder=demo_embedder)
+    lib.ingest([folder], workers=0)
+    lib.tag("circle,square", mode="multi", threshold=-1.0)
+    report = lib.sidecars_write("circle,square")
+    assert report.created == 1
+    side = os.fsdecode(odd) + ".xmp"
+    assert set(xmp.XmpDoc.from_bytes(Path(side).read_bytes()).items(xmp.SUBJECT)) == {"circle", "square"}
+    result = CliRunner().invoke(cli, ["sidecars", "remove", "--index", str(tmp_path / "index"), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["deleted"] == 1
+    assert not os.path.exists(side)
+
+
+KILL_SCRIPT = """
+import sys
+from zsindex.library import Library
+lib = Library(sys.argv[1], model="demo", device="cpu")
+def progress(stage, done, total):
+    print("done", done, flush=True)
+lib.sidecars_write(sys.argv[2], progress=progress)
+"""
+
+
+def _kill_mid_run(index: Path, labels: str, after: int, pause: float) -> None:
+    import signal
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(index), labels], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if int(line.split()[1]) >= after:
+            time.sleep(pause)  # somewhere inside the next sidecar's read, write, fsync or rename
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_killed_mid_write_leaves_whole_sidecars_and_a_rerun_finishes(tmp_path, demo_embedder):
+    scenes = [[shapes.Thing(*shapes.seen_pairs()[i % 20])] for i in range(60)]
+    paths = shapes.save_world(tmp_path / "photos", scenes, size=32, seed=4)
+    for p in paths[::3]:
+        shutil.copy(SAMPLES / "darktable.xmp", str(p) + ".xmp")
+    originals = {p: p.read_bytes() for p in (tmp_path / "photos").glob("*.xmp")}
+    lib = Library(tmp_path / "index", embedder=demo_embedder)
+    lib.ingest([tmp_path / "photos"], workers=0)
+    lib.tag("circle,square,triangle,star", mode="multi", threshold=-1.0)
+    lib.close()
+    for after, pause in ((8, 0.0), (20, 0.002), (35, 0.004)):
+        _kill_mid_run(tmp_path / "index", "circle,square,triangle,star", after, pause)
+        for side in (tmp_path / "photos").glob("*.xmp"):  # every sidecar is whole: old or new, never half
+            xmp.XmpDoc.from_bytes(side.read_bytes())
+    lib = Library(tmp_path / "index", embedder=demo_embedder)
+    report = lib.sidecars_write("circle,square,triangle,star")
+    assert report.skipped == 0 and report.created + report.updated + report.unchanged == 60
+    assert not list((tmp_path / "photos").glob(".*zsindex-tmp"))
+    for p in paths:
+        doc = xmp.XmpDoc.from_bytes(Path(str(p) + ".xmp").read_bytes())
+        assert {"circle", "square", "triangle", "star"} <= set(doc.items(xmp.SUBJECT))
+        assert len(doc.items(xmp.TAGSLIST)) == 4
+    lib.sidecars_remove()
+    assert sorted((tmp_path / "photos").glob("*.xmp")) == sorted(originals)
+    for side, data in originals.items():
+        assert xmp.keywords_of(xmp.XmpDoc.from_bytes(side.read_bytes())) == xmp.keywords_of(
+            xmp.XmpDoc.from_bytes(data))
+
+
+def test_a_crash_between_rename_and_record_is_recognised(photos):
+    """The pending record is adopted when the file on disk is the one it describes, dropped when not."""
+    from zsindex.sidecar_sync import plan_targets, sync_one
+    from zsindex.sidecars import atomic_write, keyword_entries, load_record, save_record, sha256
+
+    lib, paths, dt, _ = photos
+    before = dt.read_bytes()
+    wanted = {str(paths[0]): set(keyword_entries("shapes", "star", "zsindex"))}
+    [target] = plan_targets(lib.store, ["shapes"], wanted, "ext", None)
+    with lib.store.session() as session:
+        rec = load_record(session, target.path, target.images[0], sha256(before), resolve=True)
+    doc = xmp.XmpDoc.from_bytes(before)
+    doc.add(xmp.HIERARCHICAL, "zsindex|shapes|star")
+    doc.add(xmp.TAGSLIST, "zsindex/shapes/star")
+    doc.add(xmp.SUBJECT, "star")
+    rec.entries = {e: "written" for e in target.wanted}
+    new = doc.to_bytes()
+    rec.sha256 = sha256(new)
+    with lib.store.session() as session:
+        save_record(session, rec, pending=True)
+    atomic_write(target.path, new)  # ... and the process dies before the record is made current
+    assert sync_one(lib.store, target, {"shapes"}, dry_run=False)["action"] == "unchanged"
+    assert lib.sidecars_remove().updated == 1
+    assert xmp.XmpDoc.from_bytes(dt.read_bytes()).items(xmp.SUBJECT) == ["circle", "garden"]
+    # Dies before the rename instead: the pending record is dropped, the file was never touched.
+    rec.created = False
+    with lib.store.session() as session:
+        save_record(session, rec, pending=True)
+    with lib.store.session() as session:
+        assert load_record(session, target.path, target.images[0], sha256(dt.read_bytes()), True).entries == {}
+
+
+def test_a_keyword_property_that_is_not_a_list_is_skipped(photos):
+    lib, paths, dt, _ = photos
+    doc = xmp.XmpDoc()
+    doc.meta.set_property(xmp.NS_LR, "hierarchicalSubject", "one text, not a list")
+    side = Path(str(paths[2]) + ".xmp")
+    side.write_bytes(doc.to_bytes())
+    before = side.read_bytes()
+    report = lib.sidecars_write("shapes")
+    assert [r for p, r in report.skipped_files] == ["cannot edit, left untouched: lr:hierarchicalSubject is not a list"]
+    assert side.read_bytes() == before and report.created + report.updated == 5
+    assert str(paths[2]) not in lib.keywords()  # and reading it is no crash either

@@ -1,0 +1,78 @@
+"""Faults of the index folder's environment, turned into errors that name the file and what to do.
+
+A read-only folder, a damaged or foreign ``index.sqlite``, a lock held by
+another process, a full disk: none of these is a bug of zsindex, and none
+should reach a user as a traceback. The store and the vector cache call
+``database_fault`` / ``file_fault`` at their boundaries.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from .errors import IndexCorruptError, IndexLockedError, IndexReadOnlyError, IndexStateError, ZsindexError
+
+_READ_ONLY_HINT = ("reading commands (status, search, errors, tags, export) still work on it; to change the "
+                   "index make the folder writable (chmod -R u+w {folder}) or copy it somewhere writable")
+
+
+def read_only_error(folder: Path, what: str) -> IndexReadOnlyError:
+    return IndexReadOnlyError(f"cannot {what}: the index folder {folder} is read-only; "
+                              + _READ_ONLY_HINT.format(folder=folder))
+
+
+def database_fault(exc: BaseException, path: Path) -> ZsindexError:
+    """The error to raise for an SQLite failure on the index database at path."""
+    message = str(getattr(exc, "orig", None) or exc).strip()
+    low = message.lower()
+    folder = path.parent
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return IndexCorruptError(
+            f"{path} is not a readable zsindex database ({message}): it is damaged or another program's file. "
+            f"Move it aside and run `zsindex ingest` again to build a new index there (or restore it from a "
+            f"backup), or choose another index folder (folder=)")
+    if "readonly" in low or "read-only" in low:
+        return read_only_error(folder, f"write to {path}")
+    if "locked" in low or "busy" in low:
+        return IndexLockedError(f"{path} is locked by another process (waited 30 s); try again when it has "
+                                f"finished (see `zsindex status`)")
+    if "full" in low or ("i/o" in low and _disk_full(folder)):
+        return IndexStateError(f"no space left on the disk holding {path} ({message}); free some space and run "
+                               f"the command again (work committed before the failure is kept)")
+    if "unable to open" in low:
+        return IndexStateError(f"cannot open {path} ({message}); check that {folder} exists and that you may "
+                               f"read it (and write it, for commands that change the index)")
+    if "i/o" in low:
+        return IndexStateError(f"disk I/O error on {path} ({message}); check the disk (space, file size limits, "
+                               f"a removed drive) and run the command again")
+    return IndexStateError(f"database error on {path}: {message}")
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def file_fault(exc: OSError, path: Path, what: str) -> ZsindexError:
+    """The error to raise when a file of the index folder cannot be read or written."""
+    folder = path.parent
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return read_only_error(folder, what)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return IndexStateError(f"cannot {what}: no space left for {path} ({exc.strerror}); free some space and "
+                               f"run the command again")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return IndexStateError(f"cannot {what}: {folder} is not a folder; give a folder as folder=")
+    return IndexStateError(f"cannot {what}: {path}: {exc.strerror or exc}")
+
+
+def folder_writable(folder: Path, files: tuple[Path, ...] = ()) -> bool:
+    """Whether this process may create and change files in folder (and change those given that exist)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return all(os.access(f, os.W_OK) for f in files if f.exists())

@@ -1,0 +1,113 @@
+"""What zsindex may remove or overwrite: only what it can show it made.
+
+- An index folder: zsindex's own file names (``index.sqlite`` and its WAL
+  files, ``vectors.faiss``, ``vectors.json``, ``write.lock``) are only created
+  or replaced beside an ``index.sqlite`` that zsindex made; a folder holding
+  such names without one is refused, and an SQLite file without zsindex's
+  schema is refused by the store.
+- ``zsindex demo --dir D`` records every file it makes, with its SHA-256, in
+  ``D/.zsindex-demo.json``; a later run replaces or removes exactly those
+  files, and only while their content is what the demo wrote.
+- Output files named by the user (``export -o``, ``eval --confusion``) are
+  never replaced unless the user says so (``--force``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import IO
+
+from .errors import ForeignFileError
+from .lock import LOCK_NAME
+from .store import DB_NAME
+from .vectors import FAISS_NAME, META_NAME
+
+# Every name zsindex writes into an index folder (the first is the database).
+INDEX_FILE_NAMES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal", FAISS_NAME, META_NAME,
+                    FAISS_NAME + ".tmp", META_NAME + ".tmp", LOCK_NAME)
+DEMO_MARKER = ".zsindex-demo.json"
+_MARKER_KIND = "zsindex-demo"
+
+
+def check_index_folder(folder: Path) -> None:
+    """Refuse to start a new index in a folder whose files of zsindex's names zsindex did not make."""
+    if (folder / DB_NAME).exists():
+        return  # an existing database: the store checks that it is zsindex's
+    strays = [name for name in INDEX_FILE_NAMES if (folder / name).exists() or (folder / name).is_symlink()]
+    if strays:
+        raise ForeignFileError(
+            f"{folder} holds {', '.join(strays)} but no {DB_NAME}, so zsindex cannot show it made them and will "
+            f"not overwrite them; move them away, or choose another index folder (folder=)")
+
+
+def new_output_file(path: Path, force: bool = False) -> IO[str]:
+    """A text file to write results into; an existing file is only replaced when force is given."""
+    try:
+        return open(path, "w" if force else "x", encoding="utf-8", newline="")
+    except FileExistsError:
+        raise ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
+                               f"another name, or pass force=True to replace it") from None
+
+
+def check_new_output(path: Path, force: bool = False) -> None:
+    """For writers that open the file themselves (e.g. matplotlib): refuse an existing file unless force."""
+    if not force and (path.exists() or path.is_symlink()):
+        raise ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
+                               f"another name, or pass force=True to replace it")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class MadeFiles:
+    """The files a command made under a folder, by relative path and SHA-256, kept in a marker file."""
+
+    def __init__(self, folder: Path, marker: str = DEMO_MARKER, who: str = "zsindex demo") -> None:
+        self.folder, self.who = folder, who
+        self.marker = folder / marker
+        self.made: dict[str, str] = {}
+        if self.marker.exists() or self.marker.is_symlink():
+            try:
+                data = json.loads(self.marker.read_text(encoding="utf-8"))
+                if data.get("kind") != _MARKER_KIND or not isinstance(data.get("files"), dict):
+                    raise ValueError("not a zsindex marker")
+                self.made = {str(k): str(v) for k, v in data["files"].items()}
+            except (OSError, ValueError, AttributeError) as e:
+                raise ForeignFileError(f"{self.marker} is not a record zsindex wrote ({e}); zsindex leaves "
+                                       f"{folder} alone: choose another folder") from None
+
+    def _rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.folder)
+
+    def claim(self, path: Path) -> None:
+        """Allow replacing or removing path: it must be absent, or made here and unchanged since."""
+        if not (path.exists() or path.is_symlink()):
+            return
+        recorded = self.made.get(self._rel(path))
+        if recorded is None or path.is_symlink() or not path.is_file() or file_sha256(path) != recorded:
+            raise ForeignFileError(
+                f"{path} exists and {self.who} did not make it{' (or it changed since)' if recorded else ''}; "
+                f"it is left as it is: choose another folder, or move it away yourself")
+
+    def recorded(self, path: Path) -> bool:
+        return self._rel(path) in self.made
+
+    def forget(self, path: Path) -> None:
+        self.made.pop(self._rel(path), None)
+
+    def record(self, path: Path) -> None:
+        self.made[self._rel(path)] = file_sha256(path)
+
+    def save(self) -> None:
+        tmp = self.marker.with_name(self.marker.name + ".tmp")
+        tmp.write_text(json.dumps({"kind": _MARKER_KIND, "files": dict(sorted(self.made.items()))}, indent=1),
+                       encoding="utf-8")
+        os.replace(tmp, self.marker)

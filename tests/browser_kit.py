@@ -150,6 +150,13 @@ def wait(driver, condition, timeout: float = WAIT_S):
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
 
 
+def visit(driver, url: str) -> None:
+    """Load a page of the app and wait until its script has wired the controls and drawn the page
+    (app.js marks <html data-ready>): typing or picking a file any sooner can be lost."""
+    driver.get(url)
+    wait(driver, lambda d: d.execute_script("return document.documentElement.dataset.ready === 'true'"))
+
+
 def shot(driver, name: str) -> Path:
     time.sleep(0.3)  # let thumbnails finish painting
     path = ARTIFACTS / f"{name}.png"

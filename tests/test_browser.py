@@ -38,6 +38,7 @@ from .browser_kit import (  # skips this module where Chromium, chromedriver or 
     start_browser,
     tag_colours,
     tiles,
+    visit,
     wait,
 )
 
@@ -90,7 +91,7 @@ def colours_tagged(server) -> dict[str, int]:
 def test_text_search_shows_red_circles_first_and_the_url_replays_it(server, page, library):
     red_circles = len(list(library["photos"].rglob("*-red-circle.png")))
     assert red_circles >= 2
-    page.get(server + "/")
+    visit(page, server + "/")
     wait(page, lambda d: d.find_element(By.ID, "empty-state").is_displayed())
     hits = search_for(page, "a red circle")
     names = [Path(t["path"]).name for t in hits]
@@ -110,12 +111,12 @@ def test_text_search_shows_red_circles_first_and_the_url_replays_it(server, page
     page.forward()
     wait(page, lambda d: [t["id"] for t in tiles(d)] == [t["id"] for t in hits])
     assert page.find_element(By.ID, "q").get_attribute("value") == "a red circle"
-    page.get(bookmarked)  # a shared link: a fresh page load gives the same results
+    visit(page, bookmarked)  # a shared link: a fresh page load gives the same results
     wait(page, lambda d: [t["id"] for t in tiles(d)] == [t["id"] for t in hits])
 
 
 def test_filters_and_paging_live_in_the_url(server, page):
-    page.get(server + "/?q=a+square&k=6")
+    visit(page, server + "/?q=a+square&k=6")
     wait(page, lambda d: len(tiles(d)) == 6)
     first_page = [t["id"] for t in tiles(page)]
     page.find_element(By.ID, "next-page").click()
@@ -132,7 +133,7 @@ def test_filters_and_paging_live_in_the_url(server, page):
     wait(page, lambda d: len(tiles(d)) == 6)
     assert page.find_element(By.ID, "filter-count").text == "1"
     # Camera and dates, from the one JPEG with EXIF.
-    page.get(server + "/?q=a+green+square")
+    visit(page, server + "/?q=a+green+square")
     wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#camera option")) > 1 and tiles(d))
     Select(page.find_element(By.ID, "camera")).select_by_value(CAMERA)
     wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("camera") == [CAMERA])
@@ -141,17 +142,17 @@ def test_filters_and_paging_live_in_the_url(server, page):
                         " f.dispatchEvent(new Event('change'))")
     wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("before") == ["2019-01-01"])
     wait(page, lambda d: "No images match" in d.find_element(By.ID, "empty-state").text)
-    page.get(server + f"/?q=a+green+square&after=2019-05-01&before=2019-05-31&camera={CAMERA}")
+    visit(page, server + f"/?q=a+green+square&after=2019-05-01&before=2019-05-31&camera={CAMERA}")
     wait(page, lambda d: [Path(t["path"]).name for t in tiles(d)] == [CAMERA_FILE])
     assert page.find_element(By.ID, "after").get_attribute("value") == "2019-05-01"
     assert page.find_element(By.ID, "filter-count").text == "3"
-    page.get(server + "/?format=PNG")  # a filter but no query: the page says what is missing
+    visit(page, server + "/?format=PNG")  # a filter but no query: the page says what is missing
     wait(page, lambda d: "type what you are looking for" in d.find_element(By.ID, "empty-state").text)
     assert not tiles(page)
 
 
 def test_image_page_shows_the_image_its_details_and_more_like_this(server, page):
-    page.get(server + "/?q=a+red+circle")
+    visit(page, server + "/?q=a+red+circle")
     wait(page, lambda d: tiles(d))
     first = tiles(page)[0]
     page.find_element(By.CSS_SELECTOR, "#results .tile-link").click()
@@ -177,7 +178,7 @@ def test_image_page_shows_the_image_its_details_and_more_like_this(server, page)
 
 
 def test_search_by_a_picked_or_dropped_image(server, page, library):
-    page.get(server + "/")
+    visit(page, server + "/")
     picture = next(library["photos"].glob("*-red-circle.png"))
     page.find_element(By.ID, "image-file").send_keys(str(picture))
     wait(page, lambda d: tiles(d) and picture.name in d.find_element(By.ID, "query-chips").text)
@@ -203,18 +204,18 @@ def test_search_by_a_picked_or_dropped_image(server, page, library):
 def test_file_names_are_shown_as_text_never_as_markup(server, page):
     hits = api(server, "/api/search?q=a+purple+star&k=200")["results"]
     odd = next(r for r in hits if r["path"].endswith(ODD_NAME))
-    page.get(f"{server}/image/{odd['id']}")
+    visit(page, f"{server}/image/{odd['id']}")
     wait(page, lambda d: d.find_element(By.ID, "image-title").text)
     assert page.find_element(By.ID, "image-title").text == ODD_NAME
     assert not page.find_elements(By.CSS_SELECTOR, "main b, main img[src='x']")
-    page.get(f"{server}/?like={odd['id']}")
+    visit(page, f"{server}/?like={odd['id']}")
     wait(page, lambda d: tiles(d))
     assert tiles(page)[0]["name"] == ODD_NAME
     assert not page.find_elements(By.CSS_SELECTOR, "main b, main img[src='x']")
 
 
 def test_a_label_set_from_a_file_is_created_edited_and_deleted(server, page, tmp_path):
-    page.get(server + "/labels")
+    visit(page, server + "/labels")
     wait(page, lambda d: d.find_element(By.ID, "set-list").text != "Loading…")
     label_file = tmp_path / "shapes.txt"
     label_file.write_text("# shapes\ncircle\nsquare\ntriangle\nstar\n")
@@ -245,7 +246,7 @@ def test_a_label_set_from_a_file_is_created_edited_and_deleted(server, page, tmp
 
 
 def test_tagging_from_the_page_follows_the_job_live_and_shows_the_counts(server, page):
-    page.get(server + "/labels")
+    visit(page, server + "/labels")
     wait(page, lambda d: d.find_element(By.ID, "set-list").text != "Loading…")
     page.find_element(By.ID, "set-name").send_keys("colours")
     page.find_element(By.ID, "set-labels").send_keys("red, green, blue,\nyellow, purple, orange")
@@ -271,7 +272,7 @@ def test_tagging_from_the_page_follows_the_job_live_and_shows_the_counts(server,
 
 
 def test_the_images_of_a_label_and_their_tags(server, page, colours_tagged):
-    page.get(server + "/labels?set=colours")
+    visit(page, server + "/labels?set=colours")
     wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#counts tr[data-label='red'] .label-link"))
     page.find_element(By.CSS_SELECTOR, "#counts tr[data-label='red'] .label-link").click()
     wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("label") == ["red"] and tiles(d, "label-grid"))
@@ -294,7 +295,7 @@ def test_the_images_of_a_label_and_their_tags(server, page, colours_tagged):
     wait(page, lambda d: tiles(d, "more-results"))
     shot(page, "image-tagged")
     # The search page offers the tags as filters.
-    page.get(server + "/?q=a+red+circle")
+    visit(page, server + "/?q=a+red+circle")
     wait(page, lambda d: tiles(d) and len(d.find_elements(By.CSS_SELECTOR, ".facet-tag")) >= 6)
     wait(page, lambda d: loaded_thumbnails(d, "results") >= 10)
     shot(page, "search-with-tags")  # the README's screenshot
@@ -306,7 +307,7 @@ def test_the_images_of_a_label_and_their_tags(server, page, colours_tagged):
 
 
 def test_untag_from_the_page(server, page, colours_tagged):
-    page.get(server + "/labels?set=colours")
+    visit(page, server + "/labels?set=colours")
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "#counts tr[data-label='red'] .count").text != "0")
     page.find_element(By.ID, "untag").click()
     page.switch_to.alert.accept()
@@ -328,7 +329,7 @@ LABEL_FILES = {
 def test_label_files_are_read_as_the_cli_reads_them(server, page, tmp_path):
     from zsindex.labels import parse_label_file
 
-    page.get(server + "/labels")
+    visit(page, server + "/labels")
     for name, text in LABEL_FILES.items():
         (tmp_path / name).write_text(text)
         expected = [label.name for label in parse_label_file(tmp_path / name)]
@@ -344,13 +345,13 @@ def test_token_login(server, page):
     with pytest.raises(urllib.error.HTTPError) as refused:
         api(server, "/api/status", token=None)
     assert refused.value.code == 401
-    page.get(server + "/labels")
+    visit(page, server + "/labels")
     wait(page, lambda d: urlparse(d.current_url).path == "/login")
     shot(page, "login")
     page.find_element(By.ID, "token").send_keys("not the token", Keys.ENTER)
     wait(page, lambda d: "error" in parse_qs(urlparse(d.current_url).query))
     assert page.find_element(By.ID, "login-error").is_displayed()
-    page.get(server + "/?q=a+red+circle")
+    visit(page, server + "/?q=a+red+circle")
     wait(page, lambda d: urlparse(d.current_url).path == "/login")
     page.find_element(By.ID, "token").send_keys(TOKEN, Keys.ENTER)
     wait(page, lambda d: urlparse(d.current_url).path == "/" and tiles(d))
@@ -366,11 +367,11 @@ def test_token_login(server, page):
 
 def test_read_only_server_disables_what_would_change_the_index(library, page):
     with serve(library["index"], library["photos"], library["root"] / "serve-ro.log", "--read-only") as base:
-        page.get(base + "/labels")
+        visit(page, base + "/labels")
         wait(page, lambda d: d.find_element(By.ID, "mode-badge").is_displayed())
         assert page.find_element(By.ID, "mode-badge").text == "Read-only"
         wait(page, lambda d: not d.find_element(By.ID, "create-submit").is_enabled())
-        page.get(base + "/status")
+        visit(page, base + "/status")
         wait(page, lambda d: not d.find_element(By.ID, "ingest-button").is_enabled())
 
 
@@ -378,7 +379,7 @@ def test_read_only_server_disables_what_would_change_the_index(library, page):
 def test_phone_width_layout_does_not_overflow(server, page, width):
     page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                          {"width": width, "height": 844, "deviceScaleFactor": 2, "mobile": True})
-    page.get(server + "/?q=a+red+circle")
+    visit(page, server + "/?q=a+red+circle")
     wait(page, lambda d: tiles(d))
     assert no_horizontal_overflow(page)
     assert not page.find_element(By.ID, "filters").get_attribute("open")  # filters fold away on a phone
@@ -389,7 +390,7 @@ def test_phone_width_layout_does_not_overflow(server, page, width):
     shot(page, f"phone-search-{width}")
     first = tiles(page)[0]["id"]
     for path, ready in ((f"/image/{first}", "more-results"), ("/labels", None), ("/status", None)):
-        page.get(server + path)
+        visit(page, server + path)
         if ready:
             wait(page, lambda d, grid=ready: tiles(d, grid))
         else:
@@ -400,7 +401,7 @@ def test_phone_width_layout_does_not_overflow(server, page, width):
     dark = [{"name": "prefers-color-scheme", "value": "dark"}]
     page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": dark})
     try:
-        page.get(server + "/?q=a+red+circle")
+        visit(page, server + "/?q=a+red+circle")
         wait(page, lambda d: tiles(d) and loaded_thumbnails(d, "results") >= 4)
         background = page.execute_script("return getComputedStyle(document.body).backgroundColor")
         assert background != "rgb(246, 247, 249)"  # the dark palette applies

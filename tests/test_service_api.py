@@ -335,3 +335,44 @@ def test_any_file_name_is_served_as_valid_json(private):
     f = client.get(f"/api/images/{hit['id']}/file")
     assert f.status_code == 200 and f.content == open(raw, "rb").read()
     assert client.get(f"/api/images/{hit['id']}").status_code == 200
+
+
+def test_job_runner_reports_failures_without_traces():
+    from zsindex.errors import IndexLockedError
+    from zsindex.service.jobs import JobRunner
+
+    runner = JobRunner()
+
+    def locked(job):
+        raise IndexLockedError("another zsindex process is writing")
+
+    def buggy(job):
+        raise KeyError("secret internals")
+
+    def fine(job):
+        job.progress("x", 1, 1)
+        return {"ok": True}
+
+    jobs = [runner.submit("ingest", locked), runner.submit("tag", buggy), runner.submit("tag", fine)]
+    assert runner.wait_idle(30)
+    assert [j.state for j in jobs] == ["failed", "failed", "done"]
+    assert "another zsindex process" in jobs[0].error
+    assert jobs[1].error == "internal error (see the server log)" and "secret" not in str(jobs[1].to_dict())
+    assert jobs[2].result == {"ok": True} and jobs[2].to_dict()["progress"] == {"done": 1, "total": 1, "stage": "x"}
+    assert [j.id for j in runner.all()] == [j.id for j in reversed(jobs)] and runner.pending() == []
+    runner.stop()
+
+
+def test_thumbnails_use_the_ingest_decoders_bomb_guard(built, tmp_path):
+    import hashlib
+
+    from zsindex.errors import ImageError
+    from zsindex.thumbcache import cache_path, make_thumbnail
+
+    source = next(built[1].glob("*.png"))
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    with pytest.raises(ImageError, match="decompression bomb guard"):
+        make_thumbnail(tmp_path, str(source), sha, 128, max_megapixels=0.01)  # 256x256 is 0.066 MP
+    assert not cache_path(tmp_path, sha, 128).exists()
+    made = make_thumbnail(tmp_path, str(source), sha, 128)
+    assert made == cache_path(tmp_path, sha, 128) and Image.open(made).size == (128, 128)

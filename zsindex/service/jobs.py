@@ -76,6 +76,15 @@ class JobRunner:
             self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Let the running job finish (up to timeout); jobs still queued fail as not run."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].error, item[0].state = "not run: the server stopped", "failed"
+                item[0].version += 1
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)

@@ -27,4 +27,7 @@ main().catch((err) => {
   box.setAttribute('role', 'alert');
   box.textContent = `Something went wrong: ${err && err.message ? err.message : err}`;
   (document.querySelector('main') || document.body).prepend(box);
+}).finally(() => {
+  // The page's controls are wired and its first view drawn (tests wait for this).
+  document.documentElement.dataset.ready = 'true';
 });

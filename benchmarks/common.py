@@ -36,6 +36,37 @@ def peak_rss_mb() -> float:
     return round((own + children) / 1024, 1)
 
 
+def synthetic_library(folder: Path, n: int, dim: int, rng: Any, chunk: int = 50_000) -> tuple[Any, Any, Any]:
+    """A real index whose SQL holds n synthetic vectors, clustered like real embeddings (2,000 Gaussian
+    clusters on the unit sphere), as an ingest would have stored them; no FAISS file yet.
+
+    Returns (library, model row, cluster centres).
+    """
+    import numpy as np
+    from sqlalchemy import insert
+
+    from zsindex import schema as s
+    from zsindex.library import Library
+    from zsindex.store import now
+
+    centres = rng.normal(size=(2000, dim)).astype(np.float32)
+    lib = Library(folder)
+    model = lib.store.bind_model("bench/synthetic", "synthetic", None, dim)
+    stamp = now()
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        x = centres[rng.integers(0, len(centres), m)] + 0.35 * rng.normal(size=(m, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        with lib.store.session() as session:
+            session.execute(insert(s.Image), [
+                {"path": f"/bench/{start + i:08d}.jpg", "size": 1, "mtime_ns": 1, "sha256": f"{start + i:064d}",
+                 "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp} for i in range(m)])
+            session.execute(insert(s.Vector), [
+                {"model_id": model.id, "sha256": f"{start + i:064d}", "vector": x[i].tobytes()} for i in range(m)])
+            lib.store.bump_generation(session)
+    return lib, model, centres
+
+
 def report(name: str, figures: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     out = {"benchmark": name, "figures": figures, "machine": machine(), "commit": commit(),
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}

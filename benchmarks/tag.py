@@ -20,31 +20,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import peak_rss_mb, report
+from common import peak_rss_mb, report, synthetic_library
 from sqlalchemy import insert
 
 from zsindex import schema as s
 from zsindex.library import Library
-from zsindex.store import now
 from zsindex.tagging import BACKGROUND, prompts_key
 
 
 def build(folder: Path, n: int, n_labels: int, dim: int) -> Library:
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(2000, dim)).astype(np.float32)
-    lib = Library(folder)
-    model = lib.store.bind_model("bench/synthetic", "synthetic", None, dim)
-    stamp = now()
-    for start in range(0, n, 50_000):
-        m = min(50_000, n - start)
-        x = centres[rng.integers(0, len(centres), m)] + 0.35 * rng.normal(size=(m, dim)).astype(np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        with lib.store.session() as session:
-            session.execute(insert(s.Image), [
-                {"path": f"/bench/{start + i:07d}.jpg", "size": 1, "mtime_ns": 1, "sha256": f"{start + i:064d}",
-                 "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp} for i in range(m)])
-            session.execute(insert(s.Vector), [
-                {"model_id": model.id, "sha256": f"{start + i:064d}", "vector": x[i].tobytes()} for i in range(m)])
+    lib, model, centres = synthetic_library(folder, n, dim, rng)
     names = [f"label {i}" for i in range(n_labels + 1)]
     vecs = centres[rng.choice(len(centres), n_labels + 1, replace=False)] + 0.5 * rng.normal(size=(n_labels + 1, dim))
     vecs = np.vstack([vecs, rng.normal(size=(1, dim))]).astype(np.float32)  # the last is the background

@@ -13,7 +13,6 @@ from zsindex import shapes
 from zsindex.cli import cli
 from zsindex.errors import LabelError
 from zsindex.library import Library, classify
-from zsindex.tagging import BINS, nested_thresholds, otsu_thresholds
 
 
 @pytest.fixture(scope="module")
@@ -199,30 +198,3 @@ def test_unicode_and_ten_thousand_labels(world_index):
     assert lib.labels_list()[0]["labels"] == 10_000 or any(x["labels"] == 10_000 for x in lib.labels_list())
     report = lib.tag("big", mode="single", threshold=-1.0)
     assert report.images == 96 and sum(report.counts.values()) == 96
-
-
-def test_otsu_finds_the_gap_and_rejects_one_mode():
-    rng = np.random.default_rng(0)
-    low, high = rng.normal(0.15, 0.01, 900), rng.normal(0.30, 0.01, 100)
-    hist = np.stack([np.bincount(np.clip(((v + 1) * BINS / 2).astype(int), 0, BINS - 1), minlength=BINS)
-                     for v in (np.concatenate([low, high]), rng.normal(0.2, 0.02, 1000))])
-    thr, sep = otsu_thresholds(hist)
-    assert 0.17 < thr[0] < 0.28 and sep[0] > 4
-    assert sep[1] < 3  # one normal mode split in two: D = 2.65
-
-
-def test_nested_split_finds_the_top_of_three_groups():
-    rng = np.random.default_rng(1)
-
-    def hist_of(*groups):
-        v = np.concatenate([rng.normal(m, 0.01, n) for m, n in groups])
-        return np.bincount(np.clip(((v + 1) * BINS / 2).astype(int), 0, BINS - 1), minlength=BINS)
-
-    three = hist_of((0.10, 700), (0.25, 200), (0.40, 100))  # the rest, look-alikes, the label itself
-    two = hist_of((0.10, 900), (0.30, 100))
-    thr, sep = nested_thresholds(np.stack([three, two]))
-    assert 0.27 < thr[0] < 0.38 and sep[0] > 3  # above the look-alikes
-    assert 0.12 < thr[1] < 0.28  # the upper side is one mode: the first split stands
-    assert otsu_thresholds(three[None])[0][0] < 0.25  # plain Otsu stops below the look-alikes
-    few = hist_of((0.10, 40), (0.25, 6), (0.40, 3))  # too few images above the first split to split again
-    assert nested_thresholds(few[None])[0][0] < 0.25

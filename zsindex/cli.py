@@ -257,17 +257,22 @@ def errors(index_dir: Path | None, fmt: str) -> None:
 
 @cli.command()
 @index_option
-def rebuild(index_dir: Path | None) -> None:
+@click.option("--kind", type=click.Choice(["auto", "flat", "ivf", "ivfpq"]), default=None,
+              help="Vector index kind, kept by later rebuilds: flat (exact), ivf, or ivfpq (compressed codes, "
+                   "re-ranked exactly); auto chooses by size.  [default: the recorded kind, else auto]")
+def rebuild(index_dir: Path | None, kind: str | None) -> None:
     """Rebuild the FAISS file from the vectors stored in SQLite.
 
     Never needed for correctness (a missing or stale FAISS file is rebuilt
-    automatically), but useful after copying an index without its .faiss file.
+    automatically), but useful after copying an index without its .faiss file,
+    or to choose the kind of vector index.
 
     \b
-    Example:
+    Examples:
       zsindex rebuild --index ./photos-index
+      zsindex rebuild --kind ivfpq      # about 72 bytes per vector instead of 2 KB (ViT-B-32)
     """
-    n = open_library(index_dir).rebuild()
+    n = open_library(index_dir).rebuild(kind)
     click.echo(f"rebuilt the vector index: {n} vectors")
 
 

@@ -104,8 +104,9 @@ class Library:
         if model is None:
             return None
         generation = self.store.generation()
-        if self._vectors is None or self._vectors_generation != generation:
-            self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation)
+        stale = self._vectors is None or self._vectors_generation != generation
+        if stale or (save and self._vectors.mapped):  # a writer needs the index in memory, not a read-only map
+            self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=save)
             self._vectors_generation = generation
             if rebuilt:
                 self._save_vectors(generation, holding_lock=save)
@@ -149,15 +150,24 @@ class Library:
             self._vectors_generation = self.store.generation()
             return report
 
-    def rebuild(self) -> int:
-        """Rebuild the FAISS file from SQL; returns the number of vectors."""
-        from .lock import WriteLock
-        from .vectors import VectorIndex
+    def rebuild(self, kind: str | None = None) -> int:
+        """Rebuild the FAISS file from SQL; returns the number of vectors.
 
+        ``kind`` (flat, ivf, ivfpq) is recorded and kept by later rebuilds; "auto" or None
+        chooses by size (see zsindex.vectors).
+        """
+        from .lock import WriteLock
+        from .vectors import KIND_STATE, KINDS, VectorIndex
+
+        if kind not in (None, "auto", *KINDS):
+            raise UsageError(f"unknown vector index kind {kind!r}; choose auto, {', '.join(KINDS)}")
         model = self.store.model()
         if model is None:
             raise IndexStateError(f"the index at {self.folder} is empty; run `zsindex ingest PATH` first")
         with WriteLock(self.folder):
+            if kind is not None:
+                with self.store.session() as session:
+                    self.store.set_state(session, KIND_STATE, "" if kind == "auto" else kind)
             generation = self.store.generation()
             self._vectors = VectorIndex.rebuild(self.store, model.id, model.dim)
             self._vectors.save(self.folder, generation)
@@ -171,11 +181,12 @@ class Library:
         run = self.store.last_run()
         files = {name: (self.folder / name).stat().st_size for name in
                  ("index.sqlite", "index.sqlite-wal", FAISS_NAME) if (self.folder / name).exists()}
-        fresh = False
+        fresh, kind = False, None
         if (self.folder / META_NAME).exists():
             import json
 
-            fresh = json.loads((self.folder / META_NAME).read_text()).get("generation") == self.store.generation()
+            meta = json.loads((self.folder / META_NAME).read_text())
+            fresh, kind = meta.get("generation") == self.store.generation(), meta.get("kind", "flat")
         return {
             "index": str(self.folder),
             "model": None if model is None else {"name": model.name, "pretrained": model.pretrained,
@@ -184,6 +195,7 @@ class Library:
             "images": self.store.counts_by_status(),
             "bytes": files,
             "faiss_fresh": fresh,
+            "vector_index": kind,
             "last_run": None if run is None else {
                 "id": run.id, "status": run.status, "started_at": run.started_at.isoformat(timespec="seconds"),
                 "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,

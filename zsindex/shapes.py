@@ -84,13 +84,17 @@ def _shape_mask(shape: str, xx: np.ndarray, yy: np.ndarray, r: float, angle: flo
     raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A low-saturation background: flat, gradient or noisy, light or dark."""
+BACKGROUNDS = ("flat", "gradient", "noise")
+
+
+def _background(rng: np.random.Generator, size: int, kind_name: str | None = None) -> np.ndarray:
+    """A low-saturation background: flat, gradient or noisy (at random unless kind_name says), light or dark."""
     base = rng.uniform(20, 235)
     tint = rng.uniform(-18, 18, size=3)
     img = np.empty((size, size, 3), dtype=np.float32)
     img[:] = base + tint
-    kind = rng.integers(0, 3)
+    drawn = int(rng.integers(0, 3))  # drawn in any case, so that a seed gives the same images as before
+    kind = drawn if kind_name is None else BACKGROUNDS.index(kind_name)
     if kind == 1:
         ramp = np.linspace(-1, 1, size, dtype=np.float32)
         direction = rng.uniform(0, 2 * math.pi)
@@ -102,9 +106,12 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def draw(
-    things: Sequence[Thing], size: int = 256, seed: int | None = None, rng: np.random.Generator | None = None
+    things: Sequence[Thing], size: int = 256, seed: int | None = None, rng: np.random.Generator | None = None,
+    background: str | None = None,
 ) -> np.ndarray:
     """Draw things on one background; returns an (size, size, 3) uint8 array.
+
+    ``background`` is one of BACKGROUNDS, or None for a random one of them.
 
     Objects are placed in distinct cells of a grid so that they never overlap;
     sizes, positions, rotations and colour shades vary.
@@ -112,7 +119,7 @@ def draw(
     rng = rng if rng is not None else np.random.default_rng(seed)
     ss = 2  # supersampling factor, for anti-aliased edges
     big = size * ss
-    img = _background(rng, big)
+    img = _background(rng, big, background)
     n = len(things)
     cells = 1 if n == 1 else 2
     order = rng.permutation(cells * cells)[:n]

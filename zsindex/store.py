@@ -211,6 +211,30 @@ class Store:
                 vecs = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), -1)
                 yield ids, vecs
 
+    def count_indexed(self, model_id: int) -> int:
+        query = (select(func.count()).select_from(s.Image)
+                 .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
+                 .where(s.Image.status == s.STATUS_INDEXED))
+        with self.session() as session:
+            return int(session.scalar(query) or 0)
+
+    def vectors_by_ids(self, model_id: int, ids: np.ndarray) -> np.ndarray:
+        """Exact vectors of these image ids, in the order given (a re-ranking pool: hundreds, not millions)."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, bytes] = {}
+        with self.session() as session:
+            for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                found.update(dict(session.execute(
+                    select(s.Image.id, s.Vector.vector)
+                    .join(s.Vector, (s.Vector.sha256 == s.Image.sha256) & (s.Vector.model_id == model_id))
+                    .where(s.Image.id.in_(wanted[start:start + 500]))
+                ).all()))
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise IndexStateError(f"{len(missing)} vectors of the FAISS file are not in {self.folder / DB_NAME} "
+                                  "(the file is stale); run `zsindex rebuild`")
+        return np.frombuffer(b"".join(found[i] for i in wanted), dtype=np.float32).reshape(len(wanted), -1)
+
     def counts_by_status(self) -> dict[str, int]:
         with self.session() as session:
             rows = session.execute(select(s.Image.status, func.count()).group_by(s.Image.status)).all()

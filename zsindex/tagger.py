@@ -19,23 +19,13 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 
 from . import schema as s
-from .labels import softmax
+from .calibration import Calibration, LabelStats, assign, calibrate
 from .store import Store
-from .tagging import (
-    MIN_CALIBRATION_IMAGES,
-    MIN_SEPARATION,
-    MIN_SPECIFICITY,
-    LabelStats,
-    TagReport,
-    nested_thresholds,
-    prompts_key,
-    robust_thresholds,
-    row_label,
-    set_templates,
-)
+from .tagging import MIN_CALIBRATION_IMAGES, TagReport, prompts_key, row_label, set_templates
 
 MODES = ("single", "multi")
 CALIBRATION_SAMPLE = 100_000  # images whose scores place the thresholds
+LEVEL_LABELS = 64  # other labels of the set that join a partial re-calibration (see _thresholds)
 
 
 def _key(*parts: Any) -> str:
@@ -52,15 +42,9 @@ def _batches(vectors: Any, only: np.ndarray | None) -> Iterator[tuple[np.ndarray
             yield ids, vecs
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray,
-                   background: np.ndarray, threshold: float | None) -> np.ndarray:
-    """A cosine threshold per label: calibrated from the library (see tagging.py) or the override."""
-    if threshold is not None:
-        return np.full(len(label_vecs), threshold, dtype=np.float64)
+                   background: np.ndarray, logit_scale: float) -> Calibration:
+    """Per label: calibrated thresholds (see calibration.py) from a sample of the images being tagged."""
     stats = LabelStats(len(label_vecs))
     total = len(only) if only is not None else store.counts_by_status().get(s.STATUS_INDEXED, 0)
     share = min(1.0, CALIBRATION_SAMPLE / max(total, 1))
@@ -69,11 +53,19 @@ def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_ve
         if share < 1.0:  # a fixed-seed random sample is plenty to place a threshold, at a fraction of the cost
             vecs = vecs[rng.random(len(vecs)) < share]
         stats.update(vecs @ label_vecs.T, vecs @ background)
-    cut, separation = nested_thresholds(stats.hist)
-    rare = separation < MIN_SEPARATION  # no sizeable second mode: rare or absent, see tagging.py
-    cut[rare] = robust_thresholds(stats.hist[rare])
-    cut[stats.specificity() < MIN_SPECIFICITY] = np.inf  # moves with the background: not shown
-    return cut
+    return calibrate(stats, logit_scale)
+
+
+def _thresholds(store: Store, vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, cols: np.ndarray,
+                background: np.ndarray, threshold: float | None, logit_scale: float) -> Calibration | np.ndarray:
+    """Thresholds of the labels in cols. When only some labels of a set are re-tagged, up to
+    LEVEL_LABELS others join the calibration, so that the set's match level is known to the new ones."""
+    if threshold is not None:
+        return np.full(len(cols), threshold, dtype=np.float64)
+    others = np.setdiff1d(np.arange(len(label_vecs)), cols)
+    extra = others[np.linspace(0, len(others) - 1, min(len(others), LEVEL_LABELS)).astype(int)]
+    cal = thresholds_for(store, vectors, only, label_vecs[np.concatenate([cols, extra])], background, logit_scale)
+    return Calibration(cal.multi[:len(cols)], cal.single[:len(cols)], cal.match_level)
 
 
 SCORE_BLOCK = 8192  # images scored per matrix product: an (8192, labels) block stays in cache-sized memory
@@ -81,23 +73,14 @@ _INSERT_TAG = ("INSERT INTO tags (image_id, label_id, set_version, model_id, mod
                "VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
-def _scored(vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, thr: np.ndarray, logit_scale: float,
-            mode: str) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def _scored(vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, thr: Calibration | np.ndarray,
+            logit_scale: float, mode: str) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Per block of images: (images scored, image ids, label columns, scores, cosines) of the tags it gets."""
     for ids_all, vecs_all in _batches(vectors, only):
         for start in range(0, len(ids_all), SCORE_BLOCK):
             ids, cos = ids_all[start:start + SCORE_BLOCK], vecs_all[start:start + SCORE_BLOCK] @ label_vecs.T
-            if mode == "multi":
-                img, lab = np.nonzero(cos >= thr[None, :])
-                hit = cos[img, lab]
-                score = sigmoid(logit_scale * (hit - thr[lab]))
-            else:
-                probs = softmax(logit_scale * cos)
-                best = probs.argmax(axis=1)
-                rows = np.arange(len(ids))
-                keep = cos[rows, best] >= thr[best]  # "none of these": the best label must pass its own threshold
-                img, lab = rows[keep], best[keep]
-                hit, score = cos[img, lab], probs[img, lab]
+            img, lab, score = assign(cos, thr, logit_scale, mode)
+            hit = cos[img, lab]
             yield len(ids), ids[img], lab, score, hit
 
 
@@ -124,8 +107,9 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
     report.labels_computed = len(todo)
     if todo:
         cols = np.array(todo) if mode == "multi" else np.arange(len(label_rows))
-        thr = thresholds_for(store, vectors, only, label_vecs[cols], background, threshold)
-        report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, thr)}
+        thr = _thresholds(store, vectors, only, label_vecs, cols, background, threshold, logit_scale)
+        shown = thr if isinstance(thr, np.ndarray) else thr.multi if mode == "multi" else thr.single
+        report.thresholds = {label_rows[c].name: float(t) for c, t in zip(cols, shown)}
         todo_ids = [label_rows[i].id for i in todo]
         label_ids = np.array([label_rows[c].id for c in cols], dtype=np.int64)
         total = len(only) if only is not None else vectors.ntotal

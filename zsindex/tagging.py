@@ -3,28 +3,7 @@
 Tagging never decodes or embeds an image: it streams the stored image vectors
 from SQL in batches and multiplies them by the label vectors.
 
-Calibration (multi-label mode). A raw cosine cut-off does not transfer between
-labels or models: each label's cosines sit in their own narrow band. So each
-label gets its own threshold, from its own score distribution over the images
-being tagged: images that show the label form an upper mode, the rest a lower
-one, and Otsu's method puts the threshold where the two are best separated.
-Often there are three groups (images showing the label, images showing
-something like it, the rest): when the upper side of the split is itself
-clearly two modes, the threshold moves to the split between those.
-Otsu needs both modes to be sizeable; when the upper side holds less than
-``MIN_MODE_SHARE`` of the images, or the two sides are not clearly apart
-(Ashman's D below ``MIN_SEPARATION``), the label is treated as rare: its
-threshold is the median plus ``OUTLIER_Z`` robust standard deviations, so
-only images that stand out from the bulk get it, and a label no image shows
-tags nothing ("none of these"). A label absent from the library can still look bimodal (images fall
-into groups for reasons of their own), so a second check compares it with a
-background prompt ("a photo of a thing."): a label that is really seen varies
-from image to image in its own direction, while the vector of a label the
-images do not show is mostly the generic photo direction and moves with the
-background. If less than ``MIN_SPECIFICITY`` of a label's spread remains once
-the background score is subtracted, the label tags nothing. Scores are
-reported as ``sigmoid(logit_scale · (cosine - threshold))``, 0.5 at the
-threshold. ``--threshold`` replaces all this with one raw cosine.
+Calibration (how each label's threshold is found) lives in calibration.py.
 """
 
 from __future__ import annotations
@@ -47,14 +26,6 @@ from .store import Store, now
 if TYPE_CHECKING:
     from .embedder import Embedder
 
-BINS = 2000  # histogram resolution over cosine [-1, 1]: 0.001
-# Ashman's D between the two sides of the split. Splitting one normal mode in half gives
-# D = 2.65, so clearly separated modes must beat that comfortably.
-MIN_SEPARATION = 3.0
-MIN_SPECIFICITY = 0.7  # std(cos - background cos) / std(cos), see above
-MIN_MODE_SHARE = 0.05  # below this share of images, Otsu's split is unreliable: use the outlier rule
-OUTLIER_Z = 4.0
-NESTED_MIN_IMAGES = 10  # both groups of a nested split hold at least this many images (see nested_thresholds)
 MIN_CALIBRATION_IMAGES = 50  # below this, score distributions say little: the report warns
 BACKGROUND = Label("none of these", ("thing", "object"))
 
@@ -172,99 +143,6 @@ def cached_label_vectors(store: Store, model_id: int, label_set: LabelSet,
                 for i, v in zip(todo, fresh)])
         found.update((keys[i], v) for i, v in zip(todo, fresh))
     return np.stack([found[k] for k in keys])
-
-
-# -- calibration --------------------------------------------------------------------------------
-def _bin(cos: np.ndarray) -> np.ndarray:
-    return np.clip(((cos + 1.0) * (BINS / 2)).astype(np.int64), 0, BINS - 1)
-
-
-class LabelStats:
-    """Streaming per-label statistics: cosine histograms, and spreads with and without the background."""
-
-    def __init__(self, n_labels: int) -> None:
-        self.n = 0
-        self.hist = np.zeros((n_labels, BINS), dtype=np.int64)
-        self.sums = np.zeros((4, n_labels))  # sum cos, sum cos^2, sum margin, sum margin^2
-        self._offsets = np.arange(n_labels, dtype=np.int64) * BINS
-
-    def update(self, cos: np.ndarray, background: np.ndarray | None = None) -> None:
-        flat = np.bincount((_bin(cos) + self._offsets[None, :]).ravel(), minlength=self.hist.size)
-        self.hist += flat.reshape(self.hist.shape)
-        margin = cos - (background[:, None] if background is not None else 0.0)
-        self.sums += [cos.sum(0), (cos**2).sum(0), margin.sum(0), (margin**2).sum(0)]
-        self.n += len(cos)
-
-    def specificity(self) -> np.ndarray:
-        """std(cos - background) / std(cos) per label (1 when no background was given)."""
-        n = max(self.n, 1)
-        var = self.sums[1] / n - (self.sums[0] / n) ** 2
-        var_margin = self.sums[3] / n - (self.sums[2] / n) ** 2
-        return np.sqrt(np.maximum(var_margin, 0) / np.maximum(var, 1e-12))
-
-
-def robust_thresholds(hist: np.ndarray, k: float = OUTLIER_Z) -> np.ndarray:
-    """Per label: median + k robust standard deviations (1.4826 x MAD) of its cosines.
-
-    For labels that only a few images show, the "absent" mode is nearly the
-    whole distribution and the images that show the label are its outliers.
-    """
-    centres = (np.arange(BINS) + 0.5) / (BINS / 2) - 1.0
-    w = hist.astype(np.float64)
-    half = w.sum(axis=1, keepdims=True) / 2
-    median = centres[np.argmax(np.cumsum(w, axis=1) >= half, axis=1)]
-    dev = np.abs(centres[None, :] - median[:, None])
-    order = np.argsort(dev, axis=1)
-    rows = np.arange(len(w))[:, None]
-    cum = np.cumsum(w[rows, order], axis=1)
-    mad = dev[rows, order][rows[:, 0], np.argmax(cum >= half, axis=1)]
-    return median + k * 1.4826 * np.maximum(mad, 1.0 / BINS)
-
-
-def nested_thresholds(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Otsu's split, moved up to a second split of the upper side when that side is itself two clear modes.
-
-    A label's scores often fall into three groups: images that show it, images
-    that show something like it ("a red square" for the label "red circle"),
-    and the rest. The first split separates the rest; when what lies above it
-    splits again with Ashman's D of at least ``MIN_SEPARATION``, the images
-    that really show the label are the top group, provided both groups hold at
-    least ``NESTED_MIN_IMAGES`` images (two or three images make any split look
-    clear). Returns the threshold and the separation of the first split (which
-    decides whether the label is rare).
-    """
-    cut, separation = otsu_thresholds(hist)
-    above = hist.copy()
-    above[np.arange(BINS)[None, :] < _bin(cut)[:, None]] = 0
-    upper_cut, upper_separation = otsu_thresholds(above)
-    top = np.where(np.arange(BINS)[None, :] >= _bin(upper_cut)[:, None], above, 0).sum(axis=1)
-    enough = (top >= NESTED_MIN_IMAGES) & (above.sum(axis=1) - top >= NESTED_MIN_IMAGES)
-    nested = (separation >= MIN_SEPARATION) & (upper_separation >= MIN_SEPARATION) & enough
-    return np.where(nested, upper_cut, cut), separation
-
-
-def otsu_thresholds(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per label: Otsu threshold (a cosine) and Ashman's D between the two modes it separates."""
-    centres = (np.arange(BINS) + 0.5) / (BINS / 2) - 1.0
-    w = hist.astype(np.float64)
-    total = w.sum(axis=1, keepdims=True)
-    w0 = np.cumsum(w, axis=1)
-    m0 = np.cumsum(w * centres, axis=1)
-    s0 = np.cumsum(w * centres**2, axis=1)
-    w1, m1, s1 = total - w0, m0[:, -1:] - m0, s0[:, -1:] - s0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu0, mu1 = m0 / w0, m1 / w1
-        between = w0 * w1 * (mu0 - mu1) ** 2
-        between[(w0 == 0) | (w1 == 0)] = -1
-        split = between.argmax(axis=1)
-        rows = np.arange(len(hist))
-        a, b = w0[rows, split], w1[rows, split]
-        var0 = s0[rows, split] / a - mu0[rows, split] ** 2
-        var1 = s1[rows, split] / b - mu1[rows, split] ** 2
-        d = np.sqrt(2) * np.abs(mu1[rows, split] - mu0[rows, split]) / np.sqrt(np.maximum(var0 + var1, 1e-12))
-    thresholds = centres[split] + 1.0 / BINS  # the upper edge of the last bin of the lower mode
-    share = np.where(total[:, 0] > 0, b / np.maximum(total[:, 0], 1), 0)
-    return thresholds, np.where(share >= MIN_MODE_SHARE, np.nan_to_num(d), 0.0)
 
 
 @dataclass

@@ -1,12 +1,24 @@
 """The FAISS vector index: a rebuildable cache of the vectors held in SQL.
 
-Inner product over unit vectors (= cosine); FAISS ids are SQL image ids. Up to
-``IVF_THRESHOLD`` vectors the index is exact (``IndexIDMap2`` over a flat
-index). Larger libraries are rebuilt as an inverted-file index (IVF, about
-4·sqrt(N) lists, ``NPROBE`` lists searched), which is approximate but scans a
-small fraction of the vectors; a filtered search widens nprobe until it has k
-results. The file is saved atomically next to a small JSON file that records
-the SQL generation it matches; a missing or stale file is rebuilt.
+Inner product over unit vectors (= cosine); FAISS ids are SQL image ids. Three
+kinds, chosen by size unless the index records one (``zsindex rebuild --kind``):
+
+- ``flat`` (below ``IVF_THRESHOLD``): exact (``IndexIDMap2`` over a flat index).
+- ``ivf`` (up to ``PQ_THRESHOLD``): an inverted file (about 4·sqrt(N) lists,
+  ``NPROBE`` searched) holding full float32 vectors; approximate, but it scans
+  a small fraction of them.
+- ``ivfpq`` (above): an inverted file of product-quantised codes, ``m`` bytes
+  per vector instead of 4·d, so 100M vectors need gigabytes, not hundreds of
+  them. Codes only approximate the scores, so a search asks FAISS for
+  ``RERANK`` times more candidates and ranks those again exactly from the
+  vectors stored in SQL: hits keep their true cosine scores, and recall is
+  that of the candidate list.
+
+A filtered search widens nprobe until it has k results. The file is saved
+atomically next to a small JSON file that records the SQL generation it
+matches; a missing or stale file is rebuilt. A search process maps the file
+into memory instead of reading it (IVF kinds), so it starts at once however
+large the index; a writer loads it whole.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -26,7 +38,33 @@ if TYPE_CHECKING:
 FAISS_NAME = "vectors.faiss"
 META_NAME = "vectors.json"
 IVF_THRESHOLD = 200_000
+PQ_THRESHOLD = 2_000_000
 NPROBE = 32
+RERANK = 10  # candidates fetched per wanted hit from a product-quantised index
+KINDS = ("flat", "ivf", "ivfpq")
+KIND_STATE = "vector_kind"  # store state key: the kind chosen by `zsindex rebuild --kind`
+
+
+class ExactVectors(Protocol):
+    """Where exact vectors come from when the FAISS index holds only codes (SQL, in the library)."""
+
+    def by_ids(self, ids: np.ndarray) -> np.ndarray: ...
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+
+class StoredVectors:
+    """Exact vectors of a model read from the store, by id or in chunks."""
+
+    def __init__(self, store: "Store", model_id: int) -> None:
+        self.store = store
+        self.model_id = model_id
+
+    def by_ids(self, ids: np.ndarray) -> np.ndarray:
+        return self.store.vectors_by_ids(self.model_id, ids)
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.store.indexed_vectors(self.model_id, batch=size)
 
 
 def _faiss() -> Any:
@@ -36,29 +74,65 @@ def _faiss() -> Any:
     return faiss
 
 
-def new_faiss_index(dim: int, training: np.ndarray | None = None) -> Any:
-    """Exact flat index, or a trained IVF index when given enough training vectors."""
+def choose_kind(n: int) -> str:
+    """The kind an index of n vectors gets when none is recorded."""
+    return "flat" if n < IVF_THRESHOLD else "ivf" if n < PQ_THRESHOLD else "ivfpq"
+
+
+def pq_bytes(dim: int) -> int:
+    """Bytes of a PQ code: one per 8 dimensions, at most 64, and a divisor of dim (equal sub-vectors)."""
+    return max(m for m in range(1, min(64, max(1, dim // 8)) + 1) if dim % m == 0)
+
+
+def new_faiss_index(dim: int, training: np.ndarray | None = None, kind: str = "flat") -> Any:
+    """An empty index of this kind; IVF kinds are trained on ``training`` (a sample of the vectors)."""
     faiss = _faiss()
 
-    if training is None or len(training) < IVF_THRESHOLD:
+    if kind == "flat" or training is None or len(training) == 0:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    nlist = int(4 * math.sqrt(len(training)))
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    n = len(training)
+    if kind == "ivf":
+        nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        per_list = 64
+    else:
+        # Fewer lists than IVF-flat: scanning codes is cheap, and training cost grows with the lists.
+        nlist = max(1, min(int(math.sqrt(n)), n // 39))
+        m = pq_bytes(dim)
+        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, 8 if n >= 256 * 39 else 4,
+                                 faiss.METRIC_INNER_PRODUCT)
+        index.cp.niter = 10  # the PQ codebooks: ten k-means rounds are enough once candidates are re-ranked
+        per_list = 40
     rng = np.random.default_rng(0)
-    sample = training[rng.choice(len(training), size=min(len(training), 64 * nlist), replace=False)]
-    ivf.train(np.ascontiguousarray(sample))
-    ivf.nprobe = NPROBE
-    return ivf
+    sample = training[rng.choice(n, size=min(n, max(per_list * nlist, 10_000)), replace=False)]
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    # A quantised index has fewer, longer lists; recall is bound by the lists probed, not by the codes
+    # (re-ranking fixes those), so it probes about 3% of them.
+    index.nprobe = NPROBE if kind == "ivf" else min(nlist, max(NPROBE, nlist // 32))
+    return index
 
 
 class VectorIndex:
-    def __init__(self, dim: int, index: Any = None) -> None:
+    def __init__(self, dim: int, index: Any = None, *, mapped: bool = False) -> None:
         faiss = _faiss()
 
         self.dim = dim
         self._faiss = faiss
         self.index = index if index is not None else new_faiss_index(dim)
-        self.ivf = faiss.try_extract_index_ivf(self.index) if not isinstance(self.index, faiss.IndexIDMap2) else None
+        ivf = faiss.try_extract_index_ivf(self.index) if not isinstance(self.index, faiss.IndexIDMap2) else None
+        self.ivf = None if ivf is None else faiss.downcast_index(ivf)
+        self.mapped = mapped  # a read-only memory map of the file: search only
+        self.exact: ExactVectors | None = None  # set by the owner; needed by a quantised index
+
+    @property
+    def kind(self) -> str:
+        if self.ivf is None:
+            return "flat"
+        return "ivfpq" if isinstance(self.ivf, self._faiss.IndexIVFPQ) else "ivf"
+
+    @property
+    def quantised(self) -> bool:
+        return self.kind == "ivfpq"
 
     @property
     def ntotal(self) -> int:
@@ -83,6 +157,30 @@ class VectorIndex:
         """
         k = max(1, min(k, self.ntotal)) if self.ntotal else 1
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.quantised:
+            return self._reranked(q, k, ids)
+        return self._search(q, k, ids)
+
+    def _reranked(self, q: np.ndarray, k: int, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from the codes, ranked again by their exact vectors (true cosine scores)."""
+        if self.exact is None:
+            raise RuntimeError("a product-quantised index needs its exact vectors to rank candidates")
+        wide = min(self.ntotal, max(k * RERANK, 100))
+        _, cand = self._search(q, wide, ids)
+        pool = np.unique(cand[cand >= 0])  # one lookup for every query's candidates
+        scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        found = np.full((len(q), k), -1, dtype=np.int64)
+        if not len(pool):
+            return scores, found
+        exact = self.exact.by_ids(pool) @ q.T  # (candidates, queries)
+        for row in range(len(q)):
+            mine = np.searchsorted(pool, cand[row][cand[row] >= 0])
+            order = mine[np.argsort(-exact[mine, row], kind="stable")[:k]]
+            scores[row, :len(order)] = exact[order, row]
+            found[row, :len(order)] = pool[order]
+        return scores, found
+
+    def _search(self, q: np.ndarray, k: int, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         selector = None if ids is None else self._faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         if self.ivf is None:
             params = None if selector is None else self._faiss.SearchParameters(sel=selector)
@@ -97,7 +195,15 @@ class VectorIndex:
             nprobe = min(self.ivf.nlist, nprobe * 4)
 
     def batches(self, size: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every (ids, vectors) held, in chunks, straight from FAISS memory (no SQL, no decoding)."""
+        """Every (ids, vectors) held, in chunks, straight from FAISS memory (no SQL, no decoding).
+
+        A quantised index holds codes, not vectors: its chunks come from the exact source (SQL).
+        """
+        if self.quantised:
+            if self.exact is None:
+                raise RuntimeError("a product-quantised index needs its exact vectors to stream them")
+            yield from self.exact.batches(size)
+            return
         if self.ivf is None:
             flat = self._faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
             n = self.ntotal
@@ -137,44 +243,81 @@ class VectorIndex:
         self._faiss.write_index(self.index, str(tmp))
         os.replace(tmp, folder / FAISS_NAME)
         meta_tmp = folder / (META_NAME + ".tmp")
-        meta_tmp.write_text(json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim}))
+        meta_tmp.write_text(json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
+                                        "kind": self.kind}))
         os.replace(meta_tmp, folder / META_NAME)
 
     @classmethod
-    def load(cls, folder: Path, dim: int, generation: int) -> "VectorIndex | None":
-        """The saved index if it matches this generation, else None (missing, stale or broken)."""
+    def load(cls, folder: Path, dim: int, generation: int, *, mapped: bool = False,
+             kind: str | None = None) -> "VectorIndex | None":
+        """The saved index if it matches this generation (and kind, when given), else None.
+
+        ``mapped`` maps an IVF file read-only instead of reading it: pages come in as
+        searches touch them, so a search process starts at once however large the file.
+        """
         faiss = _faiss()
 
         try:
             meta = json.loads((folder / META_NAME).read_text())
             if meta.get("generation") != generation or meta.get("dim") != dim:
                 return None
-            index = faiss.read_index(str(folder / FAISS_NAME))
+            if kind is not None and meta.get("kind", "flat") != kind:
+                return None
+            flat = meta.get("kind", "flat") == "flat"  # a flat index is small: read it, so it stays writable
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped and not flat else 0
+            index = faiss.read_index(str(folder / FAISS_NAME), flags)
         except (OSError, ValueError, RuntimeError):
             return None
         if index.ntotal != meta.get("ntotal"):
             return None
-        return cls(dim, index)
+        return cls(dim, index, mapped=bool(flags))
 
     @classmethod
-    def build(cls, dim: int, ids: np.ndarray, vecs: np.ndarray) -> "VectorIndex":
-        """A fresh index over these vectors: exact below IVF_THRESHOLD, IVF above."""
-        vi = cls(dim, new_faiss_index(dim, vecs if len(vecs) >= IVF_THRESHOLD else None))
-        if len(ids):
-            vi.index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)  # type: ignore[attr-defined]
+    def build(cls, dim: int, ids: np.ndarray, vecs: np.ndarray, kind: str | None = None) -> "VectorIndex":
+        """A fresh index over these vectors, of the given kind or the one chosen by size."""
+        kind = kind or choose_kind(len(vecs))
+        vi = cls(dim, new_faiss_index(dim, vecs if kind != "flat" else None, kind))
+        vi.add(ids, vecs)
         return vi
 
     @classmethod
-    def rebuild(cls, store: "Store", model_id: int, dim: int) -> "VectorIndex":
-        chunks = list(store.indexed_vectors(model_id))
-        if not chunks:
-            return cls(dim)
-        return cls.build(dim, np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]))
+    def rebuild(cls, store: "Store", model_id: int, dim: int, kind: str | None = None) -> "VectorIndex":
+        """Rebuilt from SQL in two passes: a training sample, then the vectors chunk by chunk.
+
+        Never holds more than one chunk of the library beside the sample, so a library larger
+        than memory can be rebuilt as a quantised index.
+        """
+        n = store.count_indexed(model_id)
+        kind = kind or store.get_state(KIND_STATE) or choose_kind(n)
+        sample = _training_sample(store.indexed_vectors(model_id), n) if kind != "flat" and n else None
+        vi = cls(dim, new_faiss_index(dim, sample, kind))
+        del sample
+        for ids, vecs in store.indexed_vectors(model_id):
+            vi.add(ids, vecs)
+        vi.exact = StoredVectors(store, model_id)
+        return vi
 
 
-def open_vectors(store: "Store", model_id: int, dim: int, generation: int) -> tuple[VectorIndex, bool]:
-    """Load the FAISS cache of this generation, else rebuild it from SQL. Returns (index, rebuilt)."""
-    loaded = VectorIndex.load(store.folder, dim, generation)
-    if loaded is not None:
-        return loaded, False
-    return VectorIndex.rebuild(store, model_id, dim), True
+def _training_sample(chunks: Iterator[tuple[np.ndarray, np.ndarray]], n: int,
+                     size: int = 200_000) -> np.ndarray:
+    """A uniform random sample of at most ``size`` vectors taken from each chunk in proportion."""
+    rng = np.random.default_rng(0)
+    keep = min(1.0, size / max(n, 1))
+    parts = [vecs[rng.random(len(vecs)) < keep] for _, vecs in chunks]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def open_vectors(store: "Store", model_id: int, dim: int, generation: int,
+                 writable: bool = True) -> tuple[VectorIndex, bool]:
+    """Load the FAISS cache of this generation, else rebuild it from SQL. Returns (index, rebuilt).
+
+    Not ``writable``: a large file is memory-mapped read-only (a searcher's start-up).
+    """
+    loaded = VectorIndex.load(store.folder, dim, generation, mapped=not writable,
+                              kind=store.get_state(KIND_STATE) or None)
+    if loaded is None:
+        loaded, rebuilt = VectorIndex.rebuild(store, model_id, dim), True
+    else:
+        rebuilt = False
+    loaded.exact = StoredVectors(store, model_id)
+    return loaded, rebuilt

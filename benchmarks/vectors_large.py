@@ -1,0 +1,141 @@
+"""Large vector indexes: the compressed IVF-PQ kind at 1M and 5M vectors against exact search.
+
+    python benchmarks/vectors_large.py [--sizes 1000000,5000000] [--queries 200] [--dim 512]
+
+For each size, builds a real index (SQLite file) of synthetic unit vectors,
+clustered like real embeddings, rebuilds its FAISS file as `ivfpq` through
+`Library.rebuild("ivfpq")` (two passes over SQL: a training sample, then the
+vectors chunk by chunk), and measures:
+
+- memory per vector: the FAISS file's bytes per vector (codes, ids, lists,
+  quantisers), and the growth of this process's resident memory when the file
+  is read whole (what a writer holds);
+- build time of the FAISS file from SQL;
+- search p50/p99 through the library's path (candidates from the codes,
+  exact re-ranking from the vectors in SQL), and recall@10 of that result
+  against exact search over every vector (computed by streaming SQL);
+- cold start: a new `python` process that opens the index (file memory-mapped),
+  searches once with a stored vector and prints the hits, from process start
+  to result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import REPO, report, synthetic_library
+
+COLD = """
+import sys, time
+import numpy as np
+from zsindex.library import Library
+lib = Library(sys.argv[1], create=False)
+q = np.frombuffer(bytes.fromhex(sys.argv[2]), dtype=np.float32)[None, :]
+scores, ids = lib.vectors().search(q, 10)
+print(ids[0][0], lib.vectors().mapped)
+"""
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def exact_top10(lib, model_id: int, queries: np.ndarray) -> list[set[int]]:
+    """Exact top-10 ids per query, streaming every stored vector from SQL."""
+    best_s = np.full((len(queries), 10), -np.inf, dtype=np.float32)
+    best_i = np.full((len(queries), 10), -1, dtype=np.int64)
+    for ids, vecs in lib.store.indexed_vectors(model_id, batch=100_000):
+        s = vecs @ queries.T  # (chunk, Q)
+        all_s = np.concatenate([best_s, s.T], axis=1)
+        all_i = np.concatenate([best_i, np.broadcast_to(ids, (len(queries), len(ids)))], axis=1)
+        top = np.argpartition(-all_s, 10, axis=1)[:, :10]
+        best_s = np.take_along_axis(all_s, top, axis=1)
+        best_i = np.take_along_axis(all_i, top, axis=1)
+    return [set(row.tolist()) for row in best_i]
+
+
+def figures_at(n: int, dim: int, n_queries: int, work: Path) -> list[dict]:
+    rng = np.random.default_rng(n)
+    t = time.perf_counter()
+    lib, model, _ = synthetic_library(work / f"index-{n}", n, dim, rng)
+    fill_s = time.perf_counter() - t
+    t = time.perf_counter()
+    lib.rebuild("ivfpq")
+    build_s = time.perf_counter() - t
+    faiss_bytes = (lib.folder / "vectors.faiss").stat().st_size
+    sample_ids = np.sort(rng.choice(np.arange(1, n + 1), n_queries, replace=False))
+    base = lib.store.vectors_by_ids(model.id, sample_ids)
+    queries = base + 0.1 * rng.normal(size=base.shape).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = exact_top10(lib, model.id, queries)
+
+    from zsindex.library import Library
+
+    before = rss_mb()
+    vi = Library(lib.folder, create=False).vectors(save=True)  # read whole, as a writer would
+    in_memory_mb = rss_mb() - before
+    assert vi.kind == "ivfpq" and not vi.mapped
+    del vi
+    searcher = Library(lib.folder, create=False).vectors()  # memory-mapped, as a search process
+    times, recalls = [], []
+    for q, want in zip(queries, truth):
+        t = time.perf_counter()
+        _, found = searcher.search(q[None, :], 10)
+        times.append(time.perf_counter() - t)
+        recalls.append(len(want & set(found[0].tolist())) / 10)
+    cold = []
+    for q in queries[:5]:
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", COLD, str(lib.folder), q.astype(np.float32).tobytes().hex()],
+                             capture_output=True, text=True, check=True, cwd=REPO)
+        cold.append(time.perf_counter() - t)
+        assert out.stdout.split()[1] == "True", out.stdout
+    tag = f"{n}_ivfpq"
+    ms = [x * 1000 for x in times]
+    return [
+        {"figure": f"faiss_file_bytes_per_vector_{tag}", "value": round(faiss_bytes / n, 1), "unit": "bytes"},
+        {"figure": f"rss_growth_per_vector_loaded_{tag}", "value": round(in_memory_mb * 2**20 / n, 1),
+         "unit": "bytes"},
+        {"figure": f"build_seconds_{tag}", "value": round(build_s, 1), "unit": "s"},
+        {"figure": f"search_p50_{tag}", "value": round(float(np.percentile(ms, 50)), 2), "unit": "ms"},
+        {"figure": f"search_p99_{tag}", "value": round(float(np.percentile(ms, 99)), 2), "unit": "ms"},
+        {"figure": f"recall_at_10_reranked_{tag}", "value": round(float(np.mean(recalls)), 4), "unit": "fraction"},
+        {"figure": f"cold_start_search_process_median_{tag}", "value": round(float(np.median(cold)), 2),
+         "unit": "s"},
+        {"figure": f"sql_fill_seconds_not_timed_{tag}", "value": round(fill_s, 1), "unit": "s"},
+    ]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="1000000,5000000", help="comma-separated vector counts")
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--workdir", type=Path, default=None, help="where the temporary indexes go (needs ~2.2 KB/vector)")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="zsindex-bench-", dir=args.workdir))
+    figures: list[dict] = []
+    try:
+        for n in (int(x) for x in args.sizes.split(",")):
+            figures += figures_at(n, args.dim, args.queries, work)
+            shutil.rmtree(work / f"index-{n}", ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report("vectors_large", figures, dim=args.dim, queries=args.queries)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

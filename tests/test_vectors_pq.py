@@ -1,0 +1,144 @@
+"""The compressed (IVF-PQ) vector index: candidates from codes, exact scores from SQL, kinds kept, files mapped."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import insert
+
+from zsindex import schema as s
+from zsindex.cli import cli
+from zsindex.library import Library
+from zsindex.store import now
+from zsindex.vectors import META_NAME, VectorIndex, choose_kind, pq_bytes
+
+DIM = 64
+
+
+def _clustered(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, DIM)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n)] + 0.5 * rng.normal(size=(n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _library(folder, x: np.ndarray) -> Library:
+    """A real index whose SQL holds these vectors, as an ingest would have left them."""
+    lib = Library(folder)
+    model = lib.store.bind_model("test/synthetic", "synthetic", None, DIM)
+    stamp = now()
+    with lib.store.session() as session:
+        session.execute(insert(s.Image), [
+            {"path": f"/lib/{i:05d}.jpg", "size": 1, "mtime_ns": 1, "sha256": f"{i:064d}",
+             "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp} for i in range(len(x))])
+        session.execute(insert(s.Vector), [
+            {"model_id": model.id, "sha256": f"{i:064d}", "vector": v.tobytes()} for i, v in enumerate(x)])
+        lib.store.bump_generation(session)
+    return lib
+
+
+@pytest.fixture(scope="module")
+def pq_library(tmp_path_factory):
+    x = _clustered(6000, seed=3)
+    lib = _library(tmp_path_factory.mktemp("pq"), x)
+    assert lib.rebuild("ivfpq") == len(x)
+    return lib, x
+
+
+def _ids_by_path(lib: Library) -> np.ndarray:
+    """SQL image ids in the order of the synthetic vectors."""
+    with lib.store.session() as session:
+        rows = session.execute(s.Image.__table__.select().order_by(s.Image.path)).all()
+    return np.array([r.id for r in rows], dtype=np.int64)
+
+
+def test_kind_chosen_by_size_and_code_size():
+    assert [choose_kind(n) for n in (10, 199_999, 200_000, 1_999_999, 2_000_000)] == \
+        ["flat", "flat", "ivf", "ivf", "ivfpq"]
+    assert pq_bytes(512) == 64 and pq_bytes(768) == 64 and pq_bytes(64) == 8 and 96 % pq_bytes(96) == 0
+
+
+def test_ivfpq_returns_true_cosine_scores_and_near_exact_hits(pq_library):
+    lib, x = pq_library
+    vi = lib.vectors()
+    assert vi.kind == "ivfpq" and vi.quantised
+    ids = _ids_by_path(lib)
+    rng = np.random.default_rng(9)
+    q = x[rng.integers(0, len(x), 50)] + 0.2 * rng.normal(size=(50, DIM)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    scores, found = vi.search(q, 10)
+    recalls = []
+    for row in range(len(q)):
+        exact = x @ q[row]
+        truth = set(ids[np.argsort(-exact)[:10]].tolist())
+        recalls.append(len(truth & set(found[row].tolist())) / 10)
+        # every score is the exact cosine of the hit, best first: codes only chose the candidates
+        hit_rows = np.searchsorted(ids, found[row])
+        np.testing.assert_allclose(scores[row], exact[hit_rows], atol=1e-5)
+        assert (np.diff(scores[row]) <= 1e-7).all()
+    assert np.mean(recalls) >= 0.95
+
+
+def test_ivfpq_filtered_search_keeps_to_the_selection(pq_library):
+    lib, x = pq_library
+    ids = _ids_by_path(lib)
+    chosen = ids[::500]  # 12 scattered images
+    scores, found = lib.vectors().search(x[:1], 10, chosen)
+    assert set(found[0].tolist()) <= set(chosen.tolist()) and (found[0] >= 0).all()
+    exact = x[::500] @ x[0]
+    np.testing.assert_allclose(scores[0], np.sort(exact)[::-1][:10], atol=1e-5)
+
+
+def test_ivfpq_streams_exact_vectors_for_tagging(pq_library):
+    lib, x = pq_library
+    got = {int(i): v for b_ids, b_x in lib.vectors().batches(size=1000) for i, v in zip(b_ids, b_x)}
+    ids = _ids_by_path(lib)
+    assert set(got) == set(ids.tolist())
+    np.testing.assert_array_equal(np.stack([got[int(i)] for i in ids]), x)
+
+
+def test_kind_is_recorded_kept_by_rebuilds_and_reported(tmp_path):
+    x = _clustered(1500, seed=4)
+    lib = _library(tmp_path / "idx", x)
+    lib.rebuild("ivfpq")
+    assert lib.rebuild() == len(x) and lib.vectors().kind == "ivfpq"  # kept without --kind
+    assert json.loads((tmp_path / "idx" / META_NAME).read_text())["kind"] == "ivfpq"
+    assert lib.status()["vector_index"] == "ivfpq"
+    lib.rebuild("auto")
+    assert lib.vectors().kind == "flat"  # 1,500 vectors: exact
+
+
+def test_search_process_maps_the_file_and_a_writer_gets_it_in_memory(pq_library, tmp_path):
+    lib, x = pq_library
+    fresh = Library(lib.folder)  # a new process's view: loads the saved file
+    vi = fresh.vectors()
+    assert vi.mapped and vi.kind == "ivfpq"
+    before = vi.search(x[:3], 5)
+    writer = fresh.vectors(save=True)
+    assert not writer.mapped
+    after = writer.search(x[:3], 5)
+    np.testing.assert_array_equal(before[1], after[1])
+    # the in-memory copy takes changes, as an ingest needs
+    writer.remove([int(after[1][0, 0])])
+    assert writer.ntotal == len(x) - 1
+
+
+def test_rebuild_kind_from_the_cli_gives_the_same_search_results(tmp_path, world):
+    runner = CliRunner()
+    index = tmp_path / "idx"
+    folder = world[0][0].parent
+    res = runner.invoke(cli, ["ingest", str(folder), "--index", str(index), "-m", "demo", "-q"])
+    assert res.exit_code == 0, res.output
+    flat = runner.invoke(cli, ["search", "a red circle", "--index", str(index), "--json", "-k", "8"])
+    assert flat.exit_code == 0, flat.output
+    res = runner.invoke(cli, ["rebuild", "--kind", "ivfpq", "--index", str(index)])
+    assert res.exit_code == 0 and "rebuilt" in res.output
+    assert VectorIndex.load(index, 64, Library(index).store.generation()).kind == "ivfpq"
+    pq = runner.invoke(cli, ["search", "a red circle", "--index", str(index), "--json", "-k", "8"])
+    # a small library is re-ranked whole, so the compressed index gives the exact answer
+    assert pq.output == flat.output
+    bad = runner.invoke(cli, ["rebuild", "--kind", "hnsw", "--index", str(index)])
+    assert bad.exit_code == 2

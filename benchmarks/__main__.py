@@ -19,12 +19,20 @@ RUNS = {
     "search": [],
     "tag": [],
     "serve": [],
+    "vs_rclip": [],
+    "precision": [],
+    "ingest_memory": [],
+    "vectors_large": [],
 }
 QUICK = {
     "ingest": ["--files", "60"],
     "search": ["--sizes", "10000,100000", "--queries", "50"],
     "tag": ["--images", "100000", "--labels", "200"],
     "serve": ["--sizes", "100000", "--queries", "30", "--repeats", "100"],
+    "vs_rclip": ["--rounds", "1"],
+    "precision": ["--per-pair", "10"],
+    "ingest_memory": ["--sizes", "300,3000"],
+    "vectors_large": ["--sizes", "100000", "--queries", "50"],
 }
 
 
@@ -50,7 +58,8 @@ def main() -> int:
         result = json.loads(done.stdout[done.stdout.index("{"):])
         (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         for fig in result["figures"]:
-            print(f"{name:7s} {fig['figure']:45s} {fig['value']} {fig['unit']}")
+            rest = {k: v for k, v in fig.items() if k not in ("figure", "value", "unit")}
+            print(f"{name:7s} {fig['figure']:45s} {fig.get('value', '')} {fig.get('unit', '')} {rest or ''}".rstrip())
     return 1 if failed else 0
 
 

@@ -1,7 +1,7 @@
 """The ONNX Runtime embedder: an open_clip model exported once per model identity, then run without torch.
 
 Export (the only step that needs torch): both towers of the loaded open_clip
-model go to ONNX (opset 18) in a folder under ``$ZSINDEX_HOME/onnx``, named
+model go to ONNX (opset 18, weights in a file beside each graph) in a folder under ``$ZSINDEX_HOME/onnx``, named
 by a hash of the model identity, beside the settings a run needs (image size,
 normalisation, context length, logit scale) and the tokenizer's merges file.
 Before the folder is kept, the exported towers are run on test inputs and
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from .embedder import ModelSource, OpenClipEmbedder
 
-EXPORT_FORMAT = 1  # bump when the export layout or settings change: old exports are then ignored
+EXPORT_FORMAT = 2  # bump when the export layout or settings change: old exports are then ignored
 OPSET = 18
 MIN_COSINE = 0.9999
 PRECISIONS = config.PRECISIONS
@@ -65,7 +65,8 @@ def read_export(identity: str) -> dict[str, Any] | None:
     folder = export_dir(identity)
     try:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
-        complete = all(os.access(folder / f, os.R_OK) for f in ("image.onnx", "text.onnx"))
+        complete = all(os.access(folder / f, os.R_OK) for f in ("image.onnx", "text.onnx", "image.onnx.data",
+                                                                 "text.onnx.data"))
     except (OSError, ValueError):
         return None
     if meta.get("identity") != identity or not complete:
@@ -129,6 +130,23 @@ def _export_towers(emb: "OpenClipEmbedder", folder: Path) -> None:
                                   opset_version=OPSET, dynamo=False)
     finally:
         torch.backends.mha.set_fastpath_enabled(fast)
+    _weights_beside(folder)
+
+
+def _weights_beside(folder: Path) -> None:
+    """Move each tower's weights to a file of their own beside the graph.
+
+    ONNX Runtime then reads them as raw tensor data instead of parsing them
+    out of one large protobuf message, which made creating the text tower's
+    session (254 MB for ViT-B-32) about half of a new query's time.
+    """
+    import onnx
+
+    for name in ("image", "text"):
+        path = folder / f"{name}.onnx"
+        model = onnx.load(str(path))
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=f"{name}.onnx.data", size_threshold=1024)
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -22,7 +22,8 @@ CACHE_NAME = "file-hashes.json"
 MAX_ENTRIES = 200
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, streamed in 1 MiB blocks (never read whole into memory)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

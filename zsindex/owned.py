@@ -14,13 +14,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import IO
 
 from .errors import ForeignFileError
+from .filehash import sha256_file
 from .lock import LOCK_NAME
 from .store import DB_NAME
 from .vectors import FAISS_NAME, META_NAME
@@ -59,14 +59,6 @@ def check_new_output(path: Path, force: bool = False) -> None:
                                f"another name, or pass force=True to replace it")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class MadeFiles:
     """The files a command made under a folder, by relative path and SHA-256, kept in a marker file."""
 
@@ -92,7 +84,7 @@ class MadeFiles:
         if not (path.exists() or path.is_symlink()):
             return
         recorded = self.made.get(self._rel(path))
-        if recorded is None or path.is_symlink() or not path.is_file() or file_sha256(path) != recorded:
+        if recorded is None or path.is_symlink() or not path.is_file() or sha256_file(path) != recorded:
             raise ForeignFileError(
                 f"{path} exists and {self.who} did not make it{' (or it changed since)' if recorded else ''}; "
                 f"it is left as it is: choose another folder, or move it away yourself")
@@ -104,7 +96,7 @@ class MadeFiles:
         self.made.pop(self._rel(path), None)
 
     def record(self, path: Path) -> None:
-        self.made[self._rel(path)] = file_sha256(path)
+        self.made[self._rel(path)] = sha256_file(path)
 
     def save(self) -> None:
         tmp = self.marker.with_name(self.marker.name + ".tmp")

@@ -23,13 +23,13 @@ is streamed from disk in blocks, never read whole into memory.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ImageError
+from .filehash import sha256_file
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -60,13 +60,6 @@ def sample_times(duration: float) -> list[float]:
     n = min(MAX_FRAMES, max(MIN_FRAMES, math.ceil(duration / 60 * FRAMES_PER_MINUTE)))
     return [duration * (i + 0.5) / n for i in range(n)]
 
-
-def file_sha256(path: str, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _format_name(path: str, container: Any) -> str:
@@ -99,7 +92,7 @@ def read_video(path: str, target: int | None = 224, max_megapixels: float = 180.
     try:
         if os.path.getsize(path) == 0:
             raise ImageError("empty file (0 bytes)")
-        digest = file_sha256(path)
+        digest = sha256_file(path)  # streamed from disk, never read whole
         with av.open(path, metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise ImageError("no video stream")

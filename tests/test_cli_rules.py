@@ -133,3 +133,18 @@ def test_progress_bars_only_on_a_terminal(tiny, tmp_path):
                                  "--workers", "0"])
     assert r.exit_code == 0, r.output
     assert "img/s" not in r.stderr and "\r" not in r.stderr  # stderr is not a terminal here: no bar
+
+
+def test_every_index_command_exits_1_with_a_message_for_a_missing_index(tiny, tmp_path, monkeypatch):
+    """Exit codes as documented on every command: no index is a fault of the environment (1), never a traceback."""
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    missing = str(tmp_path / "no-index")
+    creators = {"ingest", "labels add"}  # these make the index
+    for args in runs(tiny, 0):
+        name = " ".join(args[:2]) if args[0] == "labels" else args[0]
+        if "--index" not in args or name in creators:
+            continue
+        args = [missing if a == tiny["index"] else a for a in args]
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 1, (name, r.output)
+        assert "no index at" in r.stderr and "Traceback" not in r.output, (name, r.output)

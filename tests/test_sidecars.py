@@ -209,8 +209,10 @@ def test_cli_write_dry_run_json_and_remove(photos, tmp_path):
     report = json.loads(result.stdout)
     assert (report["created"], report["updated"], report["dry_run"]) == (4, 2, True)
     assert dt.read_bytes() == before and not Path(str(paths[2]) + ".xmp").exists()
-    result = runner.invoke(cli, ["sidecars", "write", "-l", "shapes", "--index", index, "-q"])
-    assert result.exit_code == 0 and result.stdout.startswith("created 4, updated 2, unchanged 0")
+    result = runner.invoke(cli, ["sidecars", "write", "-l", "shapes", "--index", index, "-q", "--csv"])
+    header, row = result.stdout.splitlines()[:2]
+    assert result.exit_code == 0 and header.startswith("created,updated,unchanged,deleted,skipped")
+    assert row.startswith("4,2,0,0,0,")
     result = runner.invoke(cli, ["sidecars", "remove", "--index", index, "--json"])
     assert json.loads(result.stdout)["deleted"] == 4 and dt.read_bytes() != before  # same content, new layout
     assert xmp.keywords_of(xmp.XmpDoc.from_bytes(dt.read_bytes())) == xmp.keywords_of(xmp.XmpDoc.from_bytes(before))

@@ -22,14 +22,11 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     assert "zsindex/models/shapes-tiny/open_clip_model.safetensors" in names
     assert "zsindex/migrations/env.py" in names and "zsindex/migrations/versions/0001_initial_schema.py" in names
     venv = tmp_path / "venv"
-    # The installed wheel alone: a checkout on PYTHONPATH (with the zsindex.egg-info the build leaves
-    # there) would make pip skip the install as "already installed" and the venv import the checkout.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=env)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     # The fresh venv must not see the checkout: with PYTHONPATH pointing at it (as when testing a worktree),
     # pip takes zsindex for installed already (the build leaves zsindex.egg-info there) and skips the wheel.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=env)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     # As the Makefile does: the pip bundled with Python 3.11.7 (23.2) installs a wheel with an SPDX
     # License-Expression but silently leaves out its console script.
     for args in (["--upgrade", "pip"], ["torch==2.13.0", "torchvision==0.28.0"], [str(wheel)]):

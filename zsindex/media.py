@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -171,9 +170,9 @@ def _raw_exif(data: bytes) -> dict[str, Any]:
     from .images import _exif_meta
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _exif_meta(Image.open(io.BytesIO(data)))
+        # No warnings.catch_warnings() here: decoding runs in several threads, and that context manager
+        # swaps the process-wide filter list, so threads would restore each other's lists (see ingest.py).
+        return _exif_meta(Image.open(io.BytesIO(data)))
     except Exception:  # CR3, RAF, CRW...: not TIFF; their preview may carry EXIF instead
         return {}
 

@@ -23,6 +23,7 @@ RUNS = {
     "precision": [],
     "ingest_memory": [],
     "vectors_large": [],
+    "media": ["--shots", "12"],
 }
 QUICK = {
     "ingest": ["--files", "60"],
@@ -33,6 +34,7 @@ QUICK = {
     "precision": ["--per-pair", "10"],
     "ingest_memory": ["--sizes", "300,3000"],
     "vectors_large": ["--sizes", "100000", "--queries", "50"],
+    "media": ["--shots", "3", "--video-minutes", "0.5", "--video-size", "640x360"],
 }
 
 

@@ -66,6 +66,24 @@ def test_red_circles_come_first(client):
     assert body["k"] == 5 and body["offset"] == 0 and body["query"]["q"] == "a red circle"
 
 
+def test_shots_group_and_keyword_filter(private):
+    client, index, pics = private
+    reds = sorted(p for p in Path(pics).rglob("*red-circle*.png"))
+    twin = reds[0].with_suffix(".jpg")  # the same shot in two formats, as RAW + JPEG pairs are
+    Image.open(reds[0]).convert("RGB").save(twin, quality=95)
+    r = client.post("/api/ingest", json={})
+    assert r.status_code == 202, r.text
+    wait_job(client, r.json()["id"])
+    loose = names(search(client, q="a red circle", k=40)["results"])
+    assert reds[0].name in loose and twin.name in loose
+    grouped = search(client, q="a red circle", k=40, group_stems=True)["results"]
+    stems = [Path(r["path"]).stem for r in grouped]
+    assert stems.count(reds[0].stem) == 1
+    hit = next(r for r in grouped if Path(r["path"]).stem == reds[0].stem)
+    assert hit["also"] == [(twin if Path(hit["path"]).suffix == ".png" else reds[0]).name]
+    assert search(client, q="a red circle", keyword="no-such-keyword")["results"] == []
+
+
 def test_paging_is_stable(client):
     whole = search(client, q="a green square", k=20)["results"]
     pages = [search(client, q="a green square", k=5, offset=o)["results"] for o in (0, 5, 10, 15)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -83,7 +84,8 @@ def labels_images(name: SetName, label: Annotated[str | None, Query(max_length=5
                   k: Annotated[int, Query(ge=1, le=200)] = 24, offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
                   svc: Service = Depends(service)) -> dict[str, Any]:
     pairs = svc.reader.label_images(name, label or None, k, offset)
-    return {"results": _results(svc, pairs), "k": k, "offset": offset, "query": {"label_set": name, "label": label}}
+    hits = [SimpleNamespace(id=i, score=s) for i, s in pairs]
+    return {"results": _results(svc, hits), "k": k, "offset": offset, "query": {"label_set": name, "label": label}}
 
 
 @router.post("/ingest", summary="Start an incremental ingest of the served roots (a job)", status_code=202,

@@ -37,26 +37,35 @@ class SearchParams(BaseModel):
     before: str | None = Field(None, max_length=40, description="Taken before")
     camera: str | None = Field(None, max_length=200)
     format: str | None = Field(None, max_length=20)
-    tag: str | None = Field(None, max_length=500, description="Only images tagged with this label")
+    tag: str | None = Field(None, max_length=500, description="Only images tagged with this label (or SET:LABEL)")
+    keyword: str | None = Field(None, max_length=500, description="Only images the user keyworded so")
+    group_stems: bool = Field(False, description="One hit per shot: IMG_1.CR2 + IMG_1.JPG count once")
     k: int = Field(24, ge=1, le=200)
     offset: int = Field(0, ge=0, le=100_000)
     min_score: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
 
     def cleaned(self) -> "SearchParams":
-        blank = {name: None for name in ("q", "path", "after", "before", "camera", "format", "tag")
+        blank = {name: None for name in ("q", "path", "after", "before", "camera", "format", "tag", "keyword")
                  if isinstance(getattr(self, name), str) and not getattr(self, name).strip()}
         nots = [t for t in self.not_ if t.strip()]
         return self.model_copy(update={**blank, "not_": nots})
 
 
-def _results(svc: Service, pairs: list[tuple[int, float]]) -> list[dict[str, Any]]:
-    meta = svc.reader.describe([i for i, _ in pairs], svc.roots())
+def _results(svc: Service, hits: list[Any]) -> list[dict[str, Any]]:
+    """Result rows; a video's hit carries the time of its best frame, a grouped shot its other files' names."""
+    meta = svc.reader.describe([h.id for h in hits], svc.roots())
     out = []
-    for image_id, score in pairs:
-        m = meta.get(image_id)
-        if m is not None:
-            out.append({**{k: m[k] for k in ("id", "path", "width", "height", "taken", "format", "camera")},
-                        "score": round(float(score), 6), "thumbnail": f"/api/images/{image_id}/thumbnail?size=256"})
+    for hit in hits:
+        m = meta.get(hit.id)
+        if m is None:
+            continue
+        row = {**{k: m[k] for k in ("id", "path", "width", "height", "taken", "format", "camera")},
+               "score": round(float(hit.score), 6), "thumbnail": f"/api/images/{hit.id}/thumbnail?size=256"}
+        if getattr(hit, "seconds", None) is not None:
+            row["time"] = round(float(hit.seconds), 3)
+        if getattr(hit, "also", ()):
+            row["also"] = [os.path.basename(p) for p in hit.also]  # same folder: the name says which file
+        out.append(row)
     return out
 
 
@@ -67,12 +76,13 @@ def run_search(svc: Service, p: SearchParams, upload: Any = None) -> dict[str, A
     if p.q is None and p.like is None and upload is None:
         raise UsageError("give a query text q, an image id like, or upload an image")
     filters = Filters(path=p.path, after=parse_date(p.after, "after"), before=parse_date(p.before, "before"),
-                      camera=p.camera, format=p.format, tag=p.tag)
+                      camera=p.camera, format=p.format, tag=p.tag, keyword=p.keyword)
     likes = [svc.reader.image_source(p.like)] if p.like is not None else []
 
     def search(extra: list[Any]) -> list[Any]:
         return svc.reader.search(p.q, like=likes + extra, not_=p.not_, not_weight=p.not_weight, k=p.k,
-                                 offset=p.offset, min_score=p.min_score, filters=filters)
+                                 offset=p.offset, min_score=p.min_score, filters=filters,
+                                 group_stems=p.group_stems)
 
     if upload is not None:
         with saved_upload(upload, svc.settings.max_upload_megapixels) as path:
@@ -82,7 +92,7 @@ def run_search(svc: Service, p: SearchParams, upload: Any = None) -> dict[str, A
     query = p.model_dump(by_alias=True, exclude_none=True)
     if upload is not None:
         query["upload"] = safe_name(upload.filename)
-    return {"results": _results(svc, [(h.id, h.score) for h in hits]), "k": p.k, "offset": p.offset, "query": query}
+    return {"results": _results(svc, hits), "k": p.k, "offset": p.offset, "query": query}
 
 
 @router.get("/status", summary="Model, counts, sizes, recent runs, label sets, server mode")

@@ -93,7 +93,7 @@ RESTRICTED_SCRIPT = textwrap.dedent("""
                                if args[0] in ("ingest", "search") else
                                [a.format(images=images) for a in args] + ["--index", index])
         crash = r.exception is not None and not isinstance(r.exception, SystemExit)
-        out[name] = [r.exit_code, r.output[-600:], repr(r.exception) if crash else None]
+        out[name] = [r.exit_code, r.output[-20000:], repr(r.exception) if crash else None]
     print(json.dumps(out))
 """)
 
@@ -250,7 +250,7 @@ FULL_DISK_PY = textwrap.dedent("""
                        "status": ["status"]}.items():
         r = CliRunner().invoke(cli, args + ["--index", index])
         crash = r.exception is not None and not isinstance(r.exception, SystemExit)
-        out[name] = [r.exit_code, r.output[-600:], repr(r.exception) if crash else None]
+        out[name] = [r.exit_code, r.output[-20000:], repr(r.exception) if crash else None]
     print(json.dumps(out))
 """)
 

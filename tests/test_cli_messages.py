@@ -214,7 +214,10 @@ def test_ctrl_c_exits_130_and_status_says_interrupted(tmp_path, workers, to_grou
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "zsindex", "ingest", str(tmp_path / "p"), "--index", str(index),
                              "-m", "demo", "--batch-size", "1", "--workers", str(workers)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True,
+                            # A runner started in the background (CI, `cmd &`) may hand down SIGINT ignored, and
+                            # Python then installs no KeyboardInterrupt handler: give the child a terminal's default.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:

@@ -1,7 +1,7 @@
 """sidecars and user keywords
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0004
 Create Date: 2026-11-26 22:00:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import zsindex.schema  # noqa: F401  (custom column types such as FsPath)
 
 revision = '0006'
-down_revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

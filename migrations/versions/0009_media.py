@@ -6,7 +6,7 @@ its FAISS id is an offset of its row id); files that are not images are
 listed so that status and errors can say what was left out.
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0007
 Create Date: 2026-11-26 22:00:00
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic import op
 import zsindex.schema
 
 revision = '0009'
-down_revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

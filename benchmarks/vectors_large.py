@@ -22,6 +22,7 @@ vectors chunk by chunk), and measures:
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -42,6 +43,10 @@ q = np.frombuffer(bytes.fromhex(sys.argv[2]), dtype=np.float32)[None, :]
 scores, ids = lib.vectors().search(q, 10)
 print(ids[0][0], lib.vectors().mapped)
 """
+
+
+def note(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def rss_mb() -> float:
@@ -71,15 +76,18 @@ def figures_at(n: int, dim: int, n_queries: int, work: Path) -> list[dict]:
     t = time.perf_counter()
     lib, model, _ = synthetic_library(work / f"index-{n}", n, dim, rng)
     fill_s = time.perf_counter() - t
+    note(f"{n:,}: SQL filled in {fill_s:.0f} s; building ivfpq")
     t = time.perf_counter()
     lib.rebuild("ivfpq")
     build_s = time.perf_counter() - t
+    note(f"{n:,}: built in {build_s:.0f} s; exact top-10 of {n_queries} queries")
     faiss_bytes = (lib.folder / "vectors.faiss").stat().st_size
     sample_ids = np.sort(rng.choice(np.arange(1, n + 1), n_queries, replace=False))
     base = lib.store.vectors_by_ids(model.id, sample_ids)
     queries = base + 0.1 * rng.normal(size=base.shape).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     truth = exact_top10(lib, model.id, queries)
+    note(f"{n:,}: searching")
 
     from zsindex.library import Library
 
@@ -133,7 +141,7 @@ def main() -> int:
             shutil.rmtree(work / f"index-{n}", ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report("vectors_large", figures, dim=args.dim, queries=args.queries)
+    report("vectors_large", figures, dim=args.dim, queries=args.queries, load_average_at_end=os.getloadavg())
     return 0
 
 

@@ -145,10 +145,11 @@ class BestFrames:
 
 def mean_vector(session: Session, model_id: int, path: str) -> np.ndarray | None:
     """An indexed video as one query vector (--like VIDEO): the normalised mean of its frames' vectors."""
-    blobs = session.scalars(
-        select(s.Vector.vector).join(s.Frame, s.Frame.sha256 == s.Vector.sha256)
-        .join(s.Image, s.Image.id == s.Frame.image_id)
-        .where(s.Image.path == path, s.Image.status == s.STATUS_INDEXED, s.Vector.model_id == model_id)).all()
+    from .store import by_key
+
+    blobs = list(by_key(session, model_id, session.execute(
+        select(s.Frame.id, s.Frame.sha256).join(s.Image, s.Image.id == s.Frame.image_id)
+        .where(s.Image.path == path, s.Image.status == s.STATUS_INDEXED))).values())
     if not blobs:
         return None
     mean = np.mean([np.frombuffer(b, dtype=np.float32) for b in blobs], axis=0)
@@ -158,13 +159,13 @@ def mean_vector(session: Session, model_id: int, path: str) -> np.ndarray | None
 # -- exact vectors (re-ranking a quantised index, counting) ------------------------------------------------
 def vector_blobs(session: Session, model_id: int, faiss_ids: list[int]) -> dict[int, bytes]:
     """FAISS id of a frame -> its stored vector (bytes)."""
+    from .store import CHUNK, by_key
+
     rows = [i - FRAME_ID_BASE for i in faiss_ids if i >= FRAME_ID_BASE]
     out: dict[int, bytes] = {}
-    for start in range(0, len(rows), 500):
-        out.update((FRAME_ID_BASE + fid, blob) for fid, blob in session.execute(
-            select(s.Frame.id, s.Vector.vector)
-            .join(s.Vector, (s.Vector.sha256 == s.Frame.sha256) & (s.Vector.model_id == model_id))
-            .where(s.Frame.id.in_(rows[start:start + 500]))))
+    for start in range(0, len(rows), CHUNK):
+        out.update(by_key(session, model_id, ((FRAME_ID_BASE + fid, sha) for fid, sha in session.execute(
+            select(s.Frame.id, s.Frame.sha256).where(s.Frame.id.in_(rows[start:start + CHUNK]))))))
     return out
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from . import schema as s
 from .keywords import fold
-from .store import Store
+from .store import CHUNK, Store, by_key
 
 MIN_EXAMPLES = 5  # positives and negatives a label needs before its threshold is learnt from them
 DEFAULT_CUTOFFS = (0.1, 0.2, 0.3, 0.4)
@@ -47,11 +47,10 @@ def examples(store: Store, labels: Sequence[str], model_id: int) -> Examples:
             truth[row[image_id], column[f]] = True
         vecs = np.zeros((len(ids), 0), dtype=np.float32)
         got: dict[int, bytes] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500].tolist()
-            got.update(session.execute(
-                select(s.Image.id, s.Vector.vector).join(s.Vector, s.Vector.sha256 == s.Image.sha256)
-                .where(s.Image.id.in_(chunk), s.Vector.model_id == model_id)).all())
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK].tolist()
+            got.update(by_key(session, model_id, session.execute(
+                select(s.Image.id, s.Image.sha256).where(s.Image.id.in_(chunk)))))
     if len(ids):
         vecs = np.stack([np.frombuffer(got[int(i)], dtype=np.float32) for i in ids])
     return Examples(ids, truth, list(labels), vecs)

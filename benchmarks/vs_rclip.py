@@ -121,6 +121,10 @@ class Zsindex:
                     "HF_HUB_OFFLINE": "1"}
         for name in ("ZSINDEX_MODEL", "ZSINDEX_PRETRAINED", "ZSINDEX_INDEX"):
             self.env.pop(name, None)
+        # An installed program runs from compiled bytecode (pip compiles rclip's at install; zsindex's is
+        # written on its first run). Where PYTHONDONTWRITEBYTECODE is set, as in some sandboxes, every
+        # zsindex run would compile its modules again: about 0.1 s that no installed copy pays.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.rounds = 0
 
     def cli(self, *args: str) -> list[str]:

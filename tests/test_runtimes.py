@@ -6,6 +6,7 @@ import functools
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def test_zero_shot_scores_equal_open_clip_classifier(runtime, torch_demo, world)
         pixels = torch.stack([preprocess(load_pixels(p, torch_demo.image_size)) for p in paths])
         feats = model.encode_image(pixels, normalize=True)
         want = (model.logit_scale.exp() * feats @ weights).softmax(dim=-1).numpy()
-    emb = load_embedder("demo", runtime=runtime)
+    emb = load_embedder("demo", runtime=runtime, precision="fp32")
     assert emb.runtime == runtime
     got = classify(paths, names, embedder=emb)
     for row, result in zip(want, got):
@@ -114,21 +115,69 @@ def test_an_export_that_disagrees_is_refused(torch_demo, monkeypatch, tmp_path):
         load_embedder("demo", runtime="onnx")
 
 
-def test_int8_is_explicit_recorded_and_kept(tmp_path):
+def test_precision_is_recorded_kept_and_int8_by_default_on_onnx(tmp_path):
     photos = tmp_path / "photos"
     draw(photos, ["red-circle", "blue-square"])
-    lib = Library(tmp_path / "index", model="demo", precision="int8")
+    lib = Library(tmp_path / "index", model="demo")  # no choice: ONNX Runtime, int8 image tower
     lib.ingest([photos], workers=0)
-    assert lib.embedder.precision == "int8"
+    assert (lib.embedder.runtime, lib.embedder.precision) == ("onnx", "int8")
     assert lib.status()["model"]["precision"] == "int8"
     with pytest.raises(ModelMismatchError, match="int8"):
         Library(tmp_path / "index", model="demo", precision="fp32").ingest([photos], workers=0)
-    again = Library(tmp_path / "index", model="demo")  # no flag: the index's own precision
+    exact = Library(tmp_path / "fp32", model="demo", precision="fp32")
+    exact.ingest([photos], workers=0)
+    assert exact.status()["model"]["precision"] == "fp32"
     draw(photos, ["green-star"], seed=2)
+    again = Library(tmp_path / "fp32", model="demo")  # no flag: the index's own precision, not the default
     again.ingest([photos], workers=0)
-    assert again.embedder.precision == "int8"
-    plain = Library(tmp_path / "fp32", model="demo")
-    plain.ingest([photos], workers=0)
-    assert plain.status()["model"]["precision"] == "fp32"
+    assert again.embedder.precision == "fp32" and again.status()["model"]["precision"] == "fp32"
+    assert load_embedder("demo", runtime="torch").precision == "fp32"
     with pytest.raises(Exception, match="onnx"):
         load_embedder("demo", runtime="torch", precision="int8")
+
+
+def test_a_refused_export_runs_torch_fp32_unless_int8_was_asked_for(torch_demo, monkeypatch, tmp_path):
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(runtime_onnx, "MIN_COSINE", 1.5)
+    with pytest.raises(ModelError):
+        runtime_onnx.export(torch_demo)
+    emb = load_embedder("demo")
+    assert (emb.runtime, emb.precision) == ("torch", "fp32")  # the default int8 is not forced on it
+    with pytest.raises(ModelError, match="ONNX Runtime"):
+        load_embedder("demo", precision="int8")  # never fp32 in silence when int8 was chosen
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_image_lanes_give_the_vectors_of_one_run(precision, world):
+    """A batch split over lanes (one single-threaded run per core, side by side) embeds as one run does."""
+    emb = load_embedder("demo", runtime="onnx", precision=precision)
+    images = [load_pixels(p, emb.image_size) for p, _ in world[:19]]
+    one = runtime_onnx.OnnxEmbedder(emb.identity, emb._meta, precision, batch_size=64)
+    one._towers.lanes = 1
+    many = runtime_onnx.OnnxEmbedder(emb.identity, emb._meta, precision, batch_size=64)
+    many._towers.lanes = 4  # 19 images: parts of 4 or 5, run by 4 threads
+    threads: set[str] = set()
+    session = many._towers._session("image")
+    plain_run = session.run
+    session.run = lambda *a, **k: (threads.add(threading.current_thread().name), plain_run(*a, **k))[1]
+    want, got = one.embed_images(images), many.embed_images(images)
+    assert len(threads) >= 2 and all(t.startswith("zsindex-embed") for t in threads)  # really side by side
+    assert not [t for t in threading.enumerate() if t.name.startswith("zsindex-embed")]  # and gone after
+    assert got.shape == want.shape == (19, emb.dim)
+    assert np.allclose(got, want, atol=1e-6)
+    alone = np.concatenate([one.embed_images([im]) for im in images[:3]])
+    assert np.allclose(alone, want[:3], atol=1e-6)  # an image's vector does not depend on its batch
+
+
+def test_optimized_graph_is_saved_once_and_gives_the_same_vectors(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    emb = load_embedder("demo", runtime="onnx", precision="fp32")
+    folder = runtime_onnx.export_dir(emb.identity)
+    texts = ["a red circle", "a blue square"]
+    first = emb.embed_texts(texts)
+    saved = folder / "text.opt.onnx"
+    assert saved.is_file() and not list(folder.glob(".opt-*"))  # moved into place, scratch removed
+    stamp = saved.stat().st_mtime_ns
+    again = runtime_onnx.OnnxEmbedder(emb.identity, emb._meta, "fp32")
+    assert np.allclose(again.embed_texts(texts), first, atol=1e-6)
+    assert saved.stat().st_mtime_ns == stamp  # read, not written again

@@ -123,7 +123,7 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
 @click.option("--batch-size", type=click.IntRange(min=1), default=config.DEFAULT_BATCH_SIZE, show_default=True,
               help="Images per model batch and per database transaction.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Decode threads (0: decode in the main thread)  [default: CPU cores - 1, at most 4]")
+              help="Decode threads (0: decode in the main thread)  [default: one per CPU core, at most 4]")
 @megapixels_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options

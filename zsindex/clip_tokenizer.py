@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 START, END = "<start_of_text>", "<end_of_text>"
 N_MERGES = 49152 - 256 - 2  # the merges CLIP's vocabulary was built with
+_PLAIN = re.compile(r"[ -%'-~]*")  # printable ASCII but "&"
 
 
 @lru_cache(maxsize=1)
@@ -48,12 +50,12 @@ class ClipTokenizer:
     def __init__(self, merges_file: Path, context_length: int = 77) -> None:
         import regex
 
+        # Kept as the file's own "a b" lines: building 49k tuples costs more than a whole query.
         lines = gzip.open(merges_file, "rt", encoding="utf-8").read().split("\n")[1:N_MERGES + 1]
-        merges = [tuple(line.split()) for line in lines]
         alphabet = list(byte_alphabet().values())
-        words = alphabet + [a + "</w>" for a in alphabet] + ["".join(m) for m in merges] + [START, END]
-        self.ids = {w: i for i, w in enumerate(words)}
-        self.rank = {m: i for i, m in enumerate(merges)}
+        words = alphabet + [a + "</w>" for a in alphabet] + [line.replace(" ", "") for line in lines] + [START, END]
+        self.ids = dict(zip(words, range(len(words))))
+        self.rank = dict(zip(lines, range(len(lines))))
         self.start, self.end = self.ids[START], self.ids[END]
         self.context_length = context_length
         self._words: dict[str, list[int]] = {}
@@ -62,9 +64,11 @@ class ClipTokenizer:
 
     @staticmethod
     def clean(text: str) -> str:
-        import ftfy
+        if not _PLAIN.fullmatch(text):  # ftfy changes nothing in printable ASCII without "&" (and costs an import)
+            import ftfy
 
-        text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+            text = ftfy.fix_text(text)
+        text = html.unescape(html.unescape(text)).strip()
         return " ".join(text.split()).lower()
 
     def _word(self, piece: str) -> list[int]:
@@ -79,13 +83,13 @@ class ClipTokenizer:
         symbols[-1] += "</w>"
         unknown = len(self.rank)
         while len(symbols) > 1:
-            pair = min(zip(symbols, symbols[1:]), key=lambda p: self.rank.get(p, unknown))
-            if pair not in self.rank:
+            a, b = min(zip(symbols, symbols[1:]), key=lambda p: self.rank.get(f"{p[0]} {p[1]}", unknown))
+            if f"{a} {b}" not in self.rank:
                 break
             merged: list[str] = []
             i = 0
             while i < len(symbols):  # merge every occurrence of the pair, left to right
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+                if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
                     merged.append(symbols[i] + symbols[i + 1])
                     i += 2
                 else:

@@ -320,25 +320,31 @@ def pick_runtime(runtime: str | None = None, device: str | None = None) -> str:
     return "onnx" if available() else "torch"
 
 
-def _load_onnx(name: str, tag: str | None, batch_size: int, precision: str, strict: bool) -> Any:
-    """The ONNX embedder, exporting the model first if needed; the torch model where auto cannot export it."""
+def _load_onnx(name: str, tag: str | None, batch_size: int, precision: str | None, strict: bool) -> Any:
+    """The ONNX embedder, exporting the model first if needed; the torch model where auto cannot export it.
+
+    Without a chosen precision the image tower runs in int8 (``config.DEFAULT_ONNX_PRECISION``; its
+    drift is measured in the README), and a model that cannot be exported runs on torch in fp32.
+    """
     from . import runtime_onnx
 
     quick = resolve_source(name, tag, check_tag=False)
     meta = runtime_onnx.read_export(quick.identity)
     if meta is None:
         reason = runtime_onnx.refused(quick.identity)
-        if reason and not strict:
-            return None
+        if reason and not strict:  # auto, refused before: torch, unless a precision only ONNX has was asked for
+            if precision in (None, "fp32"):
+                return None
+            raise ModelError(f"cannot run {name} on ONNX Runtime: {reason}")
         torch_model = OpenClipEmbedder(resolve_source(name, tag), "cpu", batch_size)
         try:
             meta = runtime_onnx.export(torch_model)
         except (ModelError, OSError) as e:  # refused, or no writable ZSINDEX_HOME to keep the export in
-            if strict or precision != "fp32":
+            if strict or precision not in (None, "fp32"):
                 raise ModelError(f"cannot run {name} on ONNX Runtime: {e}") from e
             return torch_model  # auto: this model runs on torch
         del torch_model
-    return runtime_onnx.OnnxEmbedder(quick.identity, meta, precision, batch_size)
+    return runtime_onnx.OnnxEmbedder(quick.identity, meta, precision or config.DEFAULT_ONNX_PRECISION, batch_size)
 
 
 def load_embedder(
@@ -359,10 +365,9 @@ def load_embedder(
     """
     name, tag = config.resolve_model(model, pretrained)
     chosen = pick_runtime(runtime, device)
-    precision = precision or "fp32"
-    if precision not in config.PRECISIONS:
+    if precision is not None and precision not in config.PRECISIONS:
         raise UsageError(f"precision= must be one of {', '.join(config.PRECISIONS)}, not {precision!r}")
-    if precision != "fp32" and chosen != "onnx":
+    if precision not in (None, "fp32") and chosen != "onnx":
         raise UsageError(f"precision={precision} runs on ONNX Runtime only; use runtime=onnx")
     embedder = None
     if chosen == "onnx":

@@ -32,8 +32,9 @@ def _as_list(value: Any) -> list:
 
 
 def default_workers() -> int:
-    """Decode threads: leave a core to the model, which is the slower stage on CPU."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
+    """Decode threads: one per core, at most 4. The model's lanes use every core too; the OS shares
+    them, and a decode thread that waits on the disk leaves its core to the model."""
+    return max(1, min(4, config.usable_cores()))
 
 
 class Library(SidecarsMixin, BrowseMixin):

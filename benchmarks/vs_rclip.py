@@ -136,7 +136,8 @@ class Zsindex:
         scratch.mkdir(exist_ok=True)
         for f in files[:2]:
             (scratch / f.name).symlink_to(f)
-        t = timed(self.cli("ingest", str(scratch), "--index", str(self.work / "warm-index"), "-q", "--model", ARCH,
+        t = timed(self.cli("ingest", str(scratch), "--follow-symlinks", "--index", str(self.work / "warm-index"), "-q",
+                           "--model", ARCH,
                            "--pretrained", str(self.ckpt), *self.extra), self.env)
         return round(t["seconds"], 1)
 

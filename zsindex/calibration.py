@@ -71,10 +71,13 @@ PREVALENT_SPECIFICITY = 0.7  # the same, for a label most images score in the ba
 EMPTY_GAP = 1.0  # logits: an empty stretch this wide sets a rare label's images apart
 MIN_RARE_IMAGES = 3  # a rare label's separated group holds at least this many images
 VALLEY_WINDOW = 0.25  # logits each side: density smoothing when looking for a valley
-VALLEY_DEPTH = 0.2  # a valley at most this share of the density of the peaks either side separates them
+VALLEY_DEPTH = 0.1  # a valley at most this share of the density of the peaks either side separates them
+# (0.2 let shallow dips among look-alikes pass for valleys: colour+shape labels on busy scenes were cut far too low)
 MODE_RATIO = 4.0  # a valley bounds one mode: at most this many times the images above its peak
 PEAK_MARGIN = 0.5  # logits below the match level: the cut where no valley sets the positives apart
 MOST_MARGIN = 0.25  # logits: a label whose median image is this close to the match level is cut at the band
+MOST_SHARE = 0.85  # ... and at least this share of all images scores in its band (look-alikes crowd the
+# band of a shape on busy scenes, where about half the images show it: there the band's bottom is too low)
 SMOOTH = 5  # bins each side, to find a mode's peak
 
 
@@ -200,7 +203,8 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
     edge = 0.5 / (BINS / 2)  # from a bin's centre to its lower edge
     cut = np.where(lone, gap_mid, _cut_below_peak(w, peak, start, anchor, per_logit))
     if level is not None:  # most images score at the match level: most show the label, so the band is it
-        cut = np.where(median >= anchor - int(MOST_MARGIN * per_logit), lo, cut)
+        most = (median >= anchor - int(MOST_MARGIN * per_logit)) & (in_band >= MOST_SHARE * n)
+        cut = np.where(most, lo, cut)
     multi = CENTRES[cut] - edge
     # Single mode: the softmax has already chosen among the labels; an image keeps its best label unless that
     # label is not shown or the image scores below its band ("none of these").

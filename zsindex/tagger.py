@@ -2,7 +2,8 @@
 
 Re-tagging is incremental: every label remembers the key its tags were made
 from (its prompts, the model, the library generation, the mode, threshold and
-filter). Labels whose key is unchanged are skipped; in multi-label mode adding
+filter, and the model's remembered match level when the set's calibration rested on
+it). Labels whose key is unchanged are skipped; in multi-label mode adding
 one label to a set therefore costs only that label's work. In single mode the
 softmax couples all labels of the set, so any change recomputes the set.
 """

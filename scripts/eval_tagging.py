@@ -17,6 +17,9 @@ image shows scores F1 1 when it tags nothing and 0 otherwise. As an index
 does, the run remembers the last match level a calibration found (make-ups
 and sets in the order listed) and offers it to sets with no clear mode.
 
+Seeds: the calibration's constants were tuned on --seed 1 to 7, 99 and 2024;
+the README reports --seed 500, 600 and 700, drawn after the method was fixed.
+
 Other programs import `MAKEUPS`, `embed_library` and `evaluate` (the tests do).
 """
 
@@ -193,14 +196,14 @@ def _f(r: dict[str, float]) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = ("| make-up | label set | mode | calibrated P / R / F1 | best fixed cut-off (F1) | "
+    head = ("| make-up | label set | mode | calibrated P / R / F1 | best fixed cut-off (F1) | F1 difference | "
             + " | ".join(f"cos ≥ {t} F1" for t in NAMED_CUTOFFS) + " |")
-    lines = [head, "|" + "---|" * (5 + len(NAMED_CUTOFFS))]
+    lines = [head, "|" + "---|" * (6 + len(NAMED_CUTOFFS))]
     for r in rows:
         cal, best = r["calibrated"], r["best fixed"]
         mark = "**" if cal["f1"] > best["f1"] + 0.005 else ""
         lines.append(f"| {r['makeup']} | {r['set']} | {r['mode']} | {mark}{_f(cal)}{mark} | "
-                     f"{best['cutoff']:.2f} ({best['f1']:.2f}) | "
+                     f"{best['cutoff']:.2f} ({best['f1']:.2f}) | {cal['f1'] - best['f1']:+.3f} | "
                      + " | ".join(f"{r[f'cosine>={t}']['f1']:.2f}" for t in NAMED_CUTOFFS) + " |")
     return "\n".join(lines)
 

@@ -2,7 +2,8 @@
 
 Re-tagging is incremental: every label remembers the key its tags were made
 from (its prompts, the model, the library generation, the mode, threshold and
-filter). Labels whose key is unchanged are skipped; in multi-label mode adding
+filter, and the model's remembered match level when the set's calibration rested on
+it). Labels whose key is unchanged are skipped; in multi-label mode adding
 one label to a set therefore costs only that label's work. In single mode the
 softmax couples all labels of the set, so any change recomputes the set.
 """
@@ -58,6 +59,16 @@ def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_ve
     return calibrate(stats, logit_scale, prior_level)
 
 
+def _level_state(model_id: int) -> str:
+    return f"match_level:{model_id}"
+
+
+def remembered_level(store: Store, model_id: int) -> float | None:
+    """The model's match level as the index remembers it (found on the last set with a clear mode)."""
+    value = store.get_state(_level_state(model_id))
+    return None if value is None else float(value)
+
+
 def _thresholds(store: Store, vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray, cols: np.ndarray,
                 background: np.ndarray, threshold: float | None, logit_scale: float,
                 model_id: int) -> Calibration | np.ndarray:
@@ -68,13 +79,12 @@ def _thresholds(store: Store, vectors: Any, only: np.ndarray | None, label_vecs:
         return np.full(len(cols), threshold, dtype=np.float64)
     others = np.setdiff1d(np.arange(len(label_vecs)), cols)
     extra = others[np.linspace(0, len(others) - 1, min(len(others), LEVEL_LABELS)).astype(int)]
-    key = f"match_level:{model_id}"
-    prior = store.get_state(key)
+    prior = remembered_level(store, model_id)
     cal = thresholds_for(store, vectors, only, label_vecs[np.concatenate([cols, extra])], background, logit_scale,
-                         None if prior is None else float(prior))
+                         prior)
     if cal.match_level is not None:
         with store.session() as session:
-            store.set_state(session, key, repr(cal.match_level))
+            store.set_state(session, _level_state(model_id), repr(cal.match_level))
     return Calibration(cal.multi[:len(cols)], cal.single[:len(cols)], cal.match_level, cal.level_used)
 
 
@@ -118,8 +128,12 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
     pkeys = [prompts_key(row_label(r), templates) for r in label_rows]
     base = (mode, threshold, model_id, store.generation(), filter_key) + ((sorted(supervised.items()),)
                                                                           if supervised else ())
-    keys = [_key(*base, pk if mode == "multi" else ",".join(pkeys)) for pk in pkeys]
-    todo = [i for i, r in enumerate(label_rows) if r.tagged_key != keys[i]]
+    # A label calibrated on the set's own match level does not depend on the remembered one; a label
+    # calibrated on the remembered level (no clear mode in the set) does, and a new level makes it due.
+    prior = remembered_level(store, model_id) if threshold is None else None
+    own, on_prior = ([_key(*base, level, pk if mode == "multi" else ",".join(pkeys)) for pk in pkeys]
+                     for level in ("own level", f"remembered level {prior!r}"))
+    todo = [i for i, r in enumerate(label_rows) if r.tagged_key not in (own[i], on_prior[i])]
     report.labels_reused = len(label_rows) - len(todo)
     report.labels_computed = len(todo)
     if todo:
@@ -154,6 +168,7 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
                     progress("tagging", report.images, total)
                 insert(*videos.fold(img, lab, score, cos))
             insert(*videos.rows())
+            keys = own if isinstance(thr, Calibration) and thr.match_level is not None else on_prior
             session.execute(update(s.LabelRow), [{"id": label_rows[i].id, "tagged_key": keys[i]} for i in todo])
     report.counts = tag_counts(store, [r.id for r in label_rows])
     report.seconds = time.perf_counter() - started

@@ -61,7 +61,7 @@ def _node_args(cpus: int) -> list[str]:
     ports = ["--node-manager-port", "--object-manager-port", "--metrics-export-port",
              "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port"]
     args = [f"{flag}={_free_port()}" for flag in ports]
-    return [*args, "--block", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--num-gpus=0",
+    return [*args, "--block", f"--num-cpus={cpus}", "--num-gpus=0",
             "--disable-usage-stats"]
 
 
@@ -88,7 +88,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         with contextlib.suppress(OSError):
             os.killpg(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 10  # Ray ends gracefully in seconds, or not for long: then SIGKILL
     while _sessions_alive(sids) and time.monotonic() < deadline:
         time.sleep(0.5)
     for pid in _sessions_alive(sids):  # a process that ignored SIGTERM or left the process group
@@ -100,16 +100,22 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def _wait_nodes(address: str, n: int, procs: list[subprocess.Popen], logs: Path, timeout: float) -> None:
-    """Wait until n nodes are alive, asking from a child process (this one stays free of a Ray connection)."""
-    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-             "print(sum(1 for n in ray.nodes() if n['Alive']))")
+    """Wait until every node says it started, then until n nodes are alive, asked from a child process
+    (this one stays free of a Ray connection; a connection tried before the head listens hangs)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = "Ray runtime started"
+    while not all(started in f.read_text(errors="replace") for f in logs.glob("*.log")):
         for p in procs:
             if p.poll() is not None:
                 raise RuntimeError(f"a Ray node exited with {p.returncode}: {_tail(logs)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Ray nodes did not start in {timeout:.0f} s: {_tail(logs)}")
+        time.sleep(0.5)
+    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+             "print(sum(1 for n in ray.nodes() if n['Alive']))")
+    while time.monotonic() < deadline:
         done = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True,
-                              env=node_env(), timeout=60)
+                              env=node_env(), timeout=max(10.0, deadline - time.monotonic()))
         if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == [str(n)]:
             return
         time.sleep(1)
@@ -122,7 +128,10 @@ def _tail(logs: Path) -> str:
 
 @contextlib.contextmanager
 def local_cluster(cpus_per_node: int = 2, hide: Path | None = None, timeout: float = 180) -> Iterator[str]:
-    """Start a head node and a second node; yield the head's address (HOST:PORT); stop both."""
+    """Start a head node and a second node; yield the head's address (HOST:PORT); stop both.
+
+    Ray turns 127.0.0.1 into this machine's own address (what other nodes would reach), so the nodes
+    listen there too, on ports of their own."""
     # Ray's socket paths must stay short (108 bytes): a folder of its own under /tmp, not pytest's tmp_path.
     work = Path(tempfile.mkdtemp(prefix="zsray-", dir="/tmp"))
     port = _free_port()
@@ -130,7 +139,7 @@ def local_cluster(cpus_per_node: int = 2, hide: Path | None = None, timeout: flo
     procs: list[subprocess.Popen] = []
     try:
         head = ["--head", f"--port={port}", f"--temp-dir={work / 't'}", "--include-dashboard=false",
-                f"--ray-client-server-port={_free_port()}", *_node_args(cpus_per_node)]
+                f"--dashboard-port={_free_port()}", *_node_args(cpus_per_node)]
         with open(work / "head.log", "wb") as log:
             procs.append(subprocess.Popen([str(RAY), "start", *head], env=node_env(), start_new_session=True,
                                           stdout=log, stderr=subprocess.STDOUT, cwd=work))

@@ -7,8 +7,9 @@ files (as in benchmarks/ingest.py), ingested into a fresh index locally and
 then through `ingest(..., ray_address=...)` on a cluster of two Ray nodes
 (`ray start --head` and `ray start --address`, both here, stopped at the end).
 Prints images/s of each, end to end (the cluster's figure includes connecting
-and starting its model actors, the local one loading the model), how far
-their vectors are apart, and the machine's load average before and after.
+and starting its model actors, the local one loading the model) and steady
+(from the first committed batch to the last), how far their vectors are
+apart, and the machine's load average before and after.
 On one machine the two nodes share its cores, so the cluster cannot beat
 the local ingest here: the figure shows what the cluster step costs.
 """
@@ -42,12 +43,17 @@ def vectors_by_path(lib: Library) -> dict[str, np.ndarray]:
     return {path: np.frombuffer(v, dtype=np.float32) for path, v in found}
 
 
-def timed_ingest(folder: Path, photos: Path, model: str, batch_size: int, address: str | None) -> tuple[float, Any]:
+def timed_ingest(folder: Path, photos: Path, model: str, batch_size: int, address: str | None) -> dict[str, Any]:
+    """End-to-end seconds, and images/s from the first committed batch to the last (start-up left out)."""
     lib = Library(folder, model=model, device="cpu", db=False)
+    marks: list[tuple[float, int]] = []
     t0 = time.perf_counter()
-    r = lib.ingest([photos], batch_size=batch_size, ray_address=address)
+    r = lib.ingest([photos], batch_size=batch_size, ray_address=address,
+                   progress=lambda _stage, done, _total: marks.append((time.perf_counter(), done)))
     seconds = time.perf_counter() - t0
-    return seconds, (lib, r)
+    first = next((m for m in marks if m[1] > 0), marks[-1])
+    steady = (marks[-1][1] - first[1]) / max(marks[-1][0] - first[0], 1e-9)
+    return {"seconds": seconds, "steady": steady, "lib": lib, "report": r}
 
 
 def main() -> int:
@@ -63,20 +69,22 @@ def main() -> int:
     load_before = os.getloadavg()
     try:
         make_library(work / "photos", args.files)
-        local_s, (local, r_local) = timed_ingest(work / "local", work / "photos", args.model, args.batch_size, None)
+        local = timed_ingest(work / "local", work / "photos", args.model, args.batch_size, None)
         t0 = time.perf_counter()
         with ray_cluster.local_cluster(cpus_per_node=args.cpus_per_node) as address:
             cluster_start_s = time.perf_counter() - t0
-            ray_s, (remote, r_ray) = timed_ingest(work / "ray", work / "photos", args.model, args.batch_size,
-                                                  address)
-        assert r_local.added == r_ray.added == args.files, (r_local.to_dict(), r_ray.to_dict())
-        a, b = vectors_by_path(local), vectors_by_path(remote)
+            remote = timed_ingest(work / "ray", work / "photos", args.model, args.batch_size, address)
+        assert local["report"].added == remote["report"].added == args.files
+        a, b = vectors_by_path(local["lib"]), vectors_by_path(remote["lib"])
         assert sorted(a) == sorted(b)
         diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+        local_s, ray_s = local["seconds"], remote["seconds"]
         report("ray_ingest", [
             {"figure": "local_images_per_second", "value": round(args.files / local_s, 2), "unit": "images/s"},
             {"figure": "cluster_images_per_second", "value": round(args.files / ray_s, 2), "unit": "images/s"},
             {"figure": "cluster_over_local", "value": round(local_s / ray_s, 3), "unit": "ratio"},
+            {"figure": "local_steady_images_per_second", "value": round(local["steady"], 2), "unit": "images/s"},
+            {"figure": "cluster_steady_images_per_second", "value": round(remote["steady"], 2), "unit": "images/s"},
             {"figure": "local_seconds", "value": round(local_s, 1), "unit": "s"},
             {"figure": "cluster_seconds", "value": round(ray_s, 1), "unit": "s"},
             {"figure": "cluster_start_seconds", "value": round(cluster_start_s, 1), "unit": "s"},

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -199,3 +200,17 @@ def test_ray_missing_names_the_extra(tmp_path, monkeypatch):
     assert result.exit_code == 1, result.output
     assert "pip install 'zsindex[ray]'" in result.output and "--ray" in result.output
 
+
+
+@needs_ray
+def test_an_address_nothing_listens_on_is_refused_at_once(tmp_path):
+    draw_many(tmp_path / "p", 2)
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    done = zsindex("ingest", str(tmp_path / "p"), "--index", str(tmp_path / "i"), "--model", "demo",
+                   "--ray", f"127.0.0.1:{port}", timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in done.stderr and "ray start --head" in done.stderr
+    assert time.monotonic() - started < 60

@@ -136,6 +136,7 @@ class RaySource:
         import ray
 
         if not ray.is_initialized():
+            self._check_reachable()
             try:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
@@ -143,6 +144,19 @@ class RaySource:
                                    "`ray start --head` or give its address (ray_address=HOST:PORT)") from None
             self._connected_here = True
         return ray
+
+    def _check_reachable(self) -> None:
+        """Refuse an address nothing listens on at once: Ray itself would retry it for minutes."""
+        import socket
+
+        if self.address == "auto":
+            return  # $RAY_ADDRESS or this machine's cluster: Ray says at once when there is none
+        host, _, port = self.address.split("://")[-1].rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
+        except (OSError, ValueError) as e:
+            raise ClusterError(f"cannot reach the Ray cluster at {self.address} ({e}); start one with "
+                               "`ray start --head` or give its head node's HOST:PORT (ray_address=)") from None
 
     def open(self, todo: Sequence[FileEntry]) -> int:
         """Connect, check that every node reads a sample of the files, start the model actors.

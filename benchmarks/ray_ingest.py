@@ -1,6 +1,6 @@
 """Ingest on a two-node Ray cluster started on this machine, against a local ingest of the same files.
 
-    python benchmarks/ray_ingest.py [--files 400] [--model demo] [--cpus-per-node 2] [--batch-size 16]
+    python benchmarks/ray_ingest.py [--files 400] [--model demo] [--workers N] [--cpus-per-node 2] [--batch-size 16]
 
 The camera JPEGs of ../shared/data/photos are copied to --files distinct
 files (as in benchmarks/ingest.py), ingested into a fresh index locally and
@@ -29,7 +29,7 @@ from common import report
 from ingest import make_library
 
 from tests import ray_cluster  # the tests' throw-away cluster (common puts the checkout on sys.path)
-from zsindex.library import Library
+from zsindex.library import Library, default_workers
 
 
 def vectors_by_path(lib: Library) -> dict[str, np.ndarray]:
@@ -43,12 +43,13 @@ def vectors_by_path(lib: Library) -> dict[str, np.ndarray]:
     return {path: np.frombuffer(v, dtype=np.float32) for path, v in found}
 
 
-def timed_ingest(folder: Path, photos: Path, model: str, batch_size: int, address: str | None) -> dict[str, Any]:
+def timed_ingest(folder: Path, photos: Path, model: str, batch_size: int, address: str | None,
+                 workers: int | None = None) -> dict[str, Any]:
     """End-to-end seconds, and images/s over the second half of the run."""
     lib = Library(folder, model=model, device="cpu", db=False)
     marks: list[tuple[float, int]] = []
     t0 = time.perf_counter()
-    r = lib.ingest([photos], batch_size=batch_size, ray_address=address,
+    r = lib.ingest([photos], batch_size=batch_size, ray_address=address, workers=workers,
                    progress=lambda _stage, done, _total: marks.append((time.perf_counter(), done)))
     seconds = time.perf_counter() - t0
     # From half-way to the end: start-up is over, and the files decoded ahead (up to 2 chunks per CPU
@@ -63,6 +64,8 @@ def main() -> int:
     p.add_argument("--files", type=int, default=400)
     p.add_argument("--model", default="demo")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=None,
+                   help="decode threads of the local ingest  [default: as zsindex ingest, CPU cores - 1]")
     p.add_argument("--cpus-per-node", type=int, default=2, help="CPUs each Ray node offers (Ray's --num-cpus)")
     args = p.parse_args()
     if not ray_cluster.available():
@@ -71,7 +74,7 @@ def main() -> int:
     load_before = os.getloadavg()
     try:
         make_library(work / "photos", args.files)
-        local = timed_ingest(work / "local", work / "photos", args.model, args.batch_size, None)
+        local = timed_ingest(work / "local", work / "photos", args.model, args.batch_size, None, args.workers)
         t0 = time.perf_counter()
         with ray_cluster.local_cluster(cpus_per_node=args.cpus_per_node) as address:
             cluster_start_s = time.perf_counter() - t0
@@ -91,7 +94,8 @@ def main() -> int:
             {"figure": "cluster_seconds", "value": round(ray_s, 1), "unit": "s"},
             {"figure": "cluster_start_seconds", "value": round(cluster_start_s, 1), "unit": "s"},
             {"figure": "max_vector_difference", "value": diff, "unit": "abs"},
-        ], files=args.files, model=args.model, batch_size=args.batch_size, ray_nodes=2,
+        ], files=args.files, model=args.model, local_workers=args.workers or default_workers(),
+            batch_size=args.batch_size, ray_nodes=2,
             cpus_per_node=args.cpus_per_node, load_average_before=[round(x, 2) for x in load_before],
             load_average_after=[round(x, 2) for x in os.getloadavg()])
     finally:

@@ -124,15 +124,15 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
               help="Images per model batch and per database transaction.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Decode threads (0: decode in the main thread)  [default: CPU cores - 1, at most 4]")
+@megapixels_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
               help="Decode and embed on a Ray cluster (ADDRESS: HOST:PORT; alone: the running one, or "
                    "$RAY_ADDRESS); every node must read the files at the same paths. Needs zsindex[ray].")
-@megapixels_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options
 @model_options
 def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, ...], follow_symlinks: bool,
-           batch_size: int, workers: int | None, ray_address: str | None, max_megapixels: float, quiet: bool,
+           batch_size: int, workers: int | None, max_megapixels: float, quiet: bool, ray_address: str | None,
            fmt: str, choice: ModelChoice) -> None:
     """Embed every image under PATHS into the index; run again to update it.
 

@@ -5,7 +5,11 @@
 - Killing the driver mid-run and running again finishes the job: every file
   indexed once, no duplicate rows or vectors, FAISS holding every vector.
 - A node that cannot read the files (a folder hidden from the second node by
-  a private mount) stops the run with a message naming the node and the file.
+  a private mount) stops the run with a message naming the node and the file:
+  in the check before the first batch, and (that check left out) in the decode
+  task that meets such a file.
+- With the store in PostgreSQL the cluster's result equals a local ingest too.
+- An address where nothing listens is refused at once.
 - Without Ray, --ray says how to install it.
 Every Ray process started here is stopped at the end, whatever happened (tests/ray_cluster.py).
 """
@@ -28,6 +32,9 @@ import pytest
 from click.testing import CliRunner
 
 from zsindex.cli import cli
+from zsindex.errors import ClusterError
+from zsindex.ingest_ray import RaySource
+from zsindex.library import Library
 
 from . import postgres_server, ray_cluster
 from .conftest import FIXTURES, SHARED_DATA
@@ -106,7 +113,6 @@ def test_cluster_ingest_into_postgresql_equals_local_ingest(cluster, tmp_path):
     from sqlalchemy import select
 
     from zsindex import schema as s
-    from zsindex.library import Library
 
     with postgres_server.running_server() as server:
         url = postgres_server.new_database(server)
@@ -190,8 +196,6 @@ def test_killed_driver_then_rerun_indexes_every_file_once(cluster, tmp_path):
         assert statuses == ["interrupted", "finished"]
     finally:
         con.close()
-    from zsindex.library import Library
-
     lib = Library(index, db=False)
     try:
         assert lib.vectors().ntotal == n  # the FAISS cache, stale after the kill, rebuilt from SQL
@@ -205,7 +209,7 @@ def test_killed_driver_then_rerun_indexes_every_file_once(cluster, tmp_path):
 @needs_ray
 @pytest.mark.slow
 @pytest.mark.skipif(not ray_cluster.can_hide(), reason="needs unshare (a private mount namespace) for one node")
-def test_a_node_that_cannot_read_the_files_stops_the_run_naming_it(tmp_path):
+def test_a_node_that_cannot_read_the_files_stops_the_run_naming_it(tmp_path, monkeypatch):
     # The files sit in a folder of /tmp that the second node sees covered by an empty tmpfs.
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"zsray-hidden-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -214,6 +218,15 @@ def test_a_node_that_cannot_read_the_files_stops_the_run_naming_it(tmp_path):
         with ray_cluster.local_cluster(hide=folder) as address:
             done = zsindex("ingest", str(folder), "--index", str(tmp_path / "index"), "--model", "demo",
                            "--ray", address, "-q")
+            # Past the sample every node opens first: a decode task on that node meets the file itself.
+            monkeypatch.setattr(RaySource, "_check_nodes", lambda self, ray, sample: None)
+            lib = Library(tmp_path / "in-run", model="demo", db=False)
+            try:
+                with pytest.raises(ClusterError, match="Ray node .* shared file system") as caught:
+                    lib.ingest([folder], batch_size=2, ray_address=address)
+            finally:
+                lib.close()
+            assert str(folder) in str(caught.value)
         assert done.returncode == 1, done.stderr
         message = done.stderr.strip().splitlines()[-1]
         assert "Ray node" in message and str(folder) in message and "shared file system" in message, message

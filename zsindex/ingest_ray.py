@@ -170,8 +170,11 @@ class RaySource:
         n = gpus or max(1, self.cpus // 2)
         options: dict[str, Any] = {"num_gpus": 1} if gpus else {}
         options["num_cpus"] = 1 if self.cpus >= 2 * n else 0  # a CPU always left for the decode tasks
+        spec = self.spec
+        if gpus and not spec.get("device") and spec.get("precision") in (None, "fp32"):
+            spec = {**spec, "device": "cuda"}  # auto would pick ONNX Runtime on the CPU and leave the GPU idle
         actor = ray.remote(EmbedWorker).options(scheduling_strategy="SPREAD", **options)
-        self.actors = [actor.remote(self.spec) for _ in range(n)]
+        self.actors = [actor.remote(spec) for _ in range(n)]
         infos = self._get(ray, [a.info.remote() for a in self.actors], START_TIMEOUT_S)
         for identity, _size, node in infos:
             if identity != self.identity:

@@ -24,6 +24,7 @@ RUNS = {
     "ingest_memory": [],
     "vectors_large": [],
     "media": ["--shots", "12"],
+    "ray_ingest": [],
 }
 QUICK = {
     "ingest": ["--files", "60"],
@@ -35,6 +36,7 @@ QUICK = {
     "ingest_memory": ["--sizes", "300,3000"],
     "vectors_large": ["--sizes", "100000", "--queries", "50"],
     "media": ["--shots", "3", "--video-minutes", "0.5", "--video-size", "640x360"],
+    "ray_ingest": ["--files", "40"],
 }
 
 

@@ -10,7 +10,7 @@ from zsindex.cli import cli
 
 from .conftest import REPO
 
-HEAVY = ("torch", "open_clip", "faiss", "torchvision", "rawpy", "av", "imagecodecs")
+HEAVY = ("torch", "open_clip", "faiss", "torchvision", "rawpy", "av", "imagecodecs", "ray")
 
 
 def test_cli_import_and_help_do_not_load_heavy_modules():

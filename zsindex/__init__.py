@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import (
+    ClusterError,
     ImageError,
     IndexLockedError,
     IndexStateError,
@@ -36,8 +37,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "ImageError", "IndexLockedError", "IndexStateError", "LabelError", "ModelError", "ModelMismatchError",
-    "ModelUnavailableError", "NotFoundError", "UsageError", "ZsindexError", "__version__", *_LAZY,
+    "ClusterError", "ImageError", "IndexLockedError", "IndexStateError", "LabelError", "ModelError",
+    "ModelMismatchError", "ModelUnavailableError", "NotFoundError", "UsageError", "ZsindexError", "__version__", *_LAZY,
 ]
 
 

@@ -126,11 +126,14 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
               help="Decode threads (0: decode in the main thread)  [default: one per CPU core, at most 4]")
 @megapixels_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+              help="Decode and embed on a Ray cluster (ADDRESS: HOST:PORT; alone: the running one, or "
+                   "$RAY_ADDRESS); every node must read the files at the same paths. Needs zsindex[ray].")
 @output_options
 @model_options
 def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, ...], follow_symlinks: bool,
-           batch_size: int, workers: int | None, max_megapixels: float, quiet: bool, fmt: str,
-           choice: ModelChoice) -> None:
+           batch_size: int, workers: int | None, max_megapixels: float, quiet: bool, ray_address: str | None,
+           fmt: str, choice: ModelChoice) -> None:
     """Embed every image under PATHS into the index; run again to update it.
 
     Incremental: unchanged files (same path, size and mtime) are not read
@@ -146,12 +149,13 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
       zsindex ingest ~/Pictures
       zsindex ingest ~/Pictures /media/phone -x '*/.thumbnails' --index ./photos-index
       zsindex ingest ./shapes --model demo --json
+      zsindex --db postgresql+psycopg://db/photos ingest /mnt/archive --ray 10.0.0.5:6379
     """
     lib = open_library(index_dir, choice, create=True)
     bar = ProgressBar(quiet)
     try:
         report = lib.ingest(list(paths), exclude=exclude, follow_symlinks=follow_symlinks, batch_size=batch_size,
-                            workers=workers, max_megapixels=max_megapixels, progress=bar)
+                            workers=workers, max_megapixels=max_megapixels, progress=bar, ray_address=ray_address)
     finally:
         bar.close()
     emit_record(report.to_dict(), fmt)

@@ -54,3 +54,7 @@ class IndexCorruptError(IndexStateError):
 
 class ForeignFileError(ZsindexError):
     """A command would remove or overwrite a file or folder it cannot show it made."""
+
+
+class ClusterError(ZsindexError):
+    """The Ray cluster is missing or unreachable, or one of its nodes cannot read the files or load the model."""

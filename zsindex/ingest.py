@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sqlalchemy import delete, select, update
@@ -41,6 +41,15 @@ from .store import Store, now
 if TYPE_CHECKING:
     from .embedder import Embedder
     from .vectors import VectorIndex
+
+
+class Source(Protocol):
+    """Decodes and embeds elsewhere (a Ray cluster, see ingest_ray.py) instead of this process."""
+
+    def open(self, todo: Sequence[FileEntry]) -> int: ...  # returns the image size the model needs
+
+    def decoded(self, entries: Sequence[FileEntry], known: frozenset[str], target: int,
+                max_mp: float) -> Iterator[Work]: ...
 
 REPORT_KEYS = ("added", "unchanged", "changed", "moved", "deleted", "skipped")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -84,6 +93,8 @@ class Work:
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    vectors: dict[str, np.ndarray] | None = None  # embedded where it was decoded (a Ray node), by vector key
+    embed_seconds: float = 0.0  # this item's share of that embedding
 
 
 # -- decode side (worker threads) ---------------------------------------------------------------------
@@ -206,8 +217,10 @@ class Ingester:
     """One ingest run. ``embedder`` may be a loader (a function returning one), called only if a file needs it."""
 
     def __init__(self, store: Store, embedder: "Embedder | Callable[[], Embedder]", model_id: int,
-                 vectors: "VectorIndex", batch_size: int, progress: Progress | None) -> None:
+                 vectors: "VectorIndex", batch_size: int, progress: Progress | None,
+                 source: "Source | None" = None) -> None:
         self.store, self.model_id, self.vectors = store, model_id, vectors
+        self.source = source  # None: decode in this process's threads and embed here
         self._embedder: Embedder | None = None
         self._loader: Callable[[], Embedder] | None = None
         if hasattr(embedder, "embed_images"):
@@ -270,12 +283,11 @@ class Ingester:
         if not total:  # nothing to read: no model, no decode workers
             self._finish(plan)
             return
-        known = frozenset(self.known_hashes())
-        target = getattr(self.embedder, "image_size", 224)
         self.progress("ingest", 0, total)
         batch: list[Work] = []
-        for work in _decoded(plan.todo, workers, known, target, max_megapixels):
+        for work in self._works(plan.todo, workers, max_megapixels):
             self.report.decode_seconds += work.seconds
+            self.report.embed_seconds += work.embed_seconds
             batch.append(work)
             if len(batch) >= self.batch_size:
                 self._commit(batch, plan)
@@ -286,6 +298,15 @@ class Ingester:
             self._commit(batch, plan)
             self.progress("ingest", total, total)
         self._finish(plan)
+
+    def _works(self, todo: list[FileEntry], workers: int, max_megapixels: float) -> Iterator[Work]:
+        """The files to add, decoded (and, from a source such as a Ray cluster, embedded) in plan order."""
+        known = frozenset(self.known_hashes())
+        if self.source is not None:
+            target = self.source.open(todo)
+            return self.source.decoded(todo, known, target, max_megapixels)
+        target = getattr(self.embedder, "image_size", 224)
+        return _decoded(todo, workers, known, target, max_megapixels)
 
     def _embed_new(self, batch: list[Work], session: Any) -> dict[str, np.ndarray]:
         """Vectors for every hash in the batch: stored ones reused, the rest embedded once."""
@@ -303,11 +324,14 @@ class Ingester:
                 # removed while the ingest lock is held, so every hash here has an image.
                 need[key] = pixels
         if need:
-            t = time.perf_counter()
-            out = self.embedder.embed_images(list(need.values()))
-            self.report.embed_seconds += time.perf_counter() - t
-            for h, v in zip(need, out):
-                vecs[h] = v
+            done = {key: v for w in batch if w.vectors for key, v in w.vectors.items() if key in need}
+            rest = [key for key in need if key not in done]
+            if rest:
+                t = time.perf_counter()
+                done.update(zip(rest, self.embedder.embed_images([need[key] for key in rest])))
+                self.report.embed_seconds += time.perf_counter() - t
+            for h in need:
+                v = vecs[h] = done[h]
                 session.add(s.Vector(model_id=self.model_id, sha256=h, vector=v.astype(np.float32).tobytes()))
         return vecs
 

@@ -82,13 +82,21 @@ class Library(SidecarsMixin, BrowseMixin):
         if self._embedder is None:
             from .embedder import load_embedder
 
-            model, pretrained, device = self._model_args
-            recorded = self.store.model()
-            if not model and not os.environ.get(config.ENV_MODEL) and recorded is not None:
-                model, pretrained = recorded.name, pretrained or recorded.pretrained
-            precision = self._precision or (recorded.precision if recorded is not None else None)
-            self._embedder = load_embedder(model, pretrained, device, runtime=self._runtime, precision=precision)
+            self._embedder = load_embedder(**self._model_spec())
         return self._embedder
+
+    def _model_spec(self) -> dict[str, Any]:
+        """The load_embedder arguments of this index's model, the environment's settings written in:
+        a Ray node loads the same model from them whatever its own environment says."""
+        model, pretrained, device = self._model_args
+        recorded = self.store.model()
+        if not model and not os.environ.get(config.ENV_MODEL) and recorded is not None:
+            model, pretrained = recorded.name, pretrained or recorded.pretrained
+        return {"model": config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL),
+                "pretrained": config.setting(pretrained, config.ENV_PRETRAINED, None),
+                "device": config.setting(device, config.ENV_DEVICE, None),
+                "runtime": config.setting(self._runtime, config.ENV_RUNTIME, None),
+                "precision": self._precision or (recorded.precision if recorded is not None else None)}
 
     def _bind_model(self) -> Any:
         emb = self.embedder
@@ -179,8 +187,12 @@ class Library(SidecarsMixin, BrowseMixin):
     def ingest(self, paths: Sequence[str | Path], *, exclude: Sequence[str] = (), follow_symlinks: bool = False,
                batch_size: int = config.DEFAULT_BATCH_SIZE, workers: int | None = None,
                max_megapixels: float = config.DEFAULT_MAX_MEGAPIXELS,
-               progress: "Progress | None" = None) -> "IngestReport":
-        """Add new, changed and moved images under paths; mark vanished ones deleted."""
+               progress: "Progress | None" = None, ray_address: str | None = None) -> "IngestReport":
+        """Add new, changed and moved images under paths; mark vanished ones deleted.
+
+        ``ray_address`` ("auto" or HOST:PORT): decode and embed on that Ray cluster, whose nodes
+        must all read the files at these paths; this process still plans and writes (ingest_ray.py).
+        """
         from .ingest import Ingester
 
         if not paths:
@@ -189,17 +201,33 @@ class Library(SidecarsMixin, BrowseMixin):
         if missing:
             raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
                              "under a folder that is gone, use forget (zsindex forget PATH)")
+        if ray_address is not None:
+            from .ingest_ray import require_ray
+
+            require_ray()  # before the model is loaded for nothing
         self._require_writable("ingest into it")
         with self.store.write_lock():
             model = self._model_row()
             vectors = self.vectors(save=True)
+            source = self._ray_source(ray_address, model.identity, batch_size)
             # the model is loaded only if some file needs embedding
-            ingester = Ingester(self.store, lambda: self.embedder, model.id, vectors, batch_size, progress)
-            report = ingester.run([Path(p) for p in paths], exclude, follow_symlinks,
-                                  default_workers() if workers is None else workers, max_megapixels)
+            ingester = Ingester(self.store, lambda: self.embedder, model.id, vectors, batch_size, progress, source)
+            try:
+                report = ingester.run([Path(p) for p in paths], exclude, follow_symlinks,
+                                      default_workers() if workers is None else workers, max_megapixels)
+            finally:
+                if source is not None:
+                    source.close()
             self._vectors_generation = self.store.generation()
             self._refresh_keywords(report, [os.path.abspath(p) for p in paths])
             return report
+
+    def _ray_source(self, address: str | None, identity: str, batch_size: int) -> Any:
+        if address is None:
+            return None
+        from .ingest_ray import RaySource
+
+        return RaySource(address, self._model_spec(), identity, batch_size)
 
     def rebuild(self, kind: str | None = None) -> int:
         """Rebuild the FAISS file from SQL; returns the number of vectors.

@@ -158,6 +158,31 @@ def test_cli_db_option_and_clear_errors(tmp_path, pg_server, world):
     assert res.exit_code == 1 and "SQLAlchemy URL" in res.output
 
 
+def test_a_server_stores_cache_folder_is_reopened_and_never_mixed_up(tmp_path, pg_server, world):
+    """Every command after the first opens the same folder again; folders of other stores are refused."""
+    url, other = postgres_server.new_database(pg_server), postgres_server.new_database(pg_server)
+    runner = CliRunner()
+    folder, idx = world[0][0].parent, tmp_path / "idx"
+    base = ["--db", url]
+    assert runner.invoke(cli, [*base, "ingest", str(folder), "--index", str(idx), "-m", "demo", "-q"]).exit_code == 0
+    assert {"vectors.faiss", "server-store.json"} <= {p.name for p in idx.iterdir()}
+    for args in (["status"], ["search", "a red circle", "--json"], ["ingest", str(folder), "-q"]):
+        res = runner.invoke(cli, [*base, *args, "--index", str(idx)])
+        assert res.exit_code == 0, (args, res.output)
+    res = runner.invoke(cli, ["--db", other, "search", "a red circle", "--index", str(idx)])
+    assert res.exit_code == 1 and "another database" in res.output  # its cached vectors are not this one's
+    sqlite_idx = tmp_path / "sqlite-idx"
+    assert runner.invoke(cli, ["ingest", str(folder), "--index", str(sqlite_idx), "-m", "demo", "-q"]).exit_code == 0
+    res = runner.invoke(cli, [*base, "status", "--index", str(sqlite_idx)])
+    assert res.exit_code == 1 and "index.sqlite" in res.output  # an SQLite index is not a server's cache
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "vectors.faiss").write_bytes(b"not ours")
+    res = runner.invoke(cli, [*base, "status", "--index", str(stray)])
+    assert res.exit_code == 1 and "vectors.faiss" in res.output
+    assert (stray / "vectors.faiss").read_bytes() == b"not ours"
+
+
 def test_private_indexes_stay_in_sqlite(tmp_path, pg_server, monkeypatch):
     """The demo's and eval's own indexes never land in the user's server, whatever ZSINDEX_DB says."""
     monkeypatch.setenv("ZSINDEX_DB", "postgresql+psycopg://zsindex@127.0.0.1:1/unreachable")

@@ -49,7 +49,7 @@ class Library(SidecarsMixin, BrowseMixin):
                  create: bool = True, runtime: str | None = None, precision: str | None = None,
                  db: str | bool | None = None) -> None:
         from .faults import file_fault
-        from .owned import check_index_folder
+        from .owned import check_index_folder, claim_cache_folder
         from .store import DB_NAME, Store
 
         self.folder = config.index_dir(folder)
@@ -65,8 +65,12 @@ class Library(SidecarsMixin, BrowseMixin):
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise file_fault(e, self.folder / DB_NAME, f"create the index folder {self.folder}") from None
-        check_index_folder(self.folder)
-        self.store = Store(self.folder, url)
+        if url:
+            self.store = Store(self.folder, url)
+            claim_cache_folder(self.folder, self.store)
+        else:
+            check_index_folder(self.folder)
+            self.store = Store(self.folder, url)
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
         self._runtime, self._precision = runtime, precision

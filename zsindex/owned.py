@@ -5,6 +5,11 @@
   or replaced beside an ``index.sqlite`` that zsindex made; a folder holding
   such names without one is refused, and an SQLite file without zsindex's
   schema is refused by the store.
+- An index folder of a database server's store (``db=URL``) holds only the
+  FAISS cache, and a marker (``server-store.json``) naming the database it
+  caches by that database's own id. A folder with zsindex's file names but no
+  marker, or a marker of another database, or an SQLite index, is refused:
+  its vectors would be taken for the database's.
 - ``zsindex demo --dir D`` records every file it makes, with its SHA-256, in
   ``D/.zsindex-demo.json``; a later run replaces or removes exactly those
   files, and only while their content is what the demo wrote.
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import ForeignFileError
 from .filehash import sha256_file
@@ -25,22 +30,47 @@ from .lock import LOCK_NAME
 from .store import DB_NAME
 from .vectors import FAISS_NAME, META_NAME
 
+SERVER_MARKER = "server-store.json"
 # Every name zsindex writes into an index folder (the first is the database).
 INDEX_FILE_NAMES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal", FAISS_NAME, META_NAME,
-                    FAISS_NAME + ".tmp", META_NAME + ".tmp", LOCK_NAME)
+                    FAISS_NAME + ".tmp", META_NAME + ".tmp", LOCK_NAME, SERVER_MARKER)
 DEMO_MARKER = ".zsindex-demo.json"
 _MARKER_KIND = "zsindex-demo"
+_SERVER_KIND = "zsindex-server-store"
 
 
-def check_index_folder(folder: Path) -> None:
+def check_index_folder(folder: Path, server: bool = False) -> None:
     """Refuse to start a new index in a folder whose files of zsindex's names zsindex did not make."""
-    if (folder / DB_NAME).exists():
+    if (folder / DB_NAME).exists() and not server:
         return  # an existing database: the store checks that it is zsindex's
     strays = [name for name in INDEX_FILE_NAMES if (folder / name).exists() or (folder / name).is_symlink()]
     if strays:
         raise ForeignFileError(
             f"{folder} holds {', '.join(strays)} but no {DB_NAME}, so zsindex cannot show it made them and will "
             f"not overwrite them; move them away, or choose another index folder (folder=)")
+
+
+def claim_cache_folder(folder: Path, store: Any) -> None:
+    """A server store's cache folder: this database's (by its marker), or new and marked now; else refused."""
+    marker = folder / SERVER_MARKER
+    ours = store.store_id()
+    if marker.exists() or marker.is_symlink():
+        try:
+            data = json.loads(marker.read_text(encoding="utf-8"))
+            theirs = data["store_id"] if data.get("kind") == _SERVER_KIND else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            theirs = None
+        if theirs == ours:
+            return
+        what = "another database" if theirs else "a file zsindex did not make"
+        raise ForeignFileError(f"{folder} holds the vector cache of {what} ({marker.name}); give this database "
+                               f"its own index folder (folder=)")
+    check_index_folder(folder, server=True)
+    if store.read_only:
+        return
+    tmp = marker.with_name(marker.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"kind": _SERVER_KIND, "store_id": ours}) + "\n", encoding="utf-8")
+    os.replace(tmp, marker)
 
 
 def new_output_file(path: Path, force: bool = False) -> IO[str]:

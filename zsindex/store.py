@@ -25,6 +25,7 @@ from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelM
 from .faults import database_fault, folder_writable, read_only_error
 
 DB_NAME = "index.sqlite"
+STORE_ID = "store_id"  # state key: a database's own id, which a server store's cache folders name
 
 
 def now() -> datetime:
@@ -326,6 +327,18 @@ class Store:
         with self.session() as session:
             row = session.get(s.State, key)
             return row.value if row else default
+
+    def store_id(self) -> str:
+        """This database's own random id, made once (the first caller's wins, on every machine)."""
+        import uuid
+
+        found = self.get_state(STORE_ID)
+        if found is None:
+            with self.session() as session:
+                session.execute(insert_ignoring_duplicates(session, s.State.__table__).values(
+                    key=STORE_ID, value=uuid.uuid4().hex))
+            found = self.get_state(STORE_ID)
+        return str(found)
 
     @staticmethod
     def set_state(session: Session, key: str, value: str) -> None:

@@ -261,5 +261,5 @@ def test_an_address_nothing_listens_on_is_refused_at_once(tmp_path):
     done = zsindex("ingest", str(tmp_path / "p"), "--index", str(tmp_path / "i"), "--model", "demo",
                    "--ray", f"127.0.0.1:{port}", timeout=120)
     assert done.returncode == 1, done.stderr
-    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in done.stderr and "ray start --head" in done.stderr
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in done.stderr and "ray start" in done.stderr
     assert time.monotonic() - started < 60

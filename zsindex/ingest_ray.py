@@ -140,8 +140,8 @@ class RaySource:
             try:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise ClusterError(f"cannot reach the Ray cluster at {self.address}: {e}; start one with "
-                                   "`ray start --head` or give its address (ray_address=HOST:PORT)") from None
+                raise ClusterError(f"cannot reach the Ray cluster at {self.address}: {e}; start a head "
+                                   "node with Ray's `ray start` command or give its address (ray_address=HOST:PORT)") from None
             self._connected_here = True
         return ray
 
@@ -155,8 +155,8 @@ class RaySource:
         try:
             socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
         except (OSError, ValueError) as e:
-            raise ClusterError(f"cannot reach the Ray cluster at {self.address} ({e}); start one with "
-                               "`ray start --head` or give its head node's HOST:PORT (ray_address=)") from None
+            raise ClusterError(f"cannot reach the Ray cluster at {self.address} ({e}); start a head "
+                               "node with Ray's `ray start` command or give its HOST:PORT (ray_address=)") from None
 
     def open(self, todo: Sequence[FileEntry]) -> int:
         """Connect, check that every node reads a sample of the files, start the model actors.

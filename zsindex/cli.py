@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, config
+from . import __version__, config, warm
 from .clikit import (
     ModelChoice,
     Partial,
@@ -224,9 +224,11 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
       zsindex search "sunset" --keyword holiday
       zsindex search "sunset" --group-stems   # RAW + JPEG of one shot: one hit
     """
+    text = " ".join(query).strip() if query else None
+    if text and warm.wanted(click.get_current_context().find_root().params.get("db"), choice.model, choice.runtime):
+        warm.text_tower_for(config.index_dir(index_dir), [text, *nots])  # overlaps the imports below
     from .search import Filters, parse_date
 
-    text = " ".join(query).strip() if query else None
     if query and not text:
         raise UsageError("the query text is empty")
     if tag_set and not tag_filter:

@@ -140,8 +140,9 @@ class RaySource:
             try:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise ClusterError(f"cannot reach the Ray cluster at {self.address}: {e}; start a head "
-                                   "node with Ray's `ray start` command or give its address (ray_address=HOST:PORT)") from None
+                raise ClusterError(f"cannot reach the Ray cluster at {self.address}: {e}; start a head node "
+                                   "with Ray's `ray start` command or give its address (ray_address=HOST:PORT)"
+                                   ) from None
             self._connected_here = True
         return ray
 

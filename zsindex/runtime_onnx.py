@@ -322,17 +322,23 @@ class OnnxTowers:
 
     def _session(self, name: str) -> Any:
         if name not in self._sessions:
-            import onnxruntime as ort
+            from . import warm
 
-            path = self.folder / f"{name}.onnx"
-            if name == "image" and self.precision == "int8":
-                path = quantized_image_tower(self.folder)
-            options = ort.SessionOptions()
-            options.log_severity_level = 3  # warnings about unused initializers are noise here
-            if name == "image":
-                options.intra_op_num_threads = 1
-            self._sessions[name] = _optimized_session(ort, path, options)
+            prepared = warm.take(self.folder) if name == "text" else None  # started early by the CLI
+            self._sessions[name] = prepared if prepared is not None else self.create_session(name)
         return self._sessions[name]
+
+    def create_session(self, name: str) -> Any:
+        import onnxruntime as ort
+
+        path = self.folder / f"{name}.onnx"
+        if name == "image" and self.precision == "int8":
+            path = quantized_image_tower(self.folder)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        if name == "image":
+            options.intra_op_num_threads = 1
+        return _optimized_session(ort, path, options)
 
     def image(self, parts: Sequence[Any]) -> np.ndarray:
         """Embed the parts side by side; each part is a callable giving a (n, 3, size, size) array."""

@@ -1,0 +1,97 @@
+"""Start the text tower of a new query early, while the rest of zsindex is still being imported.
+
+A new text query (one not in the index's cache) spends about a third of its
+time creating the ONNX text tower's session, and another third importing
+SQLAlchemy, numpy and FAISS and opening the store; the session's creation
+releases the GIL, so the two can overlap. ``text_tower_for(folder, texts)``
+peeks at the index with the standard library's sqlite3, read-only (which
+model the index holds, and whether these texts are cached), and when the
+tower will be needed and the model's ONNX export exists, creates its session
+in a background thread. ``runtime_onnx`` takes that session when the query
+asks for one (`OnnxTowers`), or creates its own if the peek found nothing.
+
+Only a hint: any doubt (a database server, another runtime, an unreadable
+index) means no warm-up, and a warm-up nobody takes costs only CPU time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+_PREPARED: dict[str, Future] = {}  # export folder -> its text session, being created
+DB_NAME = "index.sqlite"  # store.DB_NAME, without importing the store (SQLAlchemy) here
+
+
+def text_tower_for(folder: Path, texts: Sequence[str]) -> None:
+    """Create the text tower's session in the background when these texts will need it."""
+    if not texts:
+        return
+    threading.Thread(target=_peek_and_prepare, args=(folder, list(texts)), name="zsindex-warm",
+                     daemon=True).start()
+
+
+def take(export_folder: Path) -> Any:
+    """The session prepared for this export folder, once ready; None when there is none (or it failed)."""
+    future = _PREPARED.pop(str(export_folder), None)
+    if future is None:
+        return None
+    try:
+        return future.result(timeout=120)
+    except Exception:  # noqa: BLE001 - the caller creates its own session and meets the error itself
+        return None
+
+
+def _peek_and_prepare(folder: Path, texts: list[str]) -> None:
+    identity = _uncached_model(folder, texts)
+    if identity is None:
+        return
+    from . import runtime_onnx
+
+    export = runtime_onnx.export_dir(identity)
+    if runtime_onnx.read_export(identity) is None or str(export) in _PREPARED:
+        return
+    future: Future = Future()
+    _PREPARED[str(export)] = future
+    try:
+        future.set_result(runtime_onnx.OnnxTowers(export, "fp32").create_session("text"))
+    except BaseException as e:  # noqa: BLE001 - handed to whoever takes it
+        future.set_exception(e)
+
+
+def _uncached_model(folder: Path, texts: list[str]) -> str | None:
+    """The identity of the index's one model, if some of the texts are not in its cache."""
+    path = folder / DB_NAME
+    if not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
+    except sqlite3.Error:
+        return None
+    try:
+        models = con.execute("SELECT id, identity FROM models").fetchall()
+        if len(models) != 1:
+            return None
+        model_id, identity = models[0]
+        marks = ",".join("?" * len(set(texts)))
+        cached = {t for (t,) in con.execute(
+            f"SELECT text FROM text_vectors WHERE model_id = ? AND text IN ({marks})", [model_id, *set(texts)])}
+        return None if set(texts) <= cached else str(identity)
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+
+
+def wanted(db: str | None, model: str | None, runtime: str | None) -> bool:
+    """Whether a warm-up can know the model: the folder's SQLite store, the index's own model, on ONNX."""
+    from . import config
+
+    if db or os.environ.get(config.ENV_DB) or model:
+        return False
+    return (runtime or os.environ.get(config.ENV_RUNTIME) or "auto") != "torch"

@@ -45,27 +45,18 @@ def synthetic_library(folder: Path, n: int, dim: int, rng: Any, chunk: int = 50_
     Returns (library, model row, cluster centres).
     """
     import numpy as np
-    from sqlalchemy import insert
 
-    from zsindex import schema as s
+    from tests.synthetic import store_vectors
     from zsindex.library import Library
-    from zsindex.store import now
 
     centres = rng.normal(size=(2000, dim)).astype(np.float32)
     lib = Library(folder, db=db or False)
     model = lib.store.bind_model("bench/synthetic", "synthetic", None, dim)
-    stamp = now()
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         x = centres[rng.integers(0, len(centres), m)] + 0.35 * rng.normal(size=(m, dim)).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
-        with lib.store.session() as session:
-            session.execute(insert(s.Image), [
-                {"path": f"/bench/{start + i:08d}.jpg", "size": 1, "mtime_ns": 1, "sha256": f"{start + i:064d}",
-                 "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp} for i in range(m)])
-            session.execute(insert(s.Vector), [
-                {"model_id": model.id, "sha256": f"{start + i:064d}", "vector": x[i].tobytes()} for i in range(m)])
-            lib.store.bump_generation(session)
+        store_vectors(lib, model.id, x, start=start, path="/bench/{:08d}.jpg")
     return lib, model, centres
 
 

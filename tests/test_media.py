@@ -385,10 +385,7 @@ def test_rotated_phone_video_is_upright(tmp_path):
 
 def test_video_frames_in_a_compressed_index(lib, tmp_path):
     """IVF-PQ re-ranks candidates with exact vectors from SQL: frames must be found there too."""
-    from sqlalchemy import insert
-
-    from zsindex import schema as s
-    from zsindex.store import now
+    from .synthetic import store_vectors
 
     folder = tmp_path / "p"
     folder.mkdir()
@@ -399,14 +396,7 @@ def test_video_frames_in_a_compressed_index(lib, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4000, model.dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    stamp = now()
-    with lib.store.session() as session:  # padding, so that there is enough to train the quantiser
-        session.execute(insert(s.Image), [
-            {"path": f"/lib/{i:05d}.jpg", "size": 1, "mtime_ns": 1, "sha256": f"{i:064d}",
-             "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp} for i in range(len(x))])
-        session.execute(insert(s.Vector), [
-            {"model_id": model.id, "sha256": f"{i:064d}", "vector": v.tobytes()} for i, v in enumerate(x)])
-        lib.store.bump_generation(session)
+    store_vectors(lib, model.id, x)  # padding, so that there is enough to train the quantiser
     assert lib.rebuild("ivfpq") == 4000 + 1 + 4
     hits = lib.search("a blue square", k=3, path=str(folder / "*"))
     assert [Path(h.path).name for h in hits] == ["clip.mp4", "green.png"]

@@ -22,6 +22,8 @@ from zsindex.keyword_truth import examples
 from zsindex.library import Library
 from zsindex.store import now
 
+from .synthetic import store_vectors
+
 N = 300
 DIM = 8
 
@@ -32,18 +34,14 @@ def store(tmp_path):
     model = lib.store.bind_model("test/lookups", "lookups", None, DIM)
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(N + 4, DIM)).astype(np.float32)
+    store_vectors(lib, model.id, vecs[:N], path="/lib/{:04d}.jpg")
     stamp = now()
     with lib.store.session() as session:
-        session.execute(insert(s.Image), [
-            {"path": f"/lib/{i:04d}.jpg", "size": 1, "mtime_ns": 1, "sha256": f"{i:064d}",
-             "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp} for i in range(N)])
         session.execute(insert(s.Image), [{"path": "/lib/clip.mp4", "size": 1, "mtime_ns": 1, "sha256": "v" * 64,
                                            "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp}])
         video_id = session.query(s.Image.id).filter(s.Image.path == "/lib/clip.mp4").scalar()
         session.execute(insert(s.Frame), [{"image_id": video_id, "position": k, "seconds": float(k),
                                            "sha256": f"f{k:063d}"} for k in range(4)])
-        session.execute(insert(s.Vector), [
-            {"model_id": model.id, "sha256": f"{i:064d}", "vector": vecs[i].tobytes()} for i in range(N)])
         session.execute(insert(s.Vector), [
             {"model_id": model.id, "sha256": f"f{k:063d}", "vector": vecs[N + k].tobytes()} for k in range(4)])
         session.execute(insert(s.Keyword), [{"image_id": i + 1, "keyword": "cat", "folded": "cat", "source": "sidecar"}

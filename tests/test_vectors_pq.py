@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import insert
 
 from zsindex import schema as s
 from zsindex.cli import cli
 from zsindex.library import Library
-from zsindex.store import now
 from zsindex.vectors import META_NAME, VectorIndex, choose_kind, pq_bytes
+
+from .synthetic import store_vectors
 
 DIM = 64
 
@@ -29,14 +29,7 @@ def _library(folder, x: np.ndarray) -> Library:
     """A real index whose SQL holds these vectors, as an ingest would have left them."""
     lib = Library(folder)
     model = lib.store.bind_model("test/synthetic", "synthetic", None, DIM)
-    stamp = now()
-    with lib.store.session() as session:
-        session.execute(insert(s.Image), [
-            {"path": f"/lib/{i:05d}.jpg", "size": 1, "mtime_ns": 1, "sha256": f"{i:064d}",
-             "status": s.STATUS_INDEXED, "first_seen": stamp, "last_seen": stamp} for i in range(len(x))])
-        session.execute(insert(s.Vector), [
-            {"model_id": model.id, "sha256": f"{i:064d}", "vector": v.tobytes()} for i, v in enumerate(x)])
-        lib.store.bump_generation(session)
+    store_vectors(lib, model.id, x)
     return lib
 
 

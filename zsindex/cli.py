@@ -23,6 +23,7 @@ from .clikit import (
     megapixels_option,
     model_options,
     open_library,
+    root_db,
 )
 from .errors import UsageError
 from .output import emit_json, emit_paths, emit_record, emit_rows, output_options, shown, warn
@@ -225,7 +226,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
       zsindex search "sunset" --group-stems   # RAW + JPEG of one shot: one hit
     """
     text = " ".join(query).strip() if query else None
-    if text and warm.wanted(click.get_current_context().find_root().params.get("db"), choice.model, choice.runtime):
+    if text and warm.wanted(root_db(), choice.model, choice.runtime):
         warm.text_tower_for(config.index_dir(index_dir), [text, *nots])  # overlaps the imports below
     from .search import Filters, parse_date
 

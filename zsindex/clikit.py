@@ -188,11 +188,16 @@ def megapixels_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def root_db() -> str | None:
+    """The `zsindex --db URL ...` given before the command, if any."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().params.get("db") if ctx is not None else None
+
+
 def open_library(index_dir: Path | None, choice: ModelChoice | None = None, create: bool = False) -> Any:
     from .library import Library
 
-    ctx = click.get_current_context(silent=True)
-    db = ctx.find_root().params.get("db") if ctx is not None else None  # `zsindex --db URL ...`
+    db = root_db()
     if choice is None:
         return Library(index_dir, create=create, db=db)
     return Library(index_dir, model=choice.model, pretrained=choice.pretrained, device=choice.device, create=create,

@@ -226,19 +226,28 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
       zsindex search "sunset" --group-stems   # RAW + JPEG of one shot: one hit
     """
     text = " ".join(query).strip() if query else None
-    if text and warm.wanted(root_db(), choice.model, choice.runtime):
-        warm.text_tower_for(config.index_dir(index_dir), [text, *nots])  # overlaps the imports below
-    from .search import Filters, parse_date
+    plain = not (likes or group_stems) and all(
+        v is None for v in (path_glob, after, before, camera, fmt_filter, tag_filter, tag_set, keyword_filter))
+    hits = None
+    if text and plain:  # a repeated query is answered without SQLAlchemy when it can be (quickread.py)
+        from . import quickread
 
-    if query and not text:
-        raise UsageError("the query text is empty")
-    if tag_set and not tag_filter:
-        raise UsageError("tag_set= names the set of tag=; give tag= too")
-    filters = Filters(path=path_glob, after=parse_date(after, "after"), before=parse_date(before, "before"),
-                      camera=camera, format=fmt_filter, tag=tag_filter, tag_set=tag_set, keyword=keyword_filter)
-    lib = open_library(index_dir, choice)
-    hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, top_k=top_k, offset=offset,
-                      min_score=min_score, filters=filters, group_stems=group_stems)
+        hits = quickread.search(config.index_dir(index_dir), [text], nots, not_weight, top_k, offset, min_score,
+                                choice.model, choice.pretrained, choice.precision, root_db())
+    if hits is None:  # the full search through the library: any query, and the one that writes caches
+        if text and warm.wanted(root_db(), choice.model, choice.runtime):
+            warm.text_tower_for(config.index_dir(index_dir), [text, *nots])  # overlaps the imports below
+        from .search import Filters, parse_date
+
+        if query and not text:
+            raise UsageError("the query text is empty")
+        if tag_set and not tag_filter:
+            raise UsageError("tag_set= names the set of tag=; give tag= too")
+        filters = Filters(path=path_glob, after=parse_date(after, "after"), before=parse_date(before, "before"),
+                          camera=camera, format=fmt_filter, tag=tag_filter, tag_set=tag_set, keyword=keyword_filter)
+        lib = open_library(index_dir, choice)
+        hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, top_k=top_k,
+                          offset=offset, min_score=min_score, filters=filters, group_stems=group_stems)
     gone = [h for h in hits if not h.exists]
     if gone:
         warn(f"{len(gone)} of these files no longer exist (first: {shown(gone[0].path)}); "

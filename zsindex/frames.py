@@ -18,8 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from . import schema as s
-
-FRAME_ID_BASE = 1 << 40
+from .hits import FRAME_ID_BASE
 
 
 def frame_key(video_sha256: str, position: int, seconds: float) -> str:

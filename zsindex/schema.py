@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from .hits import stored_path
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -57,9 +59,7 @@ class FsPath(TypeDecorator[str]):
             return value.encode("utf-8", "surrogateescape")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, bytes):
-            return value.decode("utf-8", "surrogateescape")
-        return value
+        return None if value is None else stored_path(value)
 
 
 class Base(DeclarativeBase):

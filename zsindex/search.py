@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -14,31 +13,7 @@ from sqlalchemy.orm import Session
 
 from . import schema as s
 from .errors import UsageError
-from .labels import normalise
-
-if TYPE_CHECKING:
-    from .vectors import VectorIndex
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: int
-    path: str
-    score: float
-    taken_at: datetime | None = None
-    camera: str | None = None
-    format: str | None = None
-    exists: bool = True  # False when the file has gone since it was indexed
-    seconds: float | None = None  # a video: time of its best-matching frame (see hitgroups.py)
-    also: tuple[str, ...] = ()  # other files of the same shot, with --group-stems
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "path": self.path, "score": round(self.score, 6), "exists": self.exists}
-        if self.seconds is not None:
-            out["time"] = round(self.seconds, 3)
-        if self.also:
-            out["also"] = list(self.also)
-        return out
+from .hits import Hit, compose, top_k  # noqa: F401 - the search API, importable from here
 
 
 @dataclass(frozen=True)
@@ -69,16 +44,6 @@ def parse_date(text: str | None, name: str) -> datetime | None:
         raise UsageError(f"{name}= takes a date like 2024-06-30 or 2024-06-30T18:00, not {text!r}") from None
 
 
-def compose(positive: Sequence[np.ndarray], negative: Sequence[np.ndarray], not_weight: float = 0.5) -> np.ndarray:
-    """One query vector: mean of positive terms minus not_weight x mean of negative terms, unit length."""
-    if not positive:
-        raise UsageError("a search needs at least one text or like=IMAGE")
-    q = np.mean(np.stack(positive), axis=0)
-    if negative:
-        q = q - not_weight * np.mean(np.stack(negative), axis=0)
-    return normalise(q[None, :])[0]
-
-
 def _taken() -> Any:
     return func.coalesce(s.Image.taken_at, func.datetime(s.Image.mtime_ns / 1_000_000_000, "unixepoch"))
 
@@ -107,20 +72,6 @@ def filter_ids(session: Session, filters: Filters) -> np.ndarray:
 
         query = query.where(s.Image.id.in_(keyword_ids_query(filters.keyword)))
     return np.fromiter(session.scalars(query), dtype=np.int64)
-
-
-def top_k(vectors: "VectorIndex", query: np.ndarray, need: int, ids: np.ndarray | None) -> list[tuple[int, float]]:
-    """Exact top-`need` (id, score), restricted to ids when given, best first, ties by id."""
-    if ids is not None and len(ids) == 0:
-        return []
-    pool = vectors.ntotal if ids is None else len(ids)
-    fetch = min(pool, need + 16)  # a little extra so that ties at the page edge sort the same every time
-    if fetch <= 0:
-        return []
-    scores, found = vectors.search(query[None, :], fetch, ids)
-    pairs = [(int(i), float(sc)) for i, sc in zip(found[0], scores[0]) if i >= 0]
-    pairs.sort(key=lambda p: (-p[1], p[0]))
-    return pairs[:need]
 
 
 def hits_for(session: Session, pairs: list[tuple[int, float]]) -> list[Hit]:

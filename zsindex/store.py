@@ -7,7 +7,6 @@ identity live here. The FAISS file is a cache of it (see vectors.py).
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from . import schema as s
 from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelMismatchError, ZsindexError
 from .faults import database_fault, folder_writable, read_only_error
+from .schema_version import migrations_dir, script_head  # noqa: F401 - importable from here too
 
 DB_NAME = "index.sqlite"
 STORE_ID = "store_id"  # state key: a database's own id, which a server store's cache folders name
@@ -30,15 +30,6 @@ STORE_ID = "store_id"  # state key: a database's own id, which a server store's 
 
 def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def migrations_dir() -> Path:
-    """Inside the wheel: zsindex/migrations; in a checkout: the top-level migrations/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parent / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise IndexStateError("zsindex is installed without its migrations folder; reinstall it")
 
 
 def alembic_config(connection: Any = None, url: str | None = None) -> Any:
@@ -136,29 +127,6 @@ def insert_ignoring_duplicates(session: Session, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
-
-
-_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*['\"]?([^'\"\s]+)['\"]?", re.M)
-
-
-def script_head() -> str | None:
-    """The head revision, read from the migration files without importing Alembic.
-
-    Alembic and Mako cost a noticeable share of a query's start-up; an index
-    already at head needs neither. None when the files do not show exactly one head.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    try:
-        for path in (migrations_dir() / "versions").glob("*.py"):
-            found: dict[str, str] = {m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
-            if "revision" in found:
-                revisions.add(found["revision"])
-                parents.add(found.get("down_revision", "None"))
-    except (OSError, IndexStateError):
-        return None
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def _current_revision(engine: Engine) -> str | None:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 _PREPARED: dict[str, Future] = {}  # export folder -> its text session, being created
-DB_NAME = "index.sqlite"  # store.DB_NAME, without importing the store (SQLAlchemy) here
 
 
 def text_tower_for(folder: Path, texts: Sequence[str]) -> None:
@@ -66,22 +65,16 @@ def _peek_and_prepare(folder: Path, texts: list[str]) -> None:
 
 def _uncached_model(folder: Path, texts: list[str]) -> str | None:
     """The identity of the index's one model, if some of the texts are not in its cache."""
-    path = folder / DB_NAME
-    if not path.is_file():
+    from .quickread import cached_texts, connect, the_model
+
+    con = connect(folder)
+    if con is None:
         return None
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
-    except sqlite3.Error:
-        return None
-    try:
-        models = con.execute("SELECT id, identity FROM models").fetchall()
-        if len(models) != 1:
+        model = the_model(con)
+        if model is None:
             return None
-        model_id, identity = models[0]
-        marks = ",".join("?" * len(set(texts)))
-        cached = {t for (t,) in con.execute(
-            f"SELECT text FROM text_vectors WHERE model_id = ? AND text IN ({marks})", [model_id, *set(texts)])}
-        return None if set(texts) <= cached else str(identity)
+        return None if len(cached_texts(con, model[0], texts)) == len(set(texts)) else str(model[1])
     except sqlite3.Error:
         return None
     finally:

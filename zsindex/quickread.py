@@ -1,0 +1,131 @@
+"""A repeated text query answered from the index's SQLite file directly, without SQLAlchemy.
+
+A query whose texts are already in the index's text cache needs no model:
+what is left is reading a few rows and searching the FAISS file. Importing
+SQLAlchemy and mapping the schema would be about half of such a query's time
+(0.25-0.3 s of 0.6 s on the 2-core machine of the README's figures), so the
+search command tries this path first. The standard library's sqlite3 opens
+the folder's own store read-only and, in one read transaction, reads the
+schema revision (it must be this zsindex's head), the index's one model (when
+a model is chosen, it must be that one), the vector generation, the kind of
+vector index recorded, and the cached text vectors; the saved FAISS file of
+that generation is searched as the full path searches it (``hits.compose``,
+``hits.top_k``), and the hits' paths are read by id.
+
+Only the plain case is answered: query texts and --not texts all cached, no
+--like, no filters, no --group-stems, a current flat or IVF file, no video
+frame among the hits. Anything else, and any doubt (an sqlite3 error, a
+missing or stale FAISS file, a database server, a quantised index that needs
+its exact vectors), returns None and the full path answers; it alone writes
+(the text cache, a rebuilt FAISS file), migrates, and words every error.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import config
+from .errors import ZsindexError
+
+if TYPE_CHECKING:
+    from .hits import Hit
+
+DB_NAME = "index.sqlite"  # store.DB_NAME, without importing the store (SQLAlchemy) here
+KIND_STATE = "vector_kind"  # vectors.KIND_STATE
+
+
+def connect(folder: Path) -> sqlite3.Connection | None:
+    """The folder's SQLite store opened read-only; None when there is none or it cannot be opened so."""
+    path = folder / DB_NAME
+    if not path.is_file():
+        return None
+    try:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
+    except (sqlite3.Error, ValueError):
+        return None
+
+
+def the_model(con: sqlite3.Connection) -> tuple[Any, ...] | None:
+    """(id, identity, name, precision, dim) of the index's model, when it has exactly one."""
+    rows = con.execute("SELECT id, identity, name, precision, dim FROM models").fetchall()
+    return tuple(rows[0]) if len(rows) == 1 else None
+
+
+def cached_texts(con: sqlite3.Connection, model_id: int, texts: Sequence[str]) -> dict[str, bytes]:
+    """text -> stored vector bytes, for the texts in the model's text cache."""
+    wanted = sorted(set(texts))
+    marks = ",".join("?" * len(wanted))
+    return dict(con.execute(f"SELECT text, vector FROM text_vectors WHERE model_id = ? AND text IN ({marks})",
+                            [model_id, *wanted]))
+
+
+def search(folder: Path, texts: Sequence[str], nots: Sequence[str], not_weight: float, k: int, offset: int,
+           min_score: float | None, model: str | None = None, pretrained: str | None = None,
+           precision: str | None = None, db: str | None = None) -> "list[Hit] | None":
+    """The hits of this plain text query, as ``Library.search`` finds them; None when only it can answer."""
+    if db or os.environ.get(config.ENV_DB) or not texts:
+        return None
+    if any(not t.strip() or not _utf8(t) for t in [*texts, *nots]):
+        return None  # the full path words the error
+    con = connect(folder)
+    if con is None:
+        return None
+    try:
+        con.execute("BEGIN")  # one snapshot: generation, vectors and paths agree
+        return _search(con, folder, texts, nots, not_weight, k, offset, min_score, model, pretrained, precision)
+    except (sqlite3.Error, ZsindexError, OSError, ValueError):
+        return None
+    finally:
+        con.close()
+
+
+def _search(con: sqlite3.Connection, folder: Path, texts: Sequence[str], nots: Sequence[str], not_weight: float,
+            k: int, offset: int, min_score: float | None, model: str | None, pretrained: str | None,
+            precision: str | None) -> "list[Hit] | None":
+    from .schema_version import script_head
+
+    revision = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    recorded = the_model(con)
+    if revision is None or revision[0] != script_head() or recorded is None:
+        return None
+    model_id, identity, _, recorded_precision, dim = recorded
+    if model or os.environ.get(config.ENV_MODEL):  # a chosen model must be the index's own (else: its message)
+        from .embedder import chosen_model
+
+        if chosen_model(model, pretrained)[0] != identity or precision not in (None, recorded_precision):
+            return None
+    found = cached_texts(con, model_id, [*texts, *nots])
+    if len(found) < len(set(texts) | set(nots)):
+        return None  # a new text: the text tower is needed
+    state = dict(con.execute("SELECT key, value FROM state WHERE key IN ('generation', ?)", [KIND_STATE]))
+    import numpy as np  # only now: a new text falls back before paying for it (see warm.py)
+
+    from .hits import FRAME_ID_BASE, Hit, compose, stored_path, top_k
+    from .vectors import VectorIndex
+
+    vectors = VectorIndex.load(folder, int(dim), int(state.get("generation") or 0), mapped=True,
+                               kind=state.get(KIND_STATE) or None)
+    if vectors is None or vectors.quantised or not vectors.ntotal:
+        return None
+    query = compose([np.frombuffer(found[t], dtype=np.float32) for t in texts],
+                    [np.frombuffer(found[t], dtype=np.float32) for t in nots], not_weight)
+    pairs = top_k(vectors, query, offset + k, None)[offset:]
+    if any(i >= FRAME_ID_BASE for i, _ in pairs):
+        return None  # a video's frames: the full path makes them one hit
+    marks = ",".join("?" * len(pairs))
+    paths = {i: stored_path(p) for i, p in con.execute(f"SELECT id, path FROM images WHERE id IN ({marks})",
+                                                        [i for i, _ in pairs])}
+    hits = [Hit(i, paths[i], score, exists=os.path.exists(paths[i])) for i, score in pairs if i in paths]
+    return hits if min_score is None else [h for h in hits if h.score >= min_score]
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from zsindex import runtime_onnx, store, warm
+from zsindex import runtime_onnx, warm
 from zsindex.library import Library
 
 from .test_ingest import draw

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
@@ -37,6 +38,19 @@ def setting(value: str | None, env: str, default: str | None) -> str | None:
     if from_env:
         return from_env
     return default
+
+
+def model_spec(model: str | None, pretrained: str | None, device: str | None, runtime: str | None,
+               precision: str | None, recorded: tuple[str, str | None, str] | None) -> dict[str, Any]:
+    """The load_embedder arguments for an index whose model is ``recorded`` ((name, pretrained,
+    precision), None for a new index): flags, then the environment, then the index's own model."""
+    if not model and not os.environ.get(ENV_MODEL) and recorded is not None:
+        model, pretrained = recorded[0], pretrained or recorded[1]
+    return {"model": setting(model, ENV_MODEL, DEFAULT_MODEL),
+            "pretrained": setting(pretrained, ENV_PRETRAINED, None),
+            "device": setting(device, ENV_DEVICE, None),
+            "runtime": setting(runtime, ENV_RUNTIME, None),
+            "precision": precision or (recorded[2] if recorded is not None else None)}
 
 
 def resolve_model(model: str | None, pretrained: str | None) -> tuple[str, str | None]:

@@ -92,15 +92,9 @@ class Library(SidecarsMixin, BrowseMixin):
     def _model_spec(self) -> dict[str, Any]:
         """The load_embedder arguments of this index's model, the environment's settings written in:
         a Ray node loads the same model from them whatever its own environment says."""
-        model, pretrained, device = self._model_args
         recorded = self.store.model()
-        if not model and not os.environ.get(config.ENV_MODEL) and recorded is not None:
-            model, pretrained = recorded.name, pretrained or recorded.pretrained
-        return {"model": config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL),
-                "pretrained": config.setting(pretrained, config.ENV_PRETRAINED, None),
-                "device": config.setting(device, config.ENV_DEVICE, None),
-                "runtime": config.setting(self._runtime, config.ENV_RUNTIME, None),
-                "precision": self._precision or (recorded.precision if recorded is not None else None)}
+        return config.model_spec(*self._model_args, self._runtime, self._precision,
+                                 None if recorded is None else (recorded.name, recorded.pretrained, recorded.precision))
 
     def _bind_model(self) -> Any:
         emb = self.embedder

@@ -115,7 +115,7 @@ def shown(value: Any) -> str:
     return escape_text(os.fspath(value) if isinstance(value, PurePath) else str(value))
 
 
-def _is_utf8(value: str) -> bool:
+def is_utf8(value: str) -> bool:
     try:
         value.encode("utf-8")
         return True
@@ -138,14 +138,14 @@ def jsonable(value: Any) -> Any:
             key = escape_text(str(key))
             if isinstance(item, PurePath):
                 item = os.fspath(item)
-            if isinstance(item, str) and not _is_utf8(item):
+            if isinstance(item, str) and not is_utf8(item):
                 out[key] = escape_text(item)
                 out[f"{key}_bytes"] = base64.b64encode(_raw_bytes(item)).decode("ascii")
             else:
                 out[key] = jsonable(item)
         return out
     if isinstance(value, str):
-        return value if _is_utf8(value) else escape_text(value)
+        return value if is_utf8(value) else escape_text(value)
     if isinstance(value, PurePath):
         return jsonable(os.fspath(value))
     if isinstance(value, (list, tuple)):

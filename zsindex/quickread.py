@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import config
 from .errors import ZsindexError
+from .output import is_utf8
 
 if TYPE_CHECKING:
     from .hits import Hit
@@ -72,7 +73,7 @@ def search(folder: Path, texts: Sequence[str], nots: Sequence[str], not_weight: 
     """The hits of this plain text query, as ``Library.search`` finds them; None when only it can answer."""
     if db or os.environ.get(config.ENV_DB) or not texts:
         return None
-    if any(not t.strip() or not _utf8(t) for t in [*texts, *nots]):
+    if any(not t.strip() or not is_utf8(t) for t in [*texts, *nots]):
         return None  # the full path words the error
     con = connect(folder)
     if con is None:
@@ -153,11 +154,3 @@ def _remember(folder: Path, model_id: int, vectors: dict[str, Any]) -> None:
         pass
     finally:
         con.close()
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -166,7 +167,11 @@ def test_demo_command(tmp_path):
     assert (tmp_path / "d" / "index" / "index.sqlite").is_file()
     assert "search 'a red circle': 000-red-circle.png" in r.stderr
     assert "tag shapes: " in r.stderr and "tag colours: blue 2, red 2" in r.stderr
-    assert "note: thresholds calibrated on only 8 images are rough" in r.stderr
+    assert "note: the demo's 8 images are too few for calibrated thresholds" in r.stderr
+    # Every option a demo message suggests is one a command has, in the command's own spelling (no `name=`).
+    assert not re.search(r"\b[a-z_]+=[A-Z]", r.stderr), r.stderr
+    for flag in set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", r.stderr)):
+        assert any(flag in p.opts for c in cli.commands.values() for p in c.params), flag
     again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "d"), "--json"])  # a re-run starts afresh
     assert again.exit_code == 0, again.output
     assert '"indexed": 8' in again.stderr

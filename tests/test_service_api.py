@@ -394,3 +394,16 @@ def test_thumbnails_use_the_ingest_decoders_bomb_guard(built, tmp_path):
     assert not cache_path(tmp_path, sha, 128).exists()
     made = make_thumbnail(tmp_path, str(source), sha, 128)
     assert made == cache_path(tmp_path, sha, 128) and Image.open(made).size == (128, 128)
+
+
+def test_pages_are_their_main_inside_one_layout(client):
+    """Each page is whole HTML: one layout (head, scripts, top bar) around the page's own <main>."""
+    titles = {"/": "Search", "/labels": "Labels", "/status": "Status", "/image/1": "Image", "/login": "Log in"}
+    for path, title in titles.items():
+        r = client.get(path)
+        page = r.text
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), path
+        assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>"), path
+        assert f"<title>{title} · zsindex</title>" in page and "{{" not in page, path
+        assert page.count("<main") == 1 and page.count('<script type="module" src="/static/app.js">') == 1, path
+        assert page.count('<header class="topbar">') == (0 if path == "/login" else 1), path

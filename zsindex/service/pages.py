@@ -1,7 +1,10 @@
 """Pages: the web app's static HTML files, the login form's POST, and a self-contained API page.
 
-The HTML, JS and CSS live in ``zsindex/service/static`` and ship in the package;
-a page whose file is missing gets a small placeholder, so the API works alone.
+The HTML, JS and CSS live in ``zsindex/service/static`` and ship in the package.
+A page is its own ``page-NAME.html`` (its ``<main>``) inside ``layout.html``
+(head, scripts, and ``topbar.html`` on every page but the login form), so the
+parts all pages share are written once. A page whose file is missing gets a
+small placeholder, so the API works alone.
 The API page is rendered here from the OpenAPI schema, with no script and
 nothing from another host (FastAPI's own /docs loads its assets from a CDN).
 """
@@ -14,21 +17,34 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Path, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .common import service
 from .security import COOKIE, token_matches
 
 STATIC = FsPath(__file__).resolve().parent / "static"
-PAGES = {"search": "index.html", "image": "image.html", "labels": "labels.html", "status": "status.html",
-         "login": "login.html"}
+PAGES = {"search": "Search", "image": "Image", "labels": "Labels", "status": "Status", "login": "Log in"}
 router = APIRouter(include_in_schema=False)
 
 
+def page_html(name: str) -> str | None:
+    """The whole HTML of a page, or None when its files are not installed."""
+    try:
+        layout, main = (STATIC / "layout.html").read_text("utf-8"), (STATIC / f"page-{name}.html").read_text("utf-8")
+        topbar = "" if name == "login" else (STATIC / "topbar.html").read_text("utf-8")
+    except OSError:
+        return None
+    parts = {"title": PAGES[name], "page": name, "body_attributes": ' class="login-body"' if name == "login" else "",
+             "topbar": topbar, "main": main}
+    for key, value in parts.items():
+        layout = layout.replace("{{" + key + "}}", value)
+    return layout
+
+
 def _page(name: str) -> Response:
-    path = STATIC / PAGES[name]
-    if path.is_file():
-        return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+    body = page_html(name)
+    if body is not None:
+        return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
     body = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>zsindex</title>"
             f"<link rel=stylesheet href=/static/app.css></head><body><h1>zsindex</h1>"
             f"<p>The {html.escape(name)} page is not installed; the API is at <a href=/docs>/docs</a>.</p>"

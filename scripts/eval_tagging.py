@@ -1,6 +1,6 @@
 """Tagging quality across library make-ups: calibrated thresholds against fixed cosine cut-offs.
 
-    python scripts/eval_tagging.py [--images 240] [--seed 2024] [--markdown]
+    python scripts/eval_tagging.py [--images 240] [--seed 2024 ...] [--markdown | --counts]
 
 Each make-up is a drawn library (demo model, images from zsindex/shapes.py):
 flat or busy backgrounds, one object or several, shapes in colours the labels
@@ -201,7 +201,8 @@ def run(embedder: Any, n: int, seed: int, makeups: Sequence[Makeup] = tuple(MAKE
 def one_cutoff(rows: Sequence[dict[str, Any]]) -> float:
     """The one cut-off (on the grid) with the highest mean F1 over all rows of a draw: what a user who picks
     one --threshold for every library and label set would best have picked, in hindsight."""
-    return max(GRID.tolist(), key=lambda t: (float(np.mean([r["grid"][t]["f1"] for r in rows])), -abs(t - 0.25)))
+    return max(GRID.tolist(), key=lambda t: (round(float(np.mean([r["grid"][t]["f1"] for r in rows])), 9),
+                                             -abs(t - 0.25)))  # rounded: equal means tie, whatever the sum's order
 
 
 def _f(r: dict[str, float]) -> str:
@@ -238,19 +239,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=240, help="images per make-up")
     ap.add_argument("--model", default="demo")
-    ap.add_argument("--seed", type=int, default=2024, help="which scenes are drawn")
+    ap.add_argument("--seed", type=int, nargs="+", default=[2024], help="which scenes are drawn (one run each)")
     ap.add_argument("--markdown", action="store_true", help="a table (as in the README) instead of JSON")
+    ap.add_argument("--counts", action="store_true", help="only the comparison with both baselines, per seed")
     args = ap.parse_args()
-    rows = run(load_embedder(args.model, device="cpu"), args.images, args.seed)
-    if args.markdown:
-        print(markdown(rows))
-        print()
-        for key, what in (("best fixed", "the best fixed cut-off of each row"),
-                          ("one fixed", f"the one cut-off {rows[0]['one fixed']['cutoff']:.2f} for every row")):
-            print(f"{len(rows)} rows, calibrated against {what}: " + comparison(rows, key))
-    else:
-        for r in rows:
-            print(json.dumps(r))
+    embedder = load_embedder(args.model, device="cpu")
+    for seed in args.seed:
+        rows = run(embedder, args.images, seed)
+        if args.markdown or args.counts:
+            if args.markdown:
+                print(markdown(rows) + "\n")
+            for key, what in (("best fixed", "the best fixed cut-off of each row"),
+                              ("one fixed", f"the one cut-off {rows[0]['one fixed']['cutoff']:.2f} for every row")):
+                print(f"seed {seed}, {len(rows)} rows, calibrated against {what}: " + comparison(rows, key))
+        else:
+            for r in rows:
+                print(json.dumps({"seed": seed, **r}))
     return 0
 
 

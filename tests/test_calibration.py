@@ -199,3 +199,16 @@ def test_single_mode_keeps_the_softmax_choice_of_a_label_few_images_show(demo_em
     fifty = next(m for m in ev.MAKEUPS if m.name == "fifty-labels")
     row, = ev.run(demo_embedder, 160, 31, [fifty], modes=("single",))
     assert row["calibrated"]["f1"] >= row["best fixed"]["f1"], row
+
+
+def test_the_one_cutoff_of_a_draw_is_the_best_on_average_over_its_rows():
+    """The second baseline of scripts/eval_tagging.py: one --threshold for every row of a draw, the grid value
+    with the highest mean F1 (not the best of any one row); ties go to the value nearest 0.25."""
+    grid = [float(t) for t in ev.GRID]
+
+    def row(best: float, width: float) -> dict:
+        return {"grid": {t: {"f1": max(0.0, 1 - abs(t - best) / width)} for t in grid}}
+
+    rows = [row(0.30, 0.05), row(0.40, 0.5), row(0.40, 0.5)]  # one sharp row at 0.30, two flat ones at 0.40
+    assert ev.one_cutoff(rows) == 0.3  # 1 + 2 * 0.8 beats 0 + 2 * 1
+    assert ev.one_cutoff([row(0.10, 1.0), row(0.40, 1.0)]) == 0.25  # a plateau from 0.10 to 0.40: nearest 0.25

@@ -125,10 +125,10 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
     tags = {name: report.counts for name, report in reports.items()}
     for name, counts in tags.items():
         progress(f"tag {name}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
-    if reports["shapes"].warning:  # the tagger's hint names an option of `zsindex tag`, which the demo lacks
+    if reports["shapes"].warning:  # the tagger's hint names a parameter the demo lacks
         progress(f"note: the demo's {len(paths)} images are too few for calibrated thresholds (they need "
-                 f"{MIN_CALIBRATION_IMAGES}), so its tags are rough; on your own images, `zsindex tag` calibrates on "
-                 f"all of them, or takes one cut-off with --threshold COSINE")
+                 f"{MIN_CALIBRATION_IMAGES}), so its tags are rough; on a library of your own, `zsindex tag` "
+                 f"calibrates on all its images, or takes one fixed cut-off")
     lib.close()
     for name in INDEX_FILE_NAMES:
         if name not in before and (index / name).is_file():

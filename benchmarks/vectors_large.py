@@ -17,7 +17,8 @@ vectors chunk by chunk), and measures:
   candidate search; the SQL fetch of the candidates' vectors), and recall@10
   of that result against exact search over every vector (computed by
   streaming SQL), with the median gap between the exact 10th and 11th scores
-  (how tied the true top 10 is);
+  (how tied the true top 10 is), and the recall a re-ranking of 2 and 4 times
+  as many candidates would give (the share of the true top 10 among them);
 - cold start: a new `python` process that opens the index (file memory-mapped),
   searches once with a stored vector and prints the hits, from process start
   to result.
@@ -136,13 +137,24 @@ def figures_at(n: int, dim: int, n_queries: int, work: Path, noise: float = 0.1,
         times.append(time.perf_counter() - t)
         recalls.append(len(want & set(found[0].tolist())) / 10)
         planted.append(int(src) in set(found[0].tolist()))
-    for q in queries:  # the same searches again, in their two parts (pages now warm for both)
+    wide = max(10 * RERANK, 100)  # the candidates zsindex re-ranks for k = 10
+    widths = (wide, 2 * wide, 4 * wide)
+    within: dict[int, list[float]] = {w: [] for w in widths}
+    fetch_widest = []
+    for q, want in zip(queries, truth):  # the same searches again, in their two parts (pages now warm for both)
         t = time.perf_counter()
-        _, cand = searcher._search(q[None, :], max(10 * RERANK, 100), None)
+        _, cand = searcher._search(q[None, :], wide, None)
         scan.append(time.perf_counter() - t)
         t = time.perf_counter()
         searcher.exact.by_ids(np.unique(cand[cand >= 0]))
         fetch.append(time.perf_counter() - t)
+        # what a wider re-ranking would give: the share of the true top 10 among the first w candidates
+        _, cand = searcher._search(q[None, :], widths[-1], None)
+        for w in widths:
+            within[w].append(len(want & set(cand[0, :w].tolist())) / 10)
+        t = time.perf_counter()
+        searcher.exact.by_ids(np.unique(cand[cand >= 0]))
+        fetch_widest.append(time.perf_counter() - t)
     cold = []
     for q in queries[:5]:
         t = time.perf_counter()
@@ -170,6 +182,10 @@ def figures_at(n: int, dim: int, n_queries: int, work: Path, noise: float = 0.1,
         {"figure": f"search_part_sql_fetch_candidates_p50_{tag}", "value": round(float(np.median(fetch)) * 1000, 2),
          "unit": "ms"},
         {"figure": f"recall_at_10_reranked_{tag}", "value": round(float(np.mean(recalls)), 4), "unit": "fraction"},
+        *[{"figure": f"recall_at_10_if_reranking_{w}_candidates_{tag}", "value": round(float(np.mean(within[w])), 4),
+           "unit": "fraction"} for w in widths],
+        {"figure": f"search_part_sql_fetch_{widths[-1]}_candidates_p50_{tag}",
+         "value": round(float(np.median(fetch_widest)) * 1000, 2), "unit": "ms"},
         {"figure": f"exact_score_gap_10th_to_11th_median_{tag}",
          "value": round(float(np.median(tenth_eleventh[:, 0] - tenth_eleventh[:, 1])), 5), "unit": "cosine"},
         *planted_figures,

@@ -122,9 +122,10 @@ def new_faiss_index(dim: int, training: np.ndarray | None = None, kind: str = "f
         m = pq_bytes(dim)
         index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, 8 if len(training) >= 256 * 39 else 4,
                                  faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 10  # k-means rounds for the lists' centroids: ten are enough once candidates are re-ranked
-    # The vectors are unit length: centroids kept unit length too (spherical k-means) rank by cosine,
-    # and a graph over them (below) searches them well.
+    # The lists' centroids: ten k-means rounds (FAISS's default is 25; training cost grows with lists × sample),
+    # kept unit length like the vectors (spherical k-means), so they rank by cosine and a graph over them
+    # (below) searches them as it would by distance.
+    index.cp.niter = 10
     index.cp.spherical = True
     rng = np.random.default_rng(0)
     size = min(len(training), training_size(n, kind))

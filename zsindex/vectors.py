@@ -4,15 +4,23 @@ Inner product over unit vectors (= cosine); FAISS ids are SQL image ids. Three
 kinds, chosen by size unless the index records one (``zsindex rebuild --kind``):
 
 - ``flat`` (below ``IVF_THRESHOLD``): exact (``IndexIDMap2`` over a flat index).
-- ``ivf`` (up to ``PQ_THRESHOLD``): an inverted file (about 4·sqrt(N) lists,
+- ``ivf`` (up to ``PQ_THRESHOLD``): an inverted file (about 4·√N lists,
   ``NPROBE`` searched) holding full float32 vectors; approximate, but it scans
   a small fraction of them.
 - ``ivfpq`` (above): an inverted file of product-quantised codes, ``m`` bytes
   per vector instead of 4·d, so 100M vectors need gigabytes, not hundreds of
-  them. Codes only approximate the scores, so a search asks FAISS for
-  ``RERANK`` times more candidates and ranks those again exactly from the
-  vectors stored in SQL: hits keep their true cosine scores, and recall is
-  that of the candidate list.
+  them. About 2·√N lists (fewer than ``ivf``: training cost grows with lists ×
+  sample), ``PQ_NPROBE`` searched. Codes only approximate the scores, so a
+  search asks FAISS for ``RERANK`` times more candidates and ranks those again
+  exactly from the vectors stored in SQL: hits keep their true cosine scores,
+  and recall is that of the candidate list.
+
+N is the number of vectors indexed, not the training sample: the lists'
+centroids are trained (spherical k-means, ten rounds) on ``TRAIN_PER_LIST``
+vectors per list, at most ``TRAIN_MAX``, so list length grows only as √N.
+From ``HNSW_LISTS`` lists (about 67M vectors in ``ivfpq``) an HNSW graph over
+the trained centroids replaces the flat scan that chooses lists; below that the
+flat scan measured faster and more accurate (README, "Large libraries").
 
 A filtered search widens nprobe until it has k results. The file is saved
 atomically next to a small JSON file that records the SQL generation it

@@ -1,7 +1,8 @@
 """Large vector indexes: the compressed IVF-PQ kind at 1M and 5M vectors against exact search.
 
     python benchmarks/vectors_large.py [--sizes 1000000,5000000] [--queries 200] [--dim 512]
-                                       [--data isotropic|photos] [--query-noise 0.1]
+                                       [--data isotropic|photos] [--query-noise 0.1] [--keep]
+    python benchmarks/vectors_large.py --time-only INDEX [--queries 200]
 
 For each size, builds a real index (SQLite file) of synthetic unit vectors
 (``--data``, below), rebuilds its FAISS file as `ivfpq` through
@@ -204,19 +205,54 @@ def main() -> int:
                    help="isotropic data: queries are stored vectors plus this much Gaussian noise per dimension, "
                         "normalised")
     p.add_argument("--data", choices=("isotropic", "photos"), default="isotropic", help="the data model (above)")
-    p.add_argument("--workdir", type=Path, default=None, help="where the temporary indexes go (needs ~2.2 KB/vector)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where the temporary indexes go (needs ~4.5 KB/vector on SQLite: a 2 KB vector fills half "
+                        "of a 4 KB page, and the next one does not fit beside it)")
+    p.add_argument("--keep", action="store_true", help="keep the indexes (their folder is printed) for --time-only")
+    p.add_argument("--time-only", type=Path, default=None, metavar="INDEX",
+                   help="only time --queries searches of a kept index (stored vectors plus --query-noise), "
+                        "memory-mapped as a search process; no build, no recall")
     args = p.parse_args()
+    if args.time_only:
+        report("vectors_large_time_only", time_only(args.time_only, args.queries, args.query_noise),
+               index=str(args.time_only), queries=args.queries, load_average_at_end=os.getloadavg())
+        return 0
     work = Path(tempfile.mkdtemp(prefix="zsindex-bench-", dir=args.workdir))
     figures: list[dict] = []
     try:
         for n in (int(x) for x in args.sizes.split(",")):
             figures += figures_at(n, args.dim, args.queries, work, args.query_noise, args.data)
-            shutil.rmtree(work / f"index-{n}", ignore_errors=True)
+            if args.keep:
+                note(f"{n:,}: kept in {work / f'index-{n}'}")
+            else:
+                shutil.rmtree(work / f"index-{n}", ignore_errors=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     report("vectors_large", figures, dim=args.dim, queries=args.queries, data=args.data,
            query_noise=None if args.data == "photos" else args.query_noise, load_average_at_end=os.getloadavg())
     return 0
+
+
+def time_only(folder: Path, n_queries: int, noise: float) -> list[dict]:
+    from zsindex.library import Library
+
+    lib = Library(folder, create=False)
+    searcher = lib.vectors()
+    n = searcher.ntotal
+    rng = np.random.default_rng(7)
+    base = lib.store.vectors_by_ids(lib.store.model().id, np.sort(rng.choice(np.arange(1, n + 1), n_queries,
+                                                                              replace=False)))
+    queries = base + noise * rng.normal(size=base.shape).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        searcher.search(q[None, :], 10)
+        times.append((time.perf_counter() - t) * 1000)
+    tag = f"{n}_{searcher.kind}"
+    return [{"figure": f"search_p50_{tag}", "value": round(float(np.percentile(times, 50)), 2), "unit": "ms"},
+            {"figure": f"search_p99_{tag}", "value": round(float(np.percentile(times, 99)), 2), "unit": "ms"}]
 
 
 if __name__ == "__main__":

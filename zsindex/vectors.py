@@ -20,7 +20,7 @@ centroids are trained (spherical k-means, ten rounds) on ``TRAIN_PER_LIST``
 vectors per list, at most ``TRAIN_MAX``, so list length grows only as √N.
 From ``HNSW_LISTS`` lists (about 67M vectors in ``ivfpq``) an HNSW graph over
 the trained centroids replaces the flat scan that chooses lists; below that the
-flat scan measured faster and more accurate (README, "Large libraries").
+flat scan measured more accurate (README, "Large libraries").
 
 A filtered search widens nprobe until it has k results. The file is saved
 atomically next to a small JSON file that records the SQL generation it

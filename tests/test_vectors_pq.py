@@ -9,9 +9,19 @@ import pytest
 from click.testing import CliRunner
 
 from zsindex import schema as s
+from zsindex import vectors
 from zsindex.cli import cli
 from zsindex.library import Library
-from zsindex.vectors import META_NAME, VectorIndex, choose_kind, pq_bytes
+from zsindex.vectors import (
+    META_NAME,
+    TRAIN_MAX,
+    VectorIndex,
+    choose_kind,
+    ivf_lists,
+    list_probes,
+    pq_bytes,
+    training_size,
+)
 
 from .synthetic import store_vectors
 
@@ -135,3 +145,49 @@ def test_rebuild_kind_from_the_cli_gives_the_same_search_results(tmp_path, world
     assert pq.output == flat.output
     bad = runner.invoke(cli, ["rebuild", "--kind", "hnsw", "--index", str(index)])
     assert bad.exit_code == 2
+
+
+def test_list_count_follows_the_library_not_the_training_sample():
+    # about 2·√N lists for ivfpq and 4·√N for ivf, N being the vectors indexed: a 5M library has
+    # √5 times the lists of a 1M one, though both are trained on capped samples
+    assert ivf_lists(1_000_000, "ivfpq") == 2000 and ivf_lists(5_000_000, "ivfpq") == 4472
+    assert ivf_lists(100_000_000, "ivfpq") == 20_000
+    assert ivf_lists(1_000_000, "ivf") == 4000
+    assert ivf_lists(1000, "ivfpq") == 25  # small: never fewer than 39 training vectors per list
+    # the sample: 40 (ivfpq) or 64 (ivf) vectors per list, at least 10,000, at most TRAIN_MAX
+    assert training_size(5_000_000, "ivfpq") == 40 * 4472
+    assert training_size(1_000_000, "ivf") == 64 * 4000
+    assert training_size(5000, "ivfpq") == 5000
+    assert training_size(10**10, "ivfpq") == TRAIN_MAX
+    assert [list_probes(nl, "ivfpq") for nl in (10, 64, 4472)] == [10, 64, 64]
+
+
+def test_rebuild_sizes_lists_by_the_library(tmp_path):
+    # 20,000 vectors: the sample is 40 per list (11,280 vectors), yet the lists are those of 20,000
+    x = _clustered(20_000, seed=5)
+    lib = _library(tmp_path / "idx", x)
+    lib.rebuild("ivfpq")
+    vi = lib.vectors()
+    assert vi.ivf.nlist == ivf_lists(20_000, "ivfpq") == 282
+    assert vi.ivf.nprobe == list_probes(282, "ivfpq") == 64
+
+
+def test_many_lists_are_chosen_by_a_graph_that_survives_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(vectors, "HNSW_LISTS", 16)
+    x = _clustered(6000, seed=6)
+    lib = _library(tmp_path / "idx", x)
+    lib.rebuild("ivfpq")
+    faiss = vectors._faiss()
+    built = lib.vectors()
+    assert isinstance(faiss.downcast_index(built.ivf.quantizer), faiss.IndexHNSWFlat)
+    mapped = Library(lib.folder).vectors()  # a search process: the file, memory-mapped
+    assert mapped.mapped and isinstance(faiss.downcast_index(mapped.ivf.quantizer), faiss.IndexHNSWFlat)
+    rng = np.random.default_rng(2)
+    q = x[rng.integers(0, len(x), 40)] + 0.2 * rng.normal(size=(40, DIM)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    scores, found = mapped.search(q, 10)
+    np.testing.assert_array_equal(found, built.search(q, 10)[1])
+    ids = _ids_by_path(lib)
+    truth = np.argsort(-(q @ x.T), axis=1)[:, :10]
+    recall = np.mean([len(set(ids[t].tolist()) & set(f.tolist())) / 10 for t, f in zip(truth, found)])
+    assert recall >= 0.9

@@ -387,16 +387,26 @@ class Store:
             return int(session.scalar(query) or 0) + frames_indexed(session, model_id)  # videos count their frames
 
     def vectors_by_ids(self, model_id: int, ids: np.ndarray) -> np.ndarray:
-        """Exact vectors of these image ids, in the order given (a re-ranking pool: hundreds, not millions)."""
+        """Exact vectors of these image ids, in the order given (a re-ranking pool: hundreds, not millions).
+
+        One statement per chunk of ids, on the connection (no ORM layer): it runs once per search
+        of a compressed index. Each id's vector is a scalar subquery by (model, hash), the vectors
+        table's unique index, so no planner can choose to read the whole table instead (see by_key).
+        """
+        from .frames import FRAME_ID_BASE, vector_blobs
+
         wanted = [int(i) for i in ids]
+        images = [i for i in wanted if i < FRAME_ID_BASE]
+        vector = (select(s.Vector.vector).where(s.Vector.model_id == model_id, s.Vector.sha256 == s.Image.sha256)
+                  .correlate(s.Image).scalar_subquery())
         found: dict[int, bytes] = {}
         with self.session() as session:
-            for start in range(0, len(wanted), CHUNK):
-                found.update(by_key(session, model_id, session.execute(
-                    select(s.Image.id, s.Image.sha256).where(s.Image.id.in_(wanted[start:start + CHUNK])))))
-            from .frames import vector_blobs
-
-            found.update(vector_blobs(session, model_id, wanted))  # frames of videos (ids above FRAME_ID_BASE)
+            conn = session.connection()
+            for start in range(0, len(images), CHUNK):
+                found.update((i, blob) for i, blob in conn.execute(
+                    select(s.Image.id, vector).where(s.Image.id.in_(images[start:start + CHUNK]))) if blob is not None)
+            if len(images) < len(wanted):
+                found.update(vector_blobs(session, model_id, wanted))  # frames of videos (ids above FRAME_ID_BASE)
         missing = [i for i in wanted if i not in found]
         if missing:
             raise IndexStateError(f"{len(missing)} vectors of the FAISS file are not in {self.folder / DB_NAME} "

@@ -4,15 +4,23 @@ Inner product over unit vectors (= cosine); FAISS ids are SQL image ids. Three
 kinds, chosen by size unless the index records one (``zsindex rebuild --kind``):
 
 - ``flat`` (below ``IVF_THRESHOLD``): exact (``IndexIDMap2`` over a flat index).
-- ``ivf`` (up to ``PQ_THRESHOLD``): an inverted file (about 4·sqrt(N) lists,
+- ``ivf`` (up to ``PQ_THRESHOLD``): an inverted file (about 4·√N lists,
   ``NPROBE`` searched) holding full float32 vectors; approximate, but it scans
   a small fraction of them.
 - ``ivfpq`` (above): an inverted file of product-quantised codes, ``m`` bytes
   per vector instead of 4·d, so 100M vectors need gigabytes, not hundreds of
-  them. Codes only approximate the scores, so a search asks FAISS for
-  ``RERANK`` times more candidates and ranks those again exactly from the
-  vectors stored in SQL: hits keep their true cosine scores, and recall is
-  that of the candidate list.
+  them. About 2·√N lists (fewer than ``ivf``: training cost grows with lists ×
+  sample), ``PQ_NPROBE`` searched. Codes only approximate the scores, so a
+  search asks FAISS for ``RERANK`` times more candidates and ranks those again
+  exactly from the vectors stored in SQL: hits keep their true cosine scores,
+  and recall is that of the candidate list.
+
+N is the number of vectors indexed, not the training sample: the lists'
+centroids are trained (spherical k-means, ten rounds) on ``TRAIN_PER_LIST``
+vectors per list, at most ``TRAIN_MAX``, so list length grows only as √N.
+From ``HNSW_LISTS`` lists (about 67M vectors in ``ivfpq``) an HNSW graph over
+the trained centroids replaces the flat scan that chooses lists; below that the
+flat scan measured more accurate (README, "Large libraries").
 
 A filtered search widens nprobe until it has k results. The file is saved
 atomically next to a small JSON file that records the SQL generation it
@@ -39,7 +47,13 @@ FAISS_NAME = "vectors.faiss"
 META_NAME = "vectors.json"
 IVF_THRESHOLD = 200_000
 PQ_THRESHOLD = 2_000_000
-NPROBE = 32
+NPROBE = 32  # lists an `ivf` search scans
+PQ_NPROBE = 64  # lists an `ivfpq` search scans
+LISTS_PER_ROOT = {"ivf": 4.0, "ivfpq": 2.0}  # lists per √N vectors
+TRAIN_PER_LIST = {"ivf": 64, "ivfpq": 40}  # training vectors per list
+TRAIN_MAX = 1_000_000  # largest training sample (2 GB at 512 dimensions)
+HNSW_LISTS = 16_384  # from this many lists (N ≥ 67M), an HNSW graph over the centroids chooses lists
+HNSW_EF_SEARCH = 128
 RERANK = 10  # candidates fetched per wanted hit from a product-quantised index
 KINDS = ("flat", "ivf", "ivfpq")
 KIND_STATE = "vector_kind"  # store state key: the kind chosen by `zsindex rebuild --kind`
@@ -84,32 +98,67 @@ def pq_bytes(dim: int) -> int:
     return max(m for m in range(1, min(64, max(1, dim // 8)) + 1) if dim % m == 0)
 
 
-def new_faiss_index(dim: int, training: np.ndarray | None = None, kind: str = "flat") -> Any:
-    """An empty index of this kind; IVF kinds are trained on ``training`` (a sample of the vectors)."""
+def ivf_lists(n: int, kind: str) -> int:
+    """Inverted lists for an index of n vectors: about ``LISTS_PER_ROOT``·√n, so lists keep a size that
+    grows only as √n, and no more than a ``TRAIN_MAX`` sample can train (``TRAIN_PER_LIST`` per list)."""
+    per_list = TRAIN_PER_LIST[kind]
+    return max(1, min(int(LISTS_PER_ROOT[kind] * math.sqrt(n)), n // 39, TRAIN_MAX // per_list))
+
+
+def training_size(n: int, kind: str) -> int:
+    """Vectors the lists (and codes) of an index of n vectors are trained on: ``TRAIN_PER_LIST`` per list."""
+    return min(n, max(TRAIN_PER_LIST[kind] * ivf_lists(n, kind), 10_000), TRAIN_MAX)
+
+
+def list_probes(nlist: int, kind: str) -> int:
+    """Lists a search scans."""
+    return min(nlist, NPROBE if kind == "ivf" else PQ_NPROBE)
+
+
+def new_faiss_index(dim: int, training: np.ndarray | None = None, kind: str = "flat", n: int | None = None) -> Any:
+    """An empty index of this kind for n vectors (default: as many as ``training``); IVF kinds are
+    trained on ``training`` (a sample of the vectors, or all of them)."""
     faiss = _faiss()
 
     if kind == "flat" or training is None or len(training) == 0:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    n = len(training)
+    n = max(len(training), n or 0)
+    nlist = min(ivf_lists(n, kind), max(1, len(training) // 39))
     if kind == "ivf":
-        nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        per_list = 64
     else:
-        # Fewer lists than IVF-flat: scanning codes is cheap, and training cost grows with the lists.
-        nlist = max(1, min(int(math.sqrt(n)), n // 39))
         m = pq_bytes(dim)
-        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, 8 if n >= 256 * 39 else 4,
+        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, 8 if len(training) >= 256 * 39 else 4,
                                  faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 10  # the PQ codebooks: ten k-means rounds are enough once candidates are re-ranked
-        per_list = 40
+    # The lists' centroids: ten k-means rounds (FAISS's default is 25; training cost grows with lists × sample),
+    # kept unit length like the vectors (spherical k-means), so they rank by cosine and a graph over them
+    # (below) searches them as it would by distance.
+    index.cp.niter = 10
+    index.cp.spherical = True
     rng = np.random.default_rng(0)
-    sample = training[rng.choice(n, size=min(n, max(per_list * nlist, 10_000)), replace=False)]
+    size = min(len(training), training_size(n, kind))
+    sample = training if size == len(training) else training[np.sort(rng.choice(len(training), size, replace=False))]
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
-    # A quantised index has fewer, longer lists; recall is bound by the lists probed, not by the codes
-    # (re-ranking fixes those), so it probes about 3% of them.
-    index.nprobe = NPROBE if kind == "ivf" else min(nlist, max(NPROBE, nlist // 32))
+    if nlist >= HNSW_LISTS:
+        _graph_quantizer(faiss, index, dim)
+    index.nprobe = list_probes(nlist, kind)
     return index
+
+
+def _graph_quantizer(faiss: Any, index: Any, dim: int) -> None:
+    """Replace a trained IVF index's flat quantizer by an HNSW graph over the same centroids.
+
+    Choosing lists then costs a few hundred dot products instead of one per list: what makes adding
+    millions of vectors to thousands of lists affordable (the training itself stays exact).
+    """
+    centroids = index.quantizer.reconstruct_n(0, index.nlist)
+    graph = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = 80
+    graph.add(centroids)
+    graph.hnsw.efSearch = HNSW_EF_SEARCH
+    index.quantizer = graph
+    index.own_fields = True
+    graph.this.disown()  # the IVF index frees it (and writes it in its file)
 
 
 class VectorIndex:
@@ -294,7 +343,7 @@ class VectorIndex:
     def build(cls, dim: int, ids: np.ndarray, vecs: np.ndarray, kind: str | None = None) -> "VectorIndex":
         """A fresh index over these vectors, of the given kind or the one chosen by size."""
         kind = kind or choose_kind(len(vecs))
-        vi = cls(dim, new_faiss_index(dim, vecs if kind != "flat" else None, kind))
+        vi = cls(dim, new_faiss_index(dim, vecs if kind != "flat" else None, kind, len(vecs)))
         vi.add(ids, vecs)
         return vi
 
@@ -307,8 +356,9 @@ class VectorIndex:
         """
         n = store.count_indexed(model_id)
         kind = kind or store.get_state(KIND_STATE) or choose_kind(n)
-        sample = _training_sample(store.indexed_vectors(model_id), n) if kind != "flat" and n else None
-        vi = cls(dim, new_faiss_index(dim, sample, kind))
+        sample = _training_sample(store.indexed_vectors(model_id), n, training_size(n, kind)) \
+            if kind != "flat" and n else None
+        vi = cls(dim, new_faiss_index(dim, sample, kind, n))
         del sample
         for ids, vecs in store.indexed_vectors(model_id):
             vi.add(ids, vecs)

@@ -215,3 +215,19 @@ def test_a_video_among_the_hits_goes_the_full_way(tmp_path, monkeypatch):
 def test_names_shared_with_the_store_agree():
     assert quickread.DB_NAME == store.DB_NAME and quickread.KIND_STATE == vectors.KIND_STATE
     assert warm  # warm peeks through quickread.connect
+
+
+def test_a_new_text_starts_its_text_tower_early_and_a_cached_one_does_not(index, tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy)
+    asked: list[str] = []
+    monkeypatch.setattr(warm, "text_tower_of", asked.append)
+    identity = Library(copy).store.model().identity
+    assert quickread.search(copy, ["a red circle"], [], 0.5, 3, 0, None) is not None
+    assert asked == []  # cached: no tower, no thread
+    assert quickread.search(copy, ["a violet moon, new"], [], 0.5, 3, 0, None) is not None
+    assert asked == [identity]
+    assert quickread.search(copy, ["a grey cloud, new"], [], 0.5, 3, 0, None, model="demo") is not None
+    assert asked == [identity]  # a model named by the user is loaded as named, without an early tower

@@ -229,15 +229,15 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
     plain = not (likes or group_stems) and all(
         v is None for v in (path_glob, after, before, camera, fmt_filter, tag_filter, tag_set, keyword_filter))
     hits = None
-    if text and warm.wanted(root_db(), choice.model, choice.runtime):
-        warm.text_tower_for(config.index_dir(index_dir), [text, *nots])  # overlaps the imports below
     if text and plain:  # a text query is answered without SQLAlchemy when it can be (quickread.py)
         from . import quickread
 
         hits = quickread.search(config.index_dir(index_dir), [text], nots, not_weight, top_k, offset, min_score,
-                                choice.model, choice.pretrained, choice.precision, root_db(), choice.device,
-                                choice.runtime)
+                                model=choice.model, pretrained=choice.pretrained, device=choice.device,
+                                runtime=choice.runtime, precision=choice.precision, db=root_db())
     if hits is None:  # the full search through the library: any query
+        if text and warm.wanted(root_db(), choice.model, choice.runtime):
+            warm.text_tower_for(config.index_dir(index_dir), [text, *nots])  # overlaps the imports below
         from .search import Filters, parse_date
 
         if query and not text:

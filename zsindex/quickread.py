@@ -67,9 +67,9 @@ def cached_texts(con: sqlite3.Connection, model_id: int, texts: Sequence[str]) -
 
 
 def search(folder: Path, texts: Sequence[str], nots: Sequence[str], not_weight: float, k: int, offset: int,
-           min_score: float | None, model: str | None = None, pretrained: str | None = None,
-           precision: str | None = None, db: str | None = None, device: str | None = None,
-           runtime: str | None = None) -> "list[Hit] | None":
+           min_score: float | None, *, model: str | None = None, pretrained: str | None = None,
+           device: str | None = None, runtime: str | None = None, precision: str | None = None,
+           db: str | None = None) -> "list[Hit] | None":
     """The hits of this plain text query, as ``Library.search`` finds them; None when only it can answer."""
     if db or os.environ.get(config.ENV_DB) or not texts:
         return None
@@ -104,6 +104,13 @@ def _search(con: sqlite3.Connection, folder: Path, texts: Sequence[str], nots: S
 
         if chosen_model(model, pretrained)[0] != identity or precision not in (None, recorded_precision):
             return None
+    stored = cached_texts(con, model_id, [*texts, *nots])
+    missing = [t for t in dict.fromkeys([*texts, *nots]) if t not in stored]
+    if missing:
+        from . import warm
+
+        if warm.wanted(None, model, choice[3]):  # the text tower's session, made while the rest loads
+            warm.text_tower_of(identity)
     state = dict(con.execute("SELECT key, value FROM state WHERE key IN ('generation', ?)", [KIND_STATE]))
     import numpy as np  # only now: a case that falls back early does not pay for it
 
@@ -114,8 +121,7 @@ def _search(con: sqlite3.Connection, folder: Path, texts: Sequence[str], nots: S
                                kind=state.get(KIND_STATE) or None)
     if vectors is None or vectors.quantised or not vectors.ntotal:
         return None
-    found = {t: np.frombuffer(v, dtype=np.float32) for t, v in cached_texts(con, model_id, [*texts, *nots]).items()}
-    missing = [t for t in dict.fromkeys([*texts, *nots]) if t not in found]
+    found = {t: np.frombuffer(v, dtype=np.float32) for t, v in stored.items()}
     if missing:  # a new text: the text tower embeds it, and the cache remembers it
         spec = config.model_spec(*choice, recorded=(name, recorded_pretrained, recorded_precision))
         from .embedder import load_embedder

@@ -1,14 +1,16 @@
 """Start the text tower of a new query early, while the rest of zsindex is still being imported.
 
-A new text query (one not in the index's cache) spends about a third of its
-time creating the ONNX text tower's session, and another third importing
-SQLAlchemy, numpy and FAISS and opening the store; the session's creation
-releases the GIL, so the two can overlap. ``text_tower_for(folder, texts)``
-peeks at the index with the standard library's sqlite3, read-only (which
-model the index holds, and whether these texts are cached), and when the
-tower will be needed and the model's ONNX export exists, creates its session
-in a background thread. ``runtime_onnx`` takes that session when the query
-asks for one (`OnnxTowers`), or creates its own if the peek found nothing.
+A new text query (one not in the index's cache) spends a large part of its
+time creating the ONNX text tower's session, and another importing numpy,
+FAISS and ONNX Runtime and reading the index; the session's creation releases
+the GIL, so the two can overlap. The quick read path of a plain query
+(quickread.py) sees which model the index holds and that a text is new, and
+calls ``text_tower_of(identity)``; for any other query
+``text_tower_for(folder, texts)`` peeks at the index with the standard
+library's sqlite3, read-only, to learn the same. Either creates the session in
+a background thread when the model's ONNX export exists. ``runtime_onnx`` takes
+that session when the query asks for one (`OnnxTowers`), or creates its own if
+none was prepared.
 
 Only a hint: any doubt (a database server, another runtime, an unreadable
 index) means no warm-up, and a warm-up nobody takes costs only CPU time.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 _PREPARED: dict[str, Future] = {}  # export folder -> its text session, being created
+_REGISTER = threading.Lock()
 
 
 def text_tower_for(folder: Path, texts: Sequence[str]) -> None:
@@ -46,17 +49,28 @@ def take(export_folder: Path) -> Any:
         return None
 
 
+def text_tower_of(identity: str) -> None:
+    """Create this model's text tower session in the background: the caller has seen that a text is new."""
+    threading.Thread(target=_prepare, args=(identity,), name="zsindex-warm", daemon=True).start()
+
+
 def _peek_and_prepare(folder: Path, texts: list[str]) -> None:
     identity = _uncached_model(folder, texts)
-    if identity is None:
-        return
+    if identity is not None:
+        _prepare(identity)
+
+
+def _prepare(identity: str) -> None:
     from . import runtime_onnx
 
     export = runtime_onnx.export_dir(identity)
-    if runtime_onnx.read_export(identity) is None or str(export) in _PREPARED:
+    if runtime_onnx.read_export(identity) is None:
         return
-    future: Future = Future()
-    _PREPARED[str(export)] = future
+    with _REGISTER:  # one session per export, whichever caller asked first
+        if str(export) in _PREPARED:
+            return
+        future: Future = Future()
+        _PREPARED[str(export)] = future
     try:
         future.set_result(runtime_onnx.OnnxTowers(export, "fp32").create_session("text"))
     except BaseException as e:  # noqa: BLE001 - handed to whoever takes it

@@ -251,6 +251,53 @@ def test_ctrl_c_exits_130_and_status_says_interrupted(tmp_path, workers, to_grou
     con.close()
 
 
+class _DropsCtrlC:
+    """Receives Ctrl-C in its ``__del__``, where Python prints the KeyboardInterrupt as "ignored" and drops it."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_ctrl_c_that_python_drops_still_stops_the_command(tmp_path, monkeypatch, capfd):
+    """SIGINT landing in a finaliser or weakref callback (seen in CI) used to let an ingest run on and exit 0."""
+    from zsindex import ingest
+
+    _draw(tmp_path / "p", 12)
+    index = tmp_path / "index"
+    commit = ingest.Ingester._commit
+
+    def commit_then_ctrl_c(self, *args, **kwargs):
+        commit(self, *args, **kwargs)
+        _DropsCtrlC()  # made and dropped at once: the signal arrives inside __del__
+
+    monkeypatch.setattr(ingest.Ingester, "_commit", commit_then_ctrl_c)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "p"), "--index", str(index), "-m", "demo",
+                                      "--batch-size", "4", "--workers", "0"])
+    assert result.exit_code == 130, result.output
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command's handler is gone again
+    con = sqlite3.connect(index / "index.sqlite")
+    assert con.execute("SELECT status FROM ingest_runs").fetchall() == [("interrupted",)]
+    assert con.execute("SELECT count(*) FROM images").fetchone()[0] == 4  # stopped after the first batch
+    con.close()
+    assert "Traceback" not in capfd.readouterr().err  # the dropped interrupt is not printed either
+
+    # A command with no progress to report stops at its end: the user pressed Ctrl-C, the shell sees 130.
+    from zsindex import store
+
+    session = store.Store.session
+
+    def session_then_ctrl_c(self, *args, **kwargs):
+        _DropsCtrlC()
+        return session(self, *args, **kwargs)
+
+    monkeypatch.setattr(store.Store, "session", session_then_ctrl_c)
+    result = CliRunner().invoke(cli, ["status", "--index", str(index), "--json"])
+    assert result.exit_code == 130 and "interrupted" in result.output
+    monkeypatch.setattr(store.Store, "session", session)
+    assert CliRunner().invoke(cli, ["status", "--index", str(index), "--json"]).exit_code == 0  # no leftover
+
+
 def test_status_of_a_killed_run_is_interrupted(tmp_path, demo_embedder):
     """A run killed before it could record anything (SIGKILL) is not shown as running forever."""
     _draw(tmp_path / "p", 2)

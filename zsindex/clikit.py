@@ -12,10 +12,12 @@ the Python API and from the command line.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,54 @@ def _guard(command: click.Command) -> None:
     command.callback = guarded
 
 
+class _CtrlC:
+    """Ctrl-C that cannot be lost.
+
+    Python turns SIGINT into a KeyboardInterrupt at whatever bytecode runs
+    next; when that is a weakref callback, a ``__del__`` or a finaliser, the
+    exception is printed as "ignored" and the command carries on as if nothing
+    happened. While a command runs, the CLI's handler also records the signal,
+    and every progress report (the heartbeat of all long work) and the end of
+    the command look at that record, so a dropped interrupt still stops the
+    command with 130, and the dropped one prints no traceback.
+    """
+
+    seen = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def watching(cls) -> Iterator[None]:
+        cls.seen = False
+        # Only where Python's own handler would run: an ignored SIGINT (a background job) stays ignored.
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
+        previous_hook = sys.unraisablehook
+        signal.signal(signal.SIGINT, cls._handler)
+        sys.unraisablehook = cls._unraisable
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            sys.unraisablehook = previous_hook
+
+    @classmethod
+    def _handler(cls, signum: int, frame: Any) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @staticmethod
+    def _unraisable(info: Any) -> None:
+        if info.exc_type is KeyboardInterrupt and _CtrlC.seen:
+            return  # recorded: the next check stops the command
+        sys.__unraisablehook__(info)
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.seen:
+            raise KeyboardInterrupt
+
+
 class ZsGroup(click.Group):
     """A group whose commands (added in any module) map library errors to exit codes, and Ctrl-C to 130.
 
@@ -116,10 +166,18 @@ class ZsGroup(click.Group):
         # The CLI owns its process: --max-megapixels is the bomb guard here, not Pillow's global one.
         Image.MAX_IMAGE_PIXELS = None
         try:
-            return super().invoke(ctx)
+            with _CtrlC.watching():
+                result = super().invoke(ctx)
+                _CtrlC.check()  # a Ctrl-C that something swallowed after the last progress report
+            return result
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except click.ClickException:  # a partial run, say, that a swallowed Ctrl-C let finish
+            if _CtrlC.seen:
+                click.echo("interrupted", err=True)
+                raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+            raise
         except UsageError as e:  # from a command added around ZsGroup.add_command; guarded ones map their own
             raise click.UsageError(cli_text(str(e), ctx), ctx) from None
         except ZsindexError as e:
@@ -212,6 +270,7 @@ class ProgressBar:
         self.bar: Any = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        _CtrlC.check()  # long work reports here: stop it even if the KeyboardInterrupt itself was swallowed
         if self.quiet or total == 0:
             return
         if self.bar is None:

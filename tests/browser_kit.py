@@ -116,21 +116,38 @@ def serve(index: Path, photos: Path, log: Path, *extra: str) -> Iterator[str]:
             proc.wait(timeout=15)
 
 
-def start_browser() -> webdriver.Chrome:
-    """Headless Chromium at laptop size, with its console log kept for the tests to read."""
+@contextlib.contextmanager
+def browser_session() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium at laptop size, with its console log kept for the tests to read.
+
+    Its profile and its temporary files live in a folder of this session, removed after the browser quits:
+    Chromium otherwise leaves an org.chromium.Chromium.* folder in /tmp whenever it is stopped hard.
+    """
+    import shutil
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="zsindex-browser-"))
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900", "--hide-scrollbars", "--no-first-run", "--disable-extensions"):
+                "--window-size=1280,900", "--hide-scrollbars", "--no-first-run", "--disable-extensions",
+                f"--user-data-dir={home / 'profile'}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    env = {**os.environ, "TMPDIR": str(home)}
     try:
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    except WebDriverException as e:
-        pytest.skip(f"chromium does not start here: {e.msg}")
-    driver.set_page_load_timeout(WAIT_S)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return driver
+        try:
+            driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER), env=env), options=options)
+        except WebDriverException as e:
+            pytest.skip(f"chromium does not start here: {e.msg}")
+        try:
+            driver.set_page_load_timeout(WAIT_S)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            yield driver
+        finally:
+            driver.quit()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def log_in_by_cookie(driver: webdriver.Chrome, base: str) -> None:

@@ -27,6 +27,7 @@ from .browser_kit import (  # skips this module where Chromium, chromedriver or 
     Keys,
     Select,
     api,
+    browser_session,
     console_errors,
     loaded_thumbnails,
     log_in_by_cookie,
@@ -35,7 +36,6 @@ from .browser_kit import (  # skips this module where Chromium, chromedriver or 
     search_for,
     serve,
     shot,
-    start_browser,
     tag_colours,
     tiles,
     visit,
@@ -60,11 +60,8 @@ def server(library) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    driver = start_browser()
-    try:
+    with browser_session() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

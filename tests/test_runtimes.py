@@ -136,6 +136,47 @@ def test_precision_is_recorded_kept_and_int8_by_default_on_onnx(tmp_path):
         load_embedder("demo", runtime="torch", precision="int8")
 
 
+@pytest.mark.parametrize("how", ["runtime", "environment", "no onnxruntime"])
+def test_torch_on_an_int8_index_answers_texts_and_refuses_images(tmp_path, monkeypatch, how):
+    """However torch comes to be chosen for an int8 index, its texts serve it and its fp32 images are refused."""
+    from click.testing import CliRunner
+
+    from zsindex.cli import cli
+    from zsindex.errors import UsageError
+
+    photos = tmp_path / "photos"
+    draw(photos, ["red-circle", "blue-square", "green-star"])
+    onnx_lib = Library(tmp_path / "index", model="demo")
+    onnx_lib.ingest([photos], workers=0)
+    assert onnx_lib.status()["model"]["precision"] == "int8"
+    expected = [(h.path, round(h.score, 4)) for h in onnx_lib.search("a red circle", k=3)]
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))  # no cached query texts from the run above
+    if how == "runtime":
+        lib, flags = Library(tmp_path / "index", model="demo", runtime="torch"), ["--runtime", "torch"]
+    else:
+        if how == "environment":
+            monkeypatch.setenv("ZSINDEX_RUNTIME", "torch")
+        else:
+            monkeypatch.setattr(runtime_onnx, "available", lambda: False)
+        lib, flags = Library(tmp_path / "index", model="demo"), []
+    hits = lib.search("a blue square", k=3)  # a new text: embedded by torch's fp32 text tower, as ONNX's is
+    assert lib.embedder.runtime == "torch" and len(hits) == 3
+    assert [(h.path, round(h.score, 4)) for h in lib.search("a red circle", k=3)] == expected
+    assert lib.tag("red,blue", mode="multi").label_set == "red,blue"
+    before = lib.status()["images"]
+    draw(photos, ["yellow-triangle"], seed=3)
+    with pytest.raises(UsageError, match="int8 image vectors.*runtime=onnx"):
+        lib.ingest([photos], workers=0)
+    with pytest.raises(UsageError, match="int8 image vectors"):
+        lib.search(like=photos / "yellow-triangle.png")
+    assert lib.status()["images"] == before  # nothing fp32 got in
+    runner = CliRunner()
+    result = runner.invoke(cli, ["search", "a green star", "--index", str(tmp_path / "index"), "-m", "demo", *flags])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["ingest", str(photos), "--index", str(tmp_path / "index"), "-m", "demo", *flags])
+    assert result.exit_code == 2 and "--runtime onnx" in result.output and "Traceback" not in result.output
+
+
 def test_a_refused_export_runs_torch_fp32_unless_int8_was_asked_for(torch_demo, monkeypatch, tmp_path):
     monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(runtime_onnx, "MIN_COSINE", 1.5)

@@ -43,14 +43,16 @@ def setting(value: str | None, env: str, default: str | None) -> str | None:
 def model_spec(model: str | None, pretrained: str | None, device: str | None, runtime: str | None,
                precision: str | None, recorded: tuple[str, str | None, str] | None) -> dict[str, Any]:
     """The load_embedder arguments for an index whose model is ``recorded`` ((name, pretrained,
-    precision), None for a new index): flags, then the environment, then the index's own model."""
+    precision), None for a new index): flags, then the environment, then the index's own model.
+    ``precision`` is the one asked for; ``index_precision`` the one the index's image vectors were made at."""
     if not model and not os.environ.get(ENV_MODEL) and recorded is not None:
         model, pretrained = recorded[0], pretrained or recorded[1]
     return {"model": setting(model, ENV_MODEL, DEFAULT_MODEL),
             "pretrained": setting(pretrained, ENV_PRETRAINED, None),
             "device": setting(device, ENV_DEVICE, None),
             "runtime": setting(runtime, ENV_RUNTIME, None),
-            "precision": precision or (recorded[2] if recorded is not None else None)}
+            "precision": precision,
+            "index_precision": recorded[2] if recorded is not None else None}
 
 
 def resolve_model(model: str | None, pretrained: str | None) -> tuple[str, str | None]:

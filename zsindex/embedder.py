@@ -222,6 +222,7 @@ class OpenClipEmbedder:
 
     runtime = "torch"
     precision = "fp32"
+    images_refused: str | None = None  # why this model may not embed images for the index at hand
 
     def __init__(self, source: ModelSource, device: str, batch_size: int = config.DEFAULT_BATCH_SIZE) -> None:
         offline = check_available(source)  # before importing torch: weights that cannot be had fail in a moment
@@ -272,6 +273,8 @@ class OpenClipEmbedder:
 
     def embed_pixels(self, pixels: Any) -> np.ndarray:
         """Embed a preprocessed (N, 3, H, W) tensor in batches."""
+        if self.images_refused:
+            raise UsageError(self.images_refused)
         self.image_calls += 1
         out = []
         with self._torch.inference_mode():
@@ -281,6 +284,8 @@ class OpenClipEmbedder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def embed_images(self, images: Sequence["Image.Image"]) -> np.ndarray:
+        if self.images_refused:
+            raise UsageError(self.images_refused)
         if not images:
             return np.zeros((0, self.dim), np.float32)
         return self.embed_pixels(self._torch.stack([self.preprocess(im) for im in images]))
@@ -354,6 +359,7 @@ def load_embedder(
     batch_size: int = config.DEFAULT_BATCH_SIZE,
     runtime: str | None = None,
     precision: str | None = None,
+    index_precision: str | None = None,
 ) -> Any:
     """Load an open_clip model: flag > ZSINDEX_MODEL/ZSINDEX_PRETRAINED > default.
 
@@ -362,6 +368,12 @@ def load_embedder(
     ``open_clip_config.json`` and weights, or ``demo`` for the shipped model.
     ``runtime`` is onnx (the model exported once and cached), torch (open_clip
     itself) or auto; ``precision`` int8 (image tower only) needs onnx.
+
+    ``index_precision`` is what an existing index's image vectors were made
+    at, used when no precision is asked for. A runtime that cannot make image
+    vectors at that precision (torch, for an int8 index: chosen by runtime=, by
+    a GPU device=, or where ONNX Runtime is missing) still embeds texts, which
+    are fp32 either way, but refuses images: they would not match the index.
     """
     name, tag = config.resolve_model(model, pretrained)
     chosen = pick_runtime(runtime, device)
@@ -371,10 +383,16 @@ def load_embedder(
         raise UsageError(f"precision={precision} runs on ONNX Runtime only; use runtime=onnx")
     embedder = None
     if chosen == "onnx":
-        embedder = _load_onnx(name, tag, batch_size, precision, strict=config.setting(
+        embedder = _load_onnx(name, tag, batch_size, precision or index_precision, strict=config.setting(
             runtime, config.ENV_RUNTIME, "auto") == "onnx")
     if embedder is None:
         embedder = OpenClipEmbedder(resolve_source(name, tag), pick_device(device), batch_size)
+        if precision is None and index_precision not in (None, "fp32"):
+            embedder.precision = index_precision  # the index's: its texts match, its images would not
+            embedder.images_refused = (
+                f"this index holds {index_precision} image vectors, made on ONNX Runtime; the torch runtime chosen "
+                f"here makes fp32 ones, which would not match them. Use runtime=onnx (on the CPU) to embed images "
+                f"into this index; text queries and tagging work with either runtime.")
     # What the user calls it ("demo", "ViT-B-32"): recorded in an index so the same model is found again.
     embedder.name = config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name
     embedder.pretrained = tag

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import types
 
 import numpy as np
 import pytest
@@ -12,9 +14,11 @@ from zsindex import schema as s
 from zsindex import vectors
 from zsindex.cli import cli
 from zsindex.library import Library
+from zsindex.rowfile import ROWS_NAME
 from zsindex.vectors import (
     META_NAME,
     TRAIN_MAX,
+    StoredVectors,
     VectorIndex,
     choose_kind,
     ivf_lists,
@@ -191,3 +195,115 @@ def test_many_lists_are_chosen_by_a_graph_that_survives_the_file(tmp_path, monke
     truth = np.argsort(-(q @ x.T), axis=1)[:, :10]
     recall = np.mean([len(set(ids[t].tolist()) & set(f.tolist())) / 10 for t, f in zip(truth, found)])
     assert recall >= 0.9
+
+
+def _sql_vectors(lib: Library, ids: np.ndarray) -> np.ndarray:
+    return lib.store.vectors_by_ids(lib.store.model().id, ids)
+
+
+def test_candidates_are_ranked_from_the_row_file_without_sql(pq_library, monkeypatch):
+    """The rebuild writes every vector at its id; a search process then re-ranks with no SQL read."""
+    lib, x = pq_library
+    ids = _ids_by_path(lib)
+    rows = np.fromfile(lib.folder / ROWS_NAME, dtype=np.float32).reshape(-1, DIM)
+    np.testing.assert_array_equal(rows[ids], x)  # row i holds image i's vector, exactly
+    searcher = Library(lib.folder).vectors()
+    assert searcher.mapped
+
+    def no_sql(*args, **kwargs):
+        raise AssertionError("read SQL for a vector the row file holds")
+
+    monkeypatch.setattr(lib.store.__class__, "vectors_by_ids", no_sql)
+    scores, found = searcher.search(x[:5], 10)
+    for row in range(5):
+        np.testing.assert_allclose(scores[row], x[np.searchsorted(ids, found[row])] @ x[row], atol=1e-6)
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage row", "zero row", "frame id"])
+def test_rows_the_file_cannot_vouch_for_come_from_sql(tmp_path, damage):
+    """Whatever happened to the cache file, scores stay the true cosines of SQL's vectors."""
+    x = _clustered(1500, seed=8)
+    lib = _library(tmp_path / "idx", x)
+    lib.rebuild("ivfpq")
+    ids = _ids_by_path(lib)
+    path = lib.folder / ROWS_NAME
+    victim = int(ids[7])
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        with open(path, "r+b") as f:
+            f.truncate(victim * DIM * 4 + 10)  # the victim's row cut short, every later row gone
+    elif damage in ("garbage row", "zero row"):
+        bad = np.full(DIM, 3.0 if damage == "garbage row" else 0.0, dtype=np.float32)
+        with open(path, "r+b") as f:
+            f.seek(victim * DIM * 4)
+            f.write(bad.tobytes())
+    exact = StoredVectors(lib.store, lib.store.model().id, DIM)
+    asked = ids[[7, 3, 900]]
+    if damage == "frame id":
+        from zsindex.hits import FRAME_ID_BASE
+
+        got, found = exact.rows.read(np.array([FRAME_ID_BASE + 1, int(ids[3])]))
+        assert found.tolist() == [False, True]
+        return
+    np.testing.assert_array_equal(exact.by_ids(asked), _sql_vectors(lib, asked))
+    scores, found = Library(lib.folder).vectors().search(x[7:8], 10)
+    assert found[0, 0] == victim and scores[0, 0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_an_ingest_keeps_the_row_file_of_a_compressed_index(tmp_path, world):
+    """New and changed images get their rows as they are committed; a failed write removes the file."""
+    from PIL import Image
+
+    from zsindex import rowfile
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path, _ in world[:12]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    index = tmp_path / "idx"
+    lib = Library(index, model="demo")
+    lib.ingest([folder], workers=0)
+    lib.rebuild("ivfpq")
+    for path, _ in world[12:16]:  # four new images
+        (folder / path.name).write_bytes(path.read_bytes())
+    changed = folder / world[0][0].name
+    Image.open(world[16][0]).save(changed)  # another picture at a known path: same id, new vector
+    Library(index, model="demo").ingest([folder], workers=0)
+    with lib.store.session() as session:
+        ids = np.array(sorted(session.scalars(s.Image.__table__.select().with_only_columns(s.Image.id)
+                                              .where(s.Image.status == s.STATUS_INDEXED))), dtype=np.int64)
+    assert len(ids) == 16
+    rows = np.fromfile(index / ROWS_NAME, dtype=np.float32).reshape(-1, 64)
+    np.testing.assert_array_equal(rows[ids], _sql_vectors(lib, ids))
+    # a write that fails half-way leaves no row older than SQL's: the file goes, SQL serves
+    for path, _ in world[17:19]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    def full_disk(fd, data, offset):
+        raise OSError(28, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as mp:  # the row file's writes fail, nothing else's
+        mp.setattr(rowfile, "os", types.SimpleNamespace(**{**vars(os), "pwrite": full_disk}))
+        Library(index, model="demo").ingest([folder], workers=0)
+    assert not (index / ROWS_NAME).exists()
+    flat = Library(index).search("a red circle", k=5)
+    lib.rebuild("flat")
+    assert not (index / ROWS_NAME).exists()
+    assert [(h.path, round(h.score, 5)) for h in Library(index).search("a red circle", k=5)] == \
+        [(h.path, round(h.score, 5)) for h in flat]
+
+
+@pytest.mark.parametrize("n", [1, 2, 15, 300])
+def test_a_compressed_index_of_a_small_library_builds_and_answers_exactly(tmp_path, n, capfd):
+    """Fewer vectors than a code book has entries (16) used to make FAISS refuse to train."""
+    x = _clustered(n, seed=n)
+    lib = _library(tmp_path / "idx", x)
+    assert lib.rebuild("ivfpq") == n
+    vi = Library(lib.folder).vectors()
+    assert vi.kind == "ivfpq"
+    scores, found = vi.search(x[:1], 10)
+    ids = _ids_by_path(lib)
+    want = np.sort(x @ x[0])[::-1][:min(n, 10)]
+    np.testing.assert_allclose(scores[0][:len(want)], want, atol=1e-6)  # every vector re-ranked: exact
+    assert set(found[0][:len(want)].tolist()) <= set(ids.tolist())
+    assert "WARNING" not in capfd.readouterr().err  # no FAISS chatter about few training points

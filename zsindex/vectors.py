@@ -60,25 +60,39 @@ KIND_STATE = "vector_kind"  # store state key: the kind chosen by `zsindex rebui
 
 
 class ExactVectors(Protocol):
-    """Where exact vectors come from when the FAISS index holds only codes (SQL, in the library)."""
+    """Where exact vectors come from when the FAISS index holds only codes (the library: the row file, SQL)."""
 
     def by_ids(self, ids: np.ndarray) -> np.ndarray: ...
 
     def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
 
+    def remember(self, ids: np.ndarray, vecs: np.ndarray) -> None: ...
+
 
 class StoredVectors:
-    """Exact vectors of a model read from the store, by id or in chunks."""
+    """Exact vectors of a model: by id from the row file beside the FAISS file where it has them, else from
+    the store (``rowfile``); in chunks from the store."""
 
-    def __init__(self, store: "Store", model_id: int) -> None:
+    def __init__(self, store: "Store", model_id: int, dim: int) -> None:
+        from .rowfile import RowFile
+
         self.store = store
         self.model_id = model_id
+        self.rows = RowFile(store.folder, dim)
 
     def by_ids(self, ids: np.ndarray) -> np.ndarray:
-        return self.store.vectors_by_ids(self.model_id, ids)
+        vecs, found = self.rows.read(ids)
+        if not found.all():
+            missing = np.flatnonzero(~found)
+            vecs[missing] = self.store.vectors_by_ids(self.model_id, np.asarray(ids)[missing])
+        return vecs
 
     def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return self.store.indexed_vectors(self.model_id, batch=size)
+
+    def remember(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        """Vectors just added to a compressed index (committed in SQL): into the row file."""
+        self.rows.write(ids, vecs)
 
 
 def _faiss() -> Any:
@@ -138,6 +152,13 @@ def new_faiss_index(dim: int, training: np.ndarray | None = None, kind: str = "f
     rng = np.random.default_rng(0)
     size = min(len(training), training_size(n, kind))
     sample = training if size == len(training) else training[np.sort(rng.choice(len(training), size, replace=False))]
+    if kind == "ivfpq":
+        # A small library has fewer vectors than a code book has entries (16 at 4 bits), which FAISS refuses:
+        # repeat them (codes only pick candidates; every candidate is scored again from its exact vector).
+        # Nor is it worth FAISS's warning on stderr that there are few points per centroid.
+        index.cp.min_points_per_centroid = index.pq.cp.min_points_per_centroid = 1
+        if len(sample) < 1 << index.pq.nbits:
+            sample = np.resize(sample, (1 << index.pq.nbits, dim))
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
     if nlist >= HNSW_LISTS:
         _graph_quantizer(faiss, index, dim)
@@ -188,10 +209,15 @@ class VectorIndex:
         return int(self.index.ntotal)  # type: ignore[attr-defined]
 
     def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        """Add new ids; callers remove an id first to replace it (a flat remove is O(N), so only when needed)."""
+        """Add new ids; callers remove an id first to replace it (a flat remove is O(N), so only when needed).
+
+        A compressed index keeps only codes: its exact source remembers the vectors for re-ranking.
+        """
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32),  # type: ignore[attr-defined]
                                     np.asarray(ids, dtype=np.int64))
+            if self.quantised and self.exact is not None:
+                self.exact.remember(ids, vecs)
 
     def remove(self, ids: Iterable[int]) -> None:
         arr = np.fromiter(ids, dtype=np.int64)
@@ -302,6 +328,10 @@ class VectorIndex:
             meta_tmp.write_text(json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
                                             "kind": self.kind}))
             os.replace(meta_tmp, folder / META_NAME)
+            if not self.quantised:
+                from .rowfile import ROWS_NAME
+
+                (folder / ROWS_NAME).unlink(missing_ok=True)  # left by a compressed index this one replaced
         except (OSError, RuntimeError) as e:
             for leftover in (tmp, meta_tmp):  # ours, written just above
                 leftover.unlink(missing_ok=True)
@@ -360,9 +390,9 @@ class VectorIndex:
             if kind != "flat" and n else None
         vi = cls(dim, new_faiss_index(dim, sample, kind, n))
         del sample
+        vi.exact = StoredVectors(store, model_id, dim)  # a compressed index writes its row file as it fills
         for ids, vecs in store.indexed_vectors(model_id):
             vi.add(ids, vecs)
-        vi.exact = StoredVectors(store, model_id)
         return vi
 
 
@@ -417,5 +447,6 @@ def open_vectors(store: "Store", model_id: int, dim: int, generation: int,
         loaded, rebuilt = VectorIndex.rebuild(store, model_id, dim), True
     else:
         rebuilt = False
-    loaded.exact = StoredVectors(store, model_id)
+    if not rebuilt:
+        loaded.exact = StoredVectors(store, model_id, dim)
     return loaded, rebuilt

@@ -1,0 +1,115 @@
+"""The exact vectors of a compressed index, in a file ordered by id: one random read per candidate.
+
+A product-quantised FAISS index holds codes, and a search ranks its candidates
+again by their exact vectors. In SQL each of those is a descent of two B-trees
+into a file that, at millions of vectors, no longer stays in the page cache
+(SQLite takes about 4.4 KB per vector: 22 GB at 5M), and the reads come one
+after another. This file holds the same float32 vectors at offset
+``id × 4·dim``: a candidate is one read inside one page, and a search hands
+the kernel all of its reads at once (``posix_fadvise(WILLNEED)``) before it
+waits for the first, so the disk serves them side by side.
+
+It is a cache beside the FAISS file and is written by whoever writes that:
+whole when the index is rebuilt, row by row as vectors are added, always after
+SQL has committed them. Whatever it cannot vouch for is read from SQL instead:
+an id it has no row for (a hole, a short file, a video frame: those ids lie far
+above any image id), and a row whose length is not 1 (never written, or caught
+half-written). A write that fails removes the file, so a row can never be
+older than SQL's vector; reads then come from SQL until the next rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .hits import FRAME_ID_BASE
+
+ROWS_NAME = "vectors.rows"
+NORM_TOLERANCE = 1e-3  # stored vectors are unit vectors; a row that is not one was never (fully) written
+_FADVISE = hasattr(os, "posix_fadvise")
+
+
+class RowFile:
+    def __init__(self, folder: Path, dim: int) -> None:
+        self.path = Path(folder) / ROWS_NAME
+        self.dim = dim
+        self.row_bytes = 4 * dim
+        self._fd: int | None = None
+        self._distrusted = False  # a write failed and the file could not be removed: this process reads SQL
+
+    def _reader(self) -> int | None:
+        if self._distrusted:
+            return None
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                return None
+            if _FADVISE:  # candidates are scattered: no read-ahead around each one
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def read(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, found) for these ids; rows not found are zero and read from SQL by the caller."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        fd = self._reader()
+        if fd is None:
+            return out, np.zeros(len(ids), dtype=bool)
+        usable = np.flatnonzero((ids >= 0) & (ids < FRAME_ID_BASE))
+        offsets = [int(i) * self.row_bytes for i in ids[usable]]
+        if _FADVISE and len(offsets) > 1:  # queue every read before waiting for any
+            for offset in offsets:
+                os.posix_fadvise(fd, offset, self.row_bytes, os.POSIX_FADV_WILLNEED)
+        try:
+            for row, offset in zip(usable, offsets):
+                data = os.pread(fd, self.row_bytes, offset)
+                if len(data) == self.row_bytes:
+                    out[row] = np.frombuffer(data, dtype=np.float32)
+        except OSError:  # not a readable file after all (a folder in its place, a disk error): SQL has them all
+            out[:] = 0
+        found = np.abs(np.linalg.norm(out, axis=1) - 1.0) < NORM_TOLERANCE
+        return out, found
+
+    def write(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        """Write these rows (ids already committed in SQL); runs of consecutive ids in one write each."""
+        ids = np.asarray(ids, dtype=np.int64)
+        keep = (ids >= 0) & (ids < FRAME_ID_BASE)
+        if not keep.any():
+            return
+        order = np.argsort(ids[keep], kind="stable")
+        ids, vecs = ids[keep][order], np.ascontiguousarray(np.asarray(vecs, dtype=np.float32)[keep][order])
+        breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError:
+            self._distrust()  # a read-only folder, say: searches read SQL
+            return
+        try:
+            for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(ids)]):
+                data = vecs[start:stop].tobytes()
+                if os.pwrite(fd, data, int(ids[start]) * self.row_bytes) != len(data):
+                    raise OSError("short write")
+        except OSError:
+            self._distrust()
+        finally:
+            os.close(fd)
+
+    def _distrust(self) -> None:
+        """A row that could not be written may hold an older vector than SQL's: no one may read the file."""
+        self.close()
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            self._distrusted = True  # not even removable: at least this process, which rebuilt, reads SQL

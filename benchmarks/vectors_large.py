@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 from common import REPO, report, synthetic_library
 
-from zsindex.vectors import RERANK
+from zsindex.vectors import rerank_width
 
 COLD = """
 import sys, time
@@ -95,6 +95,72 @@ def exact_top10(lib, model_id: int, queries: np.ndarray) -> tuple[list[set[int]]
     order = np.argsort(-best_s, axis=1)
     best_s, best_i = np.take_along_axis(best_s, order, axis=1), np.take_along_axis(best_i, order, axis=1)
     return [set(row[:10].tolist()) for row in best_i], best_s[:, 9:11]
+
+
+def drop_page_cache() -> bool:
+    """Empty the kernel's page cache (root only), so that the next reads come from the disk."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+class TimedFetch:
+    """The searcher's exact-vector source, timing each fetch of a search's candidates."""
+
+    def __init__(self, exact) -> None:
+        self.exact, self.seconds = exact, []
+
+    def by_ids(self, ids):
+        t = time.perf_counter()
+        out = self.exact.by_ids(ids)
+        self.seconds.append(time.perf_counter() - t)
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.exact, name)
+
+
+class SqlOnly:
+    """Exact vectors from SQL alone, as before the row file (for comparison)."""
+
+    def __init__(self, exact) -> None:
+        self.exact = exact
+
+    def by_ids(self, ids):
+        return self.exact.store.vectors_by_ids(self.exact.model_id, ids)
+
+
+def cold_figures(folder: Path, queries: np.ndarray, tag: str, from_sql: bool = False) -> list[dict]:
+    """Searches right after the page cache was emptied: FAISS lists and candidate rows read from the disk.
+
+    A new searcher (file memory-mapped) answers every query once; each query's first touch of its
+    lists and of its candidates' rows is a disk read, as for a library far larger than the page cache.
+    """
+    from zsindex.library import Library
+
+    if not drop_page_cache():
+        note("cannot drop the page cache (needs root): no cold figures")
+        return []
+    searcher = Library(folder, create=False).vectors()
+    searcher.exact = timed = TimedFetch(SqlOnly(searcher.exact) if from_sql else searcher.exact)
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        searcher.search(q[None, :], 10)
+        times.append((time.perf_counter() - t) * 1000)
+    fetch = [s * 1000 for s in timed.seconds]
+    return [
+        {"figure": f"cold_search_p50_{tag}", "value": round(float(np.percentile(times, 50)), 2), "unit": "ms"},
+        {"figure": f"cold_search_p99_{tag}", "value": round(float(np.percentile(times, 99)), 2), "unit": "ms"},
+        {"figure": f"cold_search_part_exact_fetch_p50_{tag}", "value": round(float(np.percentile(fetch, 50)), 2),
+         "unit": "ms"},
+        {"figure": f"cold_search_part_exact_fetch_p99_{tag}", "value": round(float(np.percentile(fetch, 99)), 2),
+         "unit": "ms"},
+    ]
 
 
 def figures_at(n: int, dim: int, n_queries: int, work: Path, noise: float = 0.1,
@@ -138,8 +204,8 @@ def figures_at(n: int, dim: int, n_queries: int, work: Path, noise: float = 0.1,
         times.append(time.perf_counter() - t)
         recalls.append(len(want & set(found[0].tolist())) / 10)
         planted.append(int(src) in set(found[0].tolist()))
-    wide = max(10 * RERANK, 100)  # the candidates zsindex re-ranks for k = 10
-    widths = (wide, 2 * wide, 4 * wide)
+    wide = rerank_width(10)  # the candidates zsindex re-ranks for k = 10
+    widths = (100, 200, 400, 800)
     within: dict[int, list[float]] = {w: [] for w in widths}
     fetch_widest = []
     for q, want in zip(queries, truth):  # the same searches again, in their two parts (pages now warm for both)
@@ -156,6 +222,14 @@ def figures_at(n: int, dim: int, n_queries: int, work: Path, noise: float = 0.1,
         t = time.perf_counter()
         searcher.exact.by_ids(np.unique(cand[cand >= 0]))
         fetch_widest.append(time.perf_counter() - t)
+    sql_fetch = []
+    for q in queries:  # the same candidates from SQL, as before the row file (pages warm)
+        _, cand = searcher._search(q[None, :], wide, None)
+        t = time.perf_counter()
+        lib.store.vectors_by_ids(model.id, np.unique(cand[cand >= 0]))
+        sql_fetch.append(time.perf_counter() - t)
+    tag = f"{n}_ivfpq"
+    cold_searches = cold_figures(lib.folder, queries, tag)
     cold = []
     for q in queries[:5]:
         t = time.perf_counter()
@@ -163,7 +237,6 @@ def figures_at(n: int, dim: int, n_queries: int, work: Path, noise: float = 0.1,
                              capture_output=True, text=True, check=True, cwd=REPO)
         cold.append(time.perf_counter() - t)
         assert out.stdout.split()[1] == "True", out.stdout
-    tag = f"{n}_ivfpq"
     ms = [x * 1000 for x in times]
     planted_figures = [] if data == "photos" else [
         {"figure": f"source_vector_in_top10_{tag}", "value": round(float(np.mean(planted)), 4), "unit": "fraction"},
@@ -180,13 +253,17 @@ def figures_at(n: int, dim: int, n_queries: int, work: Path, noise: float = 0.1,
         {"figure": f"search_p99_{tag}", "value": round(float(np.percentile(ms, 99)), 2), "unit": "ms"},
         {"figure": f"search_part_faiss_candidates_p50_{tag}", "value": round(float(np.median(scan)) * 1000, 2),
          "unit": "ms"},
-        {"figure": f"search_part_sql_fetch_candidates_p50_{tag}", "value": round(float(np.median(fetch)) * 1000, 2),
+        {"figure": f"rerank_width_{tag}", "value": wide, "unit": "candidates"},
+        {"figure": f"search_part_exact_fetch_candidates_p50_{tag}", "value": round(float(np.median(fetch)) * 1000, 2),
          "unit": "ms"},
+        {"figure": f"search_part_sql_fetch_same_candidates_p50_{tag}",
+         "value": round(float(np.median(sql_fetch)) * 1000, 2), "unit": "ms"},
         {"figure": f"recall_at_10_reranked_{tag}", "value": round(float(np.mean(recalls)), 4), "unit": "fraction"},
         *[{"figure": f"recall_at_10_if_reranking_{w}_candidates_{tag}", "value": round(float(np.mean(within[w])), 4),
            "unit": "fraction"} for w in widths],
-        {"figure": f"search_part_sql_fetch_{widths[-1]}_candidates_p50_{tag}",
+        {"figure": f"search_part_exact_fetch_{widths[-1]}_candidates_p50_{tag}",
          "value": round(float(np.median(fetch_widest)) * 1000, 2), "unit": "ms"},
+        *cold_searches,
         {"figure": f"exact_score_gap_10th_to_11th_median_{tag}",
          "value": round(float(np.median(tenth_eleventh[:, 0] - tenth_eleventh[:, 1])), 5), "unit": "cosine"},
         *planted_figures,
@@ -212,10 +289,20 @@ def main() -> int:
     p.add_argument("--time-only", type=Path, default=None, metavar="INDEX",
                    help="only time --queries searches of a kept index (stored vectors plus --query-noise), "
                         "memory-mapped as a search process; no build, no recall")
+    p.add_argument("--from-sql", action="store_true",
+                   help="--time-only: read the candidates' exact vectors from SQL alone (as before the row file)")
+    p.add_argument("--rerank-min", type=int, default=None,
+                   help="re-rank at least this many candidates (default: zsindex's RERANK_MIN), to compare widths")
     args = p.parse_args()
+    if args.rerank_min is not None:
+        import zsindex.vectors
+
+        zsindex.vectors.RERANK_MIN = args.rerank_min
     if args.time_only:
-        report("vectors_large_time_only", time_only(args.time_only, args.queries, args.query_noise),
-               index=str(args.time_only), queries=args.queries, load_average_at_end=os.getloadavg())
+        report("vectors_large_time_only", time_only(args.time_only, args.queries, args.query_noise, args.from_sql),
+               index=str(args.time_only), queries=args.queries, rerank_width=rerank_width(10),
+               exact_vectors_from="sql" if args.from_sql else "row file, else sql",
+               load_average_at_end=os.getloadavg())
         return 0
     work = Path(tempfile.mkdtemp(prefix="zsindex-bench-", dir=args.workdir))
     figures: list[dict] = []
@@ -234,7 +321,7 @@ def main() -> int:
     return 0
 
 
-def time_only(folder: Path, n_queries: int, noise: float) -> list[dict]:
+def time_only(folder: Path, n_queries: int, noise: float, from_sql: bool = False) -> list[dict]:
     from zsindex.library import Library
 
     lib = Library(folder, create=False)
@@ -245,14 +332,20 @@ def time_only(folder: Path, n_queries: int, noise: float) -> list[dict]:
                                                                               replace=False)))
     queries = base + noise * rng.normal(size=base.shape).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    tag = f"{n}_{searcher.kind}"
+    del searcher
+    cold = cold_figures(folder, queries, tag, from_sql)  # the page cache emptied first (root), then each query once
+    searcher = lib.vectors()
+    if from_sql:
+        searcher.exact = SqlOnly(searcher.exact)
     times = []
-    for q in queries:
+    for q in queries:  # again, now that their pages are in memory
         t = time.perf_counter()
         searcher.search(q[None, :], 10)
         times.append((time.perf_counter() - t) * 1000)
-    tag = f"{n}_{searcher.kind}"
-    return [{"figure": f"search_p50_{tag}", "value": round(float(np.percentile(times, 50)), 2), "unit": "ms"},
-            {"figure": f"search_p99_{tag}", "value": round(float(np.percentile(times, 99)), 2), "unit": "ms"}]
+    return [*cold,
+            {"figure": f"warm_search_p50_{tag}", "value": round(float(np.percentile(times, 50)), 2), "unit": "ms"},
+            {"figure": f"warm_search_p99_{tag}", "value": round(float(np.percentile(times, 99)), 2), "unit": "ms"}]
 
 
 if __name__ == "__main__":

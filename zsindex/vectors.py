@@ -55,6 +55,7 @@ TRAIN_MAX = 1_000_000  # largest training sample (2 GB at 512 dimensions)
 HNSW_LISTS = 16_384  # from this many lists (N ≥ 67M), an HNSW graph over the centroids chooses lists
 HNSW_EF_SEARCH = 128
 RERANK = 10  # candidates fetched per wanted hit from a product-quantised index
+RERANK_MIN = 400  # and never fewer than this many (README, "Large libraries": what 400 buys and costs)
 KINDS = ("flat", "ivf", "ivfpq")
 KIND_STATE = "vector_kind"  # store state key: the kind chosen by `zsindex rebuild --kind`
 
@@ -100,6 +101,11 @@ def _faiss() -> Any:
     import faiss
 
     return faiss
+
+
+def rerank_width(k: int) -> int:
+    """Candidates a compressed index ranks again exactly for k hits."""
+    return max(k * RERANK, RERANK_MIN)
 
 
 def choose_kind(n: int) -> str:
@@ -240,7 +246,7 @@ class VectorIndex:
         """Candidates from the codes, ranked again by their exact vectors (true cosine scores)."""
         if self.exact is None:
             raise RuntimeError("a product-quantised index needs its exact vectors to rank candidates")
-        wide = min(self.ntotal, max(k * RERANK, 100))
+        wide = min(self.ntotal, rerank_width(k))
         _, cand = self._search(q, wide, ids)
         pool = np.unique(cand[cand >= 0])  # one lookup for every query's candidates
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)

@@ -119,14 +119,28 @@ def test_demo_refuses_a_changed_image_and_a_foreign_marker(demo_dir, tmp_path):
         run_demo(other)
 
 
-def test_new_index_refuses_folder_with_stray_files_of_its_names(tmp_path, demo_embedder):
+@pytest.mark.parametrize("name", ["vectors.faiss", "vectors.json", "vectors.rows", "write.lock"])
+def test_new_index_refuses_folder_with_stray_files_of_its_names(tmp_path, demo_embedder, name):
     folder = tmp_path / "idx"
     folder.mkdir()
-    (folder / "vectors.faiss").write_bytes(b"someone else's")
-    with pytest.raises(ForeignFileError, match="vectors.faiss but no index.sqlite"):
+    (folder / name).write_bytes(b"someone else's")
+    with pytest.raises(ForeignFileError, match=f"{name} but no index.sqlite"):
         Library(folder, embedder=demo_embedder)
-    assert (folder / "vectors.faiss").read_bytes() == b"someone else's"
+    assert (folder / name).read_bytes() == b"someone else's"
     assert not (folder / "index.sqlite").exists()
+
+
+def test_every_file_an_index_writes_is_one_of_its_names(tmp_path, world):
+    """The names the refusal above guards are all the names zsindex writes, compressed index included."""
+    from zsindex.owned import INDEX_FILE_NAMES
+
+    folder = tmp_path / "idx"
+    lib = Library(folder, model="demo")
+    lib.ingest([world[0][0].parent], workers=0)
+    lib.rebuild("ivfpq")
+    lib.search("a red circle")
+    written = {p.name for p in folder.iterdir()}
+    assert "vectors.rows" in written and written <= set(INDEX_FILE_NAMES)
 
 
 def test_foreign_sqlite_file_is_left_alone(tmp_path):

@@ -273,6 +273,7 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def status(self) -> dict[str, Any]:
         from .lock import writer_active
+        from .rowfile import ROWS_NAME
         from .vectors import FAISS_NAME, META_NAME
 
         model = self.store.model()
@@ -281,7 +282,7 @@ class Library(SidecarsMixin, BrowseMixin):
         if run_status == "running" and not writer_active(self.folder):
             run_status = "interrupted"  # killed before it could say so (SIGKILL, power loss)
         files = {name: (self.folder / name).stat().st_size for name in
-                 ("index.sqlite", "index.sqlite-wal", FAISS_NAME) if (self.folder / name).exists()}
+                 ("index.sqlite", "index.sqlite-wal", FAISS_NAME, ROWS_NAME) if (self.folder / name).exists()}
         fresh, kind = False, None
         try:
             import json

@@ -1,7 +1,7 @@
 """What zsindex may remove or overwrite: only what it can show it made.
 
 - An index folder: zsindex's own file names (``index.sqlite`` and its WAL
-  files, ``vectors.faiss``, ``vectors.json``, ``write.lock``) are only created
+  files, ``vectors.faiss``, ``vectors.json``, ``vectors.rows``, ``write.lock``) are only created
   or replaced beside an ``index.sqlite`` that zsindex made; a folder holding
   such names without one is refused, and an SQLite file without zsindex's
   schema is refused by the store.
@@ -27,13 +27,14 @@ from typing import IO, Any
 from .errors import ForeignFileError
 from .filehash import sha256_file
 from .lock import LOCK_NAME
+from .rowfile import ROWS_NAME
 from .store import DB_NAME
 from .vectors import FAISS_NAME, META_NAME
 
 SERVER_MARKER = "server-store.json"
 # Every name zsindex writes into an index folder (the first is the database).
 INDEX_FILE_NAMES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal", FAISS_NAME, META_NAME,
-                    FAISS_NAME + ".tmp", META_NAME + ".tmp", LOCK_NAME, SERVER_MARKER)
+                    FAISS_NAME + ".tmp", META_NAME + ".tmp", ROWS_NAME, LOCK_NAME, SERVER_MARKER)
 DEMO_MARKER = ".zsindex-demo.json"
 _MARKER_KIND = "zsindex-demo"
 _SERVER_KIND = "zsindex-server-store"

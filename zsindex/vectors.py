@@ -11,9 +11,10 @@ kinds, chosen by size unless the index records one (``zsindex rebuild --kind``):
   per vector instead of 4·d, so 100M vectors need gigabytes, not hundreds of
   them. About 2·√N lists (fewer than ``ivf``: training cost grows with lists ×
   sample), ``PQ_NPROBE`` searched. Codes only approximate the scores, so a
-  search asks FAISS for ``RERANK`` times more candidates and ranks those again
-  exactly from the vectors stored in SQL: hits keep their true cosine scores,
-  and recall is that of the candidate list.
+  search asks FAISS for ``RERANK`` times more candidates (at least
+  ``RERANK_MIN``) and ranks those again exactly from their stored vectors,
+  read from the row file beside the FAISS file (``rowfile``), else from SQL:
+  hits keep their true cosine scores, and recall is that of the candidate list.
 
 N is the number of vectors indexed, not the training sample: the lists'
 centroids are trained (spherical k-means, ten rounds) on ``TRAIN_PER_LIST``

@@ -130,4 +130,4 @@ def test_zsindex_serve_process(tmp_path, demo_embedder):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-    assert proc.returncode in (0, -signal.SIGINT)
+    assert proc.returncode == 0  # Ctrl-C is a server's normal end: graceful shutdown, exit 0 (README)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 from pathlib import Path
 
 import click
@@ -89,6 +90,10 @@ def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_au
     warn(f"serving {library.folder} on http://{host}:{port}/ (API docs at /docs)"
          + (", read-only" if read_only else "") + (", token required" if token else "")
          + (", watching for changes" if watch else ""))
+    # Ctrl-C and SIGTERM are a server's normal end: uvicorn shuts down gracefully and the command exits 0.
+    # Python's own SIGINT handler (not the CLI's, which would make the signal uvicorn passes on an exit 130)
+    # lets asyncio's runner take the signal that uvicorn re-raises after its shutdown.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
 
 

@@ -142,7 +142,7 @@ def test_torch_on_an_int8_index_answers_texts_and_refuses_images(tmp_path, monke
     from click.testing import CliRunner
 
     from zsindex.cli import cli
-    from zsindex.errors import UsageError
+    from zsindex.errors import ModelMismatchError
 
     photos = tmp_path / "photos"
     draw(photos, ["red-circle", "blue-square", "green-star"])
@@ -165,16 +165,19 @@ def test_torch_on_an_int8_index_answers_texts_and_refuses_images(tmp_path, monke
     assert lib.tag("red,blue", mode="multi").label_set == "red,blue"
     before = lib.status()["images"]
     draw(photos, ["yellow-triangle"], seed=3)
-    with pytest.raises(UsageError, match="int8 image vectors.*runtime=onnx"):
+    runs = lib.status()["last_run"]
+    with pytest.raises(ModelMismatchError, match="int8 image vectors.*runtime=onnx"):
         lib.ingest([photos], workers=0)
-    with pytest.raises(UsageError, match="int8 image vectors"):
+    with pytest.raises(ModelMismatchError, match="int8 image vectors"):
         lib.search(like=photos / "yellow-triangle.png")
     assert lib.status()["images"] == before  # nothing fp32 got in
+    assert lib.status()["last_run"] == runs  # refused before a run began: none recorded as failed
     runner = CliRunner()
     result = runner.invoke(cli, ["search", "a green star", "--index", str(tmp_path / "index"), "-m", "demo", *flags])
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["ingest", str(photos), "--index", str(tmp_path / "index"), "-m", "demo", *flags])
-    assert result.exit_code == 2 and "--runtime onnx" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "--runtime onnx" in result.output and "Traceback" not in result.output
+    assert "Usage:" not in result.output  # not a usage error: the index and the runtime do not match
 
 
 def test_a_refused_export_runs_torch_fp32_unless_int8_was_asked_for(torch_demo, monkeypatch, tmp_path):

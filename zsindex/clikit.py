@@ -221,8 +221,8 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
                   help=f"onnx: the model exported once to ONNX Runtime (CPU); torch: open_clip itself; auto: onnx "
                   f"when installed, torch for a GPU --device. Env {config.ENV_RUNTIME}  [default: auto]")
     @click.option("--precision", type=click.Choice(config.PRECISIONS), default=None,
-                  help="Image tower precision; int8 is faster, slightly less exact (see README), onnx only. "
-                  "An index remembers its own  [default: fp32]")
+                  help=f"Image tower precision; int8 is faster, slightly less exact (see README), onnx only; "
+                  f"torch runs fp32. An index remembers its own  [default: {config.DEFAULT_ONNX_PRECISION} on onnx]")
     @functools.wraps(func)
     def wrapper(*args: Any, model: str | None, pretrained: str | None, device: str | None, runtime: str | None,
                 precision: str | None, **kwargs: Any) -> Any:

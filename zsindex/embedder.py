@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import config
-from .errors import ModelError, ModelUnavailableError, UsageError
+from .errors import ModelError, ModelMismatchError, ModelUnavailableError, UsageError
 from .filehash import cached_sha256, sha256_file  # noqa: F401 - sha256_file kept importable from here
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ class OpenClipEmbedder:
     def embed_pixels(self, pixels: Any) -> np.ndarray:
         """Embed a preprocessed (N, 3, H, W) tensor in batches."""
         if self.images_refused:
-            raise UsageError(self.images_refused)
+            raise ModelMismatchError(self.images_refused)
         self.image_calls += 1
         out = []
         with self._torch.inference_mode():
@@ -285,7 +285,7 @@ class OpenClipEmbedder:
 
     def embed_images(self, images: Sequence["Image.Image"]) -> np.ndarray:
         if self.images_refused:
-            raise UsageError(self.images_refused)
+            raise ModelMismatchError(self.images_refused)
         if not images:
             return np.zeros((0, self.dim), np.float32)
         return self.embed_pixels(self._torch.stack([self.preprocess(im) for im in images]))
@@ -298,6 +298,16 @@ class OpenClipEmbedder:
                 tokens = self._tokenizer(list(texts[i : i + max(self.batch_size, 256)])).to(self.device)
                 out.append(self._finish(self._model.encode_text(tokens)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def images_refused(precision: str | None, index_precision: str | None, runtime: str) -> str | None:
+    """Why a model run on ``runtime`` may not embed images into an index whose image vectors were made at
+    ``index_precision`` (None: it may). Texts are fp32 on every runtime, so only images are refused."""
+    if precision is None and index_precision not in (None, "fp32") and runtime != "onnx":
+        return (f"this index holds {index_precision} image vectors, made on ONNX Runtime; the {runtime} runtime "
+                f"chosen here makes fp32 ones, which would not match them. Use runtime=onnx (on the CPU) to embed "
+                f"images into this index; text queries and tagging work with either runtime.")
+    return None
 
 
 def chosen_model(model: str | None = None, pretrained: str | None = None) -> tuple[str, str, str | None]:
@@ -387,12 +397,9 @@ def load_embedder(
             runtime, config.ENV_RUNTIME, "auto") == "onnx")
     if embedder is None:
         embedder = OpenClipEmbedder(resolve_source(name, tag), pick_device(device), batch_size)
-        if precision is None and index_precision not in (None, "fp32"):
+        embedder.images_refused = images_refused(precision, index_precision, "torch")
+        if embedder.images_refused:
             embedder.precision = index_precision  # the index's: its texts match, its images would not
-            embedder.images_refused = (
-                f"this index holds {index_precision} image vectors, made on ONNX Runtime; the torch runtime chosen "
-                f"here makes fp32 ones, which would not match them. Use runtime=onnx (on the CPU) to embed images "
-                f"into this index; text queries and tagging work with either runtime.")
     # What the user calls it ("demo", "ViT-B-32"): recorded in an index so the same model is found again.
     embedder.name = config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name
     embedder.pretrained = tag

@@ -206,6 +206,7 @@ class Library(SidecarsMixin, BrowseMixin):
         self._require_writable("ingest into it")
         with self.store.write_lock():
             model = self._model_row()
+            self._check_images_allowed()  # before any model is loaded or any run recorded
             vectors = self.vectors(save=True)
             source = self._ray_source(ray_address, model.identity, batch_size)
             # the model is loaded only if some file needs embedding
@@ -219,6 +220,20 @@ class Library(SidecarsMixin, BrowseMixin):
             self._vectors_generation = self.store.generation()
             self._refresh_keywords(report, [os.path.abspath(p) for p in paths])
             return report
+
+    def _check_images_allowed(self) -> None:
+        """Refuse, without loading a model, a runtime whose image vectors would not match the index's."""
+        from .embedder import images_refused, pick_runtime
+        from .errors import ModelMismatchError
+
+        if self._embedder is not None:
+            reason = getattr(self._embedder, "images_refused", None)
+        else:
+            spec = self._model_spec()
+            reason = images_refused(spec["precision"], spec["index_precision"],
+                                    pick_runtime(spec["runtime"], spec["device"]))
+        if reason:
+            raise ModelMismatchError(reason)
 
     def _ray_source(self, address: str | None, identity: str, batch_size: int) -> Any:
         if address is None:
@@ -363,6 +378,7 @@ class Library(SidecarsMixin, BrowseMixin):
             return stored
         from .images import load_pixels
 
+        self._check_images_allowed()
         try:
             pixels = load_pixels(Path(path), self.embedder.image_size)
         except ImageError as e:

@@ -79,7 +79,8 @@ class RowFile:
                     out[row] = np.frombuffer(data, dtype=np.float32)
         except OSError:  # not a readable file after all (a folder in its place, a disk error): SQL has them all
             out[:] = 0
-        found = np.abs(np.linalg.norm(out, axis=1) - 1.0) < NORM_TOLERANCE
+        with np.errstate(over="ignore", invalid="ignore"):  # a damaged row may hold anything, inf and NaN too
+            found = np.abs(np.linalg.norm(out, axis=1) - 1.0) < NORM_TOLERANCE
         return out, found
 
     def write(self, ids: np.ndarray, vecs: np.ndarray) -> None:

@@ -338,7 +338,10 @@ class VectorIndex:
             if not self.quantised:
                 from .rowfile import ROWS_NAME
 
-                (folder / ROWS_NAME).unlink(missing_ok=True)  # left by a compressed index this one replaced
+                try:
+                    (folder / ROWS_NAME).unlink(missing_ok=True)  # left by a compressed index this one replaced
+                except OSError:
+                    pass  # not a file (a folder of that name): no row file of ours, nothing to remove
         except (OSError, RuntimeError) as e:
             for leftover in (tmp, meta_tmp):  # ours, written just above
                 leftover.unlink(missing_ok=True)

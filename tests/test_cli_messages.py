@@ -92,6 +92,21 @@ def provocations(t: dict) -> list[tuple[list[str], int]]:
     ]
 
 
+@pytest.mark.parametrize("args", [["search", "red", "-k", "5"], ["search", "red", "--table"], ["status"], ["tags"],
+                                  ["tag", "-l", "colours"], ["export", "-l", "colours"], ["labels", "list"],
+                                  ["classify", "IMAGE", "-l", "red,blue", "-m", "demo"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(small, args):
+    """`zsindex ... | head -1`: the pipe closes before the output is written; exit 0, nothing on stderr."""
+    args = [small["image"] if a == "IMAGE" else a for a in args]
+    index = [] if args[0] == "classify" else ["--index", small["index"]]
+    proc = subprocess.Popen([sys.executable, "-m", "zsindex", *args, *index], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Error" not in err and "Traceback" not in err and "Broken pipe" not in err, err
+
+
 def test_messages_name_only_flags_the_command_has(small, monkeypatch):
     monkeypatch.setenv("ZSINDEX_HOME", str(small["base"] / "home"))
     for args, code in provocations(small):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import signal
 import sys
@@ -182,6 +183,11 @@ class ZsGroup(click.Group):
             raise click.UsageError(cli_text(str(e), ctx), ctx) from None
         except ZsindexError as e:
             raise click.ClickException(cli_text(str(e), ctx)) from None
+        except BrokenPipeError:
+            # The reader went away (`| head -1`): it has what it wanted. Stop quietly with 0, and point stdout
+            # at /dev/null so that the interpreter's last flush does not fail again on the way out.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
             raise click.ClickException(f"{where}{e.strerror or e}") from None

@@ -37,6 +37,7 @@ READERS = {
     "tags": ["tags"],
     "export": ["export", "-l", "colours"],
     "labels": ["labels", "list"],
+    "forget-dry-run": ["forget", "--missing", "--dry-run"],
 }
 WRITERS = {
     "ingest": ["ingest", "{images}", "-q"],
@@ -44,6 +45,7 @@ WRITERS = {
     "tag": ["tag", "-l", "colours", "--mode", "multi"],
     "labels-add": ["labels", "add", "more", "-l", "a,b"],
     "untag": ["untag", "-l", "colours"],
+    "forget": ["forget", "--missing"],
 }
 
 

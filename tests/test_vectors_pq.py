@@ -318,3 +318,22 @@ def test_a_compressed_index_of_a_small_library_builds_and_answers_exactly(tmp_pa
     np.testing.assert_allclose(scores[0][:len(want)], want, atol=1e-6)  # every vector re-ranked: exact
     assert set(found[0][:len(want)].tolist()) <= set(ids.tolist())
     assert "WARNING" not in capfd.readouterr().err  # no FAISS chatter about few training points
+
+
+def test_an_index_emptied_and_filled_again_keeps_its_chosen_kind(tmp_path, world):
+    """Emptied, a compressed index has nothing to train on and gets a flat file; filled again, the writer
+    gives it back the kind chosen with `rebuild --kind` (not the next search process)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path, _ in world[:6]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    index = tmp_path / "idx"
+    lib = Library(index, model="demo")
+    lib.ingest([folder], workers=0)
+    lib.rebuild("ivfpq")
+    lib.forget([folder])
+    assert lib.rebuild() == 0
+    lib.ingest([folder], workers=0)
+    assert json.loads((index / META_NAME).read_text())["kind"] == "ivfpq" and (index / ROWS_NAME).exists()
+    assert lib.status()["vector_index"] == "ivfpq"
+    assert VectorIndex.load(index, 64, lib.store.generation(), kind="ivfpq") is not None  # a searcher loads it

@@ -7,6 +7,7 @@ cascade).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,7 +79,8 @@ def forget_paths(lib: Any, paths: Sequence[str | os.PathLike[str]], missing: boo
                          "every file that no longer exists")
     roots = [os.path.abspath(os.fspath(p)) for p in paths]
     report = ForgetReport(dry_run=dry_run)
-    with WriteLock(lib.folder):
+    # A dry run only reads, so it needs no lock (and works on a read-only index, as other reading commands do).
+    with contextlib.nullcontext() if dry_run else WriteLock(lib.folder):
         rows = chosen_rows(lib.store, roots, missing)
         report.images = len(rows)
         report.indexed = sum(r.status == s.STATUS_INDEXED for r in rows)

@@ -192,6 +192,7 @@ class Library(SidecarsMixin, BrowseMixin):
         must all read the files at these paths; this process still plans and writes (ingest_ray.py).
         """
         from .ingest import Ingester
+        from .vectors import KIND_STATE
 
         if not paths:
             raise UsageError("give at least one folder or file to ingest")
@@ -218,6 +219,11 @@ class Library(SidecarsMixin, BrowseMixin):
                 if source is not None:
                     source.close()
             self._vectors_generation = self.store.generation()
+            kind = self.store.get_state(KIND_STATE)
+            if kind and vectors.ntotal and vectors.kind != kind:
+                # Emptied (nothing to train on), the index got a flat file; filled again, it gets back the kind
+                # chosen with `rebuild --kind`, here in the writer rather than in the next search process.
+                self._rebuild_vectors(model)
             self._refresh_keywords(report, [os.path.abspath(p) for p in paths])
             return report
 
@@ -248,7 +254,7 @@ class Library(SidecarsMixin, BrowseMixin):
         ``kind`` (flat, ivf, ivfpq) is recorded and kept by later rebuilds; "auto" or None
         chooses by size (see zsindex.vectors).
         """
-        from .vectors import KIND_STATE, KINDS, VectorIndex
+        from .vectors import KIND_STATE, KINDS
 
         if kind not in (None, "auto", *KINDS):
             raise UsageError(f"unknown vector index kind {kind!r}; choose auto, {', '.join(KINDS)}")
@@ -260,11 +266,17 @@ class Library(SidecarsMixin, BrowseMixin):
             if kind is not None:
                 with self.store.session() as session:
                     self.store.set_state(session, KIND_STATE, "" if kind == "auto" else kind)
-            generation = self.store.generation()
-            self._vectors = VectorIndex.rebuild(self.store, model.id, model.dim)
-            self._vectors.save(self.folder, generation)
-            self._vectors_generation = generation
+            self._rebuild_vectors(model)
         return int(self._vectors.ntotal)
+
+    def _rebuild_vectors(self, model: Any) -> None:
+        """The FAISS file (and a compressed index's row file) rebuilt from SQL and saved; under the write lock."""
+        from .vectors import VectorIndex
+
+        generation = self.store.generation()
+        self._vectors = VectorIndex.rebuild(self.store, model.id, model.dim)
+        self._vectors.save(self.folder, generation)
+        self._vectors_generation = generation
 
     def _require_writable(self, what: str) -> None:
         from .faults import read_only_error

@@ -198,3 +198,25 @@ def test_search_equals_brute_force(indexed, seed, k, pattern):
     np.testing.assert_allclose([sc for _, sc in got], scores[order], atol=1e-5)
     clear = {int(ids[i]) for i in order if scores[i] > scores[order][-1] + 1e-5}
     assert clear <= {i for i, _ in got}  # every clear winner is on the page
+
+
+def test_like_a_file_changed_since_ingest_uses_what_it_holds_now(tmp_path, demo_embedder):
+    """An indexed path whose file changed on disk (not re-ingested yet) is embedded again, not looked up: its
+    stored vector describes the old content. A file that is gone keeps its stored vector. (Eval reads the
+    same lookup.)"""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    things = {"a.png": ("red", "circle"), "b.png": ("blue", "square"), "c.png": ("green", "star")}
+    for name, (colour, shape) in things.items():
+        Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=64, seed=1)).save(folder / name)
+    lib = Library(tmp_path / "idx", embedder=demo_embedder)
+    lib.ingest([folder], workers=0)
+    model_id = lib.store.model().id
+    paths = [str(folder / n) for n in things]
+    assert set(lib.store.stored_vectors(model_id, paths)) == set(paths)
+    Image.fromarray(shapes.draw([shapes.Thing("blue", "square")], size=64, seed=2)).save(folder / "a.png")
+    (folder / "c.png").unlink()
+    assert set(lib.store.stored_vectors(model_id, paths)) == {paths[1], paths[2]}
+    hits = lib.search(like=folder / "a.png", k=3)
+    assert hits[0].path == paths[1]  # the blue square it now shows, not itself as the red circle it was
+    assert not any(h.path == paths[0] and h.score == pytest.approx(1.0, abs=1e-5) for h in hits)

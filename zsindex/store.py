@@ -7,6 +7,7 @@ identity live here. The FAISS file is a cache of it (see vectors.py).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -213,6 +214,15 @@ def by_key(session: Session, model_id: int, rows: Any) -> dict[Any, bytes]:
                 s.Vector.model_id == model_id, s.Vector.sha256.in_(hashes[i:i + CHUNK]))):
             out.update(dict.fromkeys(keys[sha], blob))
     return out
+
+
+def _unchanged(row: Any) -> bool:
+    """Whether an indexed file still looks as it did when indexed (or is gone, leaving only its record)."""
+    try:
+        st = os.stat(row.path)
+    except OSError:
+        return True
+    return st.st_size == row.size and st.st_mtime_ns == row.mtime_ns
 
 
 class Store:
@@ -478,11 +488,17 @@ class Store:
         return self.stored_vectors(model_id, [path]).get(path)
 
     def stored_vectors(self, model_id: int, paths: list[str]) -> dict[str, np.ndarray]:
-        """Vectors of indexed files by path (missing paths are left out)."""
+        """Vectors of indexed files by path (missing paths are left out).
+
+        A file that changed on disk since it was indexed (another size or modification time) is left
+        out too, so the caller embeds what the file holds now rather than what it held; a file that is
+        gone keeps its stored vector, the only one there is.
+        """
         out: dict[str, bytes] = {}
         with self.session() as session:
             for i in range(0, len(paths), CHUNK):
-                out.update(by_key(session, model_id, session.execute(
-                    select(s.Image.path, s.Image.sha256).where(s.Image.path.in_(paths[i:i + CHUNK]),
-                                                               s.Image.status == s.STATUS_INDEXED))))
+                rows = session.execute(
+                    select(s.Image.path, s.Image.sha256, s.Image.size, s.Image.mtime_ns).where(
+                        s.Image.path.in_(paths[i:i + CHUNK]), s.Image.status == s.STATUS_INDEXED)).all()
+                out.update(by_key(session, model_id, [(r.path, r.sha256) for r in rows if _unchanged(r)]))
         return {p: np.frombuffer(v, dtype=np.float32) for p, v in out.items()}

@@ -337,3 +337,17 @@ def test_an_index_emptied_and_filled_again_keeps_its_chosen_kind(tmp_path, world
     assert json.loads((index / META_NAME).read_text())["kind"] == "ivfpq" and (index / ROWS_NAME).exists()
     assert lib.status()["vector_index"] == "ivfpq"
     assert VectorIndex.load(index, 64, lib.store.generation(), kind="ivfpq") is not None  # a searcher loads it
+
+
+def test_status_names_the_kind_even_while_the_file_is_stale(tmp_path):
+    x = _clustered(500, seed=11)
+    lib = _library(tmp_path / "idx", x)
+    lib.rebuild("ivfpq")
+    (tmp_path / "idx" / META_NAME).unlink()  # stale: rebuilt on next use, as the kind recorded
+    info = Library(tmp_path / "idx").status()
+    assert (info["vector_index"], info["faiss_fresh"]) == ("ivfpq", False)
+    table = CliRunner().invoke(cli, ["status", "--index", str(tmp_path / "idx"), "--table"])
+    assert "vectors ivfpq (the FAISS file is stale" in table.output
+    Library(tmp_path / "idx").rebuild()
+    table = CliRunner().invoke(cli, ["status", "--index", str(tmp_path / "idx"), "--table"])
+    assert "vectors ivfpq\n" in table.output

@@ -285,6 +285,9 @@ def status(index_dir: Path | None, fmt: str) -> None:
     if info.get("ignored"):
         click.echo("ignored " + ", ".join(f"{k} {v}" for k, v in info["ignored"].items()) + " (not images)")
     click.echo("disk    " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in info["bytes"].items()))
+    if info["vector_index"]:
+        click.echo(f"vectors {info['vector_index']}" + ("" if info["faiss_fresh"] else
+                                                         " (the FAISS file is stale: rebuilt on next use)"))
     if info["last_run"]:
         run = info["last_run"]
         click.echo(f"last    run {run['id']} {run['status']} at {run['started_at']}: added {run['added']}, "

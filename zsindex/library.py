@@ -301,7 +301,7 @@ class Library(SidecarsMixin, BrowseMixin):
     def status(self) -> dict[str, Any]:
         from .lock import writer_active
         from .rowfile import ROWS_NAME
-        from .vectors import FAISS_NAME, META_NAME
+        from .vectors import FAISS_NAME, KIND_STATE, META_NAME, choose_kind
 
         model = self.store.model()
         run = self.store.last_run()
@@ -319,6 +319,8 @@ class Library(SidecarsMixin, BrowseMixin):
                 fresh, kind = meta.get("generation") == self.store.generation(), meta.get("kind", "flat")
         except (OSError, ValueError):  # missing or damaged: the cache is rebuilt on next use
             pass
+        if not fresh and model is not None:  # the kind it will be rebuilt as: the one chosen, else by size
+            kind = self.store.get_state(KIND_STATE) or choose_kind(self.store.count_indexed(model.id))
         return {
             "index": str(self.folder),
             "model": None if model is None else {"name": model.name, "pretrained": model.pretrained,

@@ -351,3 +351,65 @@ def test_status_names_the_kind_even_while_the_file_is_stale(tmp_path):
     Library(tmp_path / "idx").rebuild()
     table = CliRunner().invoke(cli, ["status", "--index", str(tmp_path / "idx"), "--table"])
     assert "vectors ivfpq\n" in table.output
+
+
+def test_a_row_file_left_dirty_by_a_dead_writer_is_not_read(tmp_path, monkeypatch):
+    """A writer marks the file dirty before its first row and clean when its FAISS file is saved. Dirty with
+    no writer alive (one died between a commit and its rows) is read from SQL; dirty while a writer holds the
+    lock is read, since that writer keeps it current."""
+    from zsindex import rowfile
+    from zsindex.lock import WriteLock
+
+    x = _clustered(800, seed=12)
+    lib = _library(tmp_path / "idx", x)
+    lib.rebuild("ivfpq")
+    path = lib.folder / ROWS_NAME
+    assert path.read_bytes()[:len(rowfile.MAGIC)] == rowfile.MAGIC and rowfile_state(lib.folder) == "clean"
+    ids = _ids_by_path(lib)
+    victim = int(ids[5])
+    with open(path, "r+b") as f:  # as a writer that died: dirty, and one row older than SQL's vector
+        f.write(rowfile.MAGIC + rowfile.DIRTY)
+        f.seek(victim * DIM * 4)
+        f.write(x[6].tobytes())  # another image's unit vector: no length check could see it
+    scores, found = Library(lib.folder).vectors().search(x[5:6], 1)
+    assert found[0, 0] == victim and scores[0, 0] == pytest.approx(1.0, abs=1e-6)  # SQL's vector, not the row
+
+    def no_sql(*args, **kwargs):
+        raise AssertionError("read SQL while a live writer keeps the row file current")
+
+    monkeypatch.setattr(lib.store.__class__, "vectors_by_ids", no_sql)
+    with WriteLock(lib.folder):  # a live writer (here, this test): the dirty file is read
+        Library(lib.folder).vectors().search(x[7:8], 5)
+
+
+def test_a_rebuild_beside_a_writer_serves_its_process_and_writes_nothing(tmp_path, monkeypatch):
+    """A search process that finds the FAISS file stale while a writer holds the lock rebuilds in memory only:
+    writing rows beside the writer could put back vectors older than the ones it just stored."""
+    from zsindex import rowfile
+    from zsindex.lock import WriteLock
+
+    x = _clustered(800, seed=13)
+    lib = _library(tmp_path / "idx", x)
+    lib.rebuild("ivfpq")
+    (lib.folder / META_NAME).unlink()  # stale
+    before = {p.name: p.read_bytes() for p in lib.folder.iterdir() if p.name != "write.lock"}
+    writes = []
+    real_write = rowfile.RowFile.write
+    monkeypatch.setattr(rowfile.RowFile, "write", lambda self, ids, vecs: writes.append(len(ids)) or
+                        real_write(self, ids, vecs))
+    with WriteLock(lib.folder):
+        vi = Library(lib.folder).vectors()
+        assert vi.kind == "ivfpq" and not vi.mapped  # rebuilt here, in memory
+        assert writes == []  # not a row written, not even the same vectors again
+        scores, found = vi.search(x[:1], 3)
+        assert scores[0, 0] == pytest.approx(1.0, abs=1e-6)
+    after = {p.name: p.read_bytes() for p in lib.folder.iterdir() if p.name != "write.lock"}
+    assert after == before  # neither the FAISS file nor a row written
+    vi = Library(lib.folder).vectors()  # no writer now: rebuilt under the lock, and kept
+    assert (lib.folder / META_NAME).exists() and rowfile_state(lib.folder) == "clean" and writes
+
+
+def rowfile_state(folder):
+    from zsindex.rowfile import RowFile
+
+    return RowFile(folder, DIM).state()

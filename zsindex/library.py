@@ -128,8 +128,6 @@ class Library(SidecarsMixin, BrowseMixin):
         While ``hold_vectors`` is on (a server's job is writing), the index already
         loaded is kept, so searches do not rebuild it after every ingest batch.
         """
-        from .vectors import open_vectors
-
         model = self.store.model()
         if model is None:
             return None
@@ -141,10 +139,8 @@ class Library(SidecarsMixin, BrowseMixin):
         with self._vectors_lock:
             stale = self._vectors is None or self._vectors_generation != generation
             if stale or (save and self._vectors.mapped):  # a writer needs the index in memory, not a read-only map
-                self._vectors, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=save)
+                self._vectors = self._open_vectors(model, generation, holding_lock=save)
                 self._vectors_generation = generation
-                if rebuilt:
-                    self._save_vectors(generation, holding_lock=save)
             return self._vectors
 
     def hold_vectors(self, hold: bool) -> None:
@@ -153,33 +149,46 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def refresh_vectors(self) -> None:
         """Load the current FAISS index beside the one in use, then swap: searches never wait for the load."""
-        from .vectors import open_vectors
-
         model = self.store.model()
         generation = self.store.generation()
         if model is None or (self._vectors is not None and self._vectors_generation == generation):
             return
-        fresh, rebuilt = open_vectors(self.store, model.id, model.dim, generation, writable=False)
+        fresh = self._open_vectors(model, generation, holding_lock=False)
         with self._vectors_lock:
             self._vectors, self._vectors_generation = fresh, generation
-            if rebuilt:
-                self._save_vectors(generation, holding_lock=False)
 
-    def _save_vectors(self, generation: int, holding_lock: bool) -> None:
-        """Keep a rebuilt FAISS file, so the next process need not rebuild it; only one writer saves."""
+    def _open_vectors(self, model: Any, generation: int, holding_lock: bool) -> Any:
+        """The saved FAISS file of this generation, else one rebuilt from SQL.
+
+        A rebuild is kept (the FAISS file saved, a compressed index's row file written) only under the
+        write lock: held by a writer, else taken here when free. Without it (an ingest is writing; a
+        read-only folder) the rebuilt index serves this process alone: a row file written beside a writer
+        could put back vectors older than the ones it just stored, and the writer saves when it finishes.
+        """
         from .errors import IndexLockedError
         from .lock import WriteLock
+        from .vectors import VectorIndex, load_vectors
 
-        if self.store.read_only:  # the rebuilt index serves this process; the file stays as it is
-            return
+        loaded = load_vectors(self.store, model.id, model.dim, generation, writable=holding_lock)
+        if loaded is not None:
+            return loaded
         if holding_lock:
-            self._vectors.save(self.folder, generation)
-            return
-        try:
-            with WriteLock(self.folder):
-                self._vectors.save(self.folder, generation)
-        except IndexLockedError:
-            pass  # an ingest is writing; it saves the file when it finishes
+            return self._rebuilt_and_saved(model, generation)
+        if not self.store.read_only:
+            try:
+                with WriteLock(self.folder):
+                    return self._rebuilt_and_saved(model, generation)
+            except IndexLockedError:
+                pass
+        return VectorIndex.rebuild(self.store, model.id, model.dim, write_rows=False)
+
+    def _rebuilt_and_saved(self, model: Any, generation: int) -> Any:
+        """The FAISS file (and a compressed index's row file) rebuilt from SQL and saved; under the write lock."""
+        from .vectors import VectorIndex
+
+        vectors = VectorIndex.rebuild(self.store, model.id, model.dim)
+        vectors.save(self.folder, generation)
+        return vectors
 
     # -- jobs --------------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], *, exclude: Sequence[str] = (), follow_symlinks: bool = False,
@@ -270,12 +279,9 @@ class Library(SidecarsMixin, BrowseMixin):
         return int(self._vectors.ntotal)
 
     def _rebuild_vectors(self, model: Any) -> None:
-        """The FAISS file (and a compressed index's row file) rebuilt from SQL and saved; under the write lock."""
-        from .vectors import VectorIndex
-
+        """Rebuild and save the FAISS file now (`rebuild`, a recorded kind restored); under the write lock."""
         generation = self.store.generation()
-        self._vectors = VectorIndex.rebuild(self.store, model.id, model.dim)
-        self._vectors.save(self.folder, generation)
+        self._vectors = self._rebuilt_and_saved(model, generation)
         self._vectors_generation = generation
 
     def _require_writable(self, what: str) -> None:

@@ -9,13 +9,19 @@ after another. This file holds the same float32 vectors at offset
 the kernel all of its reads at once (``posix_fadvise(WILLNEED)``) before it
 waits for the first, so the disk serves them side by side.
 
-It is a cache beside the FAISS file and is written by whoever writes that:
-whole when the index is rebuilt, row by row as vectors are added, always after
-SQL has committed them. Whatever it cannot vouch for is read from SQL instead:
-an id it has no row for (a hole, a short file, a video frame: those ids lie far
-above any image id), and a row whose length is not 1 (never written, or caught
-half-written). A write that fails removes the file, so a row can never be
-older than SQL's vector; reads then come from SQL until the next rebuild.
+It is a cache beside the FAISS file, written only by a process that holds the
+index's write lock: whole when it rebuilds the index, row by row as an ingest
+adds vectors, always after SQL has committed them (a rebuild without the lock
+could put back a vector older than the one a writer just stored). Row 0 (no
+image has id 0) holds a header: *dirty* from a writer's first write until the
+FAISS file it writes is saved, then *clean*. Readers trust the file when it
+is clean, or dirty while a writer holds the lock (that writer keeps it
+current); dirty with no writer means a writer died half-way, and every row is
+read from SQL until the next rebuild. Within a trusted file, whatever it
+cannot vouch for is read from SQL too: an id it has no row for (a hole, a short
+file, a video frame: those ids lie far above any image id), and a row whose
+length is not 1 (never written, or caught half-written). A write that fails
+removes the file.
 """
 
 from __future__ import annotations
@@ -29,19 +35,25 @@ from .hits import FRAME_ID_BASE
 
 ROWS_NAME = "vectors.rows"
 NORM_TOLERANCE = 1e-3  # stored vectors are unit vectors; a row that is not one was never (fully) written
+MAGIC = b"zsindex-rows-v1\0"
+CLEAN, DIRTY = b"clean\0\0\0", b"dirty\0\0\0"
+HEADER_BYTES = len(MAGIC) + len(CLEAN)
 _FADVISE = hasattr(os, "posix_fadvise")
 
 
 class RowFile:
     def __init__(self, folder: Path, dim: int) -> None:
-        self.path = Path(folder) / ROWS_NAME
+        self.folder = Path(folder)
+        self.path = self.folder / ROWS_NAME
         self.dim = dim
         self.row_bytes = 4 * dim
+        self.usable = self.row_bytes >= HEADER_BYTES  # row 0 must hold the header
         self._fd: int | None = None
         self._distrusted = False  # a write failed and the file could not be removed: this process reads SQL
+        self._dirty = False  # this process marked it dirty and has not marked it clean since
 
     def _reader(self) -> int | None:
-        if self._distrusted:
+        if self._distrusted or not self.usable:
             return None
         if self._fd is None:
             try:
@@ -51,6 +63,27 @@ class RowFile:
             if _FADVISE:  # candidates are scattered: no read-ahead around each one
                 os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
         return self._fd
+
+    def state(self) -> str | None:
+        """"clean", "dirty", or None (no file, not one of ours, unreadable)."""
+        fd = self._reader()
+        if fd is None:
+            return None
+        try:
+            header = os.pread(fd, HEADER_BYTES, 0)
+        except OSError:
+            return None
+        if header[:len(MAGIC)] != MAGIC:
+            return None
+        return {CLEAN: "clean", DIRTY: "dirty"}.get(header[len(MAGIC):])
+
+    def trusted(self) -> bool:
+        state = self.state()
+        if state == "dirty" and not self._dirty:
+            from .lock import writer_active
+
+            return writer_active(self.folder)  # being kept current by a writer; with none, one died half-way
+        return state is not None
 
     def close(self) -> None:
         if self._fd is not None:
@@ -64,10 +97,11 @@ class RowFile:
         """(vectors, found) for these ids; rows not found are zero and read from SQL by the caller."""
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        fd = self._reader()
-        if fd is None:
+        if not self.trusted():
             return out, np.zeros(len(ids), dtype=bool)
-        usable = np.flatnonzero((ids >= 0) & (ids < FRAME_ID_BASE))
+        fd = self._reader()
+        assert fd is not None  # trusted() opened it
+        usable = np.flatnonzero((ids > 0) & (ids < FRAME_ID_BASE))
         offsets = [int(i) * self.row_bytes for i in ids[usable]]
         if _FADVISE and len(offsets) > 1:  # queue every read before waiting for any
             for offset in offsets:
@@ -84,9 +118,12 @@ class RowFile:
         return out, found
 
     def write(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        """Write these rows (ids already committed in SQL); runs of consecutive ids in one write each."""
+        """Write these rows (ids already committed in SQL; the caller holds the write lock), marking the file
+        dirty first; runs of consecutive ids go in one write each."""
+        if not self.usable or self._distrusted:
+            return
         ids = np.asarray(ids, dtype=np.int64)
-        keep = (ids >= 0) & (ids < FRAME_ID_BASE)
+        keep = (ids > 0) & (ids < FRAME_ID_BASE)
         if not keep.any():
             return
         order = np.argsort(ids[keep], kind="stable")
@@ -98,6 +135,9 @@ class RowFile:
             self._distrust()  # a read-only folder, say: searches read SQL
             return
         try:
+            if not self._dirty:
+                self._write_header(fd, DIRTY)
+                self._dirty = True
             for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(ids)]):
                 data = vecs[start:stop].tobytes()
                 if os.pwrite(fd, data, int(ids[start]) * self.row_bytes) != len(data):
@@ -107,10 +147,35 @@ class RowFile:
         finally:
             os.close(fd)
 
+    def mark_clean(self) -> None:
+        """Every row is current (the FAISS file that goes with them is saved): readers may trust the file."""
+        if not self._dirty or self._distrusted:
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+        except OSError:
+            return
+        try:
+            self._write_header(fd, CLEAN)
+            self._dirty = False
+        except OSError:
+            self._distrust()
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _write_header(fd: int, state: bytes) -> None:
+        if os.pwrite(fd, MAGIC + state, 0) != HEADER_BYTES:
+            raise OSError("short write")
+
     def _distrust(self) -> None:
-        """A row that could not be written may hold an older vector than SQL's: no one may read the file."""
+        """A row that could not be written may hold an older vector than SQL's: no one may read the file.
+
+        It is removed (other processes then read SQL) and this process neither reads nor writes it again
+        (so too when it cannot even be removed); the next rebuild writes it anew."""
         self.close()
+        self._distrusted = True
         try:
             self.path.unlink(missing_ok=True)
         except OSError:
-            self._distrusted = True  # not even removable: at least this process, which rebuilt, reads SQL
+            pass

@@ -70,17 +70,22 @@ class ExactVectors(Protocol):
 
     def remember(self, ids: np.ndarray, vecs: np.ndarray) -> None: ...
 
+    def saved(self) -> None: ...
+
 
 class StoredVectors:
     """Exact vectors of a model: by id from the row file beside the FAISS file where it has them, else from
     the store (``rowfile``); in chunks from the store."""
 
-    def __init__(self, store: "Store", model_id: int, dim: int) -> None:
+    def __init__(self, store: "Store", model_id: int, dim: int, complete: bool = False) -> None:
         from .rowfile import RowFile
 
         self.store = store
         self.model_id = model_id
         self.rows = RowFile(store.folder, dim)
+        # Whether every row is current once this process's writes are done (it writes them all, or the
+        # file was clean when a writer opened it); only then does saving the FAISS file mark it clean.
+        self.complete = complete
 
     def by_ids(self, ids: np.ndarray) -> np.ndarray:
         vecs, found = self.rows.read(ids)
@@ -95,6 +100,11 @@ class StoredVectors:
     def remember(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         """Vectors just added to a compressed index (committed in SQL): into the row file."""
         self.rows.write(ids, vecs)
+
+    def saved(self) -> None:
+        """The FAISS file these rows go with is saved."""
+        if self.complete:
+            self.rows.mark_clean()
 
 
 def _faiss() -> Any:
@@ -335,6 +345,8 @@ class VectorIndex:
             meta_tmp.write_text(json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
                                             "kind": self.kind}))
             os.replace(meta_tmp, folder / META_NAME)
+            if self.quantised and self.exact is not None:
+                self.exact.saved()
             if not self.quantised:
                 from .rowfile import ROWS_NAME
 
@@ -388,11 +400,13 @@ class VectorIndex:
         return vi
 
     @classmethod
-    def rebuild(cls, store: "Store", model_id: int, dim: int, kind: str | None = None) -> "VectorIndex":
+    def rebuild(cls, store: "Store", model_id: int, dim: int, kind: str | None = None,
+                write_rows: bool = True) -> "VectorIndex":
         """Rebuilt from SQL in two passes: a training sample, then the vectors chunk by chunk.
 
         Never holds more than one chunk of the library beside the sample, so a library larger
-        than memory can be rebuilt as a quantised index.
+        than memory can be rebuilt as a quantised index. ``write_rows``: a compressed index writes its
+        row file as it fills (only under the write lock; see rowfile).
         """
         n = store.count_indexed(model_id)
         kind = kind or store.get_state(KIND_STATE) or choose_kind(n)
@@ -400,9 +414,12 @@ class VectorIndex:
             if kind != "flat" and n else None
         vi = cls(dim, new_faiss_index(dim, sample, kind, n))
         del sample
-        vi.exact = StoredVectors(store, model_id, dim)  # a compressed index writes its row file as it fills
+        if write_rows:
+            vi.exact = StoredVectors(store, model_id, dim, complete=True)
         for ids, vecs in store.indexed_vectors(model_id):
             vi.add(ids, vecs)
+        if not write_rows:
+            vi.exact = StoredVectors(store, model_id, dim)
         return vi
 
 
@@ -445,18 +462,17 @@ def _training_sample(chunks: Iterator[tuple[np.ndarray, np.ndarray]], n: int,
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
-def open_vectors(store: "Store", model_id: int, dim: int, generation: int,
-                 writable: bool = True) -> tuple[VectorIndex, bool]:
-    """Load the FAISS cache of this generation, else rebuild it from SQL. Returns (index, rebuilt).
+def load_vectors(store: "Store", model_id: int, dim: int, generation: int,
+                 writable: bool = True) -> VectorIndex | None:
+    """The saved FAISS file of this generation (and the kind recorded), or None: rebuild it.
 
-    Not ``writable``: a large file is memory-mapped read-only (a searcher's start-up).
+    Not ``writable``: a large file is memory-mapped read-only (a searcher's start-up). A writer (it holds
+    the write lock) keeps the row file current as it adds; its rows count as complete if it finds the file
+    clean, so that its save marks the file clean again.
     """
     loaded = VectorIndex.load(store.folder, dim, generation, mapped=not writable,
                               kind=store.get_state(KIND_STATE) or None)
-    if loaded is None:
-        loaded, rebuilt = VectorIndex.rebuild(store, model_id, dim), True
-    else:
-        rebuilt = False
-    if not rebuilt:
+    if loaded is not None:
         loaded.exact = StoredVectors(store, model_id, dim)
-    return loaded, rebuilt
+        loaded.exact.complete = writable and loaded.exact.rows.state() == "clean"
+    return loaded

@@ -199,6 +199,25 @@ def test_bad_sidecars_are_reported_never_a_crash(photos, tmp_path):
     assert all(Path(p).read_bytes() == kept[Path(p)] for p, _ in report.skipped_files)
 
 
+def test_a_sidecar_that_is_a_link_is_left_as_it_is(photos, tmp_path):
+    """Replacing it (write beside, rename over) would turn the link into a file and leave its target untagged."""
+    lib, paths, dt, lr = photos
+    target = tmp_path / "elsewhere" / "shared.xmp"
+    target.parent.mkdir()
+    shutil.copy(SAMPLES / "lightroom.xmp", target)
+    kept = target.read_bytes()
+    link = Path(str(paths[2]) + ".xmp")
+    link.symlink_to(target)
+    dangling = Path(str(paths[3]) + ".xmp")
+    dangling.symlink_to(tmp_path / "nowhere.xmp")
+    report = lib.sidecars_write("shapes")
+    reasons = {Path(p).name: r for p, r in report.skipped_files}
+    assert "symbolic link" in reasons[link.name] and "symbolic link" in reasons[dangling.name]
+    assert link.is_symlink() and dangling.is_symlink() and target.read_bytes() == kept
+    assert not (tmp_path / "nowhere.xmp").exists()
+    assert report.updated + report.created == 4  # the other four images
+
+
 def test_cli_write_dry_run_json_and_remove(photos, tmp_path):
     lib, paths, dt, lr = photos
     index = str(tmp_path / "index")

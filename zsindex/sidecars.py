@@ -125,11 +125,16 @@ def _fsync_folder(path: str) -> None:
 
 
 def read_only_reason(path: str, exists: bool) -> str | None:
-    """Why a sidecar may not be written: the folder (or the file) is read-only.
+    """Why a sidecar may not be written: the folder (or the file) is read-only, or it is a symbolic link.
 
     Mode bits are checked as well as access(), so a folder the user made
-    read-only is respected even by a process running as root.
+    read-only is respected even by a process running as root. A sidecar is
+    replaced by a new file (written beside it, then renamed over it), which
+    would turn a link into a plain file and leave its target without the
+    tags: a link is the user's arrangement, left as it is.
     """
+    if os.path.islink(path):
+        return "symbolic link (zsindex would replace the link with a file)"
     folder = os.path.dirname(path) or "."
     st = os.stat(folder)
     if not os.access(folder, os.W_OK) or not st.st_mode & 0o222:

@@ -65,10 +65,17 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return SafeJSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 
 
+# Library messages name the Python API's parameters; these are the server's settings, not a request's.
+SERVER_SETTINGS = {"max_megapixels=MP": "set by the server: zsindex serve --max-upload-megapixels"}
+
+
 def _message(exc: BaseException, status: int) -> str:
     if isinstance(exc, PermissionError):
         return "forbidden: the path is outside what this server serves"  # says nothing about the file system
-    return str(exc) or type(exc).__name__
+    message = str(exc) or type(exc).__name__
+    for api_name, setting in SERVER_SETTINGS.items():
+        message = message.replace(api_name, setting)
+    return message
 
 
 async def on_zsindex_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 import zsindex
+from zsindex.library import Library
 from zsindex.service import create_app
 
 from .service_world import CAMERA_MAKE, build_index, copy_index, wait_job
@@ -353,6 +356,34 @@ def test_any_file_name_is_served_as_valid_json(private):
     f = client.get(f"/api/images/{hit['id']}/file")
     assert f.status_code == 200 and f.content == open(raw, "rb").read()
     assert client.get(f"/api/images/{hit['id']}").status_code == 200
+
+
+def test_a_stopping_server_stops_its_running_ingest_at_the_next_step(tmp_path, demo_embedder):
+    """Ctrl-C on `zsindex serve` during a long ingest job: the job stops at its next batch, recorded as
+    interrupted (the next run finishes it), instead of the server waiting for the whole ingest."""
+    from zsindex.service.jobs import JobRunner
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(400):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    lib = Library(tmp_path / "idx", embedder=demo_embedder)
+    runner = JobRunner()
+    job = runner.submit("ingest", lambda job: lib.ingest([folder], progress=job.progress, batch_size=1,
+                                                         workers=0).summary())
+    deadline = time.monotonic() + 60
+    while job.done < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.state == "running" and job.done >= 2
+    started = time.monotonic()
+    runner.stop(timeout=60)
+    assert time.monotonic() - started < 10  # not the rest of the 400 images
+    assert job.state == "failed" and "interrupted" in job.error
+    status = lib.status()
+    assert status["last_run"]["status"] == "interrupted" and 0 < status["images"]["indexed"] < 400
+    lib.ingest([folder], workers=0)  # the next run finishes the job
+    assert lib.status()["images"]["indexed"] == 400
 
 
 def test_job_runner_reports_failures_without_traces():

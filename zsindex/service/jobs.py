@@ -38,13 +38,16 @@ class Job:
     error: str | None = None
     created: float = field(default_factory=time.time)
     version: int = 0  # bumped on every change, so a stream sends only what changed
+    stopping: threading.Event | None = field(default=None, repr=False, compare=False)  # set: the server stops
 
     @property
     def finished(self) -> bool:
         return self.state in ("done", "failed")
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        """The library's progress callback: (stage, done, total)."""
+        """The library's progress callback: (stage, done, total); where a running job stops when the server does."""
+        if self.stopping is not None and self.stopping.is_set():
+            raise JobStopped
         self.stage, self.done, self.total = stage, int(done), int(total)
         self.version += 1
 
@@ -58,6 +61,12 @@ class Job:
 Work = Callable[[Job], dict[str, Any]]
 
 
+class JobStopped(KeyboardInterrupt):
+    """Raised in a running job at its next progress step when the server stops: the job ends as a Ctrl-C
+    ends a command (an ingest is recorded as interrupted and the next run finishes it; a tag run keeps the
+    previous tags), instead of the server waiting for it to finish."""
+
+
 class JobRunner:
     """A queue of jobs and the one thread that runs them in order."""
 
@@ -69,14 +78,18 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping.clear()
             self._thread = threading.Thread(target=self._loop, name="zsindex-jobs", daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Let the running job finish (up to timeout); jobs still queued fail as not run."""
+        """Stop the running job at its next progress step (waiting up to timeout); jobs still queued fail as
+        not run."""
+        self._stopping.set()
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -92,7 +105,7 @@ class JobRunner:
 
     def submit(self, kind: str, work: Work, params: dict[str, Any] | None = None) -> Job:
         with self._lock:
-            job = Job(f"{kind}-{next(self._ids)}", kind, dict(params or {}))
+            job = Job(f"{kind}-{next(self._ids)}", kind, dict(params or {}), stopping=self._stopping)
             self._jobs[job.id] = job
             while len(self._jobs) > KEEP:
                 oldest = next(iter(self._jobs))
@@ -134,6 +147,8 @@ class JobRunner:
             try:
                 job.result = work(job)
                 job.state = "done"
+            except JobStopped:
+                job.error, job.state = "interrupted: the server stopped (an ingest finishes on its next run)", "failed"
             except ZsindexError as e:
                 job.error, job.state = str(e), "failed"
             except Exception:  # a bug: the job fails, the server and the next jobs carry on

@@ -401,3 +401,18 @@ def test_video_frames_in_a_compressed_index(lib, tmp_path):
     hits = lib.search("a blue square", k=3, path=str(folder / "*"))
     assert [Path(h.path).name for h in hits] == ["clip.mp4", "green.png"]
     assert hits[0].seconds is not None and hits[0].seconds >= 1.0
+
+
+def test_like_a_video_changed_since_ingest_does_not_use_its_old_frames(lib, tmp_path):
+    """As for images (tests/test_search.py): an indexed video whose file changed is not answered by the mean
+    of the frames it held when indexed."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    video = mf.write_video(folder / "clip.mp4", [(RED, 1.0)])
+    Image.fromarray(RED).save(folder / "red.png")
+    Image.fromarray(GREEN).save(folder / "green.png")
+    lib.ingest([folder], workers=0)
+    assert Path(lib.search(like=video, k=1)[0].path).name in ("clip.mp4", "red.png")
+    mf.write_video(video, [(GREEN, 1.0), (GREEN, 1.0)])  # now a green star, another size
+    hits = lib.search(like=video, k=2)  # embedded as it is now: its frames sampled as ingest samples them
+    assert Path(hits[0].path).name == "green.png"

@@ -262,20 +262,26 @@ def test_rows_the_file_cannot_vouch_for_come_from_sql(tmp_path, damage):
         assert lib.rebuild("flat") == len(x) and path.is_dir()
 
 
+def _compressed_demo_index(tmp_path, world, n: int) -> tuple:
+    """The first n drawn images copied into a folder, ingested with the demo model and rebuilt as ivfpq."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path, _ in world[:n]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    index = tmp_path / "idx"
+    lib = Library(index, model="demo")
+    lib.ingest([folder], workers=0)
+    lib.rebuild("ivfpq")
+    return folder, index, lib
+
+
 def test_an_ingest_keeps_the_row_file_of_a_compressed_index(tmp_path, world):
     """New and changed images get their rows as they are committed; a failed write removes the file."""
     from PIL import Image
 
     from zsindex import rowfile
 
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for path, _ in world[:12]:
-        (folder / path.name).write_bytes(path.read_bytes())
-    index = tmp_path / "idx"
-    lib = Library(index, model="demo")
-    lib.ingest([folder], workers=0)
-    lib.rebuild("ivfpq")
+    folder, index, lib = _compressed_demo_index(tmp_path, world, 12)
     for path, _ in world[12:16]:  # four new images
         (folder / path.name).write_bytes(path.read_bytes())
     changed = folder / world[0][0].name
@@ -323,14 +329,7 @@ def test_a_compressed_index_of_a_small_library_builds_and_answers_exactly(tmp_pa
 def test_an_index_emptied_and_filled_again_keeps_its_chosen_kind(tmp_path, world):
     """Emptied, a compressed index has nothing to train on and gets a flat file; filled again, the writer
     gives it back the kind chosen with `rebuild --kind` (not the next search process)."""
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for path, _ in world[:6]:
-        (folder / path.name).write_bytes(path.read_bytes())
-    index = tmp_path / "idx"
-    lib = Library(index, model="demo")
-    lib.ingest([folder], workers=0)
-    lib.rebuild("ivfpq")
+    folder, index, lib = _compressed_demo_index(tmp_path, world, 6)
     lib.forget([folder])
     assert lib.rebuild() == 0
     lib.ingest([folder], workers=0)

@@ -84,15 +84,15 @@ class BrowseMixin:
         until it is ingested again, so only content the index has seen is ever served.
         """
         from .catalog import indexed_image
+        from .store import file_changed
 
         with self.store.session() as session:
             row = indexed_image(session, image_id)
             path, size, mtime_ns, fmt = row.path, row.size, row.mtime_ns, row.format
-        try:
-            st = os.stat(path)
-        except OSError:
-            raise NotFoundError(f"the file of image {image_id} is gone; run `zsindex ingest` again") from None
-        if st.st_size != size or st.st_mtime_ns != mtime_ns or not os.path.isfile(path):
+        changed = file_changed(path, size, mtime_ns)
+        if changed is None:
+            raise NotFoundError(f"the file of image {image_id} is gone; run `zsindex ingest` again")
+        if changed:
             raise NotFoundError(f"the file of image {image_id} changed since it was indexed; "
                                 f"run `zsindex ingest` again")
         return Path(path), fmt

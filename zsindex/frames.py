@@ -143,15 +143,25 @@ class BestFrames:
 
 
 def mean_vector(session: Session, model_id: int, path: str) -> np.ndarray | None:
-    """An indexed video as one query vector (--like VIDEO): the normalised mean of its frames' vectors."""
-    from .store import by_key
+    """An indexed video as one query vector (--like VIDEO): the normalised mean of its frames' vectors;
+    None when it is not indexed, or changed since (as ``Store.stored_vectors``: what it holds now counts)."""
+    from .store import by_key, file_changed
 
+    video = session.execute(select(s.Image.size, s.Image.mtime_ns).where(
+        s.Image.path == path, s.Image.status == s.STATUS_INDEXED)).first()
+    if video is None or file_changed(path, video.size, video.mtime_ns):
+        return None
     blobs = list(by_key(session, model_id, session.execute(
         select(s.Frame.id, s.Frame.sha256).join(s.Image, s.Image.id == s.Frame.image_id)
         .where(s.Image.path == path, s.Image.status == s.STATUS_INDEXED))).values())
     if not blobs:
         return None
-    mean = np.mean([np.frombuffer(b, dtype=np.float32) for b in blobs], axis=0)
+    return normalised_mean(np.stack([np.frombuffer(b, dtype=np.float32) for b in blobs]))
+
+
+def normalised_mean(vectors: np.ndarray) -> np.ndarray:
+    """A video's frame vectors as one query vector: their mean, unit length."""
+    mean = vectors.mean(axis=0)
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 

@@ -384,7 +384,8 @@ class Library(SidecarsMixin, BrowseMixin):
         return np.stack([found[t] for t in texts])
 
     def image_vector(self, path: str | Path) -> np.ndarray:
-        """The stored vector of an indexed file, else the file embedded now."""
+        """The stored vector of an indexed file, else the file embedded now (a video: its sampled frames,
+        as ingest samples them, averaged as for an indexed video)."""
         from .errors import ImageError
 
         model = self._query_model()
@@ -396,10 +397,16 @@ class Library(SidecarsMixin, BrowseMixin):
                 stored = mean_vector(session, model.id, os.path.abspath(path))  # an indexed video
         if stored is not None:
             return stored
+        from .frames import normalised_mean
         from .images import load_pixels
+        from .media import kind_of_name
+        from .video import read_video
 
         self._check_images_allowed()
         try:
+            if kind_of_name(os.fspath(path)) == "video":
+                frames = [image for _, _, image in read_video(os.fspath(path), self.embedder.image_size).frames]
+                return normalised_mean(self.embedder.embed_images(frames))
             pixels = load_pixels(Path(path), self.embedder.image_size)
         except ImageError as e:
             raise UsageError(f"cannot use {os.fspath(path)!r} as an example image (like=): {e}") from None

@@ -216,13 +216,14 @@ def by_key(session: Session, model_id: int, rows: Any) -> dict[Any, bytes]:
     return out
 
 
-def _unchanged(row: Any) -> bool:
-    """Whether an indexed file still looks as it did when indexed (or is gone, leaving only its record)."""
+def file_changed(path: str, size: int, mtime_ns: int) -> bool | None:
+    """Whether an indexed file changed on disk since it was indexed (another size or modification time, or
+    no longer a plain file); None when it is gone."""
     try:
-        st = os.stat(row.path)
+        st = os.stat(path)
     except OSError:
-        return True
-    return st.st_size == row.size and st.st_mtime_ns == row.mtime_ns
+        return None
+    return st.st_size != size or st.st_mtime_ns != mtime_ns or not os.path.isfile(path)
 
 
 class Store:
@@ -500,5 +501,6 @@ class Store:
                 rows = session.execute(
                     select(s.Image.path, s.Image.sha256, s.Image.size, s.Image.mtime_ns).where(
                         s.Image.path.in_(paths[i:i + CHUNK]), s.Image.status == s.STATUS_INDEXED)).all()
-                out.update(by_key(session, model_id, [(r.path, r.sha256) for r in rows if _unchanged(r)]))
+                out.update(by_key(session, model_id, [(r.path, r.sha256) for r in rows
+                                                      if not file_changed(r.path, r.size, r.mtime_ns)]))
         return {p: np.frombuffer(v, dtype=np.float32) for p, v in out.items()}

@@ -414,12 +414,11 @@ class VectorIndex:
             if kind != "flat" and n else None
         vi = cls(dim, new_faiss_index(dim, sample, kind, n))
         del sample
-        if write_rows:
-            vi.exact = StoredVectors(store, model_id, dim, complete=True)
+        exact = StoredVectors(store, model_id, dim, complete=write_rows)
+        vi.exact = exact if write_rows else None  # while it fills: the rows are written as it goes, or not at all
         for ids, vecs in store.indexed_vectors(model_id):
             vi.add(ids, vecs)
-        if not write_rows:
-            vi.exact = StoredVectors(store, model_id, dim)
+        vi.exact = exact
         return vi
 
 

@@ -157,6 +157,35 @@ def test_naming_base_and_existing_sidecars_of_the_other_naming(photos):
     assert not paths[2].with_suffix(".xmp").exists()
 
 
+@needs_exiftool
+def test_a_sidecar_named_in_other_case_is_the_images_sidecar(photos):
+    """IMG.PNG.XMP or IMG.XMP beside IMG.png (as Windows and macOS programs see it): written into, read for
+    keywords and cleaned by remove, never doubled by a second, lower-case sidecar."""
+    lib, paths, _dt, _lr = photos
+    upper = paths[2].parent / (paths[2].name.upper() + ".XMP")  # the darktable naming, all in capitals
+    base_upper = paths[3].parent / (paths[3].stem + ".XMP")  # Lightroom's naming, capital extension
+    shutil.copy(SAMPLES / "lightroom.xmp", upper)
+    shutil.copy(SAMPLES / "lightroom.xmp", base_upper)
+    before = {p: exif(p) for p in (upper, base_upper)}
+    report = lib.sidecars_write("shapes", path="*/00[23]-*")
+    assert {d["sidecar"]: d["action"] for d in report.sidecars} == {str(upper): "updated",
+                                                                     str(base_upper): "updated"}
+    assert sorted(p.name for p in paths[2].parent.iterdir() if p.name.lower().endswith(".xmp")
+                  and p.name[:3] in ("002", "003")) == sorted([upper.name, base_upper.name])
+    for p in (upper, base_upper):
+        assert set(as_list(exif(p)["XMP-dc:Subject"])) >= {"circle", "square", "triangle", "star"}
+    # the user's own keywords in such a sidecar are read as keywords; zsindex's own entries are not
+    lib.ingest([paths[0].parent], workers=0)
+    assert set(lib.keywords()[str(paths[2])]) == set(as_list(before[upper]["XMP-dc:Subject"]))
+    # deleted by hand: a rerun writes it again where it was, not "unchanged"
+    upper.unlink()
+    report = lib.sidecars_write("shapes", path="*/002-*")
+    assert [(d["sidecar"], d["action"]) for d in report.sidecars] == [(str(upper), "created")]
+    assert not Path(str(paths[2]) + ".xmp").exists()
+    lib.sidecars_remove()
+    assert exif(base_upper) == before[base_upper] and not upper.exists()
+
+
 def test_prefix_min_score_and_remove_by_set(photos):
     lib, paths, dt, _ = photos
     lib.labels_add("colours", "red,blue")

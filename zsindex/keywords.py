@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from . import schema as s
-from .sidecars import recorded_entries, sidecar_names
+from .sidecars import existing_sidecar, is_sidecar_of, recorded_entries
 from .store import Store
 from .xmp import MAX_SIDECAR_BYTES, XmpDoc, XmpError, keywords_of
 from .xmp import available as xmp_available
@@ -122,20 +122,6 @@ def _images(store: Store, roots: Sequence[str] | None,
             yield image_id, path, sha, sources.get(image_id)
 
 
-def _sidecar_in_listing(image_path: str, listings: dict[str, set[str]]) -> str | None:
-    """existing_sidecar, from one listing per folder instead of several stat calls per image."""
-    folder = os.path.dirname(image_path)
-    if folder not in listings:
-        try:
-            listings[folder] = {n for n in os.listdir(folder) if n[-4:].lower() == ".xmp"}
-        except OSError:
-            listings[folder] = set()
-    names = listings[folder]
-    if not names:
-        return None
-    return next((p for p in sidecar_names(image_path) if os.path.basename(p) in names), None)
-
-
 def refresh(store: Store, roots: Sequence[str] | None = None, paths: set[str] | None = None) -> KeywordRefresh:
     """Re-read the keywords of every indexed image (under roots, or of paths) whose content or sidecar changed.
 
@@ -144,15 +130,15 @@ def refresh(store: Store, roots: Sequence[str] | None = None, paths: set[str] | 
     out = KeywordRefresh()
     if not xmp_available():
         return out
-    listings: dict[str, set[str]] = {}
+    listings: dict[str, dict[str, str]] = {}  # one listing per folder instead of stat calls per image
     for image_id, path, sha, src in _images(store, roots, paths):
-        sidecar = _sidecar_in_listing(path, listings)
+        sidecar = existing_sidecar(path, listings=listings)
         sig = _signature(sha, sidecar)
         old = None if src is None else (src.image_sha256, src.sidecar_path, src.sidecar_size, src.sidecar_mtime_ns)
         if sig == old:
             continue
         same_pixels = src is not None and src.image_sha256 == sha
-        if same_pixels and (src.sidecar_path is None or src.sidecar_path in sidecar_names(path)):
+        if same_pixels and (src.sidecar_path is None or is_sidecar_of(src.sidecar_path, path)):
             out.sidecar_changes += 1
         _read_one(store, image_id, path, sig, same_pixels, out)
     return out

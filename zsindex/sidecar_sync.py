@@ -25,12 +25,14 @@ from .sidecars import (
     Record,
     SidecarReport,
     atomic_write,
+    existing_sidecar,
     keyword_entries,
     load_record,
     read_only_reason,
     records_with_sets,
     save_record,
     sha256,
+    sidecar_key,
     sidecar_names,
     temp_name,
 )
@@ -56,16 +58,17 @@ def plan_targets(store: Store, scope: list[str], wanted: dict[str, set[Entry]], 
 
     with store.session() as session:
         recorded = records_with_sets(session, scope)
-        known = set(session.scalars(select(s.Sidecar.path)))
+        known = {sidecar_key(p): p for p in session.scalars(select(s.Sidecar.path))}
     images = dict.fromkeys(wanted)
     for _side, image in recorded:
         if path_glob is None or fnmatch.fnmatchcase(image, path_glob):
             images.setdefault(image, None)
     targets: dict[str, Target] = {}
+    listings: dict[str, dict[str, str]] = {}
     for image in images:
         names = sidecar_names(image, naming)
-        path = next((p for p in names if os.path.isfile(p)), None) or next(
-            (p for p in names if p in known), names[0])
+        path = existing_sidecar(image, naming, listings) or next(
+            (known[sidecar_key(p)] for p in names if sidecar_key(p) in known), names[0])
         target = targets.setdefault(path, Target(path, []))
         target.images.append(image)
         target.wanted |= wanted.get(image, set())

@@ -63,18 +63,46 @@ class SidecarReport:
 
 # -- names --------------------------------------------------------------------------------------------
 def sidecar_names(image_path: str, naming: str = "ext") -> list[str]:
-    """Candidate sidecars of an image, the preferred naming first: IMG.JPG.xmp or IMG.xmp."""
+    """The two namings of an image's sidecar, the preferred first: IMG.JPG.xmp or IMG.xmp."""
     if naming not in NAMINGS:
         raise UsageError(f"naming= must be one of {', '.join(NAMINGS)}, not {naming!r}")
     ext, base = image_path + ".xmp", os.path.splitext(image_path)[0] + ".xmp"
-    first, second = (ext, base) if naming == "ext" else (base, ext)
-    out = [first, second]
-    out += [p[:-4] + ".XMP" for p in (first, second)]
-    return out
+    return [ext, base] if naming == "ext" else [base, ext]
 
 
-def existing_sidecar(image_path: str, naming: str = "ext") -> str | None:
-    return next((p for p in sidecar_names(image_path, naming) if os.path.isfile(p)), None)
+def sidecar_key(path: str) -> tuple[str, str]:
+    """What names one sidecar whatever the case of its file name (IMG.JPG.XMP is IMG.jpg's sidecar, as photo
+    programs on Windows and macOS see it); the folder is compared as it is."""
+    return os.path.dirname(path), os.path.basename(path).casefold()
+
+
+def is_sidecar_of(sidecar: str, image_path: str) -> bool:
+    return sidecar_key(sidecar) in {sidecar_key(p) for p in sidecar_names(image_path)}
+
+
+def existing_sidecar(image_path: str, naming: str = "ext",
+                     listings: dict[str, dict[str, str]] | None = None) -> str | None:
+    """The image's sidecar on disk, in either naming (the preferred first), its name matched without regard to
+    case (an exact match first). ``listings`` keeps one listing per folder for a caller that looks up many."""
+    folder = os.path.dirname(image_path)
+    listings = {} if listings is None else listings
+    if folder not in listings:
+        found: dict[str, str] = {}
+        try:
+            for name in sorted(os.listdir(folder or ".")):
+                if name[-4:].lower() == ".xmp":
+                    found.setdefault(name, name)
+                    found.setdefault(name.casefold(), name)
+        except OSError:
+            pass
+        listings[folder] = found
+    names = listings[folder]
+    for candidate in sidecar_names(image_path, naming):
+        base = os.path.basename(candidate)
+        hit = names.get(base) or names.get(base.casefold())
+        if hit is not None and os.path.isfile(os.path.join(folder, hit)):
+            return os.path.join(folder, hit)
+    return None
 
 
 def keyword_entries(set_name: str, label: str, prefix: str | None) -> list[Entry]:

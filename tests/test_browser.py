@@ -116,7 +116,7 @@ def test_filters_and_paging_live_in_the_url(server, page):
     visit(page, server + "/?q=a+square&k=6")
     wait(page, lambda d: len(tiles(d)) == 6)
     first_page = [t["id"] for t in tiles(page)]
-    page.find_element(By.ID, "next-page").click()
+    page.find_element(By.CSS_SELECTOR, "#pager a[rel=next]").click()
     wait(page, lambda d: parse_qs(urlparse(d.current_url).query).get("offset") == ["6"])
     wait(page, lambda d: tiles(d) and [t["id"] for t in tiles(d)] != first_page)
     second = [int(t["id"]) for t in tiles(page)]

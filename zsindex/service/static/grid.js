@@ -1,5 +1,5 @@
 // The thumbnail grid shared by search results, "more like this" and the images of a label.
-import { basename, fill, fmtScore, h } from './dom.js';
+import { basename, fill, fmtInt, fmtScore, h } from './dom.js';
 
 function tile(hit, { showScore }) {
   const name = basename(hit.path);
@@ -37,4 +37,25 @@ function tile(hit, { showScore }) {
 /** Render hits into a <ul class="grid">. */
 export function renderGrid(list, hits, { showScore = true } = {}) {
   fill(list, hits.map((hit) => tile(hit, { showScore })));
+}
+
+/** Fill a <nav class="pager">: Previous, the page number, Next. ``count`` hits came back for a page of ``size``
+ * from ``offset``; links carry real URLs (``urlFor(offset)``) and a click calls ``go(offset)``. */
+export function renderPager(nav, { offset, size, count, urlFor, go }) {
+  const hasPrev = offset > 0;
+  const hasNext = count >= size;
+  nav.hidden = !hasPrev && !hasNext;
+  const link = (rel, text, to, enabled) => h('a', {
+    class: enabled ? 'button' : 'button disabled',
+    rel,
+    href: urlFor(to),
+    'aria-disabled': String(!enabled),
+    onclick: (e) => {
+      e.preventDefault();
+      if (enabled) go(to);
+    },
+  }, text);
+  fill(nav, link('prev', '← Previous', Math.max(offset - size, 0), hasPrev),
+    h('span', { class: 'pager-info' }, `Page ${fmtInt(Math.floor(offset / size) + 1)}`),
+    link('next', 'Next →', offset + size, hasNext));
 }

@@ -3,7 +3,7 @@
 import * as API from './api.js';
 import { applyMode, rememberBack, showJob } from './common.js';
 import { byId, fill, fmtInt, h, notice, splitList } from './dom.js';
-import { renderGrid } from './grid.js';
+import { renderGrid, renderPager } from './grid.js';
 import { labelsFromFile } from './labelfile.js';
 
 const PAGE = 48;
@@ -91,15 +91,13 @@ async function renderLabelImages(state) {
   rememberBack(`Back to “${state.label}”`);
   renderGrid(byId('label-grid'), results);
   if (!results.length) fill(byId('label-grid'), h('li', { class: 'muted' }, 'No images have this tag.'));
-  const pager = byId('label-pager');
-  const hasPrev = state.offset > 0;
-  const hasNext = results.length >= PAGE;
-  pager.hidden = !hasPrev && !hasNext;
-  byId('label-prev').href = urlFor({ ...state, offset: Math.max(state.offset - PAGE, 0) });
-  byId('label-next').href = urlFor({ ...state, offset: state.offset + PAGE });
-  byId('label-prev').classList.toggle('disabled', !hasPrev);
-  byId('label-next').classList.toggle('disabled', !hasNext);
-  byId('label-page-info').textContent = `Page ${fmtInt(Math.floor(state.offset / PAGE) + 1)}`;
+  renderPager(byId('label-pager'), {
+    offset: state.offset,
+    size: PAGE,
+    count: results.length,
+    urlFor: (offset) => urlFor({ ...state, offset }),
+    go: (offset) => go({ ...readState(), offset }),
+  });
 }
 
 async function render() {
@@ -279,15 +277,7 @@ async function deleteSet() {
   }
 }
 
-function wirePager() {
-  for (const id of ['label-prev', 'label-next']) {
-    byId(id).addEventListener('click', (e) => {
-      e.preventDefault();
-      if (e.currentTarget.classList.contains('disabled')) return;
-      const url = new URL(e.currentTarget.href);
-      go({ ...readState(), offset: parseInt(url.searchParams.get('offset') || '0', 10) });
-    });
-  }
+function wireClose() {
   byId('label-images-close').addEventListener('click', (e) => {
     e.preventDefault();
     go({ ...readState(), label: '', offset: 0 });
@@ -303,7 +293,7 @@ export async function init() {
   byId('set-delete').addEventListener('click', deleteSet);
   byId('tag-form').addEventListener('submit', runTagging);
   byId('untag').addEventListener('click', removeTags);
-  wirePager();
+  wireClose();
   window.addEventListener('popstate', () => render());
   API.getStatus().then(applyMode).catch(() => {});
   await loadSets();

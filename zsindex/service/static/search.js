@@ -4,7 +4,7 @@
 import * as API from './api.js';
 import { applyMode, rememberBack } from './common.js';
 import { basename, byId, fill, fmtBytes, fmtInt, h, notice, splitList } from './dom.js';
-import { renderGrid } from './grid.js';
+import { renderGrid, renderPager } from './grid.js';
 
 const DEFAULT_K = 24;
 const FILTERS = ['tag', 'after', 'before', 'camera', 'format'];
@@ -124,7 +124,16 @@ async function run(state) {
   const results = data.results || [];
   renderGrid(list, results);
   renderHead(state, results, seconds);
-  renderPager(state, results.length);
+  renderPager(byId('pager'), {
+    offset: state.offset,
+    size: state.k,
+    count: results.length,
+    urlFor: (offset) => urlFor({ ...state, offset }),
+    go: (offset) => {
+      navigate({ offset });
+      window.scrollTo({ top: 0 });
+    },
+  });
   empty.hidden = results.length > 0;
   if (!results.length) fill(empty, h('p', { class: 'empty-title' }, 'No images match.'),
     h('p', { class: 'muted' }, 'Try other words, or clear some filters.'));
@@ -139,22 +148,6 @@ function renderHead(state, results, seconds) {
   const what = state.q ? ['for ', h('q', {}, state.q)] : [];
   return fill(head, h('span', {}, `Results ${fmtInt(first)}–${fmtInt(state.offset + results.length)} `, what),
     h('span', { class: 'muted small' }, `${seconds.toFixed(2)} s`));
-}
-
-function renderPager(state, count) {
-  const pager = byId('pager');
-  const prev = byId('prev-page');
-  const next = byId('next-page');
-  const hasPrev = state.offset > 0;
-  const hasNext = count >= state.k;
-  pager.hidden = !hasPrev && !hasNext;
-  prev.href = urlFor({ ...state, offset: Math.max(state.offset - state.k, 0) });
-  next.href = urlFor({ ...state, offset: state.offset + state.k });
-  prev.classList.toggle('disabled', !hasPrev);
-  next.classList.toggle('disabled', !hasNext);
-  prev.setAttribute('aria-disabled', String(!hasPrev));
-  next.setAttribute('aria-disabled', String(!hasNext));
-  byId('page-info').textContent = `Page ${fmtInt(Math.floor(state.offset / state.k) + 1)}`;
 }
 
 async function renderIntro(empty) {
@@ -279,15 +272,6 @@ function wire() {
     if (picker.files[0]) setUpload(picker.files[0]);
     picker.value = '';
   });
-  for (const id of ['prev-page', 'next-page']) {
-    byId(id).addEventListener('click', (e) => {
-      e.preventDefault();
-      if (e.currentTarget.classList.contains('disabled')) return;
-      const target = new URL(e.currentTarget.href);
-      navigate({ offset: parseInt(target.searchParams.get('offset') || '0', 10) });
-      window.scrollTo({ top: 0 });
-    });
-  }
   window.addEventListener('popstate', (e) => {
     if (!(e.state && e.state.upload)) {
       upload = null;

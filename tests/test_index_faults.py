@@ -38,6 +38,7 @@ READERS = {
     "export": ["export", "-l", "colours"],
     "labels": ["labels", "list"],
     "forget-dry-run": ["forget", "--missing", "--dry-run"],
+    "sidecars-dry-run": ["sidecars", "write", "-l", "colours", "--dry-run"],
 }
 WRITERS = {
     "ingest": ["ingest", "{images}", "-q"],
@@ -117,16 +118,7 @@ def as_unprivileged(cmd: list[str], probe: Path) -> list[str]:
 def test_read_only_index_serves_readers_and_refuses_writers_with_a_message(built, tmp_path):
     index = copy_index(built, tmp_path)
     before = sorted(p.name for p in index.iterdir())
-    subprocess.run(["chmod", "-R", "a-w", str(index)], check=True)
-    try:
-        cmd = as_unprivileged([sys.executable, "-c", RESTRICTED_SCRIPT, json.dumps({**READERS, **WRITERS}),
-                               str(index), str(built[1])], index / "index.sqlite")
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-        assert done.returncode == 0, done.stderr
-        out = json.loads(done.stdout.splitlines()[-1])
-    finally:
-        subprocess.run(["chmod", "-R", "u+w", str(index)], check=True)
+    out = run_restricted(RESTRICTED_SCRIPT, index, json.dumps({**READERS, **WRITERS}), str(index), str(built[1]))
     for name in READERS:
         code, output, crash = out[name]
         assert crash is None and code == 0, (name, output)
@@ -138,6 +130,73 @@ def test_read_only_index_serves_readers_and_refuses_writers_with_a_message(built
         assert crash is None and code == 1, (name, output)
         assert "read-only" in output and str(index) in output and "chmod" in output, (name, output)
     assert sorted(p.name for p in index.iterdir()) == before  # nothing was created there
+
+
+SERVICE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from fastapi.testclient import TestClient
+    from zsindex.service import create_app
+    with TestClient(create_app(sys.argv[1]), base_url="http://127.0.0.1") as client:
+        status = client.get("/api/status").json()
+        ids = [r["id"] for r in client.get("/api/search", params={"q": "a red circle", "k": 3}).json()["results"]]
+        thumbs = [client.get(f"/api/images/{i}/thumbnail", params={"size": 128}) for i in ids]
+        tag = client.post("/api/labels/colours/tag", json={"mode": "multi"})
+    print(json.dumps({"read_only": status["read_only"], "thumbs": [[r.status_code, r.headers.get("content-type"),
+                      r.content[:2].hex()] for r in thumbs], "tag": [tag.status_code, tag.text]}))
+""")
+
+
+def run_restricted(script: str, index: Path, *args: str) -> dict:
+    """A script (given args) run with the index folder made read-only, as a process that file permissions
+    bind; the last line it prints, as JSON."""
+    subprocess.run(["chmod", "-R", "a-w", str(index)], check=True)
+    try:
+        cmd = as_unprivileged([sys.executable, "-c", script, *args], index / "index.sqlite")
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(index)], check=True)
+
+
+def test_read_only_index_served_thumbnails_and_says_read_only(built, tmp_path):
+    """A server on an index folder it may not write: thumbnails still come (not cached), status says
+    read_only (the page hides what changes the index), a change is refused with the folder's message."""
+    index = copy_index(built, tmp_path)
+    shutil.rmtree(index / "thumbnails", ignore_errors=True)
+    before = sorted(p.name for p in index.iterdir())
+    out = run_restricted(SERVICE_SCRIPT, index, str(index))
+    assert out["read_only"] is True
+    assert len(out["thumbs"]) == 3 and all(t == [200, "image/jpeg", "ffd8"] for t in out["thumbs"]), out
+    assert out["tag"][0] in (403, 409) and "read-only" in out["tag"][1], out
+    assert sorted(p.name for p in index.iterdir()) == before
+
+
+WAL_SCRIPT = textwrap.dedent("""
+    import os, sqlite3, sys
+    con = sqlite3.connect(sys.argv[1])
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA wal_autocheckpoint=0")
+    con.execute("UPDATE label_sets SET name = 'colours2' WHERE name = 'colours'")
+    con.commit()
+    os._exit(0)  # killed: the change is only in the -wal file
+""")
+
+
+def test_read_only_index_with_changes_only_in_its_wal_says_what_to_do(built, tmp_path):
+    """A writer killed before its checkpoint leaves index.sqlite-wal; without -shm and with a read-only folder
+    SQLite cannot read it: the message says why and what to do, and once done nothing is lost."""
+    index = copy_index(built, tmp_path)
+    subprocess.run([sys.executable, "-c", WAL_SCRIPT, str(index / "index.sqlite")], check=True, timeout=60)
+    assert (index / "index.sqlite-wal").stat().st_size > 0
+    (index / "index.sqlite-shm").unlink()
+    out = run_restricted(RESTRICTED_SCRIPT, index, json.dumps({"status": ["status"]}), str(index), str(built[1]))
+    code, output, crash = out["status"]
+    assert crash is None and code == 1, output
+    assert "index.sqlite-wal" in output and "zsindex status" in output and str(index) in output, output
+    code, output = run_cli(["labels", "list", "--csv"], index, built[1])  # with the right to write: read, kept
+    assert code == 0 and "colours2" in output, output
 
 
 def test_new_index_in_a_read_only_folder_says_so(tmp_path):

@@ -424,7 +424,7 @@ def test_thumbnails_use_the_ingest_decoders_bomb_guard(built, tmp_path):
         make_thumbnail(tmp_path, str(source), sha, 128, max_megapixels=0.01)  # 256x256 is 0.066 MP
     assert not cache_path(tmp_path, sha, 128).exists()
     made = make_thumbnail(tmp_path, str(source), sha, 128)
-    assert made == cache_path(tmp_path, sha, 128) and Image.open(made).size == (128, 128)
+    assert cache_path(tmp_path, sha, 128).read_bytes() == made and Image.open(io.BytesIO(made)).size == (128, 128)
 
 
 def test_pages_are_their_main_inside_one_layout(client):

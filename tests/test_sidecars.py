@@ -261,6 +261,9 @@ def test_cli_write_dry_run_json_and_remove(photos, tmp_path):
     header, row = result.stdout.splitlines()[:2]
     assert result.exit_code == 0 and header.startswith("created,updated,unchanged,deleted,skipped")
     assert row.startswith("4,2,0,0,0,")
+    for command in (["sidecars", "remove", "--labels", "nosuch"], ["sidecars", "write", "--labels", "nosuch"]):
+        result = runner.invoke(cli, [*command, "--index", index, "--json"])
+        assert result.exit_code == 2 and "no label set named 'nosuch'" in result.stderr, result.output
     result = runner.invoke(cli, ["sidecars", "remove", "--index", index, "--json"])
     assert json.loads(result.stdout)["deleted"] == 4 and dt.read_bytes() != before  # same content, new layout
     assert xmp.keywords_of(xmp.XmpDoc.from_bytes(dt.read_bytes())) == xmp.keywords_of(xmp.XmpDoc.from_bytes(before))

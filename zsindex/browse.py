@@ -108,8 +108,8 @@ class BrowseMixin:
         return f"{sha}-{size}"
 
     def thumbnail(self, image_id: int, size: int, max_megapixels: float | None = None,
-                  key: str | None = None) -> tuple[Path, str]:
-        """(cached JPEG file, key) of an indexed image's thumbnail, made on first request.
+                  key: str | None = None) -> tuple[bytes, str]:
+        """(JPEG bytes, key) of an indexed image's thumbnail, cached on first request.
 
         With the ``key`` that thumbnail_key just gave, a cached thumbnail needs no second lookup.
         """
@@ -119,16 +119,14 @@ class BrowseMixin:
 
         check_size(size)
         if key is not None:
-            known = cache_path(self.folder, key.rsplit("-", 1)[0], size)
-            if known.is_file():
-                return known, key
+            try:
+                return cache_path(self.folder, key.rsplit("-", 1)[0], size).read_bytes(), key
+            except OSError:
+                pass
         with self.store.session() as session:
             row = indexed_image(session, image_id)
             path, sha = row.path, row.sha256 or ""
-        cached = cache_path(self.folder, sha, size)
-        if not cached.is_file():
-            cached = make_thumbnail(self.folder, path, sha, size, max_megapixels or DEFAULT_MAX_MEGAPIXELS)
-        return cached, f"{sha}-{size}"
+        return make_thumbnail(self.folder, path, sha, size, max_megapixels or DEFAULT_MAX_MEGAPIXELS), f"{sha}-{size}"
 
     def facets(self) -> dict[str, list[dict[str, Any]]]:
         from .catalog import facets

@@ -42,6 +42,12 @@ def database_fault(exc: BaseException, path: Path) -> ZsindexError:
     if "full" in low or ("i/o" in low and _disk_full(folder)):
         return IndexStateError(f"no space left on the disk holding {path} ({message}); free some space and run "
                                f"the command again (work committed before the failure is kept)")
+    if "unable to open" in low and _unreadable_wal(path):
+        return IndexReadOnlyError(
+            f"cannot read {path}: its last writer did not close it ({path.name}-wal holds changes not yet in "
+            f"{path.name}), and reading those needs SQLite to create {path.name}-shm, which the read-only folder "
+            f"{folder} does not allow. Run any zsindex command on it once as a user who may write the folder "
+            f"(`zsindex status` will do: it folds the changes in), or copy the folder somewhere writable")
     if "unable to open" in low:
         return IndexStateError(f"cannot open {path} ({message}); check that {folder} exists and that you may "
                                f"read it (and write it, for commands that change the index)")
@@ -49,6 +55,14 @@ def database_fault(exc: BaseException, path: Path) -> ZsindexError:
         return IndexStateError(f"disk I/O error on {path} ({message}); check the disk (space, file size limits, "
                                f"a removed drive) and run the command again")
     return IndexStateError(f"database error on {path}: {message}")
+
+
+def _unreadable_wal(path: Path) -> bool:
+    """A -wal file beside the database, no -shm, and a folder this process may not write: SQLite cannot
+    read such a database (opening it as immutable would skip the changes in the -wal file, or read a
+    half-done checkpoint)."""
+    wal, shm = (path.with_name(path.name + x) for x in ("-wal", "-shm"))
+    return wal.exists() and not shm.exists() and not folder_writable(path.parent)
 
 
 def _disk_full(folder: Path) -> bool:

@@ -22,6 +22,16 @@ if TYPE_CHECKING:
     from .store import Store
 
 
+def _lock_unless(dry_run: bool, folder: Path) -> Any:
+    """The index's write lock, which a dry run (it changes nothing) goes without: it works on a read-only
+    index and beside a running ingest."""
+    import contextlib
+
+    from .lock import WriteLock
+
+    return contextlib.nullcontext() if dry_run else WriteLock(folder)
+
+
 class SidecarsMixin:
     if TYPE_CHECKING:
         folder: Path
@@ -46,14 +56,13 @@ class SidecarsMixin:
                        dry_run: bool = False, naming: str = "ext", prefix: str | None = "zsindex",
                        progress: "Progress | None" = None) -> Any:
         """Write the current tags of a label set into each image's XMP sidecar; returns a SidecarReport."""
-        from .lock import WriteLock
         from .sidecar_sync import run_sync, wanted_entries
         from .sidecars import sidecar_names
 
         sidecar_names("x", naming)  # validates the naming before anything is read
         set_row, _ = self._label_set(labels)
         wanted = wanted_entries(self.store, set_row.name, set_row.id, prefix or None, min_score, path)
-        with WriteLock(self.folder):
+        with _lock_unless(dry_run, self.folder):
             report = run_sync(self.store, [set_row.name], wanted, naming, path, dry_run, progress)
             self._after_sidecar_writes(report)
             return report
@@ -70,13 +79,15 @@ class SidecarsMixin:
     def sidecars_remove(self, labels: str | None = None, *, dry_run: bool = False,
                         progress: "Progress | None" = None) -> Any:
         """Take out of every sidecar exactly what zsindex wrote there (of one label set, or of all)."""
-        from .lock import WriteLock
         from .sidecar_sync import run_sync
         from .sidecars import recorded_sets
 
         with self.store.session() as session:
-            scope = sorted(recorded_sets(session)) if labels is None else [labels]
-        with WriteLock(self.folder):
+            recorded = recorded_sets(session)
+        if labels is not None and labels not in recorded:
+            self._label_set(labels)  # a set that never wrote a sidecar must at least exist (raises, naming the sets)
+        scope = sorted(recorded) if labels is None else [labels]
+        with _lock_unless(dry_run, self.folder):
             report = run_sync(self.store, scope, {}, "ext", None, dry_run, progress)
             self._after_sidecar_writes(report)
             return report

@@ -10,6 +10,7 @@ model saw, upright.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -34,13 +35,16 @@ def cache_path(folder: Path, sha256: str, size: int) -> Path:
 
 
 def make_thumbnail(folder: Path, source: str, sha256: str, size: int,
-                   max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Path:
-    """The cached thumbnail of this content at this size, made now if missing. Raises ImageError."""
+                   max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> bytes:
+    """The JPEG thumbnail of this content at this size: from the cache, or made now and cached. An index
+    folder that cannot take it (read-only, full) still gets its thumbnail, just not cached. Raises ImageError."""
     from PIL import Image
 
     target = cache_path(folder, sha256, check_size(size))
-    if target.is_file():
-        return target
+    try:
+        return target.read_bytes()
+    except OSError:
+        pass
     try:
         data = Path(source).read_bytes()
     except OSError:
@@ -51,13 +55,26 @@ def make_thumbnail(folder: Path, source: str, sha256: str, size: int,
     image = decoded.image
     assert image is not None  # pixels are always decoded here
     image.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=QUALITY, optimize=False)
+    jpeg = out.getvalue()
+    _cache(target, jpeg)
+    return jpeg
+
+
+def _cache(target: Path, jpeg: bytes) -> None:
+    """Keep a thumbnail, atomically (a reader sees the whole file or none); where the folder cannot take it, go
+    without: the cache only saves time."""
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as out:
-            image.save(out, "JPEG", quality=QUALITY, optimize=False)
-        os.replace(tmp, target)  # atomic: a reader sees the whole file or none
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(jpeg)
+        os.replace(tmp, target)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)

@@ -21,8 +21,9 @@ from ..errors import (
     UsageError,
     ZsindexError,
 )
+from ..faults import read_only_error
 from .security import SECURITY_HEADERS
-from .state import Service
+from .state import OutsideRoots, Service
 
 log = logging.getLogger("zsindex.service")
 
@@ -35,6 +36,7 @@ STATUS_OF: tuple[tuple[type[BaseException], int], ...] = (
     (ModelMismatchError, 409),
     (IndexStateError, 409),
     (ModelError, 503),
+    (OutsideRoots, 403),
     (PermissionError, 403),
 )
 
@@ -57,8 +59,12 @@ def service(request: Request) -> Service:
 
 def writable(request: Request) -> None:
     """Dependency of every route that changes something: refused in --read-only mode."""
-    if service(request).settings.read_only:
+    svc = service(request)
+    if svc.settings.read_only:
         raise HTTPException(403, "the server runs with --read-only; this route changes the index")
+    if svc.reader.store.read_only:  # the folder's rights: refused now, not as a job that fails later
+        fault = svc.reader.store.write_fault
+        raise HTTPException(403, str(fault) if fault else str(read_only_error(svc.reader.folder, "change the index")))
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> SafeJSONResponse:
@@ -70,8 +76,10 @@ SERVER_SETTINGS = {"max_megapixels=MP": "set by the server: zsindex serve --max-
 
 
 def _message(exc: BaseException, status: int) -> str:
-    if isinstance(exc, PermissionError):
+    if isinstance(exc, OutsideRoots):
         return "forbidden: the path is outside what this server serves"  # says nothing about the file system
+    if isinstance(exc, PermissionError):  # the file system's refusal: the server's user may not read a file
+        return f"the server may not read or write a file it needs ({exc.strerror or 'permission denied'})"
     message = str(exc) or type(exc).__name__
     for api_name, setting in SERVER_SETTINGS.items():
         message = message.replace(api_name, setting)
@@ -110,6 +118,7 @@ async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: Any) -> None:
     app.add_exception_handler(ZsindexError, on_zsindex_error)
+    app.add_exception_handler(OutsideRoots, on_zsindex_error)
     app.add_exception_handler(PermissionError, on_zsindex_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

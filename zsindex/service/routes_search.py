@@ -101,7 +101,7 @@ def status(svc: Service = Depends(service)) -> dict[str, Any]:
     out["sizes"] = out.get("bytes", {})
     out["runs"] = svc.reader.runs(10)
     out["label_sets"] = svc.reader.label_sets()
-    out["read_only"] = svc.settings.read_only
+    out["read_only"] = svc.settings.read_only or svc.reader.store.read_only  # --read-only, or the folder's rights
     out["watch"] = svc.settings.watch
     out["jobs"] = [j.to_dict() for j in svc.jobs.pending()]
     return out
@@ -136,10 +136,10 @@ def thumbnail(request: Request, image_id: ImageId, size: Annotated[int, Query(ge
     wanted = request.headers.get("if-none-match", "")
     if etag in {t.strip() for t in wanted.split(",")} or wanted.strip() == "*":
         return Response(status_code=304, headers=headers)
-    path, _ = svc.reader.thumbnail(image_id, size, key=key)
     # Thumbnails are small: read here, on the worker thread, instead of streaming the file through
     # several more thread hops (FileResponse), which cost more than the read itself.
-    return Response(path.read_bytes(), media_type="image/jpeg", headers=headers)
+    jpeg, _ = svc.reader.thumbnail(image_id, size, key=key)
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
 
 
 @router.get("/images/{image_id}/file", summary="The original file of an indexed image",

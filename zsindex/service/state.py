@@ -17,6 +17,11 @@ from ..errors import NotFoundError, UsageError
 from ..library import Library
 from .jobs import Job, JobRunner
 
+
+class OutsideRoots(Exception):
+    """A request for a path outside what the server serves (the server's refusal, not the file system's)."""
+
+
 log = logging.getLogger("zsindex.service")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -69,7 +74,7 @@ class Service:
                 raise UsageError("each path must be a non-empty string")
             real = os.path.realpath(p if os.path.isabs(p) else os.path.join(allowed[0], p))
             if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in allowed):
-                raise PermissionError("path is outside the served roots")
+                raise OutsideRoots("path is outside the served roots")
             if not os.path.exists(real):
                 raise NotFoundError("no such file or folder under the served roots")
             out.append(real)

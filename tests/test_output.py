@@ -167,6 +167,11 @@ def test_json_values_are_valid_json():
     assert base64.b64decode(obj["nested"]["image_bytes"]) == raw
     assert obj["score"] is None and obj["inf"] is None and obj["n"] == 0.5
     assert json.loads(json_line({"path": "plain\nname"})) == {"path": "plain\nname"}  # JSON carries it exactly
+    # a list of names (a sidecar's images): each name's exact bytes, in order, beside the escaped forms
+    obj = json.loads(json_line({"images": ["ok.png", os.fsdecode(raw), Path(os.fsdecode(b"\xfe.png"))]}))
+    assert obj["images"] == ["ok.png", "x\\xff\\n.png", "\\xfe.png"]
+    assert [base64.b64decode(b) for b in obj["images_bytes"]] == [b"ok.png", raw, b"\xfe.png"]
+    assert "images_bytes" not in json.loads(json_line({"images": ["a.png", "b\n.png"]}))
 
 
 def test_eval_with_odd_class_folders_writes_valid_outputs(tmp_path, monkeypatch):

@@ -28,8 +28,9 @@ become text, so every format stays valid for any name the file system allows:
 - **JSON** writes valid names exactly (JSON's own escapes carry newlines and
   control characters). A string that is not valid UTF-8 is written in the
   escaped form, and the object gains a sibling ``<key>_bytes`` field holding
-  the exact bytes in base64 (so ``path`` comes with ``path_bytes``).
-  Non-finite floats become null.
+  the exact bytes in base64 (so ``path`` comes with ``path_bytes``); a list
+  holding such a name gains a ``<key>_bytes`` list with the bytes of each of
+  its names, in order. Non-finite floats become null.
 - **--print0** (:func:`emit_paths` with ``null=True``) writes the exact bytes,
   each name followed by a NUL byte, for ``xargs -0``.
 """
@@ -130,6 +131,10 @@ def _raw_bytes(value: str) -> bytes:
         return value.encode("utf-8", "surrogatepass")
 
 
+def _b64(name: str) -> str:
+    return base64.b64encode(_raw_bytes(name)).decode("ascii")
+
+
 def jsonable(value: Any) -> Any:
     """A value ready for json.dumps: names that are not UTF-8 escaped (+ ``<key>_bytes``), NaN/inf as null."""
     if isinstance(value, Mapping):
@@ -140,7 +145,11 @@ def jsonable(value: Any) -> Any:
                 item = os.fspath(item)
             if isinstance(item, str) and not is_utf8(item):
                 out[key] = escape_text(item)
-                out[f"{key}_bytes"] = base64.b64encode(_raw_bytes(item)).decode("ascii")
+                out[f"{key}_bytes"] = _b64(item)
+            elif isinstance(item, (list, tuple)) and any(isinstance(v, (str, PurePath)) and not is_utf8(os.fspath(v))
+                                                         for v in item):
+                out[key] = jsonable(item)  # a list of names (the images of a sidecar): every one's bytes, in order
+                out[f"{key}_bytes"] = [_b64(os.fspath(v)) if isinstance(v, (str, PurePath)) else None for v in item]
             else:
                 out[key] = jsonable(item)
         return out

@@ -136,7 +136,7 @@ def test_query_errors(indexed, tmp_path):
         lib.search("")
     with pytest.raises(UsageError):
         lib.search(None)
-    with pytest.raises(IndexStateError, match="zsindex ingest"):
+    with pytest.raises(IndexStateError, match=r"Library\.ingest\(PATH\)"):
         Library(tmp_path / "empty").search("x")
 
     class Other:

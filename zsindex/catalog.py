@@ -118,7 +118,7 @@ def require_set(session: Session, name: str) -> tuple[s.LabelSetRow, list[s.Labe
 def label_images(session: Session, name: str, label: str | None, k: int, offset: int) -> list[tuple[int, float]]:
     """(image id, tag score) of indexed images tagged by the set (or one of its labels), best first."""
     row, labels = require_set(session, name)
-    label_ids = [r.id for r in labels if label is None or r.name == label]
+    label_ids = [r.id for r in labels if label is None or r.name.casefold() == label.casefold()]
     if label is not None and not label_ids:
         raise NotFoundError(f"label set {name!r} has no label {label!r}")
     best = func.max(s.Tag.score)

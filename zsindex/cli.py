@@ -24,8 +24,9 @@ from .clikit import (
     model_options,
     open_library,
     root_db,
+    warn_unmatched_path,
 )
-from .errors import UsageError
+from .errors import UsageError, plural
 from .output import emit_json, emit_paths, emit_record, emit_rows, output_options, shown, warn
 
 
@@ -84,7 +85,7 @@ def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | N
     for r in failed:
         warn(f"skipped {shown(r.path)}: {r.error}")
     if failed:
-        raise Partial(f"{len(failed)} of {len(results)} images could not be read")
+        raise Partial(f"{len(failed)} of {plural(len(results), 'image')} could not be read")
 
 
 @cli.command()
@@ -111,7 +112,7 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
     for path, reason in sim.errors.items():
         warn(f"skipped {shown(path)}: {reason}")
     if sim.errors:
-        raise Partial(f"{len(sim.errors)} of {len(images)} images could not be read")
+        raise Partial(f"{len(sim.errors)} of {plural(len(images), 'image')} could not be read")
 
 
 @cli.command()
@@ -170,7 +171,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
     if len(report.skipped_files) > 20:
         warn(f"... and {len(report.skipped_files) - 20} more: see `zsindex errors`")
     if report.skipped:
-        raise Partial(f"{report.skipped} files were skipped (see `zsindex errors`); the others are indexed")
+        raise Partial(f"{plural(report.skipped, 'file was', 'files were')} skipped (see `zsindex errors`); "
+                      "the others are indexed")
 
 
 @cli.command()
@@ -190,7 +192,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
               "folder or an ingested one, e.g. '*/2023/*', '2023/*.jpg' or '*.png'.")
 @click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
 @click.option("--before", help="Only images taken before this date.")
-@click.option("--camera", help="Only images whose camera make and model contain these words, e.g. 'Canon EOS RP'.")
+@click.option("--camera", help="Only this camera: its whole name ('Canon EOS RP'), the brand alone ('Canon') "
+              "or a glob ('iPhone*').")
 @click.option("--format", "fmt_filter", help="Only this file type, e.g. jpeg (MPO camera files too), png, heic, cr2.")
 @click.option("--tag", "tag_filter",
               help="Only images tagged with this label, in any set; SET:LABEL or --tag-set names the set.")
@@ -219,7 +222,7 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
     Examples:
       zsindex search "a dog on a beach"
       zsindex search beach --not people -k 20 --table
-      zsindex search --like holiday/IMG_0042.jpg --after 2023-01-01 --camera iPhone
+      zsindex search --like holiday/IMG_0042.jpg --after 2023-01-01 --camera Apple
       zsindex search "red circle" --index demo/index --print0 | xargs -0 ls -l
       zsindex search "on the sofa" --tag animals:cat
       zsindex search "sunset" --keyword holiday
@@ -249,9 +252,11 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
         lib = open_library(index_dir, choice)
         hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, top_k=top_k,
                           offset=offset, min_score=min_score, filters=filters, group_stems=group_stems)
+        warn_unmatched_path(lib, path_glob)
     gone = [h for h in hits if not h.exists]
     if gone:
-        warn(f"{len(gone)} of these files no longer exist (first: {shown(gone[0].path)}); "
+        gone_text = plural(len(gone), 'of these files no longer exists', 'of these files no longer exist')
+        warn(f"{gone_text} (first: {shown(gone[0].path)}); "
              "`zsindex ingest` of their folder or `zsindex forget PATH` removes them from the index")
     if paths_only or print0:
         emit_paths([h.path for h in hits if h.exists], null=print0)

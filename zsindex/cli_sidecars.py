@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .clikit import ProgressBar, index_option, open_library
+from .clikit import ProgressBar, index_option, open_library, warn_unmatched_path
 from .output import emit_record, emit_rows, output_options, shown, warn
 
 
@@ -66,13 +66,15 @@ def sidecars_write(index_dir: Path | None, labels: str, path_glob: str | None, m
       zsindex sidecars write --labels animals --dry-run --json
     """
     bar = ProgressBar(quiet)
+    lib = open_library(index_dir)
     try:
-        report = open_library(index_dir).sidecars_write(
+        report = lib.sidecars_write(
             labels, path=path_glob, min_score=min_score, dry_run=dry_run, naming=naming,
             prefix=None if prefix.lower() == "none" else prefix, progress=bar)
     finally:
         bar.close()
     _print_report(report, fmt)
+    warn_unmatched_path(lib, path_glob)
 
 
 @sidecars.command("remove")
@@ -114,7 +116,9 @@ def keywords(index_dir: Path | None, path_glob: str | None, fmt: str) -> None:
       zsindex keywords --table
       zsindex search "on the beach" --keyword holiday
     """
-    counts = open_library(index_dir).keyword_counts(path=path_glob)
+    lib = open_library(index_dir)
+    counts = lib.keyword_counts(path=path_glob)
+    warn_unmatched_path(lib, path_glob)
     emit_rows([{"keyword": k, "images": n} for k, n in counts.items()], ["keyword", "images"], fmt)
 
 

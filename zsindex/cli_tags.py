@@ -15,7 +15,9 @@ from .clikit import (
     label_set_from,
     model_options,
     open_library,
+    warn_unmatched_path,
 )
+from .errors import plural
 from .output import emit_json, emit_record, emit_rows, json_line, output_options, shown, warn
 
 
@@ -187,6 +189,7 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
                          calibrate_from_keywords=from_keywords)
     finally:
         bar.close()
+    warn_unmatched_path(lib, path_glob)
     name = report.label_set
     if summary:
         emit_rows(lib.tag_summary(name), ["set", "label", "images"], fmt)
@@ -338,7 +341,7 @@ def eval_command(source: Path | None, keyword_set: str | None, label_list: str |
         warn(f"skipped {shown(path)}: could not be read")
     _print_eval(source, out, fmt)
     if out["skipped"]:
-        raise Partial(f"{len(out['skipped'])} images could not be read; the figures leave them out")
+        raise Partial(f"{plural(len(out['skipped']), 'image')} could not be read; the figures leave them out")
 
 
 def _print_eval(source: Path, out: dict, fmt: str) -> None:

@@ -33,6 +33,32 @@ EXIT_INTERRUPTED = 130
 # Library parameter names whose command-line option has another name.
 API_ALIASES = {"folder": "index_dir"}
 _API_PARAM = re.compile(r"(?<![\w/.-])([a-z][a-z0-9_]*)=(True\b)?")
+# Library methods that library messages name (``Library.labels_edit('animals')``) -> their command.
+API_COMMANDS = {"labels_add": "labels add", "labels_edit": "labels edit", "labels_remove": "labels remove",
+                "labels_show": "labels show", "tag": "tag", "untag": "untag", "ingest": "ingest",
+                "rebuild": "rebuild", "forget": "forget", "errors": "errors", "status": "status"}
+_STR = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
+_API_CALL = re.compile(rf"Library\.([a-z_]+)\(((?:{_STR}|[^)'\"])*)\)")
+_API_ARG = re.compile(rf"\s*({_STR}|[^,]+)\s*(?:,|$)")
+
+
+def _command_text(match: re.Match[str]) -> str:
+    """``Library.labels_edit('my set')`` -> ```zsindex labels edit 'my set'```: a method named in a library
+    message, written as the command a CLI user runs."""
+    import ast
+    import shlex
+
+    command = API_COMMANDS.get(match.group(1))
+    if command is None:
+        return match.group(0)
+    words = []
+    for arg in _API_ARG.findall(match.group(2)):
+        arg = arg.strip()
+        if arg[:1] in "'\"":
+            words.append(shlex.quote(ast.literal_eval(arg)))
+        elif arg:
+            words.append(arg)
+    return "`" + " ".join(["zsindex", command, *words]) + "`"
 
 
 class Partial(click.ClickException):
@@ -58,7 +84,8 @@ def option_flag(command: click.Command, name: str) -> str | None:
 
 
 def cli_text(message: str, ctx: click.Context | None = None) -> str:
-    """A library message with each ``name=`` that is an option of the running command written as its flag."""
+    """A library message with each ``name=`` that is an option of the running command written as its flag,
+    and each library method it names (``Library.labels_edit('x')``) as its command (```zsindex labels edit x```)."""
     ctx = ctx or click.get_current_context(silent=True)
     if ctx is None:
         return message
@@ -71,7 +98,7 @@ def cli_text(message: str, ctx: click.Context | None = None) -> str:
         after = match.string[match.end():match.end() + 1]
         return found if match.group(2) or after in ("", " ", ",", ";", ")", ":") else found + " "
 
-    return _API_PARAM.sub(flag, message)
+    return _API_PARAM.sub(flag, _API_CALL.sub(_command_text, message))
 
 
 def _guard(command: click.Command) -> None:
@@ -301,3 +328,13 @@ def label_set_from(labels: str | None, labels_file: Path | None, templates: tupl
     if labels_file:
         return as_label_set(labels_mod.LabelSet(labels_mod.parse_label_file(labels_file)), templates)
     return as_label_set(labels or "", templates)
+
+
+def warn_unmatched_path(lib: Any, pattern: str | None) -> None:
+    """Every command with --path says so when its glob matches no indexed image (else it would be silent)."""
+    if pattern is None or lib.path_matches(pattern):
+        return
+    from .output import warn
+
+    warn(cli_text(f"warning: path= {pattern!r} matches no indexed image; see `zsindex search --help` for how "
+                  "a glob is read"))

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import shapes
 from .config import DEMO_MODEL
+from .errors import plural
 from .owned import INDEX_FILE_NAMES, MadeFiles
 
 DEMO_SCENES = [
@@ -126,7 +127,8 @@ def run_demo(folder: Path, progress: Callable[[str], None] = lambda _m: None) ->
     for name, counts in tags.items():
         progress(f"tag {name}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
     if reports["shapes"].warning:  # the tagger's hint names a parameter the demo lacks
-        progress(f"note: the demo's {len(paths)} images are too few for calibrated thresholds (they need "
+        progress(f"note: the demo's {plural(len(paths), 'image is', 'images are')} too few for calibrated "
+                 f"thresholds (they need "
                  f"{MIN_CALIBRATION_IMAGES}), so its tags are rough; on a library of your own, `zsindex tag` "
                  f"calibrates on all its images, or takes one fixed cut-off")
     lib.close()

@@ -58,3 +58,8 @@ class ForeignFileError(ZsindexError):
 
 class ClusterError(ZsindexError):
     """The Ray cluster is missing or unreachable, or one of its nodes cannot read the files or load the model."""
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """'1 file', '2 files'; ``many`` for other forms: plural(n, "file was", "files were")."""
+    return f"{count} {one if count == 1 else (many if many is not None else one + 's')}"

@@ -30,40 +30,79 @@ FORMAT_NAMES: dict[str, tuple[str, ...]] = {
     "ppm": ("PPM",), "pgm": ("PPM",), "pbm": ("PPM",), "pnm": ("PPM",), "tga": ("TGA",), "pcx": ("PCX",),
     "psd": ("PSD",), "qoi": ("QOI",),
 }
+
+
+def _indexable_format_names() -> dict[str, tuple[str, ...]]:
+    """Every format zsindex can index, by the names users write, -> the names the index stores for it.
+
+    Pillow's formats above; RAW files stored under their extension ("CR2"; "RAW" when only the content
+    said so), with ``raw`` for all of them; JPEG XL as "JXL"; videos under their extension ("MP4").
+    """
+    from .media import JXL_SUFFIXES, RAW_SUFFIXES, VIDEO_SUFFIXES
+
+    names = dict(FORMAT_NAMES)
+    raws = sorted(x.lstrip(".").upper() for x in RAW_SUFFIXES)
+    names.update({r.lower(): (r,) for r in raws})
+    names["raw"] = (*raws, "RAW")
+    names.update({x.lstrip("."): ("JXL",) for x in JXL_SUFFIXES})
+    names.update({x.lstrip("."): (x.lstrip(".").upper(),) for x in VIDEO_SUFFIXES})
+    for group in (("mpg", "mpeg"), ("m2ts", "mts"), ("3gp", "3g2")):
+        for name in group:
+            names[name] = tuple(g.upper() for g in group)
+    return names
+
+
+KNOWN_FORMATS = _indexable_format_names()
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 def format_clause(session: Session, wanted: str) -> ColumnElement[bool]:
-    """Images of the format a user names: aliases and case as users write them, else the stored name."""
+    """Images of the format a user names: any format zsindex indexes, with aliases and in any case, else a
+    name the index stores."""
     key = wanted.strip().lower().lstrip(".")
-    names = FORMAT_NAMES.get(key)
-    if names is None:
+    names = KNOWN_FORMATS.get(key)
+    if names is None:  # a format zsindex can index is known even when the index holds none (0 hits)
         stored = {f for f in session.scalars(select(s.Image.format).distinct()) if f}
         names = tuple(f for f in stored if f.lower() == key)
         if not names:
-            known = ", ".join(sorted(set(FORMAT_NAMES) | {f.lower() for f in stored}))
+            known = ", ".join(sorted(set(KNOWN_FORMATS) | {f.lower() for f in stored}))
             raise UsageError(f"unknown format {wanted!r} for format=; known: {known}")
     return func.upper(s.Image.format).in_(names)
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "", text.lower())
+    return re.sub(r"[^0-9a-z]+", "", text.casefold())
 
 
-def _camera_text(make: str, model: str) -> str:
-    """make and model, squashed, plus the names users give some models (Sony's ILCE-6400 is the a6400)."""
-    text = _squash(f"{make} {model}")
-    sony = re.fullmatch(r"ilce-?(\w+)", model.strip().lower())
+def camera_names(make: str, model: str) -> set[str]:
+    """The whole names (squashed) a camera answers to in --camera: make + model as shown, the model alone,
+    the brand (the make's first word) + model, and the names users give some models (Sony's ILCE-6400 is
+    the a6400). The make alone, or its first word, is the brand: it matches every model of that make."""
+    make, model = make.strip(), model.strip()
+    brand = make.split()[0] if make.split() else ""
+    names = {f"{make} {model}", model, f"{brand} {model}", make, brand}
+    sony = re.fullmatch(r"ilce-?(\w+)", model.lower())
     if sony:
-        text += "a" + _squash(sony.group(1)) + "alpha" + _squash(sony.group(1))
-    return text
+        for alias in (f"a{sony.group(1)}", f"alpha {sony.group(1)}"):
+            names |= {alias, f"{brand} {alias}", f"{make} {alias}"}
+    return {_squash(n) for n in names} - {""}
 
 
 def camera_matches(make: str | None, model: str | None, wanted: str) -> bool:
-    """Every word of wanted appears in make + model, ignoring case, spaces and punctuation."""
-    words = [_squash(w) for w in wanted.split()]
-    text = _camera_text(make or "", model or "")
-    return any(words) and all(w in text for w in words if w)
+    """wanted is the camera's whole name (make + model, the model alone or the brand alone), ignoring case,
+    spaces and punctuation; a glob (``*``, ``?``, ``[``) is matched, ignoring case, against "make model"
+    and the model. "Canon PowerShot S40" is not the S400, "iPhone 6" not the "iPhone 6 Plus"."""
+    import fnmatch
+
+    make, model = make or "", model or ""
+    if not (make or model):
+        return False
+    if _GLOB_CHARS.search(wanted):
+        pattern = wanted.strip().casefold()
+        shown = " ".join(x for x in (make.strip(), model.strip()) if x).casefold()
+        return any(fnmatch.fnmatchcase(text, pattern) for text in (shown, model.strip().casefold()))
+    key = _squash(wanted)
+    return bool(key) and key in camera_names(make, model)
 
 
 def camera_clause(session: Session, wanted: str) -> ColumnElement[bool]:
@@ -119,6 +158,21 @@ def path_globs(pattern: str, anchors: Iterable[str]) -> list[str]:
 
 
 def path_clause(session: Session, pattern: str) -> ColumnElement[bool]:
+    """The --path filter of every command (search, tag, sidecars write, keywords) as SQL."""
     globs = path_globs(pattern, {os.getcwd(), *ingest_roots(session)})
     column: Any = s.Image.path
     return or_(*(column.op("GLOB")(g) for g in globs))
+
+
+def path_matcher(session: Session, pattern: str) -> Any:
+    """The same --path filter for paths in Python: path -> bool."""
+    import fnmatch
+
+    globs = path_globs(pattern, {os.getcwd(), *ingest_roots(session)})
+    return lambda path: any(fnmatch.fnmatchcase(path, g) for g in globs)
+
+
+def count_path_matches(session: Session, pattern: str) -> int:
+    """How many indexed images a --path pattern matches (0: the command warns)."""
+    return session.scalar(select(func.count(s.Image.id)).where(
+        s.Image.status == s.STATUS_INDEXED, path_clause(session, pattern))) or 0

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import select
 
 from . import schema as s
+from .errors import plural
 from .keywords import fold
 from .store import CHUNK, Store, by_key
 
@@ -126,7 +127,7 @@ def describe(learnt: Learnt) -> str:
     """One line for the tag report: which labels were calibrated from keywords, which could not be."""
     parts = []
     if learnt.thresholds:
-        parts.append(f"thresholds from keywords for {len(learnt.thresholds)} labels")
+        parts.append(f"thresholds from keywords for {plural(len(learnt.thresholds), 'label')}")
     if learnt.too_few:
         few = ", ".join(f"{k} ({p} with, {n} without)" for k, (p, n) in learnt.too_few.items())
         parts.append(f"too few keyworded examples (need {MIN_EXAMPLES} with and {MIN_EXAMPLES} without the "

@@ -180,9 +180,11 @@ def counts(store: Store, path_glob: str | None = None) -> dict[str, int]:
              .join(s.Image, s.Image.id == s.Keyword.image_id).where(s.Image.status == s.STATUS_INDEXED)
              .group_by(s.Keyword.folded).order_by(func.count(func.distinct(s.Keyword.image_id)).desc(),
                                                   s.Keyword.folded))
-    if path_glob:
-        query = query.where(s.Image.path.op("GLOB")(path_glob))
     with store.session() as session:
+        if path_glob:
+            from .filters import path_clause
+
+            query = query.where(path_clause(session, path_glob))  # read as search --path reads it
         return {k: n for k, n in session.execute(query)}
 
 

@@ -61,12 +61,80 @@ class LabelSet:
         return [label.name for label in self.labels]
 
 
-def check_templates(templates: Iterable[str]) -> tuple[str, ...]:
+def check_templates(templates: Any, where: str = "templates=") -> tuple[str, ...]:
+    """Prompt templates: a list of strings, each with one {} where the label goes; () means the defaults."""
+    if templates is None:
+        return ()
+    if isinstance(templates, (str, bytes)) or not isinstance(templates, Iterable):
+        raise LabelError(f"{where} must be a list of strings such as [\"a photo of a {{}}.\"], "
+                         f"not {_shown_value(templates)}")
     out = tuple(templates)
     for t in out:
+        if not isinstance(t, str):
+            raise LabelError(f"{where}: each template must be a string, not {_shown_value(t)}")
         if t.count("{}") != 1:
-            raise LabelError(f"template {t!r} must contain '{{}}' exactly once, where the label goes (templates=)")
+            raise LabelError(f"{where}: template {t!r} must contain '{{}}' exactly once, where the label goes")
     return out
+
+
+def _shown_value(value: Any) -> str:
+    """A wrong value in a message: its text and its JSON type (5 (a number), true (a boolean))."""
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+             tuple: "a list", dict: "an object", type(None): "null"}
+    text = json.dumps(value, ensure_ascii=False, default=repr) if isinstance(value, (bool, type(None))) else repr(value)
+    return f"{text} ({kinds.get(type(value), type(value).__name__)})"
+
+
+def check_descriptions(descriptions: Any, where: str) -> tuple[str, ...]:
+    """A label's descriptions: a string or a list of non-empty strings."""
+    if descriptions is None:
+        return ()
+    if isinstance(descriptions, str):
+        descriptions = [descriptions]
+    if not isinstance(descriptions, (list, tuple)):
+        raise LabelError(f"{where}: descriptions must be a string or a list of strings, not "
+                         f"{_shown_value(descriptions)}")
+    for d in descriptions:
+        if not isinstance(d, str) or not d.strip():
+            raise LabelError(f"{where}: each description must be a non-empty string, not {_shown_value(d)}")
+    return tuple(d.strip() for d in descriptions)
+
+
+def check_label_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise LabelError(f"{where}: a label must be a non-empty string, not {_shown_value(name)}")
+    return name.strip()
+
+
+LABEL_KEYS = ("label", "descriptions", "templates")
+
+
+def label_from_fields(name: Any, fields: dict[str, Any], where: str) -> Label:
+    """One label from its fields (a label file's entry), every field's type checked.
+
+    ``where`` names the file and the entry; messages add the label and the field.
+    """
+    name = check_label_name(name, where)
+    here = f"{where} (label {name!r})"
+    unknown = [k for k in fields if k not in LABEL_KEYS]
+    if unknown:
+        raise LabelError(f"{here}: unknown key {', '.join(map(repr, unknown))}; use {', '.join(LABEL_KEYS)}")
+    descriptions = check_descriptions(fields.get("descriptions"), here)
+    templates = check_templates(fields.get("templates"), f"{here}: templates")
+    return Label(name, descriptions, templates)
+
+
+def labels_from_names(names: Any, where: str) -> list[Label]:
+    """Labels from a list of names (the Python API, the HTTP API): each one a non-empty string, taken whole."""
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise LabelError(f"{where} must be a list of label names, not {_shown_value(names)}")
+    out = []
+    for i, name in enumerate(names):
+        if isinstance(name, Label):
+            out.append(name)
+        else:
+            out.append(Label(check_label_name(name, f"{where}, item {i + 1}")))
+    return _check_unique(out, where)
 
 
 def check_text(text: str, what: str) -> str:
@@ -126,18 +194,31 @@ def _parse_txt(text: str, where: str) -> list[Label]:
     return labels
 
 
+def _csv_rows(text: str, where: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of a CSV label file, read strictly: an unterminated quote is an error, not a label."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    rows = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, row))
+    except csv.Error as e:
+        raise LabelError(f"{where}, line {reader.line_num}: cannot read the CSV ({e}); a quoted cell must end "
+                         "with a quote, e.g. \"red, dark\",a dark red") from None
+    return rows
+
+
 def _parse_csv(text: str, where: str) -> list[Label]:
-    rows = list(csv.reader(io.StringIO(text)))
-    header = [c.strip().casefold() for c in rows[0]] if rows else []
+    rows = _csv_rows(text, where)
+    header = [c.strip().casefold() for c in rows[0][1]] if rows else []
     named = bool(header) and header[0] in ("label", "name")
-    merged: dict[str, dict[str, list[str]]] = {}
-    for lineno, row in enumerate(rows, start=1):
-        if named and lineno == 1 or not any(c.strip() for c in row):
+    merged: dict[str, tuple[int, dict[str, list[str]]]] = {}
+    for i, (lineno, row) in enumerate(rows):
+        if named and i == 0 or not any(c.strip() for c in row):
             continue
         name = row[0].strip()
         if not name:
             raise LabelError(f"{where}, line {lineno}: the first column (the label) is empty")
-        entry = merged.setdefault(name, {"descriptions": [], "templates": []})
+        _, entry = merged.setdefault(name, (lineno, {"descriptions": [], "templates": []}))
         for col, cell in enumerate(row[1:], start=1):
             cell = cell.strip()
             if not cell:
@@ -149,53 +230,55 @@ def _parse_csv(text: str, where: str) -> list[Label]:
                 entry["descriptions"].append(cell)
             else:
                 raise LabelError(f"{where}, line {lineno}: unknown column {kind!r}; use description or template")
-    return [_make_label(n, e, where) for n, e in merged.items()]
-
-
-def _make_label(name: Any, entry: dict[str, Any], where: str) -> Label:
-    if not isinstance(name, str) or not name.strip():
-        raise LabelError(f"{where}: a label name must be a non-empty string, got {name!r}")
-    descriptions = entry.get("descriptions", [])
-    if isinstance(descriptions, str):
-        descriptions = [descriptions]
-    templates = entry.get("templates", [])
-    if not all(isinstance(d, str) and d.strip() for d in descriptions):
-        raise LabelError(f"{where}: descriptions of {name!r} must be non-empty strings")
-    try:
-        checked = check_templates(templates)
-    except LabelError as e:
-        raise LabelError(f"{where}, label {name!r}: {e}") from None
-    return Label(name.strip(), tuple(d.strip() for d in descriptions), checked)
+    return [label_from_fields(n, e, f"{where}, line {lineno}") for n, (lineno, e) in merged.items()]
 
 
 def _parse_json(text: str, where: str) -> list[Label]:
+    """A list of names or objects {label, descriptions, templates}, or an object mapping names to descriptions
+    (a string, a list of strings) or to objects {descriptions, templates}; every field's type is checked."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise LabelError(f"{where}, line {e.lineno}: invalid JSON ({e.msg})") from None
     if isinstance(data, dict) and "labels" in data:
+        extra = sorted(set(data) - {"labels"})
+        if extra:
+            raise LabelError(f"{where}: unknown key {', '.join(map(repr, extra))} beside \"labels\"; give the set's "
+                             "templates with templates=, a label's own in its object")
         data = data["labels"]
+    labels = []
     if isinstance(data, dict):
-        items = [(k, v if isinstance(v, dict) else {"descriptions": v}) for k, v in data.items()]
-    elif isinstance(data, list):
-        items = []
-        for i, item in enumerate(data):
-            if isinstance(item, str):
-                items.append((item, {}))
-            elif isinstance(item, dict):
-                if "label" not in item and "name" not in item:
-                    raise LabelError(f"{where}, item {i + 1}: an object needs a \"label\" key with the label's "
-                                     f"name (it has {', '.join(map(repr, item)) or 'no keys'})")
-                unknown = sorted(set(item) - {"label", "name", "descriptions", "templates"})
-                if unknown:
-                    raise LabelError(f"{where}, item {i + 1}: unknown key {', '.join(map(repr, unknown))}; "
-                                     "use label, descriptions, templates")
-                items.append((item.get("label", item.get("name")), item))
+        for name, value in data.items():
+            entry = f"{where}, label {name!r}"
+            if isinstance(value, dict):
+                if "label" in value:
+                    raise LabelError(f"{entry}: the key already names the label; remove its \"label\" field")
+                labels.append(label_from_fields(name, value, where))
+            elif value is None or isinstance(value, (str, list)):
+                labels.append(label_from_fields(name, {"descriptions": value}, where))
             else:
-                raise LabelError(f"{where}, item {i + 1}: expected a string or an object, got {item!r}")
+                raise LabelError(f"{entry}: expected its descriptions (a string or a list of strings) or an object "
+                                 f"{{\"descriptions\": [...], \"templates\": [...]}}, not {_shown_value(value)}")
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            entry = f"{where}, item {i + 1}"
+            if isinstance(item, str):
+                labels.append(label_from_fields(item, {}, entry))
+            elif isinstance(item, dict):
+                if "label" not in item:
+                    raise LabelError(f"{entry}: an object needs a \"label\" key with the label's name (it has "
+                                     f"{', '.join(map(repr, item)) or 'no keys'})")
+                unknown = [k for k in item if k not in LABEL_KEYS]
+                if unknown:
+                    raise LabelError(f"{entry}: unknown key {', '.join(map(repr, unknown))}; "
+                                     f"use {', '.join(LABEL_KEYS)}")
+                labels.append(label_from_fields(item["label"], item, entry))
+            else:
+                raise LabelError(f"{entry}: expected a label name or an object {{\"label\": ...}}, "
+                                 f"not {_shown_value(item)}")
     else:
-        raise LabelError(f"{where}: expected a list or an object of labels")
-    return [_make_label(name, entry, f"{where} ({name!r})") for name, entry in items]
+        raise LabelError(f"{where}: expected a list or an object of labels, not {_shown_value(data)}")
+    return labels
 
 
 _PARSERS = {".txt": _parse_txt, ".csv": _parse_csv, ".json": _parse_json}

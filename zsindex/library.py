@@ -269,7 +269,7 @@ class Library(SidecarsMixin, BrowseMixin):
             raise UsageError(f"unknown vector index kind {kind!r}; choose auto, {', '.join(KINDS)}")
         model = self.store.model()
         if model is None:
-            raise IndexStateError(f"the index at {self.folder} is empty; run `zsindex ingest PATH` first")
+            raise IndexStateError(f"the index at {self.folder} is empty; run Library.ingest(PATH) first")
         self._require_writable("rebuild its vector file")
         with self.store.write_lock():
             if kind is not None:
@@ -366,7 +366,7 @@ class Library(SidecarsMixin, BrowseMixin):
         """The index's model row; an explicitly chosen model must be the same one."""
         model = self.store.model()
         if model is None or not self.store.has_indexed():
-            raise IndexStateError(f"the index at {self.folder} has no images yet; run `zsindex ingest PATH` first")
+            raise IndexStateError(f"the index at {self.folder} has no images yet; run Library.ingest(PATH) first")
         if self._embedder is not None or self._model_args[0] or os.environ.get(config.ENV_MODEL):
             self._model_row()  # raises ModelMismatchError for another model
         return model
@@ -426,7 +426,7 @@ class Library(SidecarsMixin, BrowseMixin):
         """
         from .hitgroups import best_hits
         from .labels import check_text
-        from .search import Filters, compose, filter_ids
+        from .search import check_int, check_number, compose, filter_ids, make_filters
 
         texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
         for t in texts + nots:
@@ -439,10 +439,11 @@ class Library(SidecarsMixin, BrowseMixin):
             raise UsageError("give a query text or like=IMAGE")
         if top_k is not None and k is not None and top_k != k:
             raise UsageError("k is another name for top_k; give only one")
-        k = top_k if top_k is not None else k if k is not None else 10
-        if k < 1 or offset < 0:
-            raise UsageError("top_k= must be at least 1 and offset= at least 0")
-        filters = filters or Filters(**filter_args)
+        k = check_int(top_k if top_k is not None else k if k is not None else 10, "top_k" if k is None else "k", 1)
+        offset = check_int(offset, "offset", 0)
+        not_weight = check_number(not_weight, "not_weight") or 0.0
+        min_score = check_number(min_score, "min_score")
+        filters = make_filters(filters, filter_args)
         positive = list(self.text_vectors(texts)) if texts else []
         positive += [self.image_vector(p) for p in likes]
         negative = list(self.text_vectors(nots)) if nots else []
@@ -455,6 +456,15 @@ class Library(SidecarsMixin, BrowseMixin):
             ids = filter_ids(session, filters) if filters.active else None
             hits = best_hits(session, self.vectors(), query, offset, k, ids, group_stems)
         return hits if min_score is None else [h for h in hits if h.score >= min_score]
+
+    def path_matches(self, path: str) -> int:
+        """How many indexed images a path glob matches, read as search's path= reads it."""
+        from .filters import count_path_matches
+        from .search import Filters
+
+        pattern = Filters(path=path).path  # the type checked as for any filter
+        with self.store.session() as session:
+            return count_path_matches(session, pattern or "")
 
     def classify(self, images: Sequence[str | Path], labels: LabelSet | Sequence[str] | str,
                  **kwargs: Any) -> list[Classification]:
@@ -533,25 +543,22 @@ class Library(SidecarsMixin, BrowseMixin):
         keyworded (see keyword_truth.py) where there are enough of them; the report's warning names
         the labels that kept the unsupervised threshold.
         """
-        from .search import Filters, filter_ids
-        from .tagger import MODES, run_tagging
-        from .tagging import BACKGROUND, cached_label_vectors
-        from .tagging import as_label_set as stored_set
+        from .search import check_number, filter_ids, make_filters
+        from .tagger import MODES
 
         if mode not in MODES:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self._require_writable("tag its images")
         from .tagging import TagReport
 
+        threshold = check_number(threshold, "threshold")
+        if calibrate_from_keywords and threshold is not None:
+            raise UsageError("threshold= and calibrate_from_keywords=True exclude each other; give one")
+        filters = make_filters(filters, filter_args)  # checked before an ad-hoc set is registered
         model = self._query_model()
         known = self.has_label_set(labels)
-        set_row, label_rows = self._label_set(labels, create=True)
-        notes = [] if known else [f"no label set was named {labels!r}: tagged with the ad-hoc labels "
-                                  f"{', '.join(r.name for r in label_rows)} (now set {set_row.name!r})"]
-        label_set = stored_set(set_row, label_rows)
-        label_set.labels.append(BACKGROUND)
-        vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)
-        filters = filters or Filters(**filter_args)
+        if not known:
+            as_label_set(labels)  # an ad-hoc list that cannot be read is refused before anything is written
         only = None
         if filters.active:
             from .frames import with_frames
@@ -559,16 +566,40 @@ class Library(SidecarsMixin, BrowseMixin):
             with self.store.session() as session:
                 only = with_frames(session, filter_ids(session, filters))  # a video is tagged from its frames
             if len(only) == 0:
-                report = TagReport(set_row.name, set_row.version, mode)
-                report.notes = [*notes, "no indexed image matches the filters (path= ...); nothing was tagged"]
+                from .labels import format_label_list
+
+                name = labels if known else format_label_list(as_label_set(labels).names)
+                version = self.labels_show(name)["version"] if known else 0
+                report = TagReport(name, version, mode)
+                report.notes = ["no indexed image matches the filters; nothing was tagged" +
+                                ("" if known else " and no label set was registered")]
                 return report
+        set_row, label_rows = self._label_set(labels, create=True)
+        try:
+            return self._tag(model, set_row, label_rows, known, labels, mode, threshold, filters, only, progress,
+                             calibrate_from_keywords)
+        except BaseException:
+            if not known:  # a failed (or interrupted) run leaves no ad-hoc set behind, nor its tags
+                self.labels_remove(set_row.name)
+            raise
+
+    def _tag(self, model: Any, set_row: Any, label_rows: list[Any], known: bool, labels: str, mode: str,
+             threshold: float | None, filters: "Filters", only: Any, progress: "Progress | None",
+             calibrate_from_keywords: bool) -> Any:
+        from .tagger import run_tagging
+        from .tagging import BACKGROUND, cached_label_vectors
+        from .tagging import as_label_set as stored_set
+
+        notes = [] if known else [f"no label set was named {labels!r}: tagged with the ad-hoc labels "
+                                  f"{', '.join(r.name for r in label_rows)} (now set {set_row.name!r})"]
+        label_set = stored_set(set_row, label_rows)
+        label_set.labels.append(BACKGROUND)
+        vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)
         scale = self._embedder.logit_scale if self._embedder is not None else self._logit_scale(model)
         learnt = None
         if calibrate_from_keywords:
             from .keyword_truth import examples, learn_thresholds
 
-            if threshold is not None:
-                raise UsageError("threshold= and calibrate_from_keywords=True exclude each other; give one")
             learnt = learn_thresholds(examples(self.store, [r.name for r in label_rows], model.id), vecs[:-1])
         report = run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
                              mode, threshold, only, repr(filters) if filters.active else "", progress,
@@ -592,11 +623,11 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def tag_rows(self, labels: str, filters: "Filters | None" = None, **filter_args: Any) -> list[dict[str, Any]]:
         """(path, label, score, cosine) of every tag of a set, or of the images passing filters."""
-        from .search import Filters, filter_ids
+        from .search import filter_ids, make_filters
         from .tagger import tag_rows
 
+        filters = make_filters(filters, filter_args)
         _, rows = self._label_set(labels)
-        filters = filters or Filters(**filter_args)
         only = None
         if filters.active:
             with self.store.session() as session:

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -105,23 +103,33 @@ class SidecarsMixin:
         return image_keywords(self.store, None if paths is None else {os.path.abspath(p) for p in paths})
 
     def eval_keywords(self, labels: str, cutoffs: Sequence[float] | None = None) -> dict[str, Any]:
-        """Per-label precision/recall/F1 of the set's current tags and of raw cut-offs, against the user's keywords."""
+        """Per-label precision/recall/F1 of the set's current tags and of raw cut-offs, against the user's keywords.
+
+        ``labels`` is a label set, or an ad-hoc list 'a,b' (or one label), which is evaluated without being
+        registered: nothing is written to the index.
+        """
         from .keyword_truth import DEFAULT_CUTOFFS, evaluate, examples, tagged_matrix
-
-        model, set_row, label_rows, vecs = self._set_vectors(labels)
-        ex = examples(self.store, [r.name for r in label_rows], model.id)
-        if not len(ex.ids):
-            raise UsageError(f"no indexed image carries a keyword named like a label of {set_row.name!r}; keyword "
-                             "some images (in digiKam, darktable, Lightroom...) and run `zsindex ingest` again")
-        tagged = tagged_matrix(self.store, ex, [r.id for r in label_rows])
-        return {"label_set": set_row.name, **evaluate(ex, vecs, tagged, cutoffs or DEFAULT_CUTOFFS)}
-
-    def _set_vectors(self, labels: str) -> tuple[Any, Any, list[Any], np.ndarray]:
+        from .labels import format_label_list
         from .tagging import as_label_set as stored_set
-        from .tagging import cached_label_vectors
+        from .tagging import cached_label_vectors, get_set, set_exists
+        from .zeroshot import as_label_set
 
         model = self._query_model()
-        set_row, label_rows = self._label_set(labels, create=True)  # an ad-hoc list 'a,b' works too
-        vecs = cached_label_vectors(self.store, model.id, stored_set(set_row, label_rows),
-                                    loader=lambda: self.embedder)
-        return model, set_row, label_rows, vecs
+        with self.store.session() as session:
+            registered = set_exists(session, labels)
+            if registered:
+                set_row, label_rows = get_set(session, labels)
+                name, label_set, label_ids = set_row.name, stored_set(set_row, label_rows), [r.id for r in label_rows]
+            else:
+                label_set, label_ids = as_label_set(labels), []
+                name = format_label_list(label_set.names)
+        ex = examples(self.store, label_set.names, model.id)
+        if not len(ex.ids):
+            if not registered and len(label_set.labels) == 1:  # a set name misspelt, more likely than one label
+                with self.store.session() as session:
+                    get_set(session, labels)  # raises: no such set, naming the known ones
+            raise UsageError(f"no indexed image carries a keyword named like a label of {name!r}; keyword "
+                             "some images (in digiKam, darktable, Lightroom...) and run Library.ingest(PATH) again")
+        vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)
+        tagged = tagged_matrix(self.store, ex, label_ids)
+        return {"label_set": name, **evaluate(ex, vecs, tagged, cutoffs or DEFAULT_CUTOFFS)}

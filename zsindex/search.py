@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -23,16 +23,76 @@ class Filters:
     path: str | None = None  # glob: absolute, or relative to the current folder or an ingested root
     after: datetime | None = None
     before: datetime | None = None
-    camera: str | None = None  # words found in "make model", ignoring case and punctuation
+    camera: str | None = None  # a whole camera name, a brand or a glob (see filters.camera_matches)
     format: str | None = None
     tag: str | None = None  # a label the image is tagged with: LABEL (any set) or SET:LABEL
     tag_set: str | None = None  # the label set of tag
     keyword: str | None = None  # a keyword the user gave the image (sidecar, embedded XMP, IPTC)
 
+    def __post_init__(self) -> None:
+        """Each filter checked as the CLI checks it: dates as ISO text, date or datetime; the rest text."""
+        for name in ("after", "before"):
+            object.__setattr__(self, name, as_datetime(getattr(self, name), name))
+        for name in ("path", "camera", "format", "tag", "tag_set", "keyword"):
+            value = getattr(self, name)
+            if name == "path" and isinstance(value, os.PathLike):
+                value = os.fspath(value)
+                object.__setattr__(self, name, value)
+            if value is not None and not isinstance(value, str):
+                raise UsageError(f"{name}= takes text, not {type(value).__name__} {value!r}")
+
     @property
     def active(self) -> bool:
         return any(v is not None for v in (self.path, self.after, self.before, self.camera, self.format, self.tag,
                                                   self.keyword))
+
+
+FILTER_NAMES = tuple(f.name for f in fields(Filters))
+
+
+def make_filters(filters: "Filters | None", filter_args: dict[str, Any]) -> Filters:
+    """The filters of a library call: a Filters, or keyword arguments naming them (an unknown name is refused)."""
+    if filters is not None:
+        if not isinstance(filters, Filters):
+            raise UsageError(f"filters= takes a zsindex.search.Filters, not {type(filters).__name__}")
+        if filter_args:
+            raise UsageError(f"give filters= or {', '.join(f'{k}=' for k in filter_args)}, not both")
+        return filters
+    unknown = [k for k in filter_args if k not in FILTER_NAMES]
+    if unknown:
+        raise UsageError(f"unknown filter {', '.join(f'{k}=' for k in unknown)}; the filters are "
+                         f"{', '.join(f'{k}=' for k in FILTER_NAMES)}")
+    return Filters(**filter_args)
+
+
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """An integer parameter (k=, offset=): an int (not a bool) of at least minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise UsageError(f"{name}= takes a whole number, not {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise UsageError(f"{name}= must be at least {minimum}, not {value}")
+    return int(value)
+
+
+def check_number(value: Any, name: str) -> float | None:
+    """A real-number parameter (min_score=, not_weight=, threshold=): int or float, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value != value:
+        raise UsageError(f"{name}= takes a number, not {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def as_datetime(value: Any, name: str) -> datetime | None:
+    """after=/before= as the CLI takes them (ISO text: 2024-06-30, 2024-06-30T18:00), or a date or datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        return parse_date(value, name)
+    raise UsageError(f"{name}= takes a date like 2024-06-30 (text, date or datetime), not {type(value).__name__} "
+                     f"{value!r}")
 
 
 def parse_date(text: str | None, name: str) -> datetime | None:
@@ -66,7 +126,7 @@ def filter_ids(session: Session, filters: Filters) -> np.ndarray:
     if filters.tag:
         from .tagging import tagged_ids_query
 
-        query = query.where(s.Image.id.in_(tagged_ids_query(filters.tag, filters.tag_set)))
+        query = query.where(s.Image.id.in_(tagged_ids_query(session, filters.tag, filters.tag_set)))
     if filters.keyword:
         from .keywords import keyword_ids_query
 

@@ -54,14 +54,15 @@ class Target:
 def plan_targets(store: Store, scope: list[str], wanted: dict[str, set[Entry]], naming: str,
                  path_glob: str | None) -> list[Target]:
     """Group images into sidecars: an existing file of either naming, else the one recorded, else a new one."""
-    import fnmatch
+    from .filters import path_matcher
 
     with store.session() as session:
         recorded = records_with_sets(session, scope)
         known = {sidecar_key(p): p for p in session.scalars(select(s.Sidecar.path))}
+        chosen = path_matcher(session, path_glob) if path_glob is not None else (lambda _path: True)
     images = dict.fromkeys(wanted)
     for _side, image in recorded:
-        if path_glob is None or fnmatch.fnmatchcase(image, path_glob):
+        if chosen(image):
             images.setdefault(image, None)
     targets: dict[str, Target] = {}
     listings: dict[str, dict[str, str]] = {}
@@ -73,7 +74,7 @@ def plan_targets(store: Store, scope: list[str], wanted: dict[str, set[Entry]], 
         target.images.append(image)
         target.wanted |= wanted.get(image, set())
     for side, image in recorded:  # zsindex's entries in a sidecar no longer chosen (the other naming) go
-        if side not in targets and (path_glob is None or fnmatch.fnmatchcase(image, path_glob)):
+        if side not in targets and chosen(image):
             targets[side] = Target(side, [image])
     return sorted(targets.values(), key=lambda t: t.path)
 
@@ -207,10 +208,12 @@ def wanted_entries(store: Store, set_name: str, set_id: int, prefix: str | None,
              .where(s.LabelRow.set_id == set_id, s.Image.status == s.STATUS_INDEXED))
     if min_score is not None:
         query = query.where(s.Tag.score >= min_score)
-    if path_glob:
-        query = query.where(s.Image.path.op("GLOB")(path_glob))
     out: dict[str, set[Entry]] = {}
     with store.session() as session:
+        if path_glob:
+            from .filters import path_clause
+
+            query = query.where(path_clause(session, path_glob))  # read as search --path reads it
         for path, label in session.execute(query):
             out.setdefault(path, set()).update(keyword_entries(set_name, label, prefix))
     return out

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelMismatchError, ZsindexError
+from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelMismatchError, ZsindexError, plural
 from .faults import database_fault, folder_writable, read_only_error
 from .schema_version import migrations_dir, script_head  # noqa: F401 - importable from here too
 
@@ -420,8 +420,9 @@ class Store:
                 found.update(vector_blobs(session, model_id, wanted))  # frames of videos (ids above FRAME_ID_BASE)
         missing = [i for i in wanted if i not in found]
         if missing:
-            raise IndexStateError(f"{len(missing)} vectors of the FAISS file are not in {self.folder / DB_NAME} "
-                                  "(the file is stale); run `zsindex rebuild`")
+            stale = plural(len(missing), 'vector of the FAISS file is', 'vectors of the FAISS file are')
+            raise IndexStateError(f"{stale} not in {self.folder / DB_NAME} "
+                                  "(the file is stale); run Library.rebuild()")
         return np.frombuffer(b"".join(found[i] for i in wanted), dtype=np.float32).reshape(len(wanted), -1)
 
     def counts_by_status(self) -> dict[str, int]:

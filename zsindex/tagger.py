@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 
 from . import schema as s
 from .calibration import Calibration, LabelStats, assign, calibrate
+from .errors import plural
 from .frames import BestFrames
 from .keyword_truth import learnt_thresholds
 from .store import Store
@@ -146,7 +147,8 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
         label_ids = np.array([label_rows[c].id for c in cols], dtype=np.int64)
         total = len(only) if only is not None else vectors.ntotal
         if threshold is None and total < MIN_CALIBRATION_IMAGES:
-            report.warning = (f"thresholds calibrated on only {total} images are rough (a label shown by one or "
+            report.warning = (f"thresholds calibrated on only {plural(total, 'image')} are rough (a label shown by "
+                              f"one or "
                               f"two of them may be missed); with so few, consider threshold=COSINE")
         with store.session() as session:
             stale = delete(s.Tag).where(s.Tag.label_id.in_(todo_ids))

@@ -48,7 +48,7 @@ def get_set(session: Session, name: str) -> tuple[s.LabelSetRow, list[s.LabelRow
     if row is None:
         known = ", ".join(session.scalars(select(s.LabelSetRow.name).order_by(s.LabelSetRow.name))) or "none yet"
         raise LabelError(f"no label set named {name!r} (known: {known}); "
-                         f"create it with `zsindex labels add {name} ...`")
+                         f"create it with Library.labels_add({name!r}, ...)")
     labels = list(session.scalars(select(s.LabelRow).where(s.LabelRow.set_id == row.id).order_by(s.LabelRow.position)))
     return row, labels
 
@@ -71,8 +71,7 @@ def add_set(session: Session, name: str, labels: Sequence[Label], templates: Seq
     if not name.strip():
         raise LabelError("a label set needs a name")
     if set_exists(session, name):
-        raise LabelError(f"label set {name!r} exists; add or drop labels with `zsindex labels edit {name}` "
-                         "(Library.labels_edit)")
+        raise LabelError(f"label set {name!r} exists; add or drop labels with Library.labels_edit({name!r})")
     stamp = now()
     row = s.LabelSetRow(name=name, version=1, created_at=stamp, updated_at=stamp,
                         templates=json.dumps(list(check_templates(templates))) if templates else None)
@@ -98,7 +97,8 @@ def edit_set(session: Session, name: str, add: Sequence[Label] = (), drop: Seque
         session.execute(delete(s.LabelRow).where(s.LabelRow.id.in_(dropped)))
     _insert_labels(session, row.id, add, max((r.position for r in current), default=-1) + 1)
     if len(current) - len(dropped) + len(add) == 0:
-        raise LabelError(f"label set {name!r} would have no labels left; remove it with `zsindex labels remove`")
+        raise LabelError(f"label set {name!r} would have no labels left; remove it with "
+                         f"Library.labels_remove({name!r})")
     row.version += 1
     row.updated_at = now()
     return row
@@ -168,33 +168,34 @@ class TagReport:
                 **({"warning": self.warning} if self.warning else {})}
 
 
-def _label_condition(label: str, label_set: str | None) -> Any:
-    """LABEL in any set; SET:LABEL, or label_set given, in that set only (a label may itself hold a colon)."""
+def tag_label_ids(session: Session, label: str, label_set: str | None = None) -> list[int]:
+    """Ids of the labels a --tag names: LABEL in any set; SET:LABEL, or label_set given, in that set only.
+
+    Labels compare ignoring case, as duplicate labels do; the set name is exact. SET:LABEL splits at any
+    colon, so a set or a label may itself hold one ("my:set:red" is label "red" of set "my:set").
+    """
+    rows = session.execute(select(s.LabelRow.id, s.LabelSetRow.name, s.LabelRow.name)
+                           .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)).all()
+    wanted = label.casefold()
     if label_set is not None:
-        return (s.LabelSetRow.name == label_set) & (s.LabelRow.name == label)
-    condition = s.LabelRow.name == label
-    if ":" in label:
-        set_name, _, name = label.partition(":")
-        condition = condition | ((s.LabelSetRow.name == set_name) & (s.LabelRow.name == name))
-    return condition
+        return [i for i, set_name, name in rows if set_name == label_set and name.casefold() == wanted]
+    splits = {(label[:i], label[i + 1:].casefold()) for i, c in enumerate(label) if c == ":"}
+    return [i for i, set_name, name in rows
+            if name.casefold() == wanted or (set_name, name.casefold()) in splits]
 
 
-def tagged_ids_query(label: str, label_set: str | None = None) -> Any:
+def tagged_ids_query(session: Session, label: str, label_set: str | None = None) -> Any:
     """Image ids carrying a label of this name: in any set, or in one (SET:LABEL or label_set)."""
-    return (select(s.Tag.image_id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
-            .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
-            .where(_label_condition(label, label_set)))
+    return select(s.Tag.image_id).where(s.Tag.label_id.in_(tag_label_ids(session, label, label_set)))
 
 
 def check_tag(session: Session, label: str, label_set: str | None = None) -> None:
     """Raise when no label set has this label, naming the labels there are."""
-    found = session.scalars(select(s.LabelRow.id).join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
-                            .where(_label_condition(label, label_set)).limit(1)).first()
-    if found is not None:
+    if tag_label_ids(session, label, label_set):
         return
     rows = session.execute(select(s.LabelSetRow.name, s.LabelRow.name)
                            .join(s.LabelRow, s.LabelRow.set_id == s.LabelSetRow.id)
                            .order_by(s.LabelSetRow.name, s.LabelRow.position)).all()
-    known = ", ".join(f"{a}:{b}" for a, b in rows[:20]) or "none yet; see `zsindex tag`"
+    known = ", ".join(f"{a}:{b}" for a, b in rows[:20]) or "none yet; see Library.tag()"
     where = f" in label set {label_set!r}" if label_set else ""
     raise LabelError(f"no label {label!r}{where} to filter by (tag=); labels: {known}")

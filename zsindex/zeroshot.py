@@ -42,10 +42,11 @@ def as_label_set(labels: LabelSet | Sequence[str] | str, templates: Sequence[str
         ls = labels
     elif isinstance(labels, str):
         ls = LabelSet(labels_mod.parse_label_list(labels))
-    else:
-        ls = LabelSet(labels_mod.parse_label_list(",".join(labels)))
-    if templates:
-        ls = LabelSet(ls.labels, labels_mod.check_templates(templates))
+    else:  # a list of names: each taken whole (a name may hold a comma), each checked
+        ls = LabelSet(labels_mod.labels_from_names(labels, "labels="))
+    checked = labels_mod.check_templates(templates)
+    if checked:
+        ls = LabelSet(ls.labels, checked)
     return ls
 
 

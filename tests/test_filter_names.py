@@ -33,7 +33,12 @@ CAMERAS = {
     "sony.jpg": ("SONY", "ILCE-6400"),
     "olympus.jpg": ("OLYMPUS IMAGING CORP.", "E-M10"),
     "phone.jpg": ("Apple", "iPhone 12 Pro"),
+    "s40.jpg": ("Canon", "Canon PowerShot S40"),
+    "s400.jpg": ("Canon", "Canon PowerShot S400"),
+    "iphone6.jpg": ("Apple", "iPhone 6"),
+    "iphone6plus.jpg": ("Apple", "iPhone 6 Plus"),
 }
+CANONS, APPLES = {"canon.jpg", "s40.jpg", "s400.jpg"}, {"phone.jpg", "iphone6.jpg", "iphone6plus.jpg"}
 
 
 def photo(path: Path, make: str, model: str, mpo: bool) -> None:
@@ -76,7 +81,7 @@ def names(lib: Library, **filters) -> set[str]:
         return {Path(p).name for p in session.scalars(select(s.Image.path).where(s.Image.id.in_(ids)))}
 
 
-JPEGS = {"canon.jpg", "nikon.jpg", "sony.jpg", "olympus.jpg", "phone.jpg", "cmyk.jpg"}
+JPEGS = set(CAMERAS) | {"cmyk.jpg"}
 
 
 @pytest.mark.parametrize("wanted, expected", [
@@ -106,13 +111,16 @@ def test_cli_search_format_jpeg_finds_mpo_camera_files(lib):
 
 
 @pytest.mark.parametrize("wanted, expected", [
-    ("Canon EOS RP", {"canon.jpg"}), ("canon", {"canon.jpg"}), ("CANON eos-rp", {"canon.jpg"}),
-    ("eos rp", set()), ("CANON eos", set()), ("*eos*", {"canon.jpg"}),  # a part of a name needs a glob
+    ("Canon EOS RP", {"canon.jpg"}), ("canon", CANONS), ("CANON eos-rp", {"canon.jpg"}), ("*eos*", {"canon.jpg"}),
     ("Nikon D750", {"nikon.jpg"}), ("nikon", {"nikon.jpg"}), ("Nikon Corporation", {"nikon.jpg"}),
     ("Sony A6400", {"sony.jpg"}), ("sony ilce-6400", {"sony.jpg"}), ("a6400", {"sony.jpg"}),
-    ("Olympus E-M10", {"olympus.jpg"}), ("iPhone", set()), ("iphone*", {"phone.jpg"}), ("apple", {"phone.jpg"}),
-    ("Apple iPhone 12 Pro", {"phone.jpg"}), ("iPhone 12", set()),
-    ("Canon D750", set()), ("Leica", set()),
+    ("Olympus E-M10", {"olympus.jpg"}), ("iphone*", APPLES), ("apple", APPLES),
+    ("Apple iPhone 12 Pro", {"phone.jpg"}), ("Canon D750", set()), ("Leica", set()),
+    # a whole name is that camera alone, though longer names begin with it
+    ("Canon PowerShot S40", {"s40.jpg"}), ("iPhone 6", {"iphone6.jpg"}), ("Apple iPhone 6", {"iphone6.jpg"}),
+    # words that are no camera's whole name: the cameras whose names hold them as whole words
+    ("iPhone", APPLES), ("powershot", {"s40.jpg", "s400.jpg"}), ("eos rp", {"canon.jpg"}), ("CANON eos", {"canon.jpg"}),
+    ("iPhone 12", {"phone.jpg"}), ("PowerShot S4", set()), ("phone", set()),
 ])
 def test_camera_names_as_users_write_them(lib, wanted, expected):
     assert names(lib, camera=wanted) == expected

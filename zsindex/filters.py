@@ -105,10 +105,25 @@ def camera_matches(make: str | None, model: str | None, wanted: str) -> bool:
     return bool(key) and key in camera_names(make, model)
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"[0-9a-z]+", text.casefold())
+
+
+def camera_in_family(make: str | None, model: str | None, wanted: str) -> bool:
+    """wanted's words are a run of whole words of "make model": "iPhone" is every iPhone, "EOS" every EOS."""
+    words, name = _words(wanted), _words(f"{make or ''} {model or ''}")
+    return bool(words) and any(name[i:i + len(words)] == words for i in range(len(name) - len(words) + 1))
+
+
 def camera_clause(session: Session, wanted: str) -> ColumnElement[bool]:
+    """The cameras wanted names: those whose whole name it is (camera_matches); when the index holds none,
+    the family its words name (camera_in_family). So "iPhone 6" is that phone alone where the index has one,
+    and "iPhone" is every iPhone."""
     make, model = func.coalesce(s.Image.camera_make, ""), func.coalesce(s.Image.camera_model, "")
-    pairs = [(a, b) for a, b in session.execute(select(make, model).distinct())
-             if (a or b) and camera_matches(a, b, wanted)]
+    cameras = [(a, b) for a, b in session.execute(select(make, model).distinct()) if a or b]
+    pairs = [(a, b) for a, b in cameras if camera_matches(a, b, wanted)]
+    if not pairs and not _GLOB_CHARS.search(wanted):
+        pairs = [(a, b) for a, b in cameras if camera_in_family(a, b, wanted)]
     return tuple_(make, model).in_(pairs) if pairs else false()
 
 

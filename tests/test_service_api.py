@@ -227,6 +227,26 @@ def test_classify_upload(client, built):
     error(client.post("/api/classify", data={"labels": "a,b"}, files={"file": ("c.png", b"GIF89a broken")}), 422)
 
 
+
+def test_library_messages_name_the_servers_routes(built, demo_embedder, tmp_path):
+    """A library message names a Python method (Library.labels_edit('x')); a client of the server reads the
+    route that does the same, and for what only the CLI does, the command on the server's machine."""
+    from zsindex.errors import ZsindexError
+    from zsindex.service.messages import server_text
+
+    lib = Library(copy_index(built, tmp_path)[0], embedder=demo_embedder)
+    lib.labels_add("my set/1", "a,b")
+    messages = []
+    for call in (lambda: lib.labels_add("my set/1", "c"), lambda: lib.untag("nosuch")):
+        with pytest.raises(ZsindexError) as caught:
+            call()
+        messages.append(server_text(str(caught.value)))
+    assert "PUT /api/labels/my%20set%2F1" in messages[0] and "Library." not in messages[0], messages
+    assert "PUT /api/labels/nosuch" in messages[1] and "Library." not in messages[1], messages
+    assert server_text("run Library.rebuild() first") == "run `zsindex rebuild` (on the server's machine) first"
+    assert server_text("run Library.ingest(PATH) first") == "run POST /api/ingest first"
+
+
 # -- label sets, tag jobs, ingest jobs --------------------------------------------------------------
 def test_label_sets_crud(client):
     r = client.put("/api/labels/shapes-crud", json={"labels": ["circle", "square"], "auto": True})

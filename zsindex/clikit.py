@@ -25,7 +25,7 @@ from typing import Any
 import click
 
 from . import config
-from .errors import UsageError, ZsindexError
+from .errors import UsageError, ZsindexError, rewrite_api_calls
 
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
@@ -37,27 +37,17 @@ _API_PARAM = re.compile(r"(?<![\w/.-])([a-z][a-z0-9_]*)=(True\b)?")
 API_COMMANDS = {"labels_add": "labels add", "labels_edit": "labels edit", "labels_remove": "labels remove",
                 "labels_show": "labels show", "tag": "tag", "untag": "untag", "ingest": "ingest",
                 "rebuild": "rebuild", "forget": "forget", "errors": "errors", "status": "status"}
-_STR = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
-_API_CALL = re.compile(rf"Library\.([a-z_]+)\(((?:{_STR}|[^)'\"])*)\)")
-_API_ARG = re.compile(rf"\s*({_STR}|[^,]+)\s*(?:,|$)")
 
 
-def _command_text(match: re.Match[str]) -> str:
+def _command_text(method: str, args: list[tuple[str, bool]]) -> str | None:
     """``Library.labels_edit('my set')`` -> ```zsindex labels edit 'my set'```: a method named in a library
     message, written as the command a CLI user runs."""
-    import ast
     import shlex
 
-    command = API_COMMANDS.get(match.group(1))
+    command = API_COMMANDS.get(method)
     if command is None:
-        return match.group(0)
-    words = []
-    for arg in _API_ARG.findall(match.group(2)):
-        arg = arg.strip()
-        if arg[:1] in "'\"":
-            words.append(shlex.quote(ast.literal_eval(arg)))
-        elif arg:
-            words.append(arg)
+        return None
+    words = [shlex.quote(value) if quoted else value for value, quoted in args]
     return "`" + " ".join(["zsindex", command, *words]) + "`"
 
 
@@ -98,7 +88,7 @@ def cli_text(message: str, ctx: click.Context | None = None) -> str:
         after = match.string[match.end():match.end() + 1]
         return found if match.group(2) or after in ("", " ", ",", ";", ")", ":") else found + " "
 
-    return _API_PARAM.sub(flag, _API_CALL.sub(_command_text, message))
+    return _API_PARAM.sub(flag, rewrite_api_calls(message, _command_text))
 
 
 def _guard(command: click.Command) -> None:

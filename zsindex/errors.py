@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 
 class ZsindexError(Exception):
     """Base class of every error zsindex raises on purpose."""
@@ -63,3 +66,27 @@ class ClusterError(ZsindexError):
 def plural(count: int, one: str, many: str | None = None) -> str:
     """'1 file', '2 files'; ``many`` for other forms: plural(n, "file was", "files were")."""
     return f"{count} {one if count == 1 else (many if many is not None else one + 's')}"
+
+
+_STR = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
+_API_CALL = re.compile(rf"Library\.([a-z_]+)\(((?:{_STR}|[^)'\"])*)\)")
+_API_ARG = re.compile(rf"\s*({_STR}|[^,]+)\s*(?:,|$)")
+
+
+def rewrite_api_calls(message: str, render: Callable[[str, list[tuple[str, bool]]], str | None]) -> str:
+    """Each ``Library.method(args)`` a library message names, as ``render(method, [(arg, quoted), ...])``
+    writes it for another front end (the CLI's command, the server's route); None leaves it as it is."""
+    import ast
+
+    def sub(match: re.Match[str]) -> str:
+        args = []
+        for arg in _API_ARG.findall(match.group(2)):
+            arg = arg.strip()
+            if arg[:1] in "'\"":
+                args.append((ast.literal_eval(arg), True))
+            elif arg:
+                args.append((arg, False))
+        out = render(match.group(1), args)
+        return match.group(0) if out is None else out
+
+    return _API_CALL.sub(sub, message)

@@ -22,6 +22,7 @@ from ..errors import (
     ZsindexError,
 )
 from ..faults import read_only_error
+from .messages import server_text
 from .security import SECURITY_HEADERS
 from .state import OutsideRoots, Service
 
@@ -71,19 +72,12 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return SafeJSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 
 
-# Library messages name the Python API's parameters; these are the server's settings, not a request's.
-SERVER_SETTINGS = {"max_megapixels=MP": "set by the server: zsindex serve --max-upload-megapixels"}
-
-
 def _message(exc: BaseException, status: int) -> str:
     if isinstance(exc, OutsideRoots):
         return "forbidden: the path is outside what this server serves"  # says nothing about the file system
     if isinstance(exc, PermissionError):  # the file system's refusal: the server's user may not read a file
         return f"the server may not read or write a file it needs ({exc.strerror or 'permission denied'})"
-    message = str(exc) or type(exc).__name__
-    for api_name, setting in SERVER_SETTINGS.items():
-        message = message.replace(api_name, setting)
-    return message
+    return server_text(str(exc) or type(exc).__name__)
 
 
 async def on_zsindex_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFoundError, ZsindexError
+from .messages import server_text
 
 log = logging.getLogger("zsindex.service")
 KEEP = 200
@@ -150,7 +151,7 @@ class JobRunner:
             except JobStopped:
                 job.error, job.state = "interrupted: the server stopped (an ingest finishes on its next run)", "failed"
             except ZsindexError as e:
-                job.error, job.state = str(e), "failed"
+                job.error, job.state = server_text(str(e)), "failed"
             except Exception:  # a bug: the job fails, the server and the next jobs carry on
                 log.exception("job %s failed", job.id)
                 job.error, job.state = "internal error (see the server log)", "failed"

@@ -1,0 +1,37 @@
+"""Library messages as a client of the server reads them: the Python API's names become the server's own."""
+
+from __future__ import annotations
+
+from ..errors import rewrite_api_calls
+
+# Library messages name the Python API's parameters; these are the server's settings, not a request's.
+SERVER_SETTINGS = {"max_megapixels=MP": "set by the server: zsindex serve --max-upload-megapixels"}
+
+
+# Library methods that library messages name -> the route that does the same here ({} is the set's name).
+API_ROUTES = {"labels_add": "PUT /api/labels/{}", "labels_edit": "PUT /api/labels/{}",
+              "labels_remove": "DELETE /api/labels/{}", "labels_show": "GET /api/labels/{}",
+              "tag": "POST /api/labels/{}/tag", "untag": "DELETE /api/labels/{}/tags", "ingest": "POST /api/ingest",
+              "status": "GET /api/status"}
+
+
+def _route_text(method: str, args: list[tuple[str, bool]]) -> str | None:
+    """``Library.labels_edit('my set')`` -> ``PUT /api/labels/my%20set``; a method with no route here (rebuild,
+    forget) is the command that does it on the server's machine."""
+    from urllib.parse import quote
+
+    from ..clikit import API_COMMANDS
+
+    route = API_ROUTES.get(method)
+    if route is None:
+        return f"`zsindex {API_COMMANDS[method]}` (on the server's machine)" if method in API_COMMANDS else None
+    name = next((value for value, quoted in args if quoted), "NAME")
+    return route.format(quote(name, safe=""))
+
+
+def server_text(message: str) -> str:
+    """A library message with the methods it names written as routes and its parameters as server settings."""
+    message = rewrite_api_calls(message, _route_text)
+    for api_name, setting in SERVER_SETTINGS.items():
+        message = message.replace(api_name, setting)
+    return message

@@ -37,10 +37,16 @@ rests on that, in three steps, from one pass of streaming statistics
    look-alikes crowd up to the positives (a red square for "red circle", a
    triangle for "square" in a busy scene): the cut is ``PEAK_MARGIN`` logits
    below the match level, or below the label's own peak in the band where
-   its matches score lower (a circle among other shapes). A label shown by
-   most images (its median image within ``MOST_MARGIN`` of the match level,
-   and at least ``MOST_SHARE`` of all images in its band) is cut at the
-   band's bottom, for recall counts most there. Never below the band.
+   its matches score lower (a circle among other shapes). For a label few
+   images show (at most ``MINORITY_SHARE`` of them in its band), look-alikes
+   can spread over logits with its matches among and above them (a
+   colour+shape pair): where the scores above its peak spread ``WIDE_SPREAD``
+   logits or more, the cut is the match level itself; and a valley narrower
+   than ``EMPTY_GAP`` counts only when what lies above it is compact (at least
+   ``COMPACT_SHARE`` of it within ``COMPACT_WIDTH`` logits of the peak). A
+   label shown by most images (its median image within ``MOST_MARGIN`` of the
+   match level, and at least ``MOST_SHARE`` of all images in its band) is cut
+   at the band's bottom, for recall counts most there. Never below the band.
 
 Single mode takes the best label by softmax, as CLIP does, and keeps it when
 that label is shown and the image's cosine is in its band; otherwise the image
@@ -91,6 +97,10 @@ MOST_MARGIN = 0.25  # logits: a label whose median image is this close to the ma
 MOST_SHARE = 0.85  # ... and at least this share of all images scores in its band (look-alikes crowd the
 # band of a shape on busy scenes, where about half the images show it: there the band's bottom is too low)
 SMOOTH = 5  # bins each side, to find a mode's peak
+WIDE_SPREAD = 0.4  # logits: an upper side spread this wide above the peak is look-alikes with matches above them
+MINORITY_SHARE = 0.5  # ... when at most this share of all images scores in the label's band
+COMPACT_SHARE = 0.7  # ... and there, a valley narrower than EMPTY_GAP bounds one mode only when at least this
+COMPACT_WIDTH = 0.5  # share of what lies above it is within this many logits of the peak
 
 
 def _bin(cos: np.ndarray) -> np.ndarray:
@@ -213,7 +223,7 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
     lone = rare & ~split & ~prevalent
     lo = np.where(lone, gap_mid, start)
     edge = 0.5 / (BINS / 2)  # from a bin's centre to its lower edge
-    cut = np.where(lone, gap_mid, _cut_below_peak(w, peak, start, anchor, per_logit))
+    cut = np.where(lone, gap_mid, _cut_below_peak(w, peak, start, anchor, per_logit, in_band <= MINORITY_SHARE * n))
     if level is not None:  # most images score at the match level: most show the label, so the band is it
         most = (median >= anchor - int(MOST_MARGIN * per_logit)) & (in_band >= MOST_SHARE * n)
         cut = np.where(most, lo, cut)
@@ -232,9 +242,10 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
 
 
 def _cut_below_peak(w: np.ndarray, peak: np.ndarray, start: np.ndarray, anchor: np.ndarray,
-                    per_logit: float) -> np.ndarray:
+                    per_logit: float, minority: np.ndarray) -> np.ndarray:
     """Per label: the bin to cut at below its positive peak: the middle of the floor of a clear valley
-    between the peak and the mode below it, or PEAK_MARGIN logits below the match level (``anchor``)."""
+    between the peak and the mode below it, or PEAK_MARGIN logits below the match level (``anchor``), or the
+    match level itself where look-alikes crowd the band of a label few images show (``minority``)."""
     idx = np.arange(BINS)[None, :]
     rows = np.arange(len(w))
     dens = _smooth(w, max(1, int(VALLEY_WINDOW * per_logit)))
@@ -254,9 +265,24 @@ def _cut_below_peak(w: np.ndarray, peak: np.ndarray, start: np.ndarray, anchor: 
     # crowd of look-alikes: at most MODE_RATIO times what lies above the peak.
     above = np.cumsum(w[:, ::-1], axis=1)[:, ::-1]  # images at or above each bin
     clear &= above[rows, valley] <= MODE_RATIO * above[rows, peak]
+    # For a label few images show, a narrow valley can lie below a crowd of look-alikes spread over logits (the
+    # colour or the shape of a colour+shape pair): the valley counts only when what lies above it is compact,
+    # at least COMPACT_SHARE of it within COMPACT_WIDTH logits of the peak. (An empty stretch EMPTY_GAP wide
+    # sets the positives apart whatever their spread, as with a large logit scale.)
+    near = (w * (np.abs(idx - peak[:, None]) <= COMPACT_WIDTH * per_logit)).sum(1)
+    loose = near < COMPACT_SHARE * (w * (idx >= valley[:, None])).sum(1)
+    clear &= ~(minority & ~wide & loose)
     # Otherwise PEAK_MARGIN below the match level, or below the label's own peak where its matches score lower
     # (a circle among other shapes on a busy background).
-    return np.where(clear, valley, np.maximum(np.minimum(peak, anchor) - int(PEAK_MARGIN * per_logit), start))
+    fallback = np.maximum(np.minimum(peak, anchor) - int(PEAK_MARGIN * per_logit), start)
+    # ... but where the band holds a minority of the images and the scores above the peak spread wider than one
+    # mode's upper half (WIDE_SPREAD), the peak is a crowd of look-alikes (the colour or the shape of a
+    # colour+shape pair) with the label's matches spread above it: those look-alikes reach the match level, so
+    # the cut is the match level itself, not below it (the positives are a small share of what scores there).
+    spread = np.sqrt((w * np.maximum(idx - peak[:, None], 0) ** 2).sum(1)
+                     / np.maximum((w * (idx >= peak[:, None])).sum(1), 1)) / per_logit
+    crowded = minority & (spread >= WIDE_SPREAD)
+    return np.where(clear, valley, np.where(crowded, np.maximum(anchor, start), fallback))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

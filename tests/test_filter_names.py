@@ -65,7 +65,7 @@ def lib(tmp_path_factory, demo_embedder):
     for name in ("hopper.heif", "hopper.avif", "transparent.webp", "hopper.gif", "cmyk.jpg"):
         shutil.copy(FIXTURES / name, other / name)
     drawn = Image.fromarray(shapes.draw([shapes.Thing("blue", "square")], size=64))
-    for rel in ("2023/a.png", "2024/b.png", "2024/deep/c.PNG", "scan.tif", "old.bmp"):
+    for rel in ("2023/a.png", "2024/b.png", "2024/deep/c.PNG", "scan.tif", "old.bmp", "a[1]/d.png", "a1/e.png"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         drawn.save(root / rel)
     library = Library(base / "index", embedder=demo_embedder)
@@ -90,7 +90,7 @@ JPEGS = set(CAMERAS) | {"cmyk.jpg"}
     *[(w, {"scan.tif"}) for w in ("tif", "tiff", "TIFF")],
     *[(w, {"hopper.heif"}) for w in ("heic", "heif", "HEIF")],
     ("avif", {"hopper.avif"}), ("webp", {"transparent.webp"}), ("gif", {"hopper.gif"}), ("bmp", {"old.bmp"}),
-    *[(w, {"a.png", "b.png", "c.PNG"}) for w in ("png", "PNG", "apng")],
+    *[(w, {"a.png", "b.png", "c.PNG", "d.png", "e.png"}) for w in ("png", "PNG", "apng")],
 ])
 def test_format_names_as_users_write_them(lib, wanted, expected):
     assert names(lib, format=wanted) == expected
@@ -152,9 +152,18 @@ def test_path_filters_absolute_relative_and_by_name(lib, monkeypatch):
         names(lib, path="  ")
 
 
+def test_path_with_glob_characters_also_matches_as_written(lib):
+    """A folder called a[1]: its name matches it (and what is under it), as a glob a[1] matches a1."""
+    assert names(lib, path="a[1]") == {"d.png"}
+    assert names(lib, path="a[1]/d.png") == {"d.png"}
+    assert names(lib, path="a[1]/*") == {"e.png"}  # a glob is still a glob: a1/*
+    assert names(lib, path="a[12]") == set()  # neither a folder a[12] nor one a1 or a2 holding files directly
+
+
 def test_path_globs_escape_the_anchor():
-    assert path_globs("x/*.jpg", ["/photos [2023]"]) == ["/photos [[]2023]/x/*.jpg"]
-    assert path_globs("/abs/*.jpg", ["/a"]) == ["/abs/*.jpg"]
+    assert path_globs("x/*.jpg", ["/photos [2023]"]) == [  # the glob, then the name as written and under it
+        "/photos [[]2023]/x/*.jpg", "/photos [[]2023]/x/[*].jpg", "/photos [[]2023]/x/[*].jpg/*"]
+    assert path_globs("/abs/*.jpg", ["/a"]) == ["/abs/*.jpg", "/abs/[*].jpg", "/abs/[*].jpg/*"]
     assert path_globs("name.jpg", ["/a"]) == ["/a/name.jpg", "*/name.jpg", "/a/name.jpg/*", "*/name.jpg/*"]
 
 

@@ -156,20 +156,31 @@ def path_globs(pattern: str, anchors: Iterable[str]) -> list[str]:
     An absolute pattern (or one starting with a wildcard) is matched as it is;
     a relative one against the current folder and against every ingested
     root; one without a slash also against file names anywhere. A pattern with
-    no wildcard names a file or a folder: everything under it matches too.
+    no wildcard names a file or a folder: everything under it matches too. A
+    pattern with glob characters also matches as written, for names that hold
+    them (a folder called ``a[1]``).
     """
     pattern = os.path.expanduser(pattern.strip())
     if not pattern:
         raise UsageError("path= needs a glob, e.g. '*/2023/*' or 'holidays/*.jpg'")
-    if pattern.startswith((os.sep, "*", "?", "[")):
-        globs = [pattern]
-    else:
-        globs = [_anchored(a, pattern) for a in sorted(set(anchors))]
-        if os.sep not in pattern.rstrip(os.sep):
-            globs.append("*" + os.sep + pattern)
-    if not _GLOB_CHARS.search(pattern):
-        globs += [g.rstrip(os.sep) + os.sep + "*" for g in globs]
+    anchors = sorted(set(anchors))
+    globs = _globs(pattern, anchors, literal=False)
+    if _GLOB_CHARS.search(pattern) and not pattern.startswith(("*", "?", "[")):
+        globs += _globs(pattern, anchors, literal=True)
     return list(dict.fromkeys(globs))
+
+
+def _globs(pattern: str, anchors: list[str], literal: bool) -> list[str]:
+    text = _escape_glob(pattern) if literal else pattern
+    if pattern.startswith((os.sep, "*", "?", "[")):
+        globs = [text]
+    else:
+        globs = [_anchored(a, text) for a in anchors]
+        if os.sep not in pattern.rstrip(os.sep):
+            globs.append("*" + os.sep + text)
+    if literal or not _GLOB_CHARS.search(pattern):  # a name: everything under it too
+        globs += [g.rstrip(os.sep) + os.sep + "*" for g in globs]
+    return globs
 
 
 def path_clause(session: Session, pattern: str) -> ColumnElement[bool]:

@@ -58,3 +58,19 @@ class ForeignFileError(ZsindexError):
 
 class ClusterError(ZsindexError):
     """The Ray cluster is missing or unreachable, or one of its nodes cannot read the files or load the model."""
+
+
+def check_path(value: object, name: str, glob: bool = False) -> None:
+    """Refuse an empty path or glob (name: the parameter, e.g. "paths"): os.path and pathlib read "" as the
+    current folder, and a filter would silently filter nothing."""
+    if isinstance(value, (str, bytes)) and not value.strip():
+        if glob:
+            raise UsageError(f"{name}= is empty; give a glob, e.g. '*/2023/*' or 'holidays/*.jpg'")
+        raise UsageError(f"{name}= is empty, and an empty path is not taken to mean the current folder; "
+                         f"give a path (for the current folder: '.')")
+
+
+def check_paths(values: object, name: str, glob: bool = False) -> None:
+    """check_path for one value or each of a list of them."""
+    for value in [values] if isinstance(values, (str, bytes)) else values or ():  # type: ignore[attr-defined]
+        check_path(value, name, glob)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import UsageError
+from .errors import UsageError, check_path
 from .hits import Hit, compose, top_k  # noqa: F401 - the search API, importable from here
 
 
@@ -28,6 +28,9 @@ class Filters:
     tag: str | None = None  # a label the image is tagged with: LABEL (any set) or SET:LABEL
     tag_set: str | None = None  # the label set of tag
     keyword: str | None = None  # a keyword the user gave the image (sidecar, embedded XMP, IPTC)
+
+    def __post_init__(self) -> None:
+        check_path(self.path, "path", glob=True)
 
     @property
     def active(self) -> bool:
@@ -53,7 +56,7 @@ def filter_ids(session: Session, filters: Filters) -> np.ndarray:
     from .filters import camera_clause, format_clause, path_clause
 
     query = select(s.Image.id).where(s.Image.status == s.STATUS_INDEXED)
-    if filters.path:
+    if filters.path is not None:
         query = query.where(path_clause(session, filters.path))
     if filters.after:
         query = query.where(_taken() >= filters.after.strftime("%Y-%m-%d %H:%M:%S"))

@@ -122,3 +122,9 @@ def test_a_first_write_makes_the_index(tmp_path, demo_embedder):
     with pytest.raises(UsageError, match="no such file"):  # a refused first write makes nothing either
         zsindex.open(tmp_path / "third").ingest([tmp_path / "missing"])
     assert not (tmp_path / "third").exists()
+
+
+def test_the_model_of_an_index_not_made_yet_loads_without_making_it(tmp_path):
+    lib = zsindex.open(tmp_path / "later", model="demo", device="cpu")
+    assert lib.embedder.dim > 0  # loaded before a timed ingest, say
+    assert not (tmp_path / "later").exists()

@@ -124,6 +124,11 @@ class Library(SidecarsMixin, BrowseMixin):
             self._open_store()
         return self._store
 
+    def _has_index(self) -> bool:
+        from .store import DB_NAME
+
+        return self._store is not None or (self.folder / DB_NAME).is_file()
+
     def _create(self) -> None:
         """Make the index now, for a first write into a folder that has none."""
         if self._store is None:
@@ -141,7 +146,7 @@ class Library(SidecarsMixin, BrowseMixin):
     def _model_spec(self) -> dict[str, Any]:
         """The load_embedder arguments of this index's model, the environment's settings written in:
         a Ray node loads the same model from them whatever its own environment says."""
-        recorded = self.store.model()
+        recorded = self.store.model() if self._has_index() else None  # an index not made yet records none
         return config.model_spec(*self._model_args, self._runtime, self._precision,
                                  None if recorded is None else (recorded.name, recorded.pretrained, recorded.precision))
 

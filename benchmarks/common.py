@@ -125,7 +125,7 @@ def synthetic_library(folder: Path, n: int, dim: int, rng: Any, chunk: int = 50_
         centres = PhotoLike(n, dim, rng)
     else:
         centres = rng.normal(size=(2000, dim)).astype(np.float32)
-    lib = Library(folder, db=db or False)
+    lib = Library(folder, db=db or False, create=True)
     model = lib.store.bind_model("bench/synthetic", "synthetic", None, dim)
     for start in range(0, n, chunk):
         m = min(chunk, n - start)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 
 import click
@@ -148,3 +149,53 @@ def test_every_index_command_exits_1_with_a_message_for_a_missing_index(tiny, tm
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 1, (name, r.output)
         assert "no index at" in r.stderr and "Traceback" not in r.output, (name, r.output)
+
+
+def _path_params(command: click.Command) -> list[click.Parameter]:
+    """The parameters of a command that take a path or a glob."""
+    from zsindex.clikit import Glob
+
+    return [p for p in command.params if isinstance(p.type, (click.Path, Glob))]
+
+
+def test_no_path_or_glob_parameter_is_a_plain_string():
+    """A new --path/--out/--exclude... option must be declared as a path or a glob, so that "" is refused."""
+    wordy = re.compile(r"path|glob|exclude|dir|file|out|root|like|image|source|confusion|index")
+    for name, command in leaf_commands().items():
+        for p in command.params:
+            if p.name and wordy.search(p.name) and not getattr(p, "is_flag", False) and p.name != "paths_only":
+                assert p in _path_params(command), f"{name}: {p.name} takes a path or glob but is not declared one"
+
+
+def test_an_empty_path_or_glob_is_a_usage_error_on_every_command(tiny, tmp_path, monkeypatch):
+    """"" is never the current folder (forget "" forgot every image) nor 'no filter' (search --path "")."""
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tiny["photos"])  # where an empty path would land: the images an ingest or forget would take
+    index = str(tmp_path / "index")
+    tried = set()
+    for args in runs(tiny, 0):
+        args = [index if a == tiny["index"] else a for a in args]
+        command = command_for(args)
+        depth = 2 if args[0] in GROUPS else 1
+        head, rest = args[:depth], args[depth:]
+        for param in _path_params(command):
+            if isinstance(param, click.Option):
+                variants = [[*rest, param.opts[0], ""]]
+            else:
+                ctx = command.make_context(" ".join(head), list(rest), resilient_parsing=True)
+                value = ctx.params.get(param.name)
+                if not value:
+                    variants = [["", *rest]]
+                else:
+                    first = str(value[0] if isinstance(value, tuple) else value)
+                    variants = [[("" if a == first else a) for a in rest]]
+            for variant in variants:
+                r = CliRunner().invoke(cli, [*head, *variant])
+                tried.add(f"{' '.join(head)} {param.name}")
+                assert r.exit_code == 2, (head, variant, r.output)
+                assert "is empty" in r.output and "Traceback" not in r.output, (head, variant, r.output)
+        assert not os.path.exists(index), f"{' '.join(head)} made an index before refusing"
+    for must in ("forget paths", "ingest paths", "ingest index_dir", "search path_glob", "search likes",
+                 "tag path_glob", "sidecars write path_glob", "export out_path", "eval source", "eval confusion_png",
+                 "classify images", "classify labels_file", "ingest exclude", "keywords path_glob", "demo folder"):
+        assert must in tried, must

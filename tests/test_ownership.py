@@ -172,14 +172,20 @@ def test_output_files_are_not_overwritten_without_force(demo_dir, tmp_path):
     assert len(fresh.read_text().splitlines()) == len(out.read_text().splitlines()) - 1 > 0
 
 
-def test_eval_confusion_files_are_not_overwritten_without_force(tmp_path, monkeypatch):
-    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
-    for cls in ("red circle", "blue square"):
-        (tmp_path / "data" / cls.replace(" ", "_")).mkdir(parents=True)
+def _eval_data(tmp_path: Path) -> Path:
+    """Two classes of one drawn image each, for `zsindex eval`."""
     from zsindex import shapes
 
+    for cls in ("red circle", "blue square"):
+        (tmp_path / "data" / cls.replace(" ", "_")).mkdir(parents=True)
     shapes.save_world(tmp_path / "data" / "red_circle", [[shapes.Thing("red", "circle")]], size=64)
     shapes.save_world(tmp_path / "data" / "blue_square", [[shapes.Thing("blue", "square")]], size=64)
+    return tmp_path / "data"
+
+
+def test_eval_confusion_files_are_not_overwritten_without_force(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    _eval_data(tmp_path)
     png, csv = tmp_path / "c.png", tmp_path / "c.csv"
     png.write_text("precious")
     r = invoke("eval", str(tmp_path / "data"), "-m", "demo", "--confusion", str(png), "--confusion-csv", str(csv))
@@ -189,3 +195,114 @@ def test_eval_confusion_files_are_not_overwritten_without_force(tmp_path, monkey
                "--force")
     assert r.exit_code == 0, r.output
     assert png.read_bytes().startswith(b"\x89PNG") and csv.read_text().startswith("true")
+
+
+def test_eval_checks_the_exact_name_it_writes_before_the_work(tmp_path, monkeypatch):
+    """--confusion NAME writes NAME.png: that is the name checked; a name no plot can have is refused up front."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("ZSINDEX_HOME", str(home))
+    data = str(_eval_data(tmp_path))
+    precious = (FIXTURES / "broken.png").read_bytes() + b"precious"
+    report = tmp_path / "report.png"
+    report.write_bytes(precious)
+    r = invoke("eval", data, "-m", "demo", "--confusion", str(tmp_path / "report"))
+    assert r.exit_code == 1 and "report.png exists" in r.output and "--force" in r.output, r.output
+    assert report.read_bytes() == precious and not (tmp_path / "report").exists()
+    assert not (home / "eval-cache").exists()  # refused before any image was embedded
+    for bad in ("same.out", "report.v2"):  # matplotlib would refuse these only after all the work
+        r = invoke("eval", data, "-m", "demo", "--confusion", str(tmp_path / bad))
+        assert r.exit_code == 2 and "cannot be written as" in r.output and "--confusion" in r.output, r.output
+        assert "Traceback" not in r.output and not (tmp_path / bad).exists()
+    assert not (home / "eval-cache").exists()
+    same = str(tmp_path / "both.png")
+    r = invoke("eval", data, "-m", "demo", "--confusion", same, "--confusion-csv", same)
+    assert r.exit_code == 2 and "same file" in r.output, r.output
+    r = invoke("eval", data, "-m", "demo", "--confusion", str(tmp_path / "report"), "--force")
+    assert r.exit_code == 0, r.output
+    assert report.read_bytes().startswith(b"\x89PNG") and not (tmp_path / "report").exists()
+    r = invoke("eval", data, "-m", "demo", "--confusion", str(tmp_path / "plot.svg"))
+    assert r.exit_code == 0 and b"<svg" in (tmp_path / "plot.svg").read_bytes()[:2000], r.output
+    link, target = tmp_path / "link.png", tmp_path / "target.png"  # a link at the name is a file that exists
+    target.write_bytes(precious)
+    link.symlink_to(target)
+    r = invoke("eval", data, "-m", "demo", "--confusion", str(link))
+    assert r.exit_code == 1 and target.read_bytes() == precious
+
+
+def test_export_refuses_an_existing_file_before_the_work(tmp_path):
+    out = tmp_path / "tags.csv"
+    out.write_text("precious")
+    r = invoke("export", "-l", "shapes", "--index", str(tmp_path / "no-index"), "-o", str(out))
+    assert r.exit_code == 1 and "--force" in r.output and "no index" not in r.output, r.output
+    assert out.read_text() == "precious"
+
+
+# -- writes never go through a symbolic link zsindex did not make ----------------------------------------
+VICTIM = b"another program's file, not zsindex's\n" * 50
+
+
+def _victim(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / "elsewhere" / name
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(VICTIM)
+    return target
+
+
+def _compressed_index(tmp_path: Path, world, n: int = 12) -> tuple[Path, Path]:
+    photos, index = tmp_path / "photos", tmp_path / "idx"
+    photos.mkdir()
+    for path, _ in world[:n]:
+        (photos / path.name).write_bytes(path.read_bytes())
+    lib = Library(index, model="demo")
+    lib.ingest([photos], workers=0)
+    lib.rebuild("ivfpq")
+    lib.close()
+    assert (index / "vectors.rows").is_file()
+    return photos, index
+
+
+def test_a_row_file_that_is_a_link_is_never_written_through(tmp_path, world):
+    """`rebuild` and `ingest` rewrite vectors.rows in place: a link there is replaced, its target untouched."""
+    photos, index = _compressed_index(tmp_path, world)
+    expected = [(h.path, round(h.score, 4)) for h in Library(index).search("a red circle", k=5)]
+    rows = index / "vectors.rows"
+    target = _victim(tmp_path, "rows-target")
+    rows.unlink()
+    rows.symlink_to(target)
+    assert [(h.path, round(h.score, 4)) for h in Library(index).search("a red circle", k=5)] == expected
+    r = invoke("rebuild", "--index", str(index))
+    assert r.exit_code == 0, r.output
+    assert target.read_bytes() == VICTIM
+    assert rows.is_file() and not rows.is_symlink()  # a regular file of zsindex's own in its place
+    rows.unlink()
+    rows.symlink_to(target)
+    for path, _ in world[12:15]:
+        (photos / path.name).write_bytes(path.read_bytes())
+    r = invoke("ingest", str(photos), "--index", str(index), "-m", "demo", "--workers", "0")
+    assert r.exit_code == 0, r.output
+    assert target.read_bytes() == VICTIM and not rows.is_symlink()
+    hits = Library(index).search("a red circle", k=15)
+    assert len(hits) == 15
+
+
+@pytest.mark.parametrize("name", ["vectors.faiss.tmp", "vectors.json.tmp", "write.lock"])
+def test_index_temp_and_lock_files_are_never_written_through_a_link(tmp_path, world, name):
+    photos, index = _compressed_index(tmp_path, world, 4)
+    target = _victim(tmp_path, name)
+    (index / name).unlink(missing_ok=True)
+    (index / name).symlink_to(target)
+    r = invoke("rebuild", "--index", str(index))
+    assert r.exit_code == 0, r.output
+    r = invoke("ingest", str(photos), "--index", str(index), "-m", "demo", "--workers", "0")
+    assert r.exit_code == 0, r.output
+    assert target.read_bytes() == VICTIM
+    assert not (index / name).is_symlink()
+
+
+def test_the_demo_marker_is_never_written_through_a_link(demo_dir, tmp_path):
+    folder = copy_demo(demo_dir, tmp_path)
+    target = _victim(tmp_path, "marker")
+    (folder / ".zsindex-demo.json.tmp").symlink_to(target)
+    run_demo(folder)
+    assert target.read_bytes() == VICTIM
+    assert json.loads((folder / ".zsindex-demo.json").read_text())["kind"] == "zsindex-demo"

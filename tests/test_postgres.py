@@ -186,7 +186,7 @@ def test_a_server_stores_cache_folder_is_reopened_and_never_mixed_up(tmp_path, p
 def test_private_indexes_stay_in_sqlite(tmp_path, pg_server, monkeypatch):
     """The demo's and eval's own indexes never land in the user's server, whatever ZSINDEX_DB says."""
     monkeypatch.setenv("ZSINDEX_DB", "postgresql+psycopg://zsindex@127.0.0.1:1/unreachable")
-    lib = Library(tmp_path / "private", db=False)
+    lib = Library(tmp_path / "private", db=False, create=True)
     assert lib.store.url is None and (tmp_path / "private" / "index.sqlite").exists()
     with pytest.raises(IndexStateError):
         Library(tmp_path / "shared")

@@ -247,6 +247,37 @@ def test_a_sidecar_that_is_a_link_is_left_as_it_is(photos, tmp_path):
     assert report.updated + report.created == 4  # the other four images
 
 
+def test_a_link_planted_at_a_sidecars_temp_name_is_never_written_through(photos, tmp_path):
+    """A sidecar is written beside (.NAME.zsindex-tmp) and renamed over: the temp name is made new, never opened
+    through whatever is there."""
+    from zsindex.sidecars import temp_name
+
+    lib, paths, dt, lr = photos
+    victim = b"another program's file\n" * 40
+    targets = []
+    for sidecar in (dt, Path(str(paths[2]) + ".xmp")):  # an existing sidecar updated, a new one created
+        target = tmp_path / "elsewhere" / sidecar.name
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(victim)
+        Path(temp_name(str(sidecar))).symlink_to(target)
+        targets.append((sidecar, target))
+    report = lib.sidecars_write("shapes")
+    assert not report.skipped_files, report.skipped_files
+    for sidecar, target in targets:
+        assert target.read_bytes() == victim
+        assert sidecar.is_file() and not sidecar.is_symlink() and b"circle" in sidecar.read_bytes()
+        assert not os.path.lexists(temp_name(str(sidecar)))
+    # atomic_write itself, whoever calls it: a link planted at the temp name is replaced, not opened
+    from zsindex.sidecars import atomic_write
+
+    own = tmp_path / "own.xmp"
+    target = tmp_path / "elsewhere" / "direct"
+    target.write_bytes(victim)
+    Path(temp_name(str(own))).symlink_to(target)
+    atomic_write(str(own), b"<x:xmpmeta/>")
+    assert target.read_bytes() == victim and own.read_bytes() == b"<x:xmpmeta/>" and not own.is_symlink()
+
+
 def test_cli_write_dry_run_json_and_remove(photos, tmp_path):
     lib, paths, dt, lr = photos
     index = str(tmp_path / "index")

@@ -30,7 +30,7 @@ DIM = 8
 
 @pytest.fixture()
 def store(tmp_path):
-    lib = Library(tmp_path / "index", db=False)
+    lib = Library(tmp_path / "index", db=False, create=True)
     model = lib.store.bind_model("test/lookups", "lookups", None, DIM)
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(N + 4, DIM)).astype(np.float32)

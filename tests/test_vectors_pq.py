@@ -42,7 +42,7 @@ def _clustered(n: int, seed: int) -> np.ndarray:
 
 def _library(folder, x: np.ndarray) -> Library:
     """A real index whose SQL holds these vectors, as an ingest would have left them."""
-    lib = Library(folder)
+    lib = Library(folder, create=True)  # written below through its store, not the API
     model = lib.store.bind_model("test/synthetic", "synthetic", None, DIM)
     store_vectors(lib, model.id, x)
     return lib

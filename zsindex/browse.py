@@ -7,7 +7,7 @@ Everything here goes through the store's unit of work; nothing prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ class BrowseMixin:
     folder: Path
     _embedder: Any
     _model_args: tuple[str | None, str | None, str | None]
+    _create: Callable[[], None]
 
     # -- model sharing -----------------------------------------------------------------------------
     def sibling(self) -> Any:
@@ -168,6 +169,7 @@ class BrowseMixin:
         from .zeroshot import as_label_set
 
         label_set = as_label_set(labels)
+        self._create()  # a first write makes the index
         with self.store.session() as session:
             created = put_set(session, name, label_set.labels, templates, auto)
         return self.label_set(name), created

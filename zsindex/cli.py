@@ -14,6 +14,7 @@ import click
 
 from . import __version__, config, warm
 from .clikit import (
+    GLOB,
     ModelChoice,
     Partial,
     ProgressBar,
@@ -118,7 +119,7 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
-@click.option("--exclude", "-x", multiple=True,
+@click.option("--exclude", "-x", multiple=True, type=GLOB,
               help="Glob of files or folders to leave out (repeatable), e.g. '*/.thumbnails'.")
 @click.option("--follow-symlinks", is_flag=True,
               help="Follow symbolic links (each real folder is entered once, so loops end).")
@@ -188,8 +189,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
               help="Skip the first N hits (paging).")
 @click.option("--min-score", type=float, help="Drop hits whose cosine score is below this.")
-@click.option("--path", "path_glob", help="Only paths matching this glob: absolute, or relative to the current "
-              "folder or an ingested one, e.g. '*/2023/*', '2023/*.jpg' or '*.png'.")
+@click.option("--path", "path_glob", type=GLOB, help="Only paths matching this glob: absolute, or relative to the "
+              "current folder or an ingested one, e.g. '*/2023/*', '2023/*.jpg' or '*.png'.")
 @click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
 @click.option("--before", help="Only images taken before this date.")
 @click.option("--camera", help="Only this camera: its whole name ('Canon EOS RP'), the brand alone ('Canon'), "

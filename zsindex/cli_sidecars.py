@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .clikit import ProgressBar, index_option, open_library, warn_unmatched_path
+from .clikit import GLOB, ProgressBar, index_option, open_library, warn_unmatched_path
 from .output import emit_record, emit_rows, output_options, shown, warn
 
 
@@ -41,7 +41,7 @@ def _print_report(report: Any, fmt: str) -> None:
 @sidecars.command("write")
 @index_option
 @click.option("--labels", "-l", required=True, help="The label set whose tags are written (see `zsindex tag`).")
-@click.option("--path", "path_glob", help="Only images whose path matches this glob, e.g. '*/2024/*'.")
+@click.option("--path", "path_glob", type=GLOB, help="Only images whose path matches this glob, e.g. '*/2024/*'.")
 @click.option("--min-score", type=float, help="Only tags scoring at least this (the tag's score, 0-1).")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.option("--naming", type=click.Choice(["ext", "base"]), default="ext", show_default=True,
@@ -104,7 +104,7 @@ def sidecars_remove(index_dir: Path | None, labels: str | None, dry_run: bool, q
 
 @click.command("keywords")
 @index_option
-@click.option("--path", "path_glob", help="Only images whose path matches this glob.")
+@click.option("--path", "path_glob", type=GLOB, help="Only images whose path matches this glob.")
 @output_options
 def keywords(index_dir: Path | None, path_glob: str | None, fmt: str) -> None:
     """Count the user's own keywords (from sidecars, embedded XMP, IPTC) read by ingest.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from .clikit import (
+    GLOB,
     ModelChoice,
     Partial,
     ProgressBar,
@@ -17,7 +19,7 @@ from .clikit import (
     open_library,
     warn_unmatched_path,
 )
-from .errors import plural
+from .errors import UsageError, plural
 from .output import emit_json, emit_record, emit_rows, json_line, output_options, shown, warn
 
 
@@ -159,7 +161,8 @@ def _print_tags(rows: list[dict], fmt: str) -> None:
               help="single: the best label per image (softmax); multi: any number of labels per image.")
 @click.option("--threshold", type=float,
               help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
-@click.option("--path", "path_glob", help="Only tag images whose path matches this glob (as search --path reads it).")
+@click.option("--path", "path_glob", type=GLOB,
+              help="Only tag images whose path matches this glob (as search --path reads it).")
 @click.option("--calibrate-from-keywords", "from_keywords", is_flag=True,
               help="Learn each label's threshold from the images the user keyworded with it (where there are enough).")
 @click.option("--summary", is_flag=True, help="Print the number of images per label instead of every tag.")
@@ -248,11 +251,14 @@ def export(label_name: str, index_dir: Path | None, out_path: Path | None, force
     """
     from click.core import ParameterSource
 
-    from .owned import new_output_file
+    from .owned import check_new_output, new_output_file
 
+    to_file = out_path is not None and str(out_path) != "-"
+    if to_file:
+        check_new_output(out_path, force)  # before the work, so a refusal costs nothing
     rows = [{"path": r["path"], "label": r["label"], "score": r["score"]}
             for r in open_library(index_dir).tag_rows(label_name)]
-    if out_path is None or str(out_path) == "-":
+    if out_path is None or not to_file:
         emit_rows(rows, ["path", "label", "score"], fmt)
         return
     if click.get_current_context().get_parameter_source("fmt") == ParameterSource.DEFAULT:
@@ -274,7 +280,8 @@ def export(label_name: str, index_dir: Path | None, out_path: Path | None, force
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Use the vectors of images already in this index (nothing is written to it).")
 @click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a confusion-matrix plot (PNG) of the first template set.")
+              help="Write a confusion-matrix plot of the first template set: NAME.png for a NAME without an "
+              "extension, else the format the extension names (.png, .svg, .pdf ...).")
 @click.option("--confusion-csv", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the confusion matrix as CSV.")
 @click.option("--force", is_flag=True, help="Replace existing --confusion / --confusion-csv files.")
@@ -305,9 +312,15 @@ def eval_command(source: Path | None, keyword_set: str | None, label_list: str |
         from .cli_sidecars import eval_keywords
 
         return eval_keywords(keyword_set, source, index_dir, fmt)
-    from .evaluate import evaluate, load_dataset, parse_template_spec, save_confusion_png
+    from .evaluate import confusion_plot_target, evaluate, load_dataset, parse_template_spec, save_confusion_png
     from .owned import check_new_output, new_output_file
 
+    plot_format = "png"
+    if confusion_png is not None:  # the exact name written (NAME gets .png), its format checked before the work
+        confusion_png, plot_format = confusion_plot_target(confusion_png)
+    if confusion_png is not None and confusion_csv is not None and \
+            os.path.abspath(confusion_png) == os.path.abspath(confusion_csv):
+        raise UsageError(f"confusion_png= and confusion_csv= name the same file {confusion_png}; give two names")
     for target in (confusion_png, confusion_csv):
         if target is not None:
             check_new_output(target, force)  # before the work, so a refusal costs nothing
@@ -328,11 +341,11 @@ def eval_command(source: Path | None, keyword_set: str | None, label_list: str |
     first_name, first = next(iter(out["results"].items()))
     if confusion_png:
         save_confusion_png(first["confusion"], [shown(c) for c in out["classes"]], confusion_png,
-                           shown(f"{source.name}: {first_name}"))
+                           shown(f"{source.name}: {first_name}"), plot_format, force)
     if confusion_csv:
         import csv
 
-        with new_output_file(confusion_csv, force=True) as f:  # checked above
+        with new_output_file(confusion_csv, force) as f:  # checked above too
             writer = csv.writer(f)
             writer.writerow(["true \\ predicted", *map(shown, out["classes"])])  # names in the escaped form
             for name, row in zip(out["classes"], first["confusion"]):

@@ -13,6 +13,7 @@ the Python API and from the command line.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import re
@@ -91,12 +92,50 @@ def cli_text(message: str, ctx: click.Context | None = None) -> str:
     return _API_PARAM.sub(flag, rewrite_api_calls(message, _command_text))
 
 
+EMPTY_PATH = "is empty, and an empty path is not taken as the current folder; give a path ('.' for that folder)"
+
+
+class NonEmptyPath(click.Path):
+    """click.Path that refuses "" (exit 2): pathlib and os.path would read it as the current folder."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (str, bytes)) and not value.strip():
+            self.fail(EMPTY_PATH, param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class Glob(click.ParamType):
+    """A path glob (--path, --exclude); "" is refused (exit 2) instead of filtering nothing."""
+
+    name = "glob"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty; give a glob, e.g. '*/2023/*' or 'holidays/*.jpg'", param, ctx)
+        return value
+
+
+GLOB = Glob()
+
+
+def _refuse_empty_paths(command: click.Command) -> None:
+    """Every path parameter of every command refuses "": each click.Path becomes a NonEmptyPath."""
+    for param in command.params:
+        if isinstance(param.type, click.Path) and not isinstance(param.type, NonEmptyPath):
+            param.type = copy.copy(param.type)
+            param.type.__class__ = NonEmptyPath
+
+
 def _guard(command: click.Command) -> None:
-    """Map library errors inside the command's own context, so a usage error shows that command's usage."""
+    """Map library errors inside the command's own context, so a usage error shows that command's usage.
+
+    Also makes every path parameter refuse an empty string (see NonEmptyPath).
+    """
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _guard(sub)
         return
+    _refuse_empty_paths(command)
     callback = command.callback
     if callback is None or getattr(callback, "__zsindex_guarded__", False):
         return

@@ -80,6 +80,11 @@ def default_index_dir() -> Path:
 
 
 def index_dir(value: str | os.PathLike[str] | None) -> Path:
+    if value is not None and not os.fspath(value).strip():
+        from .errors import UsageError
+
+        raise UsageError("folder= is empty; give the index folder (for the current folder: '.'), or None for "
+                         f"${ENV_INDEX} or the default")
     chosen = setting(str(value) if value is not None else None, ENV_INDEX, None)
     return Path(chosen).expanduser() if chosen else default_index_dir()
 

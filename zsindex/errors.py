@@ -90,3 +90,19 @@ def rewrite_api_calls(message: str, render: Callable[[str, list[tuple[str, bool]
         return match.group(0) if out is None else out
 
     return _API_CALL.sub(sub, message)
+
+
+def check_path(value: object, name: str, glob: bool = False) -> None:
+    """Refuse an empty path or glob (name: the parameter, e.g. "paths"): os.path and pathlib read "" as the
+    current folder, and a filter would silently filter nothing."""
+    if isinstance(value, (str, bytes)) and not value.strip():
+        if glob:
+            raise UsageError(f"{name}= is empty; give a glob, e.g. '*/2023/*' or 'holidays/*.jpg'")
+        raise UsageError(f"{name}= is empty, and an empty path is not taken to mean the current folder; "
+                         f"give a path (for the current folder: '.')")
+
+
+def check_paths(values: object, name: str, glob: bool = False) -> None:
+    """check_path for one value or each of a list of them."""
+    for value in [values] if isinstance(values, (str, bytes)) else values or ():  # type: ignore[attr-defined]
+        check_path(value, name, glob)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import config
-from .errors import UsageError
+from .errors import UsageError, check_path
 from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
 from .scan import scan
 
@@ -50,6 +50,7 @@ def clean_name(name: str) -> str:
 
 def load_dataset(source: Path, raw_names: bool = False) -> Dataset:
     """A folder with one sub-folder per class, or a CSV of path,label[,label...]."""
+    check_path(source, "source")
     name = (lambda n: n) if raw_names else clean_name
     paths: list[str] = []
     truth: list[list[str]] = []
@@ -171,8 +172,34 @@ def evaluate(embedder: "Embedder", data: Dataset, labels: LabelSet | None,
     return {"classes": classes, "results": results, "skipped": skipped}
 
 
-def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+def confusion_plot_target(path: Path) -> tuple[Path, str]:
+    """(the exact file a confusion plot named path is written to, its format), decided before any work.
+
+    A name without an extension gets .png (what matplotlib would append); an extension matplotlib cannot
+    write is refused here rather than after the evaluation.
+    """
+    check_path(str(path), "confusion_png")
+    suffix = path.suffix.lower().lstrip(".")
+    if not suffix:
+        return path.with_name(path.name + ".png"), "png"
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in formats:
+        raise UsageError(f"confusion_png={path}: a plot cannot be written as .{suffix}; name the file .png "
+                         f"(or {', '.join('.' + f for f in sorted(formats) if f != 'png')})")
+    return path, suffix
+
+
+def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, title: str, fmt: str = "png",
+                       force: bool = False) -> None:
+    """The plot, written to exactly path (see confusion_plot_target) in format fmt; an existing file only
+    with force."""
+    import io
+
     import matplotlib
+
+    from .owned import new_output_file
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -194,5 +221,8 @@ def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, ti
                     ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=font,
                             color="white" if confusion[i, j] > confusion.max() / 2 else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()  # matplotlib never opens the name itself: it would add .png, or follow a link
+    fig.savefig(buffer, format=fmt, dpi=100)
     plt.close(fig)
+    with new_output_file(path, force, binary=True) as out:
+        out.write(buffer.getvalue())

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import LabelError
+from .errors import LabelError, check_path
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -286,6 +286,7 @@ _PARSERS = {".txt": _parse_txt, ".csv": _parse_csv, ".json": _parse_json}
 
 def parse_label_file(path: Path) -> list[Label]:
     """Labels from a .txt (one a line), .csv or .json file; other extensions are refused, not guessed."""
+    check_path(path, "labels_file")
     parser = _PARSERS.get(path.suffix.lower())
     if parser is None:
         raise LabelError(f"label file {path} is not .txt, .csv or .json; rename it to the extension that matches "

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import config
 from .browse import BrowseMixin
-from .errors import IndexStateError, UsageError
+from .errors import IndexStateError, UsageError, check_path, check_paths
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
 from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .embedder import Embedder
     from .ingest import IngestReport, Progress
     from .search import Filters, Hit
+    from .store import Store
 
 
 def _as_list(value: Any) -> list:
@@ -46,31 +47,27 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def __init__(self, folder: str | Path | None = None, *, embedder: "Embedder | None" = None,
                  model: str | None = None, pretrained: str | None = None, device: str | None = None,
-                 create: bool = True, runtime: str | None = None, precision: str | None = None,
+                 create: bool | None = None, runtime: str | None = None, precision: str | None = None,
                  db: str | bool | None = None) -> None:
-        from .faults import file_fault
-        from .owned import check_index_folder, claim_cache_folder
-        from .store import DB_NAME, Store
+        """``create``: None (the default) makes the index when something is first written into it (ingest,
+        labels_add); reading a folder with no index raises "no index at ..." and creates nothing, as
+        the command line does. True makes it now; False refuses a folder with no index at once."""
+        from .owned import check_index_folder
+        from .store import DB_NAME
 
         self.folder = config.index_dir(folder)
         # A database server (db URL, else $ZSINDEX_DB) holds the store and the folder keeps the FAISS
         # cache; db=False: the folder's own SQLite whatever the environment says (private indexes).
-        url = None if db is False else config.db_url(db if isinstance(db, str) else None)
-        if not create and not url and not (self.folder / DB_NAME).is_file():
-            if self.folder.exists() and not self.folder.is_dir():
-                raise IndexStateError(f"{self.folder} is a file, not an index folder; give a folder as folder=")
-            raise IndexStateError(f"no index at {self.folder}; ingest images into it first "
-                                  f"(zsindex ingest PATH folder={self.folder})")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise file_fault(e, self.folder / DB_NAME, f"create the index folder {self.folder}") from None
-        if url:
-            self.store = Store(self.folder, url)
-            claim_cache_folder(self.folder, self.store)
+        self._url = None if db is False else config.db_url(db if isinstance(db, str) else None)
+        self._store: Any = None
+        if self._url or (self.folder / DB_NAME).is_file() or create:
+            self._open_store()
+        elif create is False:
+            raise self._no_index()
         else:
-            check_index_folder(self.folder)
-            self.store = Store(self.folder, url)
+            self._check_folder_path()
+            if self.folder.is_dir():
+                check_index_folder(self.folder)  # files of its names zsindex did not make: refused now, as before
         self._embedder = embedder
         self._model_args = (model, pretrained, device)
         self._runtime, self._precision = runtime, precision
@@ -79,6 +76,63 @@ class Library(SidecarsMixin, BrowseMixin):
         self._vectors_lock = threading.Lock()  # a server searches from many threads
         self._hold_vectors = False
         self.cache_wait_ms: int | None = None  # a server sets this: a busy database never delays a search
+
+    def _no_index(self) -> IndexStateError:
+        if self.folder.exists() and not self.folder.is_dir():
+            return IndexStateError(f"{self.folder} is a file, not an index folder; give a folder as folder=")
+        return IndexStateError(f"no index at {self.folder}; ingest images into it first "
+                               f"(zsindex ingest PATH folder={self.folder})")
+
+    def _check_folder_path(self) -> None:
+        """A folder that can never be made (a file in its place or on its path) is refused at once."""
+        from .faults import file_fault
+        from .store import DB_NAME
+
+        for place in (self.folder, *self.folder.parents):
+            if os.path.lexists(place):
+                if not place.is_dir():
+                    raise file_fault(NotADirectoryError(20, "Not a directory"), self.folder / DB_NAME,
+                                     f"create the index folder {self.folder}")
+                return
+
+    def _open_store(self) -> None:
+        """Open the index, making its folder and database when they are not there yet."""
+        from .faults import file_fault
+        from .owned import check_index_folder, claim_cache_folder
+        from .store import DB_NAME, Store
+
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise file_fault(e, self.folder / DB_NAME, f"create the index folder {self.folder}") from None
+        if self._url:
+            store = Store(self.folder, self._url)
+            claim_cache_folder(self.folder, store)
+        else:
+            check_index_folder(self.folder)
+            store = Store(self.folder, self._url)
+        self._store = store
+
+    @property
+    def store(self) -> "Store":
+        """The index's store; reading a folder with no index (not made yet) raises "no index at ..."."""
+        if self._store is None:
+            from .store import DB_NAME
+
+            if not (self.folder / DB_NAME).is_file():  # made by another process since: open it
+                raise self._no_index()
+            self._open_store()
+        return self._store
+
+    def _has_index(self) -> bool:
+        from .store import DB_NAME
+
+        return self._store is not None or (self.folder / DB_NAME).is_file()
+
+    def _create(self) -> None:
+        """Make the index now, for a first write into a folder that has none."""
+        if self._store is None:
+            self._open_store()
 
     # -- parts -------------------------------------------------------------------------------------
     @property
@@ -92,7 +146,7 @@ class Library(SidecarsMixin, BrowseMixin):
     def _model_spec(self) -> dict[str, Any]:
         """The load_embedder arguments of this index's model, the environment's settings written in:
         a Ray node loads the same model from them whatever its own environment says."""
-        recorded = self.store.model()
+        recorded = self.store.model() if self._has_index() else None  # an index not made yet records none
         return config.model_spec(*self._model_args, self._runtime, self._precision,
                                  None if recorded is None else (recorded.name, recorded.pretrained, recorded.precision))
 
@@ -205,6 +259,8 @@ class Library(SidecarsMixin, BrowseMixin):
 
         if not paths:
             raise UsageError("give at least one folder or file to ingest")
+        check_paths(paths, "paths")
+        check_paths(exclude, "exclude", glob=True)
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
             raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
@@ -213,6 +269,7 @@ class Library(SidecarsMixin, BrowseMixin):
             from .ingest_ray import require_ray
 
             require_ray()  # before the model is loaded for nothing
+        self._create()
         self._require_writable("ingest into it")
         with self.store.write_lock():
             model = self._model_row()
@@ -300,6 +357,7 @@ class Library(SidecarsMixin, BrowseMixin):
         """
         from .forget import forget_paths
 
+        check_paths(paths, "paths")
         if not dry_run:
             self._require_writable("forget images in it")
         return forget_paths(self, paths, missing, dry_run)
@@ -388,6 +446,7 @@ class Library(SidecarsMixin, BrowseMixin):
         as ingest samples them, averaged as for an indexed video)."""
         from .errors import ImageError
 
+        check_path(path, "like")
         model = self._query_model()
         stored = self.store.stored_vector(model.id, os.path.abspath(path))
         if stored is None:
@@ -429,6 +488,7 @@ class Library(SidecarsMixin, BrowseMixin):
         from .search import check_int, check_number, compose, filter_ids, make_filters
 
         texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
+        check_paths(likes, "like")
         for t in texts + nots:
             check_text(str(t), "the query text")
         if any(not str(t).strip() for t in texts):
@@ -477,6 +537,7 @@ class Library(SidecarsMixin, BrowseMixin):
         from .tagging import add_set
 
         label_set = as_label_set(labels)
+        self._create()
         with self.store.session() as session:
             add_set(session, name, label_set.labels, templates or ())
         return self.labels_show(name)
@@ -652,9 +713,14 @@ class Library(SidecarsMixin, BrowseMixin):
         return tag_count_rows(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
 
     def close(self) -> None:
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
 
 
 def open(folder: str | Path | None = None, **kwargs: Any) -> Library:  # noqa: A001 - the API's name
-    """Open (or create) the index at folder, $ZSINDEX_INDEX, or the default data directory."""
+    """Open the index at folder, $ZSINDEX_INDEX, or the default data directory.
+
+    A folder with no index is made by the first write (ingest, labels_add); reading it first raises
+    IndexStateError ("no index at ...") and creates nothing. ``create=True`` makes it at once.
+    """
     return Library(folder, **kwargs)

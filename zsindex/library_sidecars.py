@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from .errors import UsageError, check_path, check_paths
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -57,6 +57,7 @@ class SidecarsMixin:
         from .sidecar_sync import run_sync, wanted_entries
         from .sidecars import sidecar_names
 
+        check_path(path, "path", glob=True)
         sidecar_names("x", naming)  # validates the naming before anything is read
         set_row, _ = self._label_set(labels)
         wanted = wanted_entries(self.store, set_row.name, set_row.id, prefix or None, min_score, path)
@@ -94,12 +95,14 @@ class SidecarsMixin:
         """The user's keywords (read by ingest) -> number of indexed images carrying each."""
         from .keywords import counts
 
+        check_path(path, "path", glob=True)
         return counts(self.store, path)
 
     def keywords(self, paths: Sequence[str | Path] | None = None) -> dict[str, list[str]]:
         """Image path -> the user's own keywords (sidecar, embedded XMP, IPTC), apart from zsindex's tags."""
         from .keywords import image_keywords
 
+        check_paths(paths, "paths")
         return image_keywords(self.store, None if paths is None else {os.path.abspath(p) for p in paths})
 
     def eval_keywords(self, labels: str, cutoffs: Sequence[float] | None = None) -> dict[str, Any]:

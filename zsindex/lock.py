@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import IndexLockedError
 from .faults import file_fault
+from .safewrite import NOFOLLOW, open_in_place
 
 LOCK_NAME = "write.lock"
 
@@ -28,7 +29,7 @@ class WriteLock:
 
     def acquire(self) -> "WriteLock":
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_in_place(self.path, os.O_RDWR | os.O_CREAT)  # it is truncated below: never through a link
         except OSError as e:
             raise file_fault(e, self.path, f"change the index in {self.path.parent}") from None
         try:
@@ -60,7 +61,7 @@ class WriteLock:
 def writer_active(folder: Path) -> bool:
     """Whether a process holds the write lock now (a probe that takes nothing and creates no file)."""
     try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | NOFOLLOW)  # a link there is no writer's lock file
     except OSError:
         return False
     try:

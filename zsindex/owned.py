@@ -28,6 +28,7 @@ from .errors import ForeignFileError
 from .filehash import sha256_file
 from .lock import LOCK_NAME
 from .rowfile import ROWS_NAME
+from .safewrite import write_new
 from .store import DB_NAME
 from .vectors import FAISS_NAME, META_NAME
 
@@ -70,13 +71,16 @@ def claim_cache_folder(folder: Path, store: Any) -> None:
     if store.read_only:
         return
     tmp = marker.with_name(marker.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"kind": _SERVER_KIND, "store_id": ours}) + "\n", encoding="utf-8")
+    write_new(tmp, json.dumps({"kind": _SERVER_KIND, "store_id": ours}) + "\n")
     os.replace(tmp, marker)
 
 
-def new_output_file(path: Path, force: bool = False) -> IO[str]:
-    """A text file to write results into; an existing file is only replaced when force is given."""
+def new_output_file(path: Path, force: bool = False, binary: bool = False) -> IO[Any]:
+    """A text (or binary) file to write results into, at exactly this name; an existing file is only replaced
+    when force is given. Without force the file is created exclusively: never through a link."""
     try:
+        if binary:
+            return open(path, "wb" if force else "xb")
         return open(path, "w" if force else "x", encoding="utf-8", newline="")
     except FileExistsError:
         raise ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
@@ -131,6 +135,5 @@ class MadeFiles:
 
     def save(self) -> None:
         tmp = self.marker.with_name(self.marker.name + ".tmp")
-        tmp.write_text(json.dumps({"kind": _MARKER_KIND, "files": dict(sorted(self.made.items()))}, indent=1),
-                       encoding="utf-8")
+        write_new(tmp, json.dumps({"kind": _MARKER_KIND, "files": dict(sorted(self.made.items()))}, indent=1))
         os.replace(tmp, self.marker)

@@ -21,7 +21,8 @@ read from SQL until the next rebuild. Within a trusted file, whatever it
 cannot vouch for is read from SQL too: an id it has no row for (a hole, a short
 file, a video frame: those ids lie far above any image id), and a row whose
 length is not 1 (never written, or caught half-written). A write that fails
-removes the file.
+removes the file. A row file that is a symbolic link is not zsindex's: it is never read
+(its rows come from SQL) nor written through; a writer replaces the link with a regular file of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .hits import FRAME_ID_BASE
+from .safewrite import NOFOLLOW, open_in_place
 
 ROWS_NAME = "vectors.rows"
 NORM_TOLERANCE = 1e-3  # stored vectors are unit vectors; a row that is not one was never (fully) written
@@ -57,7 +59,7 @@ class RowFile:
             return None
         if self._fd is None:
             try:
-                self._fd = os.open(self.path, os.O_RDONLY)
+                self._fd = os.open(self.path, os.O_RDONLY | NOFOLLOW)  # a link in its place is not ours
             except OSError:
                 return None
             if _FADVISE:  # candidates are scattered: no read-ahead around each one
@@ -130,7 +132,7 @@ class RowFile:
         ids, vecs = ids[keep][order], np.ascontiguousarray(np.asarray(vecs, dtype=np.float32)[keep][order])
         breaks = np.flatnonzero(np.diff(ids) != 1) + 1
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = open_in_place(self.path, os.O_WRONLY | os.O_CREAT)  # a link there is replaced, not written through
         except OSError:
             self._distrust()  # a read-only folder, say: searches read SQL
             return
@@ -152,8 +154,10 @@ class RowFile:
         if not self._dirty or self._distrusted:
             return
         try:
-            fd = os.open(self.path, os.O_WRONLY)
+            fd = os.open(self.path, os.O_WRONLY | NOFOLLOW)
         except OSError:
+            if self.path.is_symlink():  # put in its place since this process wrote it: no row of ours is there
+                self._distrust()
             return
         try:
             self._write_header(fd, CLEAN)

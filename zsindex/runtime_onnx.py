@@ -35,6 +35,7 @@ import numpy as np
 
 from . import config
 from .errors import ModelError
+from .safewrite import create_new, write_new
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -200,7 +201,7 @@ def export(emb: "OpenClipEmbedder") -> dict[str, Any]:
     except ModelError as e:
         try:
             _refusal_file(emb.identity).parent.mkdir(parents=True, exist_ok=True)
-            _refusal_file(emb.identity).write_text(str(e), encoding="utf-8")
+            write_new(_refusal_file(emb.identity), str(e))  # replaced, never written through a link
         except OSError:
             pass
         raise
@@ -249,6 +250,7 @@ def quantized_image_tower(folder: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = folder / f".image.int8.{os.getpid()}.onnx"
+    os.close(create_new(tmp))  # a stale file or link of that name is removed; onnx writes the new file by name
     logging.disable(logging.WARNING)  # its advice to pre-process the graph goes to the root logger
     try:
         quantize_dynamic(str(folder / "image.onnx"), str(tmp), weight_type=QuantType.QInt8)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import UsageError
+from .errors import UsageError, check_path
 from .hits import Hit, compose, top_k  # noqa: F401 - the search API, importable from here
 
 
@@ -40,6 +40,7 @@ class Filters:
                 object.__setattr__(self, name, value)
             if value is not None and not isinstance(value, str):
                 raise UsageError(f"{name}= takes text, not {type(value).__name__} {value!r}")
+        check_path(self.path, "path", glob=True)
 
     @property
     def active(self) -> bool:
@@ -113,7 +114,7 @@ def filter_ids(session: Session, filters: Filters) -> np.ndarray:
     from .filters import camera_clause, format_clause, path_clause
 
     query = select(s.Image.id).where(s.Image.status == s.STATUS_INDEXED)
-    if filters.path:
+    if filters.path is not None:
         query = query.where(path_clause(session, filters.path))
     if filters.after:
         query = query.where(_taken() >= filters.after.strftime("%Y-%m-%d %H:%M:%S"))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from . import schema as s
 from .errors import UsageError
+from .safewrite import create_new
 from .store import Store, now
 from .xmp import HIERARCHICAL, SUBJECT, TAGSLIST
 
@@ -130,7 +131,7 @@ def atomic_write(path: str, data: bytes) -> None:
         mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o644
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = create_new(tmp, mode)  # a stale temp file, or a link planted at its name, is removed: never written through
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -138,7 +139,7 @@ def atomic_write(path: str, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
     _fsync_folder(path)

@@ -337,12 +337,13 @@ class VectorIndex:
         """
         from .errors import IndexStateError
         from .faults import file_fault
+        from .safewrite import write_new
 
         tmp, meta_tmp = folder / (FAISS_NAME + ".tmp"), folder / (META_NAME + ".tmp")
         try:
             _write_index(self._faiss, self.index, tmp)
             os.replace(tmp, folder / FAISS_NAME)
-            meta_tmp.write_text(json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
+            write_new(meta_tmp, json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
                                             "kind": self.kind}))
             os.replace(meta_tmp, folder / META_NAME)
             if self.quantised and self.exact is not None:
@@ -431,11 +432,11 @@ def _utf8(path: Path) -> bool:
 
 
 def _write_index(faiss: Any, index: Any, path: Path) -> None:
-    """FAISS takes UTF-8 paths only; a folder name that is not UTF-8 goes through a Python file object."""
-    if _utf8(path):
-        faiss.write_index(index, str(path))
-        return
-    with open(path, "wb") as f:
+    """Into a new file at path, through a Python file object: FAISS would open the name itself and write
+    through a link planted there (and it takes UTF-8 names only)."""
+    from .safewrite import create_new
+
+    with os.fdopen(create_new(path), "wb") as f:
         writer = faiss.PyCallbackIOWriter(f.write)
         faiss.write_index(index, writer)
         del writer  # flushes FAISS's buffer before the file closes

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import labels as labels_mod
 from .config import DEFAULT_MAX_MEGAPIXELS
-from .errors import ImageError, UsageError
+from .errors import ImageError, UsageError, check_paths
 from .images import read_image
 from .labels import LabelScore, LabelSet
 
@@ -87,6 +87,7 @@ def classify(
     """Zero-shot classify image files against labels: softmax(logit_scale * cosine)."""
     if not images:
         raise UsageError("no images given")
+    check_paths(images, "images")
     label_set = as_label_set(labels, templates)
     emb = _default_embedder(embedder, model, pretrained)
     label_vecs = labels_mod.label_vectors(emb, label_set)
@@ -120,6 +121,7 @@ def similarity(
     """Cosine similarity of every readable image against every text."""
     if not images or not texts:
         raise UsageError("give at least one image (images=) and one text (texts=)")
+    check_paths(images, "images")
     if any(not t.strip() for t in texts):
         raise UsageError("a text (texts=) is empty")
     emb = _default_embedder(embedder, model, pretrained)

@@ -39,7 +39,8 @@ def run(*args: str) -> object:
 @pytest.mark.parametrize("name, text, message", [
     ("num.json", '{"red": 5}', r"num.json, label 'red': expected its descriptions .* not 5 \(a number\)"),
     ("bool.json", '{"blue": true}', r"label 'blue'.* not true \(a boolean\)"),
-    ("name.json", '[{"name": "red"}]', r"item 1: an object needs a \"label\" key"),
+    ("name.json", '[{"name": "red", "label": "red"}]', r"item 1: an object needs one \"label\" \(or \"name\"\) key"),
+    ("nolabel.json", '[{"descriptions": ["a red thing"]}]', r"item 1: an object needs one \"label\""),
     ("tpl.json", '[{"label": "red", "templates": "a {}"}]', r"item 1 \(label 'red'\): templates must be a list"),
     ("tplitem.json", '[{"label": "red", "templates": [3]}]', r"label 'red'.*templates: each template must be a "),
     ("desc.json", '[{"label": "red", "descriptions": [1]}]', r"label 'red'.*each description must be a non-empty"),
@@ -54,6 +55,12 @@ def test_label_file_field_types_are_checked_with_file_entry_and_field(tmp_path, 
     path.write_text(text)
     with pytest.raises(LabelError, match=message):
         parse_label_file(path)
+
+
+def test_name_is_the_label_key_as_in_a_csv_header(tmp_path):
+    (tmp_path / "n.json").write_text('[{"name": "red", "descriptions": ["a red thing"]}]')
+    [label] = parse_label_file(tmp_path / "n.json")
+    assert (label.name, label.descriptions) == ("red", ("a red thing",))
 
 
 def test_label_file_type_errors_are_usage_errors_in_classify_and_labels_add(tmp_path):

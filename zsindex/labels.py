@@ -265,14 +265,16 @@ def _parse_json(text: str, where: str) -> list[Label]:
             if isinstance(item, str):
                 labels.append(label_from_fields(item, {}, entry))
             elif isinstance(item, dict):
-                if "label" not in item:
-                    raise LabelError(f"{entry}: an object needs a \"label\" key with the label's name (it has "
-                                     f"{', '.join(map(repr, item)) or 'no keys'})")
-                unknown = [k for k in item if k not in LABEL_KEYS]
+                keys = [k for k in ("label", "name") if k in item]  # "name" as in a CSV header: the same key
+                if len(keys) != 1:
+                    raise LabelError(f"{entry}: an object needs one \"label\" (or \"name\") key with the "
+                                     f"label's name (it has {', '.join(map(repr, item)) or 'no keys'})")
+                fields = {("label" if k == "name" else k): v for k, v in item.items()}
+                unknown = [k for k in item if k not in LABEL_KEYS and k != "name"]
                 if unknown:
                     raise LabelError(f"{entry}: unknown key {', '.join(map(repr, unknown))}; "
                                      f"use {', '.join(LABEL_KEYS)}")
-                labels.append(label_from_fields(item["label"], item, entry))
+                labels.append(label_from_fields(fields["label"], fields, entry))
             else:
                 raise LabelError(f"{entry}: expected a label name or an object {{\"label\": ...}}, "
                                  f"not {_shown_value(item)}")

@@ -55,6 +55,9 @@ softmax got right. A label may be the softmax's choice on a weaker split than
 tagging on its own needs (Ashman's D ≥ ``PICK_SEPARATION``, with at least
 ``MIN_RARE_IMAGES`` images in its band): a colour+shape pair that few images
 show, among 50 labels, splits less clearly, and its images were dropped.
+Where a label of the set is shown by most images, the other labels keep
+their multi-mode cut in single mode: an image without the prevalent label
+falls to whichever other label's look-alikes score highest.
 
 How this was measured and tuned: ``scripts/eval_tagging.py`` compares
 calibrated F1 with the best fixed cut-off chosen in hindsight on drawn
@@ -231,6 +234,10 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
     # Single mode: the softmax has already chosen among the labels; an image keeps its best label unless that
     # label is not shown or the image scores below its band ("none of these").
     single = np.minimum(CENTRES[lo] - edge, multi)
+    # Where one label of the set is shown by most images, an image without it falls to whichever other label's
+    # look-alikes score highest: those other labels keep their multi-mode cut.
+    if level is not None and (most & shown).any():
+        single = np.where(most, single, multi)
     # ... and a label may be the softmax's choice with a weaker split than tagging needs on its own: a label few
     # images show, among many labels, splits less clearly (a colour+shape pair among 50 labels); the band still
     # keeps look-alikes out.

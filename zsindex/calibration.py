@@ -46,7 +46,10 @@ rests on that, in three steps, from one pass of streaming statistics
    ``COMPACT_SHARE`` of it within ``COMPACT_WIDTH`` logits of the peak). A
    label shown by most images (its median image within ``MOST_MARGIN`` of the
    match level, and at least ``MOST_SHARE`` of all images in its band) is cut
-   at the band's bottom, for recall counts most there. Never below the band.
+   at the band's bottom, for recall counts most there; so is a label with at
+   least ``LOW_SHARE`` of all images in its band below the match level, when
+   the set has a match level of its own (its matches score low: shapes among
+   other, unnamed ones on busy backgrounds). Never below the band.
 
 Single mode takes the best label by softmax, as CLIP does, and keeps it when
 that label is shown and the image's cosine is in its band; otherwise the image
@@ -99,6 +102,8 @@ PEAK_MARGIN = 0.5  # logits below the match level: the cut where no valley sets 
 MOST_MARGIN = 0.25  # logits: a label whose median image is this close to the match level is cut at the band
 MOST_SHARE = 0.85  # ... and at least this share of all images scores in its band (look-alikes crowd the
 # band of a shape on busy scenes, where about half the images show it: there the band's bottom is too low)
+LOW_SHARE = 0.6  # a label with this share of all images in its band below the match level is cut at the band's
+# bottom too, when the set has a level of its own
 SMOOTH = 5  # bins each side, to find a mode's peak
 WIDE_SPREAD = 0.4  # logits: an upper side spread this wide above the peak is look-alikes with matches above them
 MINORITY_SHARE = 0.5  # ... when at most this share of all images scores in the label's band
@@ -230,6 +235,12 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
     if level is not None:  # most images score at the match level: most show the label, so the band is it
         most = (median >= anchor - int(MOST_MARGIN * per_logit)) & (in_band >= MOST_SHARE * n)
         cut = np.where(most, lo, cut)
+        # ... and so is a label whose images mostly score in its band but below the match level, in a set with a
+        # level of its own (one that a remembered level does not merely stand in for): its matches score low
+        # (shapes among other, unnamed ones in busy scenes), and recall is won at the band's bottom.
+        below_level = (w * band * (idx < anchor[:, None])).sum(1)
+        weak = (own is not None) & (below_level >= LOW_SHARE * n) & ~most
+        cut = np.where(weak, lo, cut)
     multi = CENTRES[cut] - edge
     # Single mode: the softmax has already chosen among the labels; an image keeps its best label unless that
     # label is not shown or the image scores below its band ("none of these").

@@ -199,7 +199,7 @@ def test_label_lists_quote_like_csv_and_label_files_say_what_is_wrong(tmp_path):
     assert [x.name for x in parse_label_list('"red, dark", blue,"say ""hi"""')] == ["red, dark", "blue", 'say "hi"']
     f = tmp_path / "l.json"
     f.write_text('[{"lab": "x"}]')
-    with pytest.raises(LabelError, match="needs a \"label\" key.*'lab'"):
+    with pytest.raises(LabelError, match="needs one \"label\" .or \"name\". key.*'lab'"):
         parse_label_file(f)
     f.write_text('[{"label": "x", "descripton": "typo"}]')
     with pytest.raises(LabelError, match="unknown key 'descripton'"):

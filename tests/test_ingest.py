@@ -245,6 +245,7 @@ def test_changed_weights_of_the_same_model_named_in_the_error(tmp_path):
 
 def test_concurrent_ingest_refused(lib, tmp_path):
     draw(tmp_path / "p", ["red-circle"])
+    Library(lib.folder, embedder=lib.embedder, create=True).close()  # the index exists; another process writes
     with WriteLock(lib.folder):
         with pytest.raises(IndexLockedError, match="wait for it"):
             ingest(lib, tmp_path / "p")

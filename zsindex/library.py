@@ -81,7 +81,7 @@ class Library(SidecarsMixin, BrowseMixin):
         if self.folder.exists() and not self.folder.is_dir():
             return IndexStateError(f"{self.folder} is a file, not an index folder; give a folder as folder=")
         return IndexStateError(f"no index at {self.folder}; ingest images into it first "
-                               f"(zsindex ingest PATH folder={self.folder})")
+                               f"(Library.ingest(PATH) with folder={self.folder})")
 
     def _check_folder_path(self) -> None:
         """A folder that can never be made (a file in its place or on its path) is refused at once."""

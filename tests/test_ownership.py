@@ -241,6 +241,28 @@ def test_export_refuses_an_existing_file_before_the_work(tmp_path):
 VICTIM = b"another program's file, not zsindex's\n" * 50
 
 
+def test_a_forced_output_replaces_a_link_not_its_target_and_a_failure_keeps_the_old_file(demo_dir, tmp_path):
+    """export -o / eval --confusion(-csv) with --force: the results go to a temporary file that takes the name
+    when complete, so a link there is replaced (its target untouched) and a failed write leaves the old file."""
+    from zsindex.owned import new_output_file
+
+    index = str(copy_demo(demo_dir, tmp_path) / "index")
+    target = _victim(tmp_path, "keep.csv")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    r = invoke("export", "-l", "shapes", "--index", index, "-o", str(link), "--force")
+    assert r.exit_code == 0, r.output
+    assert target.read_bytes() == VICTIM and not link.is_symlink() and link.read_text().startswith("path,")
+    old = link.read_bytes()
+    with pytest.raises(RuntimeError):
+        with new_output_file(link, force=True) as out:
+            out.write("half of it")
+            raise RuntimeError("the export failed half-way")
+    assert link.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir() if "zsindex-tmp" in p.name) == []
+    r = invoke("export", "-l", "shapes", "--index", index, "-o", str(link))  # without --force: refused, kept
+    assert r.exit_code == 1 and link.read_bytes() == old
+
+
 def _victim(tmp_path: Path, name: str) -> Path:
     target = tmp_path / "elsewhere" / name
     target.parent.mkdir(exist_ok=True)

@@ -19,8 +19,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -75,23 +77,50 @@ def claim_cache_folder(folder: Path, store: Any) -> None:
     os.replace(tmp, marker)
 
 
-def new_output_file(path: Path, force: bool = False, binary: bool = False) -> IO[Any]:
-    """A text (or binary) file to write results into, at exactly this name; an existing file is only replaced
-    when force is given. Without force the file is created exclusively: never through a link."""
+@contextlib.contextmanager
+def new_output_file(path: Path, force: bool = False, binary: bool = False) -> Iterator[IO[Any]]:
+    """A text (or binary) file to write results into, at exactly this name, used as a context manager.
+
+    The results go to a temporary file beside it, which takes the name only when all of them are written: a
+    failure half-way leaves no half file and any previous file as it was. An existing file (or a link) of
+    that name is refused unless force is given; with force the name is replaced, a link itself and never
+    its target."""
+    from .safewrite import create_new
+
+    check_new_output(path, force)
+    tmp = path.with_name(f".{path.name}.zsindex-tmp")
+    fd = create_new(tmp)
     try:
-        if binary:
-            return open(path, "wb" if force else "xb")
-        return open(path, "w" if force else "x", encoding="utf-8", newline="")
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as out:
+            yield out
+        if force:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give tmp the name path unless something took that name meanwhile (never replacing it)."""
+    try:
+        os.link(tmp, path)  # fails if the name exists: no race with another writer
     except FileExistsError:
-        raise ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
-                               f"another name, or pass force=True to replace it") from None
+        raise _exists(path) from None
+    except OSError:  # a file system without hard links: checked, then renamed
+        check_new_output(path)
+        os.rename(tmp, path)
+
+
+def _exists(path: Path) -> ForeignFileError:
+    return ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
+                            f"another name, or pass force=True to replace it")
 
 
 def check_new_output(path: Path, force: bool = False) -> None:
     """For writers that open the file themselves (e.g. matplotlib): refuse an existing file unless force."""
     if not force and (path.exists() or path.is_symlink()):
-        raise ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
-                               f"another name, or pass force=True to replace it")
+        raise _exists(path)
 
 
 class MadeFiles:

@@ -167,6 +167,36 @@ def test_no_path_or_glob_parameter_is_a_plain_string():
                 assert p in _path_params(command), f"{name}: {p.name} takes a path or glob but is not declared one"
 
 
+def test_nan_and_inf_and_empty_filters_are_usage_errors_on_every_command(tiny, tmp_path, monkeypatch):
+    """Every number option refuses nan and inf (a comparison with nan drops every result, silently), and every
+    filter refuses "" (it is never 'no filter')."""
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    tried = set()
+    for args in runs(tiny, 0):
+        command = command_for(args)
+        depth = 2 if args[0] in GROUPS else 1
+        head, rest = args[:depth], args[depth:]
+        for param in command.params:
+            if not isinstance(param, click.Option):
+                continue
+            if isinstance(param.type, click.types.FloatParamType):
+                values = ["nan", "inf", "-inf"]
+            elif param.opts[0] in ("--camera", "--format", "--keyword", "--tag", "--tag-set"):
+                values = ["", "  "]
+            else:
+                continue
+            for value in values:
+                extra = ["--tag", "red"] if param.opts[0] == "--tag-set" else []  # it names the set of a --tag
+                r = CliRunner().invoke(cli, [*head, *rest, *extra, param.opts[0], value])
+                tried.add(f"{' '.join(head)} {param.opts[0]}")
+                assert r.exit_code == 2 and "Traceback" not in r.output, (head, param.opts[0], value, r.output)
+                wanted = ("not a finite number", "not in the range") if values[0] == "nan" else ("is empty",)
+                assert any(w in r.output for w in wanted), r.output
+    for must in ("search --min-score", "search --not-weight", "tag --threshold", "search --camera", "search --format",
+                 "search --keyword", "search --tag", "sidecars write --min-score"):
+        assert must in tried, (must, sorted(tried))
+
+
 def test_an_empty_path_or_glob_is_a_usage_error_on_every_command(tiny, tmp_path, monkeypatch):
     """"" is never the current folder (forget "" forgot every image) nor 'no filter' (search --path "")."""
     monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))

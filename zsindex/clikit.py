@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import math
 import os
 import re
 import signal
@@ -119,11 +120,32 @@ GLOB = Glob()
 
 
 def _refuse_empty_paths(command: click.Command) -> None:
-    """Every path parameter of every command refuses "": each click.Path becomes a NonEmptyPath."""
+    """Every path parameter of every command refuses "": each click.Path becomes a NonEmptyPath; and every
+    number with a decimal point refuses nan and inf (click's float reads them, and a comparison with nan
+    silently drops every result)."""
     for param in command.params:
         if isinstance(param.type, click.Path) and not isinstance(param.type, NonEmptyPath):
             param.type = copy.copy(param.type)
             param.type.__class__ = NonEmptyPath
+        elif isinstance(param.type, click.types.FloatParamType) and not isinstance(param.type, _Finite):
+            param.type = copy.copy(param.type)
+            param.type.__class__ = (_FiniteRange if isinstance(param.type, click.FloatRange) else _FiniteFloat)
+
+
+class _Finite(click.ParamType):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)  # type: ignore[safe-super]
+        if isinstance(number, float) and not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class _FiniteFloat(_Finite, click.types.FloatParamType):
+    pass
+
+
+class _FiniteRange(_Finite, click.FloatRange):
+    pass
 
 
 def _guard(command: click.Command) -> None:

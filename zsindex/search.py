@@ -40,6 +40,8 @@ class Filters:
                 object.__setattr__(self, name, value)
             if value is not None and not isinstance(value, str):
                 raise UsageError(f"{name}= takes text, not {type(value).__name__} {value!r}")
+            if name != "path" and value is not None and not value.strip():  # never "no filter" by accident
+                raise UsageError(f"{name}= is empty; give a value, or leave the filter out to keep every image")
         check_path(self.path, "path", glob=True)
 
     @property

@@ -126,6 +126,20 @@ def test_command_help_names_only_its_own_flags():
         assert used <= flags_of(command), f"zsindex {name} --help names {used - flags_of(command)}"
 
 
+def test_stored_reasons_name_the_flag_of_the_command_that_takes_it(tmp_path):
+    """A skip reason is stored once (naming the library's max_megapixels=); `zsindex errors`, which has no
+    such option, names ingest's flag."""
+    import shutil
+
+    (tmp_path / "p").mkdir()
+    shutil.copy(FIXTURES / "bomb.gif", tmp_path / "p" / "bomb.gif")
+    index = str(tmp_path / "i")
+    r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "p"), "--index", index, "-m", "demo", "-q"])
+    assert r.exit_code == 3 and "--max-megapixels MP" in r.stderr, r.output
+    r = CliRunner().invoke(cli, ["errors", "--index", index, "--csv"])
+    assert "zsindex ingest --max-megapixels MP" in r.stdout and "max_megapixels=" not in r.stdout, r.stdout
+
+
 def test_specific_messages(small):
     i = ["--index", small["index"]]
     r = CliRunner().invoke(cli, ["search", "red", "--not", "", *i])

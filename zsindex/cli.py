@@ -19,6 +19,7 @@ from .clikit import (
     Partial,
     ProgressBar,
     ZsGroup,
+    cli_text,
     index_option,
     label_set_from,
     megapixels_option,
@@ -318,7 +319,7 @@ def errors(index_dir: Path | None, with_ignored: bool, fmt: str) -> None:
       zsindex errors --no-ignored
     """
     lib = open_library(index_dir)
-    rows = [{"path": p, "error": e} for p, e in lib.errors()]
+    rows = [{"path": p, "error": cli_text(e)} for p, e in lib.errors()]  # the reasons name options as flags
     if with_ignored:
         rows += [{"path": p, "error": e} for p, e in lib.ignored_files()]
     emit_rows(rows, ["path", "error"], fmt)

@@ -84,13 +84,26 @@ def cli_text(message: str, ctx: click.Context | None = None) -> str:
     command = ctx.command
 
     def flag(match: re.Match[str]) -> str:
-        found = option_flag(command, match.group(1))
+        found = option_flag(command, match.group(1)) or _flag_elsewhere(ctx, match.group(1))
         if found is None:
             return match.group(0)
         after = match.string[match.end():match.end() + 1]
         return found if match.group(2) or after in ("", " ", ",", ";", ")", ":") else found + " "
 
     return _API_PARAM.sub(flag, rewrite_api_calls(message, _command_text))
+
+
+def _flag_elsewhere(ctx: click.Context, name: str) -> str | None:
+    """A parameter the running command does not take (`zsindex errors` showing why ingest skipped a file):
+    the option of the command that does, ingest first."""
+    root = ctx.find_root().command
+    if not isinstance(root, click.Group):
+        return None
+    for command_name in sorted(root.commands, key=lambda c: c != "ingest"):
+        found = option_flag(root.commands[command_name], name)
+        if found is not None:
+            return f"zsindex {command_name} {found}"
+    return None
 
 
 EMPTY_PATH = "is empty, and an empty path is not taken as the current folder; give a path ('.' for that folder)"

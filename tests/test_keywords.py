@@ -66,6 +66,17 @@ def test_ingest_reads_sidecar_embedded_xmp_and_iptc_keywords(library):
     assert [h.path for h in hits] == [str(paths[0])]
 
 
+def test_sidecars_beside_their_images_are_not_ignored_files(library, tmp_path):
+    """A sidecar is part of its image (its keywords are read with it), in any naming or case; one with no
+    image of its name is listed as ignored, as any other file that is not an image."""
+    lib, paths, _ = library
+    shutil.copy(SAMPLES / "lightroom.xmp", paths[1].with_suffix(".XMP"))  # Lightroom's naming, capitals
+    shutil.copy(SAMPLES / "lightroom.xmp", paths[0].parent / "orphan.xmp")
+    report = lib.ingest([paths[0].parent], workers=0)
+    assert report.ignored == {".xmp": 1}, report.ignored
+    assert [os.path.basename(p) for p, _ in lib.ignored_files()] == ["orphan.xmp"]
+
+
 def test_a_changed_sidecar_is_a_change_without_re_embedding(library):
     lib, paths, _ = library
     side = Path(str(paths[0]) + ".xmp")

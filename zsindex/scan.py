@@ -106,6 +106,7 @@ def scan(
         for entry_path in _walk(root_str, root_str, exclude, follow_symlinks, seen_dirs, problems):
             add(entry_path, False)
     _pair_live_photos(files, ignored)
+    _drop_sidecars(files, ignored)
     return ScanResult(sorted(files.values(), key=lambda f: f.path), problems,
                       sorted(ignored.values()))
 
@@ -121,6 +122,19 @@ def _pair_live_photos(files: dict[str, FileEntry], ignored: dict[str, tuple[str,
         if still is not None:
             files.pop(path, None)
             ignored[path] = (path, "live photo clip", f"ignored: Live Photo clip of {os.path.basename(still)}")
+
+
+def _drop_sidecars(files: dict[str, FileEntry], ignored: dict[str, tuple[str, str, str]]) -> None:
+    """An XMP sidecar beside its image (IMG.JPG.xmp or IMG.xmp, in any case) is part of that image: its keywords
+    are read with it, so it is no ignored file. A sidecar with no image of its name is still listed."""
+    names: set[tuple[str, str]] = set()
+    for path in files:
+        folder, name = os.path.split(path)
+        names |= {(folder, name.casefold()), (folder, os.path.splitext(name)[0].casefold())}
+    for path in [p for p in ignored if p[-4:].lower() == ".xmp"]:
+        folder, name = os.path.split(path)
+        if (folder, name[:-4].casefold()) in names:
+            del ignored[path]
 
 
 def _walk(

@@ -197,6 +197,12 @@ def test_read_only_index_with_changes_only_in_its_wal_says_what_to_do(built, tmp
     assert "index.sqlite-wal" in output and "zsindex status" in output and str(index) in output, output
     code, output = run_cli(["labels", "list", "--csv"], index, built[1])  # with the right to write: read, kept
     assert code == 0 and "colours2" in output, output
+    # an empty -wal (nothing waiting) is no obstacle: read as it is
+    (index / "index.sqlite-shm").unlink(missing_ok=True)
+    (index / "index.sqlite-wal").write_bytes(b"")
+    out = run_restricted(RESTRICTED_SCRIPT, index, json.dumps({"status": ["status", "--json"]}), str(index),
+                         str(built[1]))
+    assert out["status"][0] == 0 and json.loads(out["status"][1])["images"] == {"indexed": 3}, out
 
 
 def test_new_index_in_a_read_only_folder_says_so(tmp_path):

@@ -62,7 +62,7 @@ def _unreadable_wal(path: Path) -> bool:
     read such a database (opening it as immutable would skip the changes in the -wal file, or read a
     half-done checkpoint)."""
     wal, shm = (path.with_name(path.name + x) for x in ("-wal", "-shm"))
-    return wal.exists() and not shm.exists() and not folder_writable(path.parent)
+    return wal.exists() and wal.stat().st_size > 0 and not shm.exists() and not folder_writable(path.parent)
 
 
 def _disk_full(folder: Path) -> bool:

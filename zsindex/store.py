@@ -81,7 +81,8 @@ def _read_only_engine(path: Path) -> Engine:
         finally:
             probe.close()
     except sqlite3.OperationalError:
-        if not path.with_name(path.name + "-wal").exists():
+        wal = path.with_name(path.name + "-wal")
+        if not wal.exists() or wal.stat().st_size == 0:  # no changes waiting outside the file itself
             uri = base + "?immutable=1"
     except sqlite3.DatabaseError:
         pass  # a damaged file: the first query says so, through database_fault

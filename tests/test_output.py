@@ -157,6 +157,20 @@ def test_escape_round_trip_for_any_text(text):
     assert unescape_text(escape_text(text)) == text
 
 
+def test_json_csv_and_table_rows_agree_on_order_and_booleans(capsys):
+    from zsindex.output import emit_rows
+
+    rows = [{"score": 0.5, "path": "a.png", "id": 1, "exists": True, "extra": None},
+            {"score": 0.25, "path": "b.png", "id": 2, "exists": False, "extra": None}]
+    columns = ["id", "path", "score", "exists"]
+    emit_rows(rows, columns, "json")
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert list(first)[:4] == columns and first["exists"] is True and "extra" in first  # every key, columns first
+    emit_rows(rows, columns, "csv")
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["id,path,score,exists", "1,a.png,0.5,true", "2,b.png,0.25,false"]
+
+
 def test_json_values_are_valid_json():
     raw = b"x\xff\n.png"
     line = json_line({"path": os.fsdecode(raw), "nested": {"image": Path(os.fsdecode(raw))},

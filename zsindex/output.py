@@ -182,6 +182,8 @@ def _table_cell(value: Any) -> str:
 
 
 def _csv_cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as JSON writes them
     if isinstance(value, float):
         return repr(round(value, 6)) if math.isfinite(value) else ""
     return "" if value is None else shown(value)
@@ -194,9 +196,10 @@ def emit_json(objects: Iterable[Any], file: IO[str] | None = None) -> None:
 
 
 def emit_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], fmt: str, file: IO[str] | None = None) -> None:
-    """Flat rows as JSON lines (every key of each row), CSV (the columns, with a header) or a table."""
+    """Flat rows as JSON lines (every key of each row, the columns first and in their order), CSV (the columns,
+    with a header) or a table (the columns)."""
     if fmt == "json":
-        emit_json(rows, file)
+        emit_json(({**{c: row[c] for c in columns if c in row}, **row} for row in rows), file)
         return
     rows = list(rows)
     if fmt == "csv":

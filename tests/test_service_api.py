@@ -449,7 +449,8 @@ def test_thumbnails_use_the_ingest_decoders_bomb_guard(built, tmp_path):
 
 def test_pages_are_their_main_inside_one_layout(client):
     """Each page is whole HTML: one layout (head, scripts, top bar) around the page's own <main>."""
-    titles = {"/": "Search", "/labels": "Labels", "/status": "Status", "/image/1": "Image", "/login": "Log in"}
+    titles = {"/": "Search", "/labels": "Labels", "/status": "Status", "/image/1": "Image", "/login": "Log in",
+              "/image/abc": "Image", "/image/99999999999999999999": "Image"}  # the page says there is no such image
     for path, title in titles.items():
         r = client.get(path)
         page = r.text
@@ -458,3 +459,6 @@ def test_pages_are_their_main_inside_one_layout(client):
         assert f"<title>{title} · zsindex</title>" in page and "{{" not in page, path
         assert page.count("<main") == 1 and page.count('<script type="module" src="/static/app.js">') == 1, path
         assert page.count('<header class="topbar">') == (0 if path == "/login" else 1), path
+    r = client.get("/favicon.ico", follow_redirects=False)  # browsers ask for it whatever a page names
+    assert r.status_code == 301 and r.headers["location"] == "/static/favicon.svg"
+    assert client.get("/static/favicon.svg").headers["content-type"].startswith("image/svg")

@@ -16,7 +16,7 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .common import service
@@ -58,8 +58,15 @@ def page_search() -> Response:
 
 
 @router.get("/image/{image_id}")
-def page_image(image_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
+def page_image(image_id: str) -> Response:
+    """Any id: the page asks the API, and says so when there is no such image (a page, never raw JSON)."""
     return _page("image")
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it whatever the page says: the same icon the pages name."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 @router.get("/labels")

@@ -213,6 +213,9 @@ def test_eval_checks_the_exact_name_it_writes_before_the_work(tmp_path, monkeypa
         r = invoke("eval", data, "-m", "demo", "--confusion", str(tmp_path / bad))
         assert r.exit_code == 2 and "cannot be written as" in r.output and "--confusion" in r.output, r.output
         assert "Traceback" not in r.output and not (tmp_path / bad).exists()
+    for bad in (".png", "rep.", ".SVG"):  # only an extension, or a name ending in a dot: no .png.png, rep..png
+        r = invoke("eval", data, "-m", "demo", "--confusion", str(tmp_path / bad))
+        assert r.exit_code == 2 and "give the plot a name" in r.output, r.output
     assert not (home / "eval-cache").exists()
     same = str(tmp_path / "both.png")
     r = invoke("eval", data, "-m", "demo", "--confusion", same, "--confusion-csv", same)

@@ -179,12 +179,15 @@ def confusion_plot_target(path: Path) -> tuple[Path, str]:
     write is refused here rather than after the evaluation.
     """
     check_path(str(path), "confusion_png")
-    suffix = path.suffix.lower().lstrip(".")
-    if not suffix:
-        return path.with_name(path.name + ".png"), "png"
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = FigureCanvasBase.get_supported_filetypes()
+    name = path.name
+    if name.endswith(".") or (name.startswith(".") and name[1:].lower() in formats):  # "rep.", ".png"
+        raise UsageError(f"confusion_png={path}: give the plot a name, e.g. confusion.png")
+    suffix = path.suffix.lower().lstrip(".")
+    if not suffix:
+        return path.with_name(path.name + ".png"), "png"
     if suffix not in formats:
         raise UsageError(f"confusion_png={path}: a plot cannot be written as .{suffix}; name the file .png "
                          f"(or {', '.join('.' + f for f in sorted(formats) if f != 'png')})")

@@ -10,7 +10,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The exact CPU build first: a bare "torch" requirement would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0 torchvision==0.28.0
-	$(PY) -m pip install -q -e '.[test]'
+	# setuptools' notice about editable installs is a UserWarning: not for a user to act on.
+	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 demo: $(VENV)/.installed

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import NotFoundError
+from .params import int_list, path_list
 
 if TYPE_CHECKING:
     from .labels import LabelSet
@@ -50,13 +51,15 @@ class BrowseMixin:
 
         with self.store.session() as session:
             recorded = recorded_roots(session)
+        extra = path_list(extra, "extra")
         return list(dict.fromkeys([os.path.abspath(os.fspath(r)) for r in extra] + recorded))
 
     def describe(self, ids: Sequence[int], roots: Sequence[str] | None = None) -> dict[int, dict[str, Any]]:
         """Metadata of indexed images by id; paths relative to their ingest root."""
         from .catalog import describe
 
-        roots = self.roots() if roots is None else roots
+        ids = int_list(ids, "ids")
+        roots = self.roots() if roots is None else [os.fspath(r) for r in path_list(roots, "roots")]
         with self.store.session() as session:
             return describe(session, ids, roots)
 
@@ -64,7 +67,7 @@ class BrowseMixin:
         """One indexed image: metadata and tags. NotFoundError for unknown, deleted or unreadable ids."""
         from .catalog import describe, image_tags, indexed_image
 
-        roots = self.roots() if roots is None else roots
+        roots = self.roots() if roots is None else [os.fspath(r) for r in path_list(roots, "roots")]
         with self.store.session() as session:
             indexed_image(session, image_id)
             out = describe(session, [image_id], roots)[image_id]
@@ -92,10 +95,10 @@ class BrowseMixin:
             path, size, mtime_ns, fmt = row.path, row.size, row.mtime_ns, row.format
         changed = file_changed(path, size, mtime_ns)
         if changed is None:
-            raise NotFoundError(f"the file of image {image_id} is gone; run `zsindex ingest` again")
+            raise NotFoundError(f"the file of image {image_id} is gone; run Library.ingest(PATH) again")
         if changed:
             raise NotFoundError(f"the file of image {image_id} changed since it was indexed; "
-                                f"run `zsindex ingest` again")
+                                f"run Library.ingest(PATH) again")
         return Path(path), fmt
 
     def thumbnail_key(self, image_id: int, size: int) -> str:

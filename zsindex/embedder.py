@@ -96,11 +96,44 @@ def resolve_source(model: str, pretrained: str | None, check_tag: bool = True) -
         return ModelSource(model, str(path), f"sha256:{cached_sha256(path)}", config_file=config_file)
     if config_file:
         raise ModelError(f"model={config_file} is an architecture file; give its weights with pretrained=PATH")
-    if not pretrained or pretrained == RANDOM:
+    if not pretrained:
+        raise untrained_error(model)
+    if pretrained == RANDOM:  # asked for by name: untrained weights, for benchmarks
         return ModelSource(model, RANDOM, f"{model}/{RANDOM}")
     if not check_tag:
         return ModelSource(model, pretrained, f"{model}/{pretrained}")
     return _tag_source(model, pretrained)
+
+
+def has_weights(model: str, pretrained: str | None) -> bool:
+    """False for an open_clip architecture name given without weights (no pretrained tag or file): open_clip
+    would build it with random weights, and every score would be noise. Needs no torch (no lookup)."""
+    if pretrained or model.startswith(("local-dir:", "hf-hub:")) or model.endswith(".json"):
+        return True
+    return Path(model).expanduser().is_dir()
+
+
+def untrained_error(model: str) -> ModelError:
+    """The refusal of an architecture given without weights, naming its pretrained tags and the other ways."""
+    try:
+        from ._compat import import_open_clip
+
+        tags = list(import_open_clip().list_pretrained_tags_by_model(model))
+    except Exception:  # noqa: BLE001 - the message is still right without the list
+        tags = []
+    known = (f"its pretrained tags: {', '.join(tags)}" if tags else
+             f"open_clip knows no pretrained tag of {model!r}; check the name (open_clip.list_models())")
+    return ModelError(
+        f"model {model!r} names an architecture without weights, and would run with random weights; give "
+        f"them with pretrained=TAG ({known}), a checkpoint file (pretrained=/path/to/weights.pt), or name a "
+        f"model with weights (model='hf-hub:ORG/NAME', a model folder, or model='demo')")
+
+
+def check_weights(model: str | None, pretrained: str | None) -> None:
+    """Refuse, before anything is loaded, downloaded or written, a chosen model that has no weights."""
+    name, tag = config.resolve_model(model, pretrained)
+    if not has_weights(name, tag):
+        raise untrained_error(name)
 
 
 def _tag_source(model: str, tag: str) -> ModelSource:

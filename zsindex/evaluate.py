@@ -20,6 +20,7 @@ import numpy as np
 from . import config
 from .errors import UsageError, check_path
 from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
+from .params import checked
 from .scan import scan
 
 if TYPE_CHECKING:
@@ -48,9 +49,12 @@ def clean_name(name: str) -> str:
     return re.sub(r"\s+", " ", name.replace("_", " ").replace("-", " ")).strip()
 
 
+@checked
 def load_dataset(source: Path, raw_names: bool = False) -> Dataset:
     """A folder with one sub-folder per class, or a CSV of path,label[,label...]."""
     check_path(source, "source")
+    if not source.exists():
+        raise UsageError(f"no such file or folder: {source}")
     name = (lambda n: n) if raw_names else clean_name
     paths: list[str] = []
     truth: list[list[str]] = []

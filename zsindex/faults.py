@@ -32,13 +32,13 @@ def database_fault(exc: BaseException, path: Path) -> ZsindexError:
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return IndexCorruptError(
             f"{path} is not a readable zsindex database ({message}): it is damaged or another program's file. "
-            f"Move it aside and run `zsindex ingest` again to build a new index there (or restore it from a "
+            f"Move it aside and run Library.ingest(PATH) again to build a new index there (or restore it from a "
             f"backup), or choose another index folder (folder=)")
     if "readonly" in low or "read-only" in low:
         return read_only_error(folder, f"write to {path}")
     if "locked" in low or "busy" in low:
         return IndexLockedError(f"{path} is locked by another process (waited 30 s); try again when it has "
-                                f"finished (see `zsindex status`)")
+                                f"finished (see Library.status())")
     if "full" in low or ("i/o" in low and _disk_full(folder)):
         return IndexStateError(f"no space left on the disk holding {path} ({message}); free some space and run "
                                f"the command again (work committed before the failure is kept)")
@@ -46,8 +46,8 @@ def database_fault(exc: BaseException, path: Path) -> ZsindexError:
         return IndexReadOnlyError(
             f"cannot read {path}: its last writer did not close it ({path.name}-wal holds changes not yet in "
             f"{path.name}), and reading those needs SQLite to create {path.name}-shm, which the read-only folder "
-            f"{folder} does not allow. Run any zsindex command on it once as a user who may write the folder "
-            f"(`zsindex status` will do: it folds the changes in), or copy the folder somewhere writable")
+            f"{folder} does not allow. Open it once as a user who may write the folder "
+            f"(Library.status() will do: it folds the changes in), or copy the folder somewhere writable")
     if "unable to open" in low:
         return IndexStateError(f"cannot open {path} ({message}); check that {folder} exists and that you may "
                                f"read it (and write it, for commands that change the index)")

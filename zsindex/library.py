@@ -12,9 +12,10 @@ import numpy as np
 
 from . import config
 from .browse import BrowseMixin
-from .errors import IndexStateError, UsageError, check_path, check_paths
+from .errors import IndexStateError, UsageError, check_path
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
+from .params import Glob, checked, checked_api, path_list, text_list
 from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
 
 if TYPE_CHECKING:
@@ -24,25 +25,22 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    if isinstance(value, (str, Path)):
-        return [value]
-    return list(value)
-
-
 def default_workers() -> int:
     """Decode threads: one per core, at most 4. The model's lanes use every core too; the OS shares
     them, and a decode thread that waits on the disk leaves its core to the model."""
     return max(1, min(4, config.usable_cores()))
 
 
+@checked_api
 class Library(SidecarsMixin, BrowseMixin):
     """An index folder: SQLite store, FAISS cache and the model that made its vectors.
 
     The model is loaded on first use: the one given, else $ZSINDEX_MODEL, else
     the one recorded in the index, else the default.
+
+    Every public method checks its parameters (params.py): a wrong type, a number that is not finite
+    or one the command line would refuse raises UsageError naming the parameter; a parameter taking a
+    list of paths, globs or texts takes one str or Path as one item.
     """
 
     def __init__(self, folder: str | Path | None = None, *, embedder: "Embedder | None" = None,
@@ -56,6 +54,10 @@ class Library(SidecarsMixin, BrowseMixin):
         from .store import DB_NAME
 
         self.folder = config.index_dir(folder)
+        if embedder is None and (model or pretrained or create):
+            from .embedder import check_weights
+
+            check_weights(model, pretrained)  # a model without weights: refused before any folder is made
         # A database server (db URL, else $ZSINDEX_DB) holds the store and the folder keeps the FAISS
         # cache; db=False: the folder's own SQLite whatever the environment says (private indexes).
         self._url = None if db is False else config.db_url(db if isinstance(db, str) else None)
@@ -257,18 +259,23 @@ class Library(SidecarsMixin, BrowseMixin):
         from .ingest import Ingester
         from .vectors import KIND_STATE
 
+        paths = path_list(paths, "paths")
+        exclude = path_list(exclude, "exclude", glob=True)
         if not paths:
             raise UsageError("give at least one folder or file to ingest")
-        check_paths(paths, "paths")
-        check_paths(exclude, "exclude", glob=True)
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
             raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
-                             "under a folder that is gone, use forget (zsindex forget PATH)")
+                             "under a folder that is gone, use Library.forget(PATH)")
         if ray_address is not None:
             from .ingest_ray import require_ray
 
             require_ray()  # before the model is loaded for nothing
+        if self._embedder is None:  # a model without weights is refused before the index is made
+            from .embedder import check_weights
+
+            spec = self._model_spec()
+            check_weights(spec["model"], spec["pretrained"])
         self._create()
         self._require_writable("ingest into it")
         with self.store.write_lock():
@@ -357,7 +364,7 @@ class Library(SidecarsMixin, BrowseMixin):
         """
         from .forget import forget_paths
 
-        check_paths(paths, "paths")
+        paths = path_list(paths, "paths")
         if not dry_run:
             self._require_writable("forget images in it")
         return forget_paths(self, paths, missing, dry_run)
@@ -431,6 +438,7 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of query texts; cached in the index, so a repeated query skips the text encoder."""
+        texts = text_list(texts, "texts")
         model = self._query_model()
         wanted = list(dict.fromkeys(texts))
         found = self.store.cached_texts(model.id, wanted)
@@ -487,8 +495,8 @@ class Library(SidecarsMixin, BrowseMixin):
         from .labels import check_text
         from .search import check_int, check_number, compose, filter_ids, make_filters
 
-        texts, likes, nots = _as_list(text), _as_list(like), _as_list(not_)
-        check_paths(likes, "like")
+        texts, nots = text_list(text, "text"), text_list(not_, "not_")
+        likes = self._likes(like)
         for t in texts + nots:
             check_text(str(t), "the query text")
         if any(not str(t).strip() for t in texts):
@@ -517,7 +525,22 @@ class Library(SidecarsMixin, BrowseMixin):
             hits = best_hits(session, self.vectors(), query, offset, k, ids, group_stems)
         return hits if min_score is None else [h for h in hits if h.score >= min_score]
 
-    def path_matches(self, path: str) -> int:
+    def _likes(self, like: Any) -> list[str | Path]:
+        """like=: example images, each a path or the id of an indexed image (as the server's like=ID)."""
+        items = like if isinstance(like, (list, tuple)) else [like] if isinstance(like, (int, np.integer)) else None
+        if items is None or not any(isinstance(v, (int, np.integer)) for v in items):
+            return path_list(like, "like")
+        out: list[str | Path] = []
+        for item in items:
+            if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                from .search import check_int
+
+                out.append(self.image_source(check_int(item, "like", 1)))
+            else:
+                out += path_list([item], "like")
+        return out
+
+    def path_matches(self, path: Glob) -> int:
         """How many indexed images a path glob matches, read as search's path= reads it."""
         from .filters import count_path_matches
         from .search import Filters
@@ -546,6 +569,7 @@ class Library(SidecarsMixin, BrowseMixin):
                     drop: Sequence[str] = ()) -> dict[str, Any]:
         from .tagging import edit_set
 
+        drop = text_list(drop, "drop")
         with self.store.session() as session:
             edit_set(session, name, as_label_set(add).labels if add else (), drop)
         return self.labels_show(name)
@@ -717,6 +741,7 @@ class Library(SidecarsMixin, BrowseMixin):
             self._store.close()
 
 
+@checked
 def open(folder: str | Path | None = None, **kwargs: Any) -> Library:  # noqa: A001 - the API's name
     """Open the index at folder, $ZSINDEX_INDEX, or the default data directory.
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError, check_path, check_paths
+from .errors import UsageError, check_path
+from .params import Glob, number_list, path_list
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -50,7 +51,7 @@ class SidecarsMixin:
         if found.sidecar_changes:
             count_sidecar_changes(self.store, report, found.sidecar_changes)
 
-    def sidecars_write(self, labels: str, *, path: str | None = None, min_score: float | None = None,
+    def sidecars_write(self, labels: str, *, path: Glob | None = None, min_score: float | None = None,
                        dry_run: bool = False, naming: str = "ext", prefix: str | None = "zsindex",
                        progress: "Progress | None" = None) -> Any:
         """Write the current tags of a label set into each image's XMP sidecar; returns a SidecarReport."""
@@ -91,7 +92,7 @@ class SidecarsMixin:
             self._after_sidecar_writes(report)
             return report
 
-    def keyword_counts(self, path: str | None = None) -> dict[str, int]:
+    def keyword_counts(self, path: Glob | None = None) -> dict[str, int]:
         """The user's keywords (read by ingest) -> number of indexed images carrying each."""
         from .keywords import counts
 
@@ -102,8 +103,8 @@ class SidecarsMixin:
         """Image path -> the user's own keywords (sidecar, embedded XMP, IPTC), apart from zsindex's tags."""
         from .keywords import image_keywords
 
-        check_paths(paths, "paths")
-        return image_keywords(self.store, None if paths is None else {os.path.abspath(p) for p in paths})
+        wanted = None if paths is None else {os.path.abspath(p) for p in path_list(paths, "paths")}
+        return image_keywords(self.store, wanted)
 
     def eval_keywords(self, labels: str, cutoffs: Sequence[float] | None = None) -> dict[str, Any]:
         """Per-label precision/recall/F1 of the set's current tags and of raw cut-offs, against the user's keywords.
@@ -117,6 +118,7 @@ class SidecarsMixin:
         from .tagging import cached_label_vectors, get_set, set_exists
         from .zeroshot import as_label_set
 
+        cutoffs = number_list(cutoffs, "cutoffs")
         model = self._query_model()
         with self.store.session() as session:
             registered = set_exists(session, labels)

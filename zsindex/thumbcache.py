@@ -48,9 +48,9 @@ def make_thumbnail(folder: Path, source: str, sha256: str, size: int,
     try:
         data = Path(source).read_bytes()
     except OSError:
-        raise NotFoundError("the image file can no longer be read; run `zsindex ingest` again") from None
+        raise NotFoundError("the image file can no longer be read; run Library.ingest(PATH) again") from None
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise NotFoundError("the image file changed since it was indexed; run `zsindex ingest` again")
+        raise NotFoundError("the image file changed since it was indexed; run Library.ingest(PATH) again")
     decoded = decode_bytes(data, target=size, max_megapixels=max_megapixels)
     image = decoded.image
     assert image is not None  # pixels are always decoded here

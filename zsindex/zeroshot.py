@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,9 +12,10 @@ import numpy as np
 
 from . import labels as labels_mod
 from .config import DEFAULT_MAX_MEGAPIXELS
-from .errors import ImageError, UsageError, check_paths
+from .errors import ImageError, UsageError
 from .images import read_image
 from .labels import LabelScore, LabelSet
+from .params import checked, path_list, text_list
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -42,6 +44,9 @@ def as_label_set(labels: LabelSet | Sequence[str] | str, templates: Sequence[str
         ls = labels
     elif isinstance(labels, str):
         ls = LabelSet(labels_mod.parse_label_list(labels))
+    elif isinstance(labels, (bytes, Mapping)) or not isinstance(labels, Iterable):
+        raise UsageError(f"labels= takes 'a,b,c', a list of label names or a LabelSet, not "
+                         f"{type(labels).__name__} {labels!r}")
     else:  # a list of names: each taken whole (a name may hold a comma), each checked
         ls = LabelSet(labels_mod.labels_from_names(labels, "labels="))
     checked = labels_mod.check_templates(templates)
@@ -73,6 +78,17 @@ def embed_files(embedder: "Embedder", paths: Sequence[str | Path],
     return embedder.embed_images(images), ok, errors
 
 
+def existing_files(images: object, name: str = "images") -> list[str | Path]:
+    """The image files of a call: one path or a list (see params.path_list); a path that does not exist
+    is a usage error at once ("no such file"), while a file that exists but cannot be read is skipped."""
+    paths = path_list(images, name)
+    missing = [os.fspath(p) for p in paths if not os.path.exists(p)]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    return paths
+
+
+@checked
 def classify(
     images: Sequence[str | Path],
     labels: LabelSet | Sequence[str] | str,
@@ -85,9 +101,9 @@ def classify(
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
 ) -> list[Classification]:
     """Zero-shot classify image files against labels: softmax(logit_scale * cosine)."""
+    images = existing_files(images)
     if not images:
         raise UsageError("no images given")
-    check_paths(images, "images")
     label_set = as_label_set(labels, templates)
     emb = _default_embedder(embedder, model, pretrained)
     label_vecs = labels_mod.label_vectors(emb, label_set)
@@ -109,6 +125,7 @@ class Similarity:
     errors: dict[str, str]
 
 
+@checked
 def similarity(
     images: Sequence[str | Path],
     texts: Sequence[str],
@@ -119,9 +136,10 @@ def similarity(
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
 ) -> Similarity:
     """Cosine similarity of every readable image against every text."""
+    images, texts = path_list(images, "images"), text_list(texts, "texts")
     if not images or not texts:
         raise UsageError("give at least one image (images=) and one text (texts=)")
-    check_paths(images, "images")
+    images = existing_files(images)
     if any(not t.strip() for t in texts):
         raise UsageError("a text (texts=) is empty")
     emb = _default_embedder(embedder, model, pretrained)

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import config
 from .browse import BrowseMixin
-from .errors import IndexStateError, UsageError, check_path, check_paths
+from .errors import IndexStateError, UsageError, check_path, check_paths, known_list
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
 from .zeroshot import Classification, Similarity, as_label_set, classify, similarity  # noqa: F401 - public API
@@ -263,7 +263,7 @@ class Library(SidecarsMixin, BrowseMixin):
         check_paths(exclude, "exclude", glob=True)
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
-            raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
+            raise UsageError(f"no such file or folder: {known_list(missing)}; to remove what the index holds "
                              "under a folder that is gone, use forget (zsindex forget PATH)")
         if ray_address is not None:
             from .ingest_ray import require_ray
@@ -534,9 +534,11 @@ class Library(SidecarsMixin, BrowseMixin):
     def labels_add(self, name: str, labels: LabelSet | Sequence[str] | str,
                    templates: Sequence[str] = ()) -> dict[str, Any]:
         """Register a label set (labels may carry descriptions and templates of their own)."""
+        from .labels import check_templates
         from .tagging import add_set
 
         label_set = as_label_set(labels)
+        templates = check_templates(templates)  # refused before the index is made
         self._create()
         with self.store.session() as session:
             add_set(session, name, label_set.labels, templates or ())

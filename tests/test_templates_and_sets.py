@@ -270,3 +270,12 @@ def test_names_differing_only_in_case_in_an_old_index(tmp_path, demo_embedder):
     assert lib.labels_show("Dup")["labels"][0]["label"] == "b"
     with pytest.raises(LabelError, match="differ only in case"):
         lib.labels_show("DUP")
+
+
+def test_a_capped_list_shows_the_names_most_like_the_one_given_first(index):
+    lib, _ = index
+    assert known_list([f"n{i:02d}" for i in range(40)] + ["zebra"], near="zebr").startswith("zebra, ")
+    r = run("labels", "edit", "many", "--drop", "label059x", "--index", str(lib.folder))
+    assert r.exit_code == 2 and "label059" in r.stderr and "… and 40 more" in r.stderr, r.output
+    r = run("search", "red", "--format", "jpegg", "--index", str(lib.folder))
+    assert r.exit_code == 2 and "jpeg" in r.stderr and "more" in r.stderr, r.output

@@ -111,7 +111,8 @@ def facets(session: Session) -> dict[str, list[dict[str, Any]]]:
 
 def require_set(session: Session, name: str) -> tuple[s.LabelSetRow, list[s.LabelRow]]:
     if not set_exists(session, name):
-        raise NotFoundError(f"no label set named {name!r} (known: {known_list(map(repr, set_names(session)))})")
+        known = known_list(map(repr, set_names(session)), near=repr(name))
+        raise NotFoundError(f"no label set named {name!r} (known: {known})")
     return get_set(session, name)
 
 

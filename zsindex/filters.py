@@ -65,7 +65,7 @@ def format_clause(session: Session, wanted: str) -> ColumnElement[bool]:
         stored = {f for f in session.scalars(select(s.Image.format).distinct()) if f}
         names = tuple(f for f in stored if f.lower() == key)
         if not names:
-            known = known_list(sorted(set(KNOWN_FORMATS) | {f.lower() for f in stored}))
+            known = known_list(sorted(set(KNOWN_FORMATS) | {f.lower() for f in stored}), near=key)
             raise UsageError(f"unknown format {wanted!r} for format=; known: {known}")
     return func.upper(s.Image.format).in_(names)
 

@@ -70,7 +70,7 @@ def set_exists(session: Session, name: str) -> bool:
 
 def no_set_error(session: Session, name: str, create_hint: bool = True) -> LabelError:
     """The error for a set name that names no set: the known sets (the first few), and how to make one."""
-    known = known_list(map(repr, set_names(session)))
+    known = known_list(map(repr, set_names(session)), near=repr(name))
     hint = f"; create it with Library.labels_add({name!r}, ...)" if create_hint else ""
     return LabelError(f"no label set named {name!r} (known: {known}){hint}")
 
@@ -140,7 +140,7 @@ def edit_set(session: Session, name: str, add: Sequence[Label] = (), drop: Seque
     missing = [d for d in drop if d.casefold() not in names]
     if missing:
         raise LabelError(f"label set {name!r} has no label {known_list(map(repr, missing))} "
-                         f"(its labels: {known_list(r.name for r in current)})")
+                         f"(its labels: {known_list((r.name for r in current), near=missing[0])})")
     clash = [lab.name for lab in add if lab.name.casefold() in names and lab.name not in drop]
     if clash:
         raise LabelError(f"label set {name!r} already has {known_list(map(repr, clash))}")
@@ -256,12 +256,13 @@ def check_tag(session: Session, label: str, label_set: str | None = None) -> Non
         return
     if label_set is not None and resolve_set_name(set_names(session), label_set) is None:
         raise LabelError(f"no label set named {label_set!r} to filter by (tag_set=); known: "
-                         f"{known_list(map(repr, set_names(session)))}")
+                         f"{known_list(map(repr, set_names(session)), near=repr(label_set))}")
     query = (select(s.LabelSetRow.name, s.LabelRow.name).join(s.LabelRow, s.LabelRow.set_id == s.LabelSetRow.id)
              .order_by(s.LabelSetRow.name, s.LabelRow.position))
     if label_set is not None:
         query = query.where(s.LabelSetRow.name == resolve_set_name(set_names(session), label_set))
     rows = session.execute(query).all()
-    known = known_list((f"{a}:{b}" for a, b in rows), "none yet; see Library.tag()")
+    known = known_list((f"{a}:{b}" for a, b in rows), "none yet; see Library.tag()",
+                       near=f"{rows[0][0]}:{label}" if label_set is not None and rows else label)
     where = f" in label set {label_set!r}" if label_set else ""
     raise LabelError(f"no label {label!r}{where} to filter by (tag=); labels: {known}")

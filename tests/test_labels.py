@@ -80,7 +80,7 @@ def test_duplicate_in_file_and_bad_template(tmp_path):
     f.write_text("cat\nCAT\n")
     with pytest.raises(LabelError, match="twice"):
         parse_label_file(f)
-    with pytest.raises(LabelError, match="exactly once"):
+    with pytest.raises(LabelError, match=r"no \{\} where the label goes"):
         check_templates(["no slot"])
 
 

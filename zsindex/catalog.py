@@ -18,10 +18,10 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import NotFoundError
+from .errors import NotFoundError, known_list
 from .labels import Label, check_templates
 from .store import now
-from .tagging import add_set, edit_set, get_set, set_exists, set_templates
+from .tagging import add_set, edit_set, get_set, set_exists, set_names, set_templates
 
 
 def recorded_roots(session: Session) -> list[str]:
@@ -111,7 +111,8 @@ def facets(session: Session) -> dict[str, list[dict[str, Any]]]:
 
 def require_set(session: Session, name: str) -> tuple[s.LabelSetRow, list[s.LabelRow]]:
     if not set_exists(session, name):
-        raise NotFoundError(f"no label set named {name!r}")
+        known = known_list(map(repr, set_names(session)), near=repr(name))
+        raise NotFoundError(f"no label set named {name!r} (known: {known})")
     return get_set(session, name)
 
 

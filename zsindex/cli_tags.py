@@ -82,7 +82,12 @@ def labels_edit(name: str, index_dir: Path | None, add: str | None, add_file: Pa
     Example:
       zsindex labels edit animals --add "horse,goat" --drop duck
     """
-    adding = label_set_from(add, add_file, (), ("add", "add_file")) if (add or add_file) else None
+    if add is None and add_file is None and not drop and auto is None:
+        raise UsageError("nothing to do: give --add LABELS, --add-file FILE, --drop LABEL or --auto/--no-auto")
+    empty = [d for d in drop if not d.strip()]
+    if empty:
+        raise UsageError("--drop is empty; an empty label is not a label: give the label to drop")
+    adding = label_set_from(add, add_file, (), ("add", "add_file")) if (add is not None or add_file) else None
     lib = open_library(index_dir)
     if auto is not None:
         lib.labels_auto(name, auto)
@@ -194,10 +199,11 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
         bar.close()
     warn_unmatched_path(lib, path_glob)
     name = report.label_set
+    registered = lib.has_label_set(name)  # an ad-hoc list that matched no image registers no set: no rows
     if summary:
-        emit_rows(lib.tag_summary(name), ["set", "label", "images"], fmt)
+        emit_rows(lib.tag_summary(name) if registered else [], ["set", "label", "images"], fmt)
     else:
-        _print_tags(lib.tag_rows(name, path=path_glob), fmt)
+        _print_tags(lib.tag_rows(name, path=path_glob) if registered else [], fmt)
     warn(json_line(report.summary()))
     for note in report.notes:
         warn(f"note: {note}")

@@ -387,6 +387,9 @@ def label_set_from(labels: str | None, labels_file: Path | None, templates: tupl
     from . import labels as labels_mod
     from .library import as_label_set
 
+    if labels is not None and not labels.strip() and not labels_file:
+        raise UsageError(f"{names[0]}= is empty; an empty label is not a label: give at least one, "
+                         f"e.g. {names[0]}='cat,dog'")
     if bool(labels) == bool(labels_file):
         raise UsageError(f"give labels with exactly one of {names[0]}='a,b,c' or {names[1]}=FILE")
     if labels_file:

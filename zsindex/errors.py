@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 class ZsindexError(Exception):
@@ -90,6 +90,26 @@ def rewrite_api_calls(message: str, render: Callable[[str, list[tuple[str, bool]
         return match.group(0) if out is None else out
 
     return _API_CALL.sub(sub, message)
+
+
+KNOWN_SHOWN = 20  # how many names a "known: ..." list in a message shows before "... and N more"
+
+
+def known_list(names: Iterable[str], none: str = "none yet", limit: int = KNOWN_SHOWN, near: str | None = None) -> str:
+    """The names a message offers (known label sets, labels, formats): the first ``limit`` joined by commas,
+    then "... and N more", so that a long list never buries the message; ``none`` when there are none.
+    With ``near`` (what the user gave), the names most like it come first, so the cut keeps them."""
+    names = list(names)
+    if near is not None:
+        import difflib
+
+        close = difflib.get_close_matches(near.casefold(), [n.casefold() for n in names], n=5, cutoff=0.5)
+        first = [n for c in close for n in names if n.casefold() == c][:5]
+        names = list(dict.fromkeys(first + names))
+    if not names:
+        return none
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} … and {len(names) - limit} more"
 
 
 def check_path(value: object, name: str, glob: bool = False) -> None:

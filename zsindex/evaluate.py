@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import config
-from .errors import UsageError, check_path
+from .errors import UsageError, check_path, known_list
 from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
 from .params import checked
 from .scan import scan
@@ -163,7 +163,7 @@ def evaluate(embedder: "Embedder", data: Dataset, labels: LabelSet | None,
     names = {lab.name for lab in labels.labels}
     unknown = sorted(set(data.classes) - names)
     if unknown:
-        raise UsageError(f"classes without a label: {', '.join(unknown[:10])}; add them to labels=, "
+        raise UsageError(f"classes without a label: {known_list(unknown)}; add them to labels=, "
                          "or use raw_names=True if the folder names are the labels")
     vecs, ok = image_vectors(embedder, data.paths, index)
     truth = [data.truth[i] for i in ok]

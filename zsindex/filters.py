@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import UsageError
+from .errors import UsageError, known_list
 
 # User-facing format names -> the format names Pillow (and its plugins) report.
 FORMAT_NAMES: dict[str, tuple[str, ...]] = {
@@ -65,7 +65,7 @@ def format_clause(session: Session, wanted: str) -> ColumnElement[bool]:
         stored = {f for f in session.scalars(select(s.Image.format).distinct()) if f}
         names = tuple(f for f in stored if f.lower() == key)
         if not names:
-            known = ", ".join(sorted(set(KNOWN_FORMATS) | {f.lower() for f in stored}))
+            known = known_list(sorted(set(KNOWN_FORMATS) | {f.lower() for f in stored}), near=key)
             raise UsageError(f"unknown format {wanted!r} for format=; known: {known}")
     return func.upper(s.Image.format).in_(names)
 

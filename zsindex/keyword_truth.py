@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 
 from . import schema as s
-from .errors import plural
+from .errors import known_list, plural
 from .keywords import fold
 from .store import CHUNK, Store, by_key
 
@@ -129,7 +129,7 @@ def describe(learnt: Learnt) -> str:
     if learnt.thresholds:
         parts.append(f"thresholds from keywords for {plural(len(learnt.thresholds), 'label')}")
     if learnt.too_few:
-        few = ", ".join(f"{k} ({p} with, {n} without)" for k, (p, n) in learnt.too_few.items())
+        few = known_list(f"{k} ({p} with, {n} without)" for k, (p, n) in learnt.too_few.items())
         parts.append(f"too few keyworded examples (need {MIN_EXAMPLES} with and {MIN_EXAMPLES} without the "
                      f"keyword) for {few}: unsupervised threshold kept")
     return "; ".join(parts)

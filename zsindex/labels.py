@@ -41,7 +41,10 @@ class Label:
 
     def prompts(self, default_templates: Sequence[str]) -> list[str]:
         texts = self.descriptions or (self.name,)
-        return [t.format(d) for t in (self.templates or tuple(default_templates)) for d in texts]
+        templates = self.templates or tuple(default_templates)
+        for t in templates:  # every template is checked where it enters; this guards any other way in
+            check_template(t, f"label {self.name!r}")
+        return [t.format(d) for t in templates for d in texts]
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,43 @@ def check_templates(templates: Any, where: str = "templates=") -> tuple[str, ...
                          f"not {_shown_value(templates)}")
     out = tuple(templates)
     for t in out:
-        if not isinstance(t, str):
-            raise LabelError(f"{where}: each template must be a string, not {_shown_value(t)}")
-        if t.count("{}") != 1:
-            raise LabelError(f"{where}: template {t!r} must contain '{{}}' exactly once, where the label goes")
+        check_template(t, where)
     return out
+
+
+def template_problem(template: str) -> str | None:
+    """Why a template cannot be used, or None: it must hold exactly one plain {} (the label's place), and
+    any other brace doubled ({{ and }} stand for literal braces), as str.format reads it."""
+    import string
+
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as e:  # a single { or } (str.format's own words: "Single '}' encountered ...")
+        return f"it has a lone brace ({e}); write a literal brace doubled, {{{{ or }}}}"
+    if not fields:
+        return ("it has no {} where the label goes" + (" ({{}} is a literal pair of braces, not the label's place)"
+                                                        if "{{" in template else ""))
+    shown = ["{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+             for name, spec, conv in fields]
+    if len(fields) > 1:
+        return (f"it has {len(fields)} replacement fields ({', '.join(shown)}); give exactly one {{}} "
+                "(write other braces doubled, {{ and }})")
+    name, spec, conv = fields[0]
+    if name or spec or conv:
+        return f"its field {shown[0]} must be a plain {{}} (no name, number, conversion or format)"
+    return None
+
+
+def check_template(template: Any, where: str = "templates=") -> str:
+    """One prompt template: a string with exactly one {} and every other brace doubled; LabelError otherwise."""
+    if not isinstance(template, str):
+        raise LabelError(f"{where}: each template must be a string, not {_shown_value(template)}")
+    problem = template_problem(template)
+    if problem:
+        raise LabelError(f"{where}: template {template!r} cannot be used: {problem}. A template holds one {{}} "
+                         "where the label goes, e.g. \"a photo of a {}.\"")
+    return template
 
 
 def _shown_value(value: Any) -> str:
@@ -162,6 +197,9 @@ def _check_unique(labels: list[Label], where: str) -> list[Label]:
 
 def split_label_list(text: str) -> list[str]:
     """'cat, dog,"duck, wild"' -> ['cat', 'dog', 'duck, wild']: comma-separated, quoted as in CSV."""
+    if "\n" in text or "\r" in text:
+        raise LabelError(f"the label list {text!r} holds a line break; a label is one line of text: separate "
+                         "labels with commas, or write them one a line in a .txt label file")
     try:
         rows = list(csv.reader([text], skipinitialspace=True, strict=True))
     except csv.Error as e:

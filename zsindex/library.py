@@ -12,7 +12,7 @@ import numpy as np
 
 from . import config
 from .browse import BrowseMixin
-from .errors import IndexStateError, UsageError, check_path
+from .errors import IndexStateError, UsageError, check_path, known_list
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
 from .params import Glob, checked, checked_api, path_list, text_list
@@ -265,7 +265,7 @@ class Library(SidecarsMixin, BrowseMixin):
             raise UsageError("give at least one folder or file to ingest")
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
-            raise UsageError(f"no such file or folder: {', '.join(missing)}; to remove what the index holds "
+            raise UsageError(f"no such file or folder: {known_list(missing)}; to remove what the index holds "
                              "under a folder that is gone, use Library.forget(PATH)")
         if ray_address is not None:
             from .ingest_ray import require_ray
@@ -557,9 +557,11 @@ class Library(SidecarsMixin, BrowseMixin):
     def labels_add(self, name: str, labels: LabelSet | Sequence[str] | str,
                    templates: Sequence[str] = ()) -> dict[str, Any]:
         """Register a label set (labels may carry descriptions and templates of their own)."""
+        from .labels import check_templates
         from .tagging import add_set
 
         label_set = as_label_set(labels)
+        templates = check_templates(templates)  # refused before the index is made
         self._create()
         with self.store.session() as session:
             add_set(session, name, label_set.labels, templates or ())

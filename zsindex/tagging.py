@@ -19,8 +19,8 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import LabelError
-from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
+from .errors import LabelError, known_list
+from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors, template_problem
 from .store import Store, insert_ignoring_duplicates, now
 
 if TYPE_CHECKING:
@@ -39,27 +39,72 @@ def set_templates(row: s.LabelSetRow) -> tuple[str, ...]:
     return tuple(json.loads(row.templates)) if row.templates else DEFAULT_TEMPLATES
 
 
+def set_names(session: Session) -> list[str]:
+    return list(session.scalars(select(s.LabelSetRow.name).order_by(s.LabelSetRow.name)))
+
+
+def resolve_set_name(names: Sequence[str], name: str) -> str | None:
+    """The stored name a set name means, or None: the exact name first, else the one name equal to it
+    ignoring case (set names compare as labels do). Names differing only in case (an index made before
+    this rule) make a case-insensitive match ambiguous: LabelError, naming them."""
+    if name in names:
+        return name
+    matches = [n for n in names if n.casefold() == name.casefold()]
+    if len(matches) > 1:
+        raise LabelError(f"label set name {name!r} matches {', '.join(map(repr, matches))}, which differ only in "
+                         "case; give the name exactly as written")
+    return matches[0] if matches else None
+
+
+def find_set(session: Session, name: str) -> s.LabelSetRow | None:
+    """The set a name means (see resolve_set_name), or None."""
+    found = resolve_set_name(set_names(session), name)
+    if found is None:
+        return None
+    return session.scalars(select(s.LabelSetRow).where(s.LabelSetRow.name == found)).first()
+
+
 def set_exists(session: Session, name: str) -> bool:
-    return session.scalars(select(s.LabelSetRow.id).where(s.LabelSetRow.name == name)).first() is not None
+    return find_set(session, name) is not None
 
 
-def get_set(session: Session, name: str) -> tuple[s.LabelSetRow, list[s.LabelRow]]:
-    row = session.scalars(select(s.LabelSetRow).where(s.LabelSetRow.name == name)).first()
+def no_set_error(session: Session, name: str, create_hint: bool = True) -> LabelError:
+    """The error for a set name that names no set: the known sets (the first few), and how to make one."""
+    known = known_list(map(repr, set_names(session)), near=repr(name))
+    hint = f"; create it with Library.labels_add({name!r}, ...)" if create_hint else ""
+    return LabelError(f"no label set named {name!r} (known: {known}){hint}")
+
+
+def get_set(session: Session, name: str, create_hint: bool = True) -> tuple[s.LabelSetRow, list[s.LabelRow]]:
+    row = find_set(session, name)
     if row is None:
-        known = ", ".join(session.scalars(select(s.LabelSetRow.name).order_by(s.LabelSetRow.name))) or "none yet"
-        raise LabelError(f"no label set named {name!r} (known: {known}); "
-                         f"create it with Library.labels_add({name!r}, ...)")
+        raise no_set_error(session, name, create_hint)
     labels = list(session.scalars(select(s.LabelRow).where(s.LabelRow.set_id == row.id).order_by(s.LabelRow.position)))
     return row, labels
 
 
+def check_stored_templates(row: s.LabelSetRow, labels: Sequence[s.LabelRow]) -> None:
+    """Refuse, with a message naming the set, a stored template that cannot be used (an index written before
+    templates were checked in full): before anything formats it."""
+    for where, template in [("", t) for t in set_templates(row)] + [
+            (f" (label {r.name!r})", t) for r in labels for t in row_label(r).templates]:
+        problem = template_problem(template) if isinstance(template, str) else "it is not a string"
+        if problem:
+            raise LabelError(f"label set {row.name!r} in this index has template {template!r}{where} that cannot "
+                             f"be used: {problem}. Remove the set with Library.labels_remove({row.name!r}) and add "
+                             "it again with templates holding one {} each, e.g. \"a photo of a {}.\"")
+
+
 def as_label_set(row: s.LabelSetRow, labels: list[s.LabelRow]) -> LabelSet:
+    check_stored_templates(row, labels)
     return LabelSet([row_label(r) for r in labels], set_templates(row))
 
 
 def _insert_labels(session: Session, set_id: int, labels: Sequence[Label], start: int) -> None:
     if not labels:
         return
+    for lab in labels:
+        check_templates(lab.templates, f"label {lab.name!r}: templates")
     session.execute(insert(s.LabelRow), [
         {"set_id": set_id, "name": lab.name, "descriptions": json.dumps(list(lab.descriptions), ensure_ascii=False),
          "templates": json.dumps(list(lab.templates), ensure_ascii=False), "position": start + i, "tagged_key": None}
@@ -70,8 +115,14 @@ def _insert_labels(session: Session, set_id: int, labels: Sequence[Label], start
 def add_set(session: Session, name: str, labels: Sequence[Label], templates: Sequence[str] = ()) -> s.LabelSetRow:
     if not name.strip():
         raise LabelError("a label set needs a name")
-    if set_exists(session, name):
+    names = set_names(session)
+    if name in names:
         raise LabelError(f"label set {name!r} exists; add or drop labels with Library.labels_edit({name!r})")
+    same = [n for n in names if n.casefold() == name.casefold()]
+    if same:
+        raise LabelError(f"label set {same[0]!r} exists, and set names ignore case, as labels do: {name!r} would "
+                         f"be the same set; add or drop its labels with Library.labels_edit({same[0]!r}), or "
+                         "choose another name")
     stamp = now()
     row = s.LabelSetRow(name=name, version=1, created_at=stamp, updated_at=stamp,
                         templates=json.dumps(list(check_templates(templates))) if templates else None)
@@ -84,13 +135,15 @@ def add_set(session: Session, name: str, labels: Sequence[Label], templates: Seq
 def edit_set(session: Session, name: str, add: Sequence[Label] = (), drop: Sequence[str] = ()) -> s.LabelSetRow:
     """Add or drop labels; bumps the version. Dropped labels take their tags with them."""
     row, current = get_set(session, name)
+    name = row.name  # as stored: the name given may differ in case
     names = {r.name.casefold(): r for r in current}
     missing = [d for d in drop if d.casefold() not in names]
     if missing:
-        raise LabelError(f"label set {name!r} has no label {', '.join(map(repr, missing))}")
+        raise LabelError(f"label set {name!r} has no label {known_list(map(repr, missing))} "
+                         f"(its labels: {known_list((r.name for r in current), near=missing[0])})")
     clash = [lab.name for lab in add if lab.name.casefold() in names and lab.name not in drop]
     if clash:
-        raise LabelError(f"label set {name!r} already has {', '.join(map(repr, clash))}")
+        raise LabelError(f"label set {name!r} already has {known_list(map(repr, clash))}")
     dropped = [names[d.casefold()].id for d in drop]
     if dropped:
         session.execute(delete(s.Tag).where(s.Tag.label_id.in_(dropped)))
@@ -105,7 +158,7 @@ def edit_set(session: Session, name: str, add: Sequence[Label] = (), drop: Seque
 
 
 def remove_set(session: Session, name: str) -> None:
-    row, labels = get_set(session, name)
+    row, labels = get_set(session, name, create_hint=False)
     session.execute(delete(s.Tag).where(s.Tag.label_id.in_([r.id for r in labels])))
     session.delete(row)
 
@@ -171,15 +224,22 @@ class TagReport:
 def tag_label_ids(session: Session, label: str, label_set: str | None = None) -> list[int]:
     """Ids of the labels a --tag names: LABEL in any set; SET:LABEL, or label_set given, in that set only.
 
-    Labels compare ignoring case, as duplicate labels do; the set name is exact. SET:LABEL splits at any
-    colon, so a set or a label may itself hold one ("my:set:red" is label "red" of set "my:set").
+    Labels compare ignoring case, as duplicate labels do; so do set names (see resolve_set_name). SET:LABEL
+    splits at any colon, so a set or a label may itself hold one ("my:set:red" is label "red" of set "my:set").
     """
     rows = session.execute(select(s.LabelRow.id, s.LabelSetRow.name, s.LabelRow.name)
                            .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)).all()
     wanted = label.casefold()
+    names = set_names(session)
     if label_set is not None:
-        return [i for i, set_name, name in rows if set_name == label_set and name.casefold() == wanted]
-    splits = {(label[:i], label[i + 1:].casefold()) for i, c in enumerate(label) if c == ":"}
+        found = resolve_set_name(names, label_set)
+        return [i for i, set_name, name in rows if set_name == found and name.casefold() == wanted]
+    splits = set()
+    for i, c in enumerate(label):
+        if c == ":":
+            found = resolve_set_name(names, label[:i])
+            if found is not None:
+                splits.add((found, label[i + 1:].casefold()))
     return [i for i, set_name, name in rows
             if name.casefold() == wanted or (set_name, name.casefold()) in splits]
 
@@ -190,12 +250,19 @@ def tagged_ids_query(session: Session, label: str, label_set: str | None = None)
 
 
 def check_tag(session: Session, label: str, label_set: str | None = None) -> None:
-    """Raise when no label set has this label, naming the labels there are."""
+    """Raise when no label set has this label, naming what is missing: the set (tag_set=), else the label,
+    with the labels there are (the first few)."""
     if tag_label_ids(session, label, label_set):
         return
-    rows = session.execute(select(s.LabelSetRow.name, s.LabelRow.name)
-                           .join(s.LabelRow, s.LabelRow.set_id == s.LabelSetRow.id)
-                           .order_by(s.LabelSetRow.name, s.LabelRow.position)).all()
-    known = ", ".join(f"{a}:{b}" for a, b in rows[:20]) or "none yet; see Library.tag()"
+    if label_set is not None and resolve_set_name(set_names(session), label_set) is None:
+        raise LabelError(f"no label set named {label_set!r} to filter by (tag_set=); known: "
+                         f"{known_list(map(repr, set_names(session)), near=repr(label_set))}")
+    query = (select(s.LabelSetRow.name, s.LabelRow.name).join(s.LabelRow, s.LabelRow.set_id == s.LabelSetRow.id)
+             .order_by(s.LabelSetRow.name, s.LabelRow.position))
+    if label_set is not None:
+        query = query.where(s.LabelSetRow.name == resolve_set_name(set_names(session), label_set))
+    rows = session.execute(query).all()
+    known = known_list((f"{a}:{b}" for a, b in rows), "none yet; see Library.tag()",
+                       near=f"{rows[0][0]}:{label}" if label_set is not None and rows else label)
     where = f" in label set {label_set!r}" if label_set else ""
     raise LabelError(f"no label {label!r}{where} to filter by (tag=); labels: {known}")

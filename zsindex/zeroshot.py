@@ -42,6 +42,9 @@ def as_label_set(labels: LabelSet | Sequence[str] | str, templates: Sequence[str
     """Accept a LabelSet, 'a,b,c' or a list of names; templates override the defaults."""
     if isinstance(labels, LabelSet):
         ls = labels
+        labels_mod.check_templates(ls.templates)
+        for label in ls.labels:
+            labels_mod.check_templates(label.templates, f"label {label.name!r}: templates")
     elif isinstance(labels, str):
         ls = LabelSet(labels_mod.parse_label_list(labels))
     elif isinstance(labels, (bytes, Mapping)) or not isinstance(labels, Iterable):

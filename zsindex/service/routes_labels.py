@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from .common import SafeJSONResponse, service, writable
 from .routes_search import _results
@@ -27,7 +27,7 @@ class LabelSetBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     labels: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(..., min_length=1, max_length=5000)
     templates: list[Annotated[str, Field(max_length=500)]] | None = Field(None, max_length=100)
-    auto: bool | None = None
+    auto: StrictBool | None = None  # true or false: "yes", 1 or "true" is refused (422), not read as true
 
 
 class TagBody(BaseModel):

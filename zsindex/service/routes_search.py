@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..errors import UsageError
 from .common import service
@@ -22,6 +22,19 @@ from .uploads import safe_name, saved_upload
 router = APIRouter(prefix="/api", tags=["search"])
 ImageId = Annotated[int, Path(ge=1, le=2**62, description="An image id from search results")]
 THUMB_CACHE = "private, max-age=3600"
+
+
+def _query_bool(value: Any) -> Any:
+    """A boolean from a query string or form field: true or false (any case), 1 or 0; anything else
+    ("yes", "on", "maybe") is refused with 422, as a JSON body's non-boolean is (StrictBool)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "false", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ValueError(f"must be true or false, not {value!r}")
+
+
+QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 
 
 class SearchParams(BaseModel):
@@ -39,7 +52,8 @@ class SearchParams(BaseModel):
     format: str | None = Field(None, max_length=20)
     tag: str | None = Field(None, max_length=500, description="Only images tagged with this label (or SET:LABEL)")
     keyword: str | None = Field(None, max_length=500, description="Only images the user keyworded so")
-    group_stems: bool = Field(False, description="One hit per shot: IMG_1.CR2 + IMG_1.JPG count once")
+    group_stems: QueryBool = Field(False, description="One hit per shot: IMG_1.CR2 + IMG_1.JPG count once "
+                                   "(true or false)")
     k: int = Field(24, ge=1, le=200)
     offset: int = Field(0, ge=0, le=100_000)
     min_score: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)

@@ -235,13 +235,13 @@ def test_library_messages_name_the_servers_routes(built, demo_embedder, tmp_path
     from zsindex.service.messages import server_text
 
     lib = Library(copy_index(built, tmp_path)[0], embedder=demo_embedder)
-    lib.labels_add("my set/1", "a,b")
+    lib.labels_add("my set?1", "a,b")
     messages = []
-    for call in (lambda: lib.labels_add("my set/1", "c"), lambda: lib.untag("nosuch")):
+    for call in (lambda: lib.labels_add("my set?1", "c"), lambda: lib.untag("nosuch")):
         with pytest.raises(ZsindexError) as caught:
             call()
         messages.append(server_text(str(caught.value)))
-    assert "PUT /api/labels/my%20set%2F1" in messages[0] and "Library." not in messages[0], messages
+    assert "PUT /api/labels/my%20set%3F1" in messages[0] and "Library." not in messages[0], messages
     assert "PUT /api/labels/nosuch" in messages[1] and "Library." not in messages[1], messages
     assert server_text("run Library.rebuild() first") == "run `zsindex rebuild` (on the server's machine) first"
     assert server_text("run Library.ingest(PATH) first") == "run POST /api/ingest first"

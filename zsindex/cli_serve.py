@@ -34,9 +34,10 @@ def is_loopback(host: str) -> bool:
               help="Require this token on every API route and page (Bearer header or the login page's cookie).")
 @click.option("--no-auth-i-know", "no_auth", is_flag=True,
               help="Serve a non-loopback address without a token: anyone who can reach it can use it.")
-@click.option("--read-only", is_flag=True, help="Refuse every route that changes the index (403).")
+@click.option("--read-only", is_flag=True, help="Refuse every route that changes the index (403); excludes --watch.")
 @click.option("--watch", is_flag=True,
-              help="Watch the roots; after changes settle, ingest them and tag with label sets marked --auto.")
+              help="Watch the roots; after changes settle, ingest them and tag with label sets marked --auto "
+                   "(not with --read-only).")
 @click.option("--root", "roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder the server may ingest and watch (repeatable)  [default: the roots recorded in the index]")
 @click.option("--cors-origin", "cors_origins", multiple=True,
@@ -79,6 +80,9 @@ def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_au
     if not is_loopback(host) and token is None and not no_auth:
         raise UsageError(f"binding {host} exposes the index beyond this machine: give --token "
                          f"(or {ENV_TOKEN}), or --no-auth-i-know to serve it without authentication")
+    if read_only and watch:
+        raise UsageError("--read-only and --watch exclude each other: watching ingests the changes, which writes "
+                         "to the index; give one")
     library = Library(index_dir, model=model, create=bool(roots))  # a new index only when given folders
     if watch and not roots and not library.roots():
         raise UsageError("--watch needs folders to watch: give --root PATH, or ingest a folder first")

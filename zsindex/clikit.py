@@ -41,15 +41,25 @@ API_COMMANDS = {"labels_add": "labels add", "labels_edit": "labels edit", "label
                 "rebuild": "rebuild", "forget": "forget", "errors": "errors", "status": "status"}
 
 
+def shell_word(value: str) -> str:
+    """A value as one shell word on one line: shlex.quote, or bash's $'...' with the escaped form (output.py)
+    where it holds a control character, a line break or a byte that is not UTF-8."""
+    import shlex
+
+    from .output import escape_text
+
+    if escape_text(value.replace("\\", "")) == value.replace("\\", ""):  # nothing to escape but backslashes
+        return shlex.quote(value)
+    return "$'" + escape_text(value).replace("'", "\\'") + "'"
+
+
 def _command_text(method: str, args: list[tuple[str, bool]]) -> str | None:
     """``Library.labels_edit('my set')`` -> ```zsindex labels edit 'my set'```: a method named in a library
     message, written as the command a CLI user runs."""
-    import shlex
-
     command = API_COMMANDS.get(method)
     if command is None:
         return None
-    words = [shlex.quote(value) if quoted else value for value, quoted in args]
+    words = [shell_word(value) if quoted else value for value, quoted in args]
     return "`" + " ".join(["zsindex", command, *words]) + "`"
 
 

@@ -92,6 +92,19 @@ def rewrite_api_calls(message: str, render: Callable[[str, list[tuple[str, bool]
     return _API_CALL.sub(sub, message)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _one_line(name: str) -> str:
+    """A name as a list in a message shows it: control characters, line breaks and bytes that are not UTF-8 in
+    the escaped form (output.escape_text); a name already written with repr() comes back unchanged."""
+    if not _CONTROL.search(name):
+        return name
+    from .output import escape_text
+
+    return _CONTROL.sub(lambda m: escape_text(m.group()), name)
+
+
 KNOWN_SHOWN = 20  # how many names a "known: ..." list in a message shows before "... and N more"
 
 
@@ -99,7 +112,7 @@ def known_list(names: Iterable[str], none: str = "none yet", limit: int = KNOWN_
     """The names a message offers (known label sets, labels, formats): the first ``limit`` joined by commas,
     then "... and N more", so that a long list never buries the message; ``none`` when there are none.
     With ``near`` (what the user gave), the names most like it come first, so the cut keeps them."""
-    names = list(names)
+    names = [_one_line(n) for n in names]
     if near is not None:
         import difflib
 

@@ -558,8 +558,9 @@ class Library(SidecarsMixin, BrowseMixin):
                    templates: Sequence[str] = ()) -> dict[str, Any]:
         """Register a label set (labels may carry descriptions and templates of their own)."""
         from .labels import check_templates
-        from .tagging import add_set
+        from .tagging import add_set, check_set_name
 
+        check_set_name(name)  # refused before the index is made
         label_set = as_label_set(labels)
         templates = check_templates(templates)  # refused before the index is made
         self._create()
@@ -606,17 +607,18 @@ class Library(SidecarsMixin, BrowseMixin):
     def _label_set(self, labels: str, create: bool = False) -> tuple[Any, list[Any]]:
         """A registered set by name; with create, an unknown name is an ad-hoc list ('a,b,c', or one label).
 
-        An ad-hoc list is registered as a set named by its labels, comma-separated (CSV quoting).
+        An ad-hoc list is registered as a set named by its labels, comma-separated (CSV quoting), or where
+        that cannot name a set ('/', control characters, over 200 characters) as tagging.adhoc_set_name
+        writes it.
         """
-        from .labels import format_label_list
-        from .tagging import add_set, get_set, set_exists
+        from .tagging import add_set, adhoc_set_name, get_set, set_exists
 
         with self.store.session() as session:
             if not set_exists(session, labels):
                 if not create:
                     get_set(session, labels)  # raises: names the known sets and how to create one
                 parsed = as_label_set(labels)
-                labels = format_label_list(parsed.names)
+                labels = adhoc_set_name(parsed.names)
                 if not set_exists(session, labels):
                     add_set(session, labels, parsed.labels)
             return get_set(session, labels)
@@ -653,9 +655,9 @@ class Library(SidecarsMixin, BrowseMixin):
             with self.store.session() as session:
                 only = with_frames(session, filter_ids(session, filters))  # a video is tagged from its frames
             if len(only) == 0:
-                from .labels import format_label_list
+                from .tagging import adhoc_set_name
 
-                name = labels if known else format_label_list(as_label_set(labels).names)
+                name = labels if known else adhoc_set_name(as_label_set(labels).names)
                 version = self.labels_show(name)["version"] if known else 0
                 report = TagReport(name, version, mode)
                 report.notes = ["no indexed image matches the filters; nothing was tagged" +

@@ -113,9 +113,8 @@ class SidecarsMixin:
         registered: nothing is written to the index.
         """
         from .keyword_truth import DEFAULT_CUTOFFS, evaluate, examples, tagged_matrix
-        from .labels import format_label_list
+        from .tagging import adhoc_set_name, cached_label_vectors, get_set, set_exists
         from .tagging import as_label_set as stored_set
-        from .tagging import cached_label_vectors, get_set, set_exists
         from .zeroshot import as_label_set
 
         cutoffs = number_list(cutoffs, "cutoffs")
@@ -127,7 +126,7 @@ class SidecarsMixin:
                 name, label_set, label_ids = set_row.name, stored_set(set_row, label_rows), [r.id for r in label_rows]
             else:
                 label_set, label_ids = as_label_set(labels), []
-                name = format_label_list(label_set.names)
+                name = adhoc_set_name(label_set.names)
         ex = examples(self.store, label_set.names, model.id)
         if not len(ex.ids):
             if not registered and len(label_set.labels) == 1:  # a set name misspelt, more likely than one label

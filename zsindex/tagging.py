@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -112,9 +113,57 @@ def _insert_labels(session: Session, set_id: int, labels: Sequence[Label], start
     ])
 
 
+MAX_SET_NAME = 200  # the HTTP API's limit too (routes_labels.SetName)
+_SET_NAME_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def set_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a new label set, or None. A set's name is a URL path segment of the HTTP API
+    (/api/labels/NAME) and a word of a shell command, so it may not hold '/', be '.' or '..', hold control
+    characters or line breaks, start or end with a space, or be longer than MAX_SET_NAME characters."""
+    from .output import shown
+
+    if not isinstance(name, str) or not name.strip():
+        return "a label set needs a name"
+    if len(name) > MAX_SET_NAME:
+        return f"a label set's name is at most {MAX_SET_NAME} characters, not {len(name)}"
+    if _SET_NAME_CONTROL.search(name):
+        return f"label set name '{shown(name)}' holds a control character or line break; choose another name"
+    if "/" in name:
+        return f"label set name {name!r} holds '/', which a URL (/api/labels/NAME) cannot carry; choose another name"
+    if name in (".", ".."):
+        return f"{name!r} cannot name a label set (a URL reads it as a folder); choose another name"
+    if name != name.strip():
+        return f"label set name {name!r} starts or ends with a space; choose another name"
+    return None
+
+
+def check_set_name(name: object) -> str:
+    """The name of a label set about to be created (or renamed), checked: see set_name_problem. Sets an
+    older index holds under such names stay usable by name from the CLI and the Python API."""
+    problem = set_name_problem(name)
+    if problem is not None:
+        raise LabelError(problem)
+    return name  # type: ignore[return-value]
+
+
+def adhoc_set_name(names: Sequence[str]) -> str:
+    """The name an ad-hoc label list ('cat,dog') is registered under: its labels comma-separated (CSV quoting),
+    or, where that cannot name a set (a '/', a control character, too long...), a safe form of it with a
+    short hash of the list, so that the same list always finds the same set."""
+    from .labels import format_label_list
+
+    name = format_label_list(names)
+    if set_name_problem(name) is None:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    base = _SET_NAME_CONTROL.sub(" ", name).replace("/", "\u2215").strip()  # U+2215 DIVISION SLASH
+    base = " ".join(base.split())[: MAX_SET_NAME - 12].strip()
+    return f"{base} #{digest}" if base not in ("", ".", "..") else f"labels #{digest}"
+
+
 def add_set(session: Session, name: str, labels: Sequence[Label], templates: Sequence[str] = ()) -> s.LabelSetRow:
-    if not name.strip():
-        raise LabelError("a label set needs a name")
+    check_set_name(name)
     names = set_names(session)
     if name in names:
         raise LabelError(f"label set {name!r} exists; add or drop labels with Library.labels_edit({name!r})")

@@ -37,6 +37,11 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
     ``allowed_hosts`` applies only when no token is set (None: any Host header);
     ``compute_threads`` caps torch's and FAISS's threads per call (None: their defaults).
     """
+    if read_only and watch:
+        from ..errors import UsageError
+
+        raise UsageError("read_only=True and watch=True exclude each other: watching ingests the changes, which "
+                         "writes to the index")
     library = library_or_folder if isinstance(library_or_folder, Library) else \
         Library(library_or_folder, model=model, create=False)
     settings = Settings(token=token or None, read_only=read_only, roots=tuple(str(r) for r in roots), watch=watch,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import rewrite_api_calls
 
 # Library messages name the Python API's parameters; these are the server's settings, not a request's.
@@ -29,9 +31,19 @@ def _route_text(method: str, args: list[tuple[str, bool]]) -> str | None:
     return route.format(quote(name, safe=""))
 
 
+# A Python parameter as a library message names it: ``after=``, ``format=``, ``labels=,`` (not ``k=24``, not a URL's
+# ``?q=``); ``name=True`` is a flag set.
+_API_PARAM = re.compile(r"(?<![\w/.?&=-])([a-z][a-z0-9_]*)=(True\b|(?=[\s,;:)'\"`]|$))")
+
+
+def _field(match: re.Match[str]) -> str:
+    return f"{match.group(1)}: true" if match.group(2) else match.group(1)
+
+
 def server_text(message: str) -> str:
-    """A library message with the methods it names written as routes and its parameters as server settings."""
+    """A library message with the methods it names written as routes, its parameters as server settings, and
+    every other ``name=`` as the request's field or query parameter ``name``."""
     message = rewrite_api_calls(message, _route_text)
     for api_name, setting in SERVER_SETTINGS.items():
         message = message.replace(api_name, setting)
-    return message
+    return _API_PARAM.sub(_field, message)

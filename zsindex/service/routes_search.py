@@ -140,6 +140,16 @@ def image(image_id: ImageId, svc: Service = Depends(service)) -> dict[str, Any]:
     return out
 
 
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match compared weakly (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches any."""
+    def opaque(tag: str) -> str:
+        tag = tag.strip()
+        return tag[2:] if tag[:2].upper() == "W/" else tag
+
+    tags = [opaque(t) for t in if_none_match.split(",")]
+    return "*" in tags or opaque(etag) in tags
+
+
 @router.get("/images/{image_id}/thumbnail", summary="A JPEG thumbnail (cached; ETag, 304 on If-None-Match)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 304: {}})
 def thumbnail(request: Request, image_id: ImageId, size: Annotated[int, Query(ge=1, le=4096)] = 256,
@@ -147,8 +157,7 @@ def thumbnail(request: Request, image_id: ImageId, size: Annotated[int, Query(ge
     key = svc.reader.thumbnail_key(image_id, size)
     etag = f'"{key}"'
     headers = {"ETag": etag, "Cache-Control": THUMB_CACHE}
-    wanted = request.headers.get("if-none-match", "")
-    if etag in {t.strip() for t in wanted.split(",")} or wanted.strip() == "*":
+    if etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     # Thumbnails are small: read here, on the worker thread, instead of streaming the file through
     # several more thread hops (FileResponse), which cost more than the read itself.

@@ -67,6 +67,46 @@ def presented_token(headers: dict[str, str]) -> str | None:
     return None
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def own_origin(scope: Scope, headers: dict[str, str]) -> str:
+    """This server's origin as the request addressed it: scheme://host[:port] from the Host header."""
+    scheme = scope.get("scheme", "http")
+    host = headers.get("host", "").strip().lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and host.endswith(default):
+        host = host[: -len(default)]
+    return f"{scheme}://{host}"
+
+
+def cross_site(scope: Scope, headers: dict[str, str], allowed: tuple[str, ...] = ()) -> str | None:
+    """Why a request that changes something must be refused as cross-site (CSRF), or None.
+
+    Every method but GET, HEAD and OPTIONS is refused when the browser says another site sent it
+    (Sec-Fetch-Site: cross-site or same-site), or when it names an Origin that is not this server's own (nor one
+    of --cors-origin). A client that is not a browser sends neither header and is not affected."""
+    if scope.get("method", "GET").upper() in SAFE_METHODS:
+        return None
+    origin = headers.get("origin")
+    if origin is not None and origin.strip().rstrip("/").lower() in {o.rstrip("/").lower() for o in allowed}:
+        return None
+    site = headers.get("sec-fetch-site", "").strip().lower()
+    if site in ("cross-site", "same-site"):
+        return f"a request from another site ({site}) cannot change anything here (cross-site request refused)"
+    if origin is not None:
+        mine = own_origin(scope, headers)
+        theirs = origin.strip().lower()
+        default = {"http://": ":80", "https://": ":443"}
+        for prefix, port in default.items():
+            if theirs.startswith(prefix) and theirs.endswith(port):
+                theirs = theirs[: -len(port)]
+        if theirs != mine:
+            return (f"a request from origin {origin.strip()[:200]!r} cannot change anything here; this server's "
+                    f"origin is {mine!r} (cross-site request refused)")
+    return None
+
+
 def is_page(path: str) -> bool:
     return path in PAGE_PATHS or path.startswith(PAGE_PREFIXES)
 
@@ -94,6 +134,13 @@ class Guard:
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> Callable[[Send], Awaitable[None]] | None:
         s = self.settings
         path = scope.get("path", "")
+        if b"%2f" in scope.get("raw_path", b"").lower():
+            # Starlette decodes %2F before routing: DELETE /api/labels/foo%2Ftags would reach .../foo/tags
+            return lambda send: send_json(send, 400, "a URL path segment cannot hold an encoded '/' (%2F); "
+                                          "no label set name holds '/'")
+        cross = cross_site(scope, headers, s.cors_origins)
+        if cross is not None:
+            return lambda send: send_json(send, 403, cross)
         if s.token is None and s.allowed_hosts is not None:
             host = headers.get("host", "")
             name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
@@ -163,8 +210,18 @@ def with_security_headers(raw: Any) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+def error_body(status: int, message: str) -> bytes:
+    """The JSON error body, written as every route's error is (common.error_response: compact separators,
+    UTF-8; ASCII escapes for what UTF-8 cannot encode)."""
+    content = {"error": {"status": status, "message": message}}
+    try:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 async def send_json(send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"error": {"status": status, "message": message}}).encode()
+    body = error_body(status, message)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": with_security_headers(headers)})

@@ -17,7 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..images import IMAGE_SUFFIXES
+from ..media import kind_of_name
+from ..scan import INDEXED_KINDS
 
 log = logging.getLogger("zsindex.service")
 
@@ -37,7 +38,8 @@ class Watcher:
         self._threads: list[threading.Thread] = []
 
     def wanted(self, _change: Any, path: str) -> bool:
-        """Image files and folders (a moved or deleted folder carries images), never the index's own files."""
+        """Every file ingest indexes (images, RAW, JPEG XL, video), XMP sidecars (ingest re-reads their keywords)
+        and folders (a moved or deleted folder carries images); never the index's own files."""
         real = os.path.realpath(path)
         if any(real.startswith(prefix) or real + os.sep == prefix for prefix in self.ignore):
             return False
@@ -45,7 +47,7 @@ class Watcher:
         if name.startswith("."):
             return False
         suffix = os.path.splitext(name)[1].lower()
-        return suffix in IMAGE_SUFFIXES or suffix == "" or os.path.isdir(path)
+        return kind_of_name(name) in INDEXED_KINDS or suffix in ("", ".xmp") or os.path.isdir(path)
 
     def start(self) -> None:
         if not self.roots:

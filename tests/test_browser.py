@@ -28,6 +28,7 @@ from .browser_kit import (  # skips this module where Chromium, chromedriver or 
     Select,
     api,
     browser_session,
+    call,
     console_errors,
     loaded_thumbnails,
     log_in_by_cookie,
@@ -246,7 +247,7 @@ def test_tagging_from_the_page_follows_the_job_live_and_shows_the_counts(server,
     visit(page, server + "/labels")
     wait(page, lambda d: d.find_element(By.ID, "set-list").text != "Loading…")
     page.find_element(By.ID, "set-name").send_keys("colours")
-    page.find_element(By.ID, "set-labels").send_keys("red, green, blue,\nyellow, purple, orange")
+    page.find_element(By.ID, "set-labels").send_keys("red, green, blue, yellow, purple, orange")
     page.find_element(By.ID, "create-submit").click()
     wait(page, lambda d: d.find_element(By.ID, "set-title").text == "colours")
     Select(page.find_element(By.ID, "tag-mode")).select_by_value("multi")
@@ -323,6 +324,28 @@ LABEL_FILES = {
 }
 
 
+# CSV as RFC 4180 has it: doubled quotes, commas and line breaks inside quotes, CRLF, a label over two rows.
+QUOTED_CSV = {
+    "quoted.csv": ('label,description\r\n"say ""hi""",a greeting\r\n"multi\nline","spans\ntwo lines"\r\n'
+                   '"red, dark",a colour\r\n"say ""hi""",another greeting\r\n'),
+    "bare.csv": '"say ""hi""",a greeting\n"multi\nline"\n"red, dark"\n',
+}
+
+
+def _delete(base: str, path: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(base + path, method="DELETE", headers={"Authorization": f"Bearer {TOKEN}"})
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+def _file_labels(page, name: str, text: str) -> Any:
+    return page.execute_async_script("""
+        const [name, text, done] = arguments;
+        import('/static/labelfile.js').then(m => m.labelsFromFile(new File([text], name)))
+          .then(done, (err) => done({error: err.message}));""", name, text)
+
+
 def test_label_files_are_read_as_the_cli_reads_them(server, page, tmp_path):
     from zsindex.labels import parse_label_file
 
@@ -330,11 +353,74 @@ def test_label_files_are_read_as_the_cli_reads_them(server, page, tmp_path):
     for name, text in LABEL_FILES.items():
         (tmp_path / name).write_text(text)
         expected = [label.name for label in parse_label_file(tmp_path / name)]
-        got = page.execute_async_script("""
-            const [name, text, done] = arguments;
-            import('/static/labelfile.js').then(m => m.labelsFromFile(new File([text], name))).then(done);""",
-            name, text)
-        assert got == expected == ["robin", "blue tit", "wren"], name
+        assert _file_labels(page, name, text) == expected == ["robin", "blue tit", "wren"], name
+    for name, text in QUOTED_CSV.items():
+        (tmp_path / name).write_bytes(text.encode())
+        expected = [label.name for label in parse_label_file(tmp_path / name)]
+        assert _file_labels(page, name, text) == expected == ['say "hi"', "multi\nline", "red, dark"], name
+    # A header names the label column wherever it stands, in any case (description,label,template).
+    assert _file_labels(page, "moved.csv", "Description,LABEL,template\na small bird,robin,\n,\"blue, tit\",a {}\n") \
+        == ["robin", "blue, tit"]
+    assert _file_labels(page, "named.csv", "description,name\na bird,wren\n") == ["wren"]
+    # An unterminated quote is an error, as in the CLI, never a label.
+    assert "quote" in _file_labels(page, "broken.csv", 'robin\n"wren,a bird\n')["error"]
+
+
+def test_create_refuses_a_name_that_differs_only_in_case(server, page):
+    call(server, "PUT", "/api/labels/pets", {"labels": ["cat", "dog", "hamster"], "templates": None, "auto": False})
+    visit(page, server + "/labels")
+    wait(page, lambda d: "pets" in d.find_element(By.ID, "set-list").text)
+    page.find_element(By.ID, "set-name").send_keys("PETS")
+    page.find_element(By.ID, "set-labels").send_keys("cat, dog")
+    page.find_element(By.ID, "create-submit").click()
+    wait(page, lambda d: "exists" in d.find_element(By.ID, "create-error").text)
+    assert "“pets” exists" in page.find_element(By.ID, "create-error").text
+    time.sleep(0.3)
+    assert api(server, "/api/labels/pets")["labels"] == ["cat", "dog", "hamster"]  # untouched
+    # Labels that differ only in case are one label twice.
+    page.find_element(By.ID, "set-name").clear()
+    page.find_element(By.ID, "set-name").send_keys("animals2")
+    page.find_element(By.ID, "set-labels").clear()
+    page.find_element(By.ID, "set-labels").send_keys("Cat, cat")
+    page.find_element(By.ID, "create-submit").click()
+    wait(page, lambda d: "twice" in d.find_element(By.ID, "create-error").text)
+    _delete(server, "/api/labels/pets")
+
+
+ROUND_TRIP_SETS = [
+    ["a,b", "c"],                        # a comma inside a label, among others
+    ["red, dark"],                       # a comma in the only label
+    ['say "hi"', '"quoted"', "x,\"y\""],  # quotes
+    ['"only"'],                          # a lone label that starts with a quote
+    ["one"],
+]
+
+
+@pytest.mark.parametrize("labels", ROUND_TRIP_SETS, ids=lambda v: "|".join(v))
+def test_edit_and_save_keeps_any_label_set_unchanged(server, page, labels):
+    call(server, "PUT", "/api/labels/roundtrip", {"labels": labels, "templates": None, "auto": False})
+    try:
+        visit(page, server + "/labels?set=roundtrip")
+        wait(page, lambda d: d.find_element(By.ID, "set-title").text == "roundtrip")
+        page.find_element(By.ID, "set-edit").click()
+        page.find_element(By.ID, "create-submit").click()
+        wait(page, lambda d: d.find_element(By.ID, "create-submit").text == "Create")
+        assert not page.find_element(By.ID, "create-error").text
+        assert api(server, "/api/labels/roundtrip")["labels"] == labels
+    finally:
+        _delete(server, "/api/labels/roundtrip")
+
+
+@pytest.mark.parametrize(("typed", "labels"), [
+    ('red, "dark, deep",blue', ["red", "dark, deep", "blue"]),  # one line: CSV, as --labels
+    ("tabby, ginger\nblack\n\n", ["tabby, ginger", "black"]),   # several lines: one label a line
+    ("  cat  ,dog,", ["cat", "dog"]),
+])
+def test_typed_label_lists_follow_one_rule(server, page, typed, labels):
+    visit(page, server + "/labels")
+    got = page.execute_script("""
+        return import('/static/labelfile.js').then(m => m.splitLabels(arguments[0]));""", typed)
+    assert got == labels
 
 
 def test_token_login(server, page):

@@ -101,25 +101,46 @@ class BrowseMixin:
                                 f"run Library.ingest(PATH) again")
         return Path(path), fmt
 
-    def thumbnail_key(self, image_id: int, size: int) -> str:
-        """What names a thumbnail (content hash and size): an ETag that needs no file access."""
+    def _thumbnail_source(self, image_id: int, at: float | None) -> tuple[str, str, float | None]:
+        """(path, cache name, frame time or None) of what an image's thumbnail shows. A video shows one
+        of the frames ingest sampled: the one nearest ``at`` (a hit's best frame), else its first."""
+        from sqlalchemy import select
+
+        from . import schema as s
         from .catalog import indexed_image
+        from .thumbcache import video_name
+
+        with self.store.session() as session:
+            row = indexed_image(session, image_id)
+            path, sha, kind = row.path, row.sha256 or "", row.media_kind
+            if kind != "video":
+                return path, sha, None
+            times = session.execute(select(s.Frame.seconds).where(s.Frame.image_id == image_id)
+                                    .order_by(s.Frame.position)).scalars().all()
+        if not times:
+            seconds = 0.0
+        elif at is None:
+            seconds = float(times[0])
+        else:
+            seconds = float(min(times, key=lambda t: abs(t - at)))
+        return path, video_name(sha, seconds), seconds
+
+    def thumbnail_key(self, image_id: int, size: int, at: float | None = None) -> str:
+        """What names a thumbnail (content hash, a video's frame time, size): an ETag that needs no file access."""
         from .thumbcache import check_size
 
         check_size(size)
-        with self.store.session() as session:
-            sha = indexed_image(session, image_id).sha256
-        return f"{sha}-{size}"
+        return f"{self._thumbnail_source(image_id, at)[1]}-{size}"
 
     def thumbnail(self, image_id: int, size: int, max_megapixels: float | None = None,
-                  key: str | None = None) -> tuple[bytes, str]:
-        """(JPEG bytes, key) of an indexed image's thumbnail, cached on first request.
+                  key: str | None = None, at: float | None = None) -> tuple[bytes, str]:
+        """(JPEG bytes, key) of an indexed image's thumbnail, cached on first request. A video's shows
+        the frame ingest sampled nearest ``at`` seconds (a hit's best frame), or its first sampled frame.
 
         With the ``key`` that thumbnail_key just gave, a cached thumbnail needs no second lookup.
         """
-        from .catalog import indexed_image
         from .config import DEFAULT_MAX_MEGAPIXELS
-        from .thumbcache import cache_path, check_size, make_thumbnail
+        from .thumbcache import cache_path, check_size, make_thumbnail, make_video_thumbnail
 
         check_size(size)
         if key is not None:
@@ -127,10 +148,12 @@ class BrowseMixin:
                 return cache_path(self.folder, key.rsplit("-", 1)[0], size).read_bytes(), key
             except OSError:
                 pass
-        with self.store.session() as session:
-            row = indexed_image(session, image_id)
-            path, sha = row.path, row.sha256 or ""
-        return make_thumbnail(self.folder, path, sha, size, max_megapixels or DEFAULT_MAX_MEGAPIXELS), f"{sha}-{size}"
+        path, name, seconds = self._thumbnail_source(image_id, at)
+        limit = max_megapixels or DEFAULT_MAX_MEGAPIXELS
+        if seconds is not None:
+            sha = name.split("@", 1)[0]
+            return make_video_thumbnail(self.folder, path, sha, seconds, size, limit), f"{name}-{size}"
+        return make_thumbnail(self.folder, path, name, size, limit), f"{name}-{size}"
 
     def facets(self) -> dict[str, list[dict[str, Any]]]:
         from .catalog import facets

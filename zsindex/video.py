@@ -156,3 +156,44 @@ def _sample(container: Any, stream: Any, duration: float,
                 last = when
             break
     return out, rotation
+
+
+def read_frame(path: str, seconds: float, target: int | None = None, max_megapixels: float = 180.0) -> "Image.Image":
+    """The frame ingest sampled at ``seconds`` (counted, as ingest counts, from the stream's first timestamp),
+    upright: seek to the keyframe at or before it and decode forward to the first frame at or after it (a
+    keyframe-sampled time is its keyframe's). For thumbnails; every failure is an ImageError."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise ImageError("no video stream")
+            stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise ImageError("cannot decode video: no decoder for its video stream (damaged or unsupported)")
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width * height > max_megapixels * 1_000_000:
+                raise ImageError(f"decompression bomb guard: {width}x{height} video frames are over the "
+                                 f"{max_megapixels:g} MP limit (max_megapixels=MP)")
+            start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+            if seconds > 0 and stream.time_base:
+                container.seek(int((start + seconds) / stream.time_base), stream=stream, backward=True)
+            last = None
+            for decoded, frame in enumerate(container.decode(stream), start=1):
+                if decoded > MAX_DECODED:
+                    raise ImageError(f"video guard: more than {MAX_DECODED} frames decoded for one frame")
+                last = frame
+                when = float(frame.time) - start if frame.time is not None else seconds
+                if when + 1e-3 >= seconds:
+                    break
+            if last is None:
+                raise ImageError("cannot decode video: no frame could be decoded")
+            return _picture(last, target, int(last.rotation))
+    except ImageError:
+        raise
+    except av.FFmpegError as e:
+        raise ImageError(f"cannot decode video: {e}".strip()[:300]) from None
+    except OSError as e:
+        raise ImageError(f"cannot read: {e.strerror or e}") from None
+    except (ValueError, RuntimeError, MemoryError, AttributeError, TypeError) as e:
+        raise ImageError(f"cannot decode video: {e}".strip()[:300]) from None

@@ -65,6 +65,39 @@ class SearchParams(BaseModel):
         return self.model_copy(update={**blank, "not_": nots})
 
 
+# Media types of what Pillow does not name (its MIME table covers JPEG, PNG, HEIF through pillow-heif, ...):
+# videos, JPEG XL, camera RAW. Looked up by format, then by the file's extension, then Python's mimetypes.
+MEDIA_TYPES = {
+    "mp4": "video/mp4", "m4v": "video/x-m4v", "mov": "video/quicktime", "qt": "video/quicktime",
+    "webm": "video/webm", "mkv": "video/x-matroska", "avi": "video/x-msvideo", "3gp": "video/3gpp",
+    "3g2": "video/3gpp2", "mpg": "video/mpeg", "mpeg": "video/mpeg", "m2ts": "video/mp2t", "mts": "video/mp2t",
+    "wmv": "video/x-ms-wmv", "ogv": "video/ogg",
+    "jxl": "image/jxl", "dng": "image/x-adobe-dng", "cr2": "image/x-canon-cr2", "cr3": "image/x-canon-cr3",
+    "crw": "image/x-canon-crw", "nef": "image/x-nikon-nef", "nrw": "image/x-nikon-nrw", "arw": "image/x-sony-arw",
+    "sr2": "image/x-sony-sr2", "srf": "image/x-sony-srf", "raf": "image/x-fuji-raf", "rw2": "image/x-panasonic-rw2",
+    "orf": "image/x-olympus-orf", "pef": "image/x-pentax-pef", "srw": "image/x-samsung-srw",
+    "x3f": "image/x-sigma-x3f", "kdc": "image/x-kodak-kdc", "dcr": "image/x-kodak-dcr", "3fr": "image/x-hasselblad-3fr",
+    "iiq": "image/x-phaseone-iiq", "mos": "image/x-leaf-mos", "mrw": "image/x-minolta-mrw",
+}
+
+
+def media_type(path: str | os.PathLike[str], fmt: str | None, pillow: dict[str, str]) -> str:
+    """The Content-Type of an indexed file: by the format ingest recorded (what its content is), else by its
+    extension; application/octet-stream only for what nothing names."""
+    import mimetypes
+
+    if fmt and fmt in pillow:
+        return pillow[fmt]
+    ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    for key in ((fmt or "").lower(), ext):
+        if key in MEDIA_TYPES:
+            return MEDIA_TYPES[key]
+    guessed, _ = mimetypes.guess_type(os.fspath(path), strict=False)
+    if guessed and guessed.startswith(("image/", "video/")) and "svg" not in guessed:  # never a page or a script
+        return guessed
+    return "application/octet-stream"
+
+
 def _results(svc: Service, hits: list[Any]) -> list[dict[str, Any]]:
     """Result rows; a video's hit carries the time of its best frame, a grouped shot its other files' names."""
     meta = svc.reader.describe([h.id for h in hits], svc.roots())
@@ -77,6 +110,7 @@ def _results(svc: Service, hits: list[Any]) -> list[dict[str, Any]]:
                "score": round(float(hit.score), 6), "thumbnail": f"/api/images/{hit.id}/thumbnail?size=256"}
         if getattr(hit, "seconds", None) is not None:
             row["time"] = round(float(hit.seconds), 3)
+            row["thumbnail"] += f"&t={row['time']:g}"  # a video's thumbnail shows its best frame
         if getattr(hit, "also", ()):
             row["also"] = [os.path.basename(p) for p in hit.also]  # same folder: the name says which file
         out.append(row)
@@ -153,15 +187,18 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 @router.get("/images/{image_id}/thumbnail", summary="A JPEG thumbnail (cached; ETag, 304 on If-None-Match)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 304: {}})
 def thumbnail(request: Request, image_id: ImageId, size: Annotated[int, Query(ge=1, le=4096)] = 256,
+              t: Annotated[float | None, Query(ge=0, le=86_400 * 366, allow_inf_nan=False,
+                                               description="a video: show the sampled frame nearest "
+                                                           "these seconds (a hit's `time`)")] = None,
               svc: Service = Depends(service)) -> Response:
-    key = svc.reader.thumbnail_key(image_id, size)
+    key = svc.reader.thumbnail_key(image_id, size, at=t)
     etag = f'"{key}"'
     headers = {"ETag": etag, "Cache-Control": THUMB_CACHE}
     if etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     # Thumbnails are small: read here, on the worker thread, instead of streaming the file through
     # several more thread hops (FileResponse), which cost more than the read itself.
-    jpeg, _ = svc.reader.thumbnail(image_id, size, key=key)
+    jpeg, _ = svc.reader.thumbnail(image_id, size, key=key, at=t)
     return Response(jpeg, media_type="image/jpeg", headers=headers)
 
 
@@ -171,7 +208,7 @@ def image_file(image_id: ImageId, svc: Service = Depends(service)) -> Response:
     from PIL import Image
 
     path, fmt = svc.reader.image_file(image_id)
-    media = Image.MIME.get(fmt or "", "application/octet-stream")
+    media = media_type(path, fmt, Image.MIME)
     name = os.fsencode(os.path.basename(path)).decode("utf-8", "replace")  # any name, as valid text
     return FileResponse(path, media_type=media, content_disposition_type="inline", filename=name,
                         headers={"Cache-Control": "private, max-age=3600"})

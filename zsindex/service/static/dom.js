@@ -73,7 +73,15 @@ export function fmtDate(iso) {
   return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
-/** 'cat, dog\nduck' -> ['cat', 'dog', 'duck'] (commas or new lines, blanks dropped). */
+/** Names equal ignoring case, as the server matches set names and labels (Python's casefold). */
+export function sameName(a, b) {
+  const x = String(a);
+  const y = String(b);
+  return x.toLowerCase() === y.toLowerCase() || x.toUpperCase() === y.toUpperCase();
+}
+
+/** Words typed in the page (search's "Without"; labels use labelfile.js's splitLabels):
+ * 'cat, dog\nduck' -> ['cat', 'dog', 'duck'] (commas or new lines, blanks dropped). */
 export function splitList(text) {
   return String(text || '')
     .split(/[,\n]/)

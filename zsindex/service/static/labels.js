@@ -2,9 +2,9 @@
 // Its state lives in the URL: /labels?set=NAME&label=LABEL&offset=N.
 import * as API from './api.js';
 import { applyMode, rememberBack, showJob } from './common.js';
-import { byId, fill, fmtInt, h, notice, splitList } from './dom.js';
+import { byId, fill, fmtInt, h, notice, sameName } from './dom.js';
 import { renderGrid, renderPager } from './grid.js';
-import { labelsFromFile } from './labelfile.js';
+import { formatLabels, labelsFromFile, splitLabels } from './labelfile.js';
 
 const PAGE = 48;
 let sets = [];
@@ -148,7 +148,7 @@ function startEdit() {
   editing = current.name;
   byId('set-name').value = current.name;
   byId('set-name').readOnly = true;
-  byId('set-labels').value = current.labels.join('\n');
+  byId('set-labels').value = formatLabels(current.labels); // read back by splitLabels unchanged
   byId('set-auto').checked = Boolean(current.auto);
   byId('create-title').textContent = `Edit “${current.name}”`;
   byId('create-submit').textContent = 'Save';
@@ -160,12 +160,21 @@ function startEdit() {
 async function submitSet(e) {
   e.preventDefault();
   const name = byId('set-name').value.trim();
-  const labels = splitList(byId('set-labels').value);
   const error = byId('create-error');
+  let labels;
+  try {
+    labels = splitLabels(byId('set-labels').value);
+  } catch (err) {
+    return notice(error, err.message);
+  }
   if (!name) return notice(error, 'Give the set a name.');
   if (!labels.length) return notice(error, 'List at least one label.');
-  if (new Set(labels).size !== labels.length) return notice(error, 'A label appears twice; each must be unique.');
-  if (!editing && sets.some((s) => s.name === name)) return notice(error, `A set named “${name}” exists: open it and choose Edit.`);
+  // Names and labels match in any case, as on the server: "COLOURS" would replace "colours".
+  if (labels.some((a, i) => labels.findIndex((b) => sameName(a, b)) !== i)) {
+    return notice(error, 'A label appears twice (ignoring case); each must be unique.');
+  }
+  const existing = editing ? null : sets.find((s) => sameName(s.name, name));
+  if (existing) return notice(error, `A set named “${existing.name}” exists: open it and choose Edit.`);
   const templates = editing && current && current.name === editing && current.templates.length ? current.templates : null;
   const button = byId('create-submit');
   button.disabled = true;
@@ -189,7 +198,7 @@ async function pickFile() {
   try {
     const names = await labelsFromFile(file);
     if (!names.length) throw new Error('no labels found in it');
-    byId('set-labels').value = names.join('\n');
+    byId('set-labels').value = formatLabels(names);
     if (!byId('set-name').value) byId('set-name').value = file.name.replace(/\.[^.]+$/, '');
     notice(byId('create-error'), '');
   } catch (err) {

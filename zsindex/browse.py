@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 
 class BrowseMixin:
-    store: "Store"
+    if TYPE_CHECKING:
+        @property
+        def store(self) -> "Store": ...
+
     folder: Path
     _embedder: Any
     _model_args: tuple[str | None, str | None, str | None]

@@ -260,7 +260,7 @@ def export(label_name: str, index_dir: Path | None, out_path: Path | None, force
     from .owned import check_new_output, new_output_file
 
     to_file = out_path is not None and str(out_path) != "-"
-    if to_file:
+    if out_path is not None and to_file:
         check_new_output(out_path, force)  # before the work, so a refusal costs nothing
     rows = [{"path": r["path"], "label": r["label"], "score": r["score"]}
             for r in open_library(index_dir).tag_rows(label_name)]

@@ -431,9 +431,9 @@ def load_embedder(
     if embedder is None:
         embedder = OpenClipEmbedder(resolve_source(name, tag), pick_device(device), batch_size)
         embedder.images_refused = images_refused(precision, index_precision, "torch")
-        if embedder.images_refused:
+        if embedder.images_refused and index_precision is not None:
             embedder.precision = index_precision  # the index's: its texts match, its images would not
     # What the user calls it ("demo", "ViT-B-32"): recorded in an index so the same model is found again.
-    embedder.name = config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name
+    embedder.name = str(config.setting(model, config.ENV_MODEL, config.DEFAULT_MODEL) or name)
     embedder.pretrained = tag
     return embedder

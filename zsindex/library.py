@@ -260,7 +260,7 @@ class Library(SidecarsMixin, BrowseMixin):
         from .vectors import KIND_STATE
 
         paths = path_list(paths, "paths")
-        exclude = path_list(exclude, "exclude", glob=True)
+        exclude = [str(e) for e in path_list(exclude, "exclude", glob=True)]
         if not paths:
             raise UsageError("give at least one folder or file to ingest")
         missing = [str(p) for p in paths if not os.path.exists(p)]

@@ -34,7 +34,8 @@ def _lock_unless(dry_run: bool, folder: Path) -> Any:
 class SidecarsMixin:
     if TYPE_CHECKING:
         folder: Path
-        store: Store
+        @property
+        def store(self) -> Store: ...
 
         @property
         def embedder(self) -> Embedder: ...

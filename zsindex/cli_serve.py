@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .clikit import index_option
+from .clikit import index_option, root_db
 from .errors import UsageError
 from .output import warn
 
@@ -79,7 +79,8 @@ def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_au
     if not is_loopback(host) and token is None and not no_auth:
         raise UsageError(f"binding {host} exposes the index beyond this machine: give --token "
                          f"(or {ENV_TOKEN}), or --no-auth-i-know to serve it without authentication")
-    library = Library(index_dir, model=model, create=bool(roots))  # a new index only when given folders
+    # A new index only when given folders; the root --db, like $ZSINDEX_DB, names a database server.
+    library = Library(index_dir, model=model, create=bool(roots), db=root_db())
     if watch and not roots and not library.roots():
         raise UsageError("--watch needs folders to watch: give --root PATH, or ingest a folder first")
     allowed = None if (no_auth or token) else ("127.0.0.1", "localhost", "::1", host.lower().strip("[]"))

@@ -328,6 +328,9 @@ class Store:
             engine.dispose()
             raise IndexStateError(f"cannot reach the database {_safe_url(url)}: {exc.orig}; check the URL "
                                   "(db=, $ZSINDEX_DB) and that the server is running") from None
+        except DBAPIError as exc:
+            engine.dispose()
+            raise database_fault(exc, Path(DB_NAME), _safe_url(url)) from None
         return engine
 
     def write_lock(self) -> Any:
@@ -344,7 +347,12 @@ class Store:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 yield session
         except DBAPIError as e:
-            raise database_fault(e, self.path) from None
+            raise database_fault(e, self.path, _safe_url(self.url) if self.url else None) from None
+
+    @property
+    def where(self) -> str:
+        """The database, for messages: the server's URL without its password, or the SQLite file's path."""
+        return _safe_url(self.url) if self.url else str(self.path)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -469,7 +477,7 @@ class Store:
         missing = [i for i in wanted if i not in found]
         if missing:
             stale = plural(len(missing), 'vector of the FAISS file is', 'vectors of the FAISS file are')
-            raise IndexStateError(f"{stale} not in {self.folder / DB_NAME} "
+            raise IndexStateError(f"{stale} not in {self.where} "
                                   "(the file is stale); run Library.rebuild()")
         return np.frombuffer(b"".join(found[i] for i in wanted), dtype=np.float32).reshape(len(wanted), -1)
 

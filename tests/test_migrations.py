@@ -3,9 +3,9 @@
 import sqlite3
 
 import pytest
-from sqlalchemy import text
 from alembic import command
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from zsindex.errors import IndexStateError
 from zsindex.store import Store, alembic_config, migrations_dir

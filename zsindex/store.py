@@ -195,7 +195,7 @@ def migrate(engine: Engine, revision: str = "head", path: Path | None = None, do
             (command.downgrade if down else command.upgrade)(cfg, revision)
         return
     with engine.connect() as conn:
-        dbapi = conn.connection.driver_connection
+        dbapi: Any = conn.connection.driver_connection
         isolation = dbapi.isolation_level
         dbapi.isolation_level = None  # the driver begins no transaction by itself: BEGIN below is ours
         try:

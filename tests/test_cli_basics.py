@@ -47,3 +47,30 @@ def test_every_command_has_an_example_and_is_in_the_readme():
         help_text = CliRunner().invoke(cli, [name, "--help"]).output
         assert "zsindex " + name in help_text, f"{name} --help has no example"
         assert re.search(rf"zsindex {name}\b", readme), f"README does not show zsindex {name}"
+
+
+def test_every_command_opening_an_index_uses_the_root_db_option():
+    """`zsindex --db URL CMD` must reach every command that opens an index (serve ignored it once): each
+    such command opens it through open_library (which reads the root --db) or passes db=root_db()."""
+    import ast
+    from pathlib import Path
+
+    import zsindex
+
+    src = Path(zsindex.__file__).parent
+    missing = []
+    for path in sorted(src.glob("cli*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef) or "index_dir" not in {a.arg for a in fn.args.args}:
+                continue
+            if fn.name in ("open_library",):
+                continue
+            calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call)]
+            names = {getattr(c.func, "id", getattr(c.func, "attr", None)) for c in calls}
+            direct = [c for c in calls if getattr(c.func, "id", None) == "Library"]
+            if any(not any(k.arg == "db" for k in c.keywords) for c in direct):
+                missing.append(f"{path.name}:{fn.name} (Library() without db=)")
+            elif "open_library" not in names and "root_db" not in names:
+                missing.append(f"{path.name}:{fn.name}")
+    assert not missing, missing

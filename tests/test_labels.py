@@ -45,6 +45,37 @@ def test_csv_file_with_header_descriptions_and_templates(tmp_path):
     assert labels[1] == Label("cat")
 
 
+@pytest.mark.parametrize("header", ["description,label,template", "Template,Description,Label",
+                                    "template,name,description", "DESCRIPTIONS,Name,Templates",
+                                    "label,template,description"])
+def test_csv_header_in_any_order_and_case(tmp_path, header):
+    """A first row of header words only (label or name, description, template) is the header wherever the
+    label column is: `description,label,template` once made a label named "description"."""
+    cols = [h.strip().casefold().rstrip("s") for h in header.split(",")]
+    cells = {"label": "duck", "name": "duck", "description": "a duck", "template": "a photo of {}."}
+    f = tmp_path / "l.csv"
+    f.write_text(header + "\n" + ",".join(cells[c] for c in cols) + "\n"
+                 + ",".join("cat" if c in ("label", "name") else "" for c in cols) + "\n")
+    assert parse_label_file(f) == [Label("duck", ("a duck",), ("a photo of {}.",)), Label("cat")]
+
+
+@pytest.mark.parametrize("text, message", [("description,template\nduck,a\n", "names no label column"),
+                                           ("label,name\nduck,duck\n", "label column twice"),
+                                           ("description,label\na duck,\n", "line 2: the label column is empty"),
+                                           ("label,colour\nduck,yellow\n", "unknown column 'colour'")])
+def test_csv_header_errors(tmp_path, text, message):
+    f = tmp_path / "l.csv"
+    f.write_text(text)
+    with pytest.raises(LabelError, match=message):
+        parse_label_file(f)
+
+
+def test_csv_first_row_of_data_is_not_a_header(tmp_path):
+    f = tmp_path / "l.csv"
+    f.write_text("duck,description of a duck\ncat\n")  # not every cell is a header word: data
+    assert [x.name for x in parse_label_file(f)] == ["duck", "cat"]
+
+
 def test_csv_file_without_header(tmp_path):
     f = tmp_path / "l.csv"
     f.write_text("duck,a duck,a water bird\ncat\n")

@@ -192,3 +192,126 @@ def test_private_indexes_stay_in_sqlite(tmp_path, pg_server, monkeypatch):
         Library(tmp_path / "shared")
     assert os.environ["ZSINDEX_DB"].endswith("unreachable")
     np.testing.assert_equal(lib.status()["images"], {})
+
+
+def _cli_views(runner: CliRunner, base: list[str], idx: Path) -> dict[str, object]:
+    """What the counting commands print (JSON), with the index's own folder names taken out."""
+    import json
+
+    out: dict[str, object] = {}
+    for name, args in {
+        "tags": ["tags", "--json"],
+        "tags-set": ["tags", "-l", "colours", "--json"],
+        "tag-summary": ["tag", "-l", "colours", "--summary", "--json"],
+        "status": ["status", "--json"],
+        "keywords": ["keywords", "--json"],
+        "labels-list": ["labels", "list", "--json"],
+        "labels-show": ["labels", "show", "colours", "--json"],
+        "export": ["export", "-l", "colours", "--json"],
+        "errors": ["errors", "--json"],
+    }.items():
+        res = runner.invoke(cli, [*base, *args, "--index", str(idx)])
+        assert res.exit_code == 0, (args, res.output)
+        text = res.output.replace(str(idx), "IDX")
+        try:
+            out[name] = json.loads(text)
+        except ValueError:
+            out[name] = [json.loads(line) for line in text.splitlines() if line.strip()]
+    def timeless(value):
+        if isinstance(value, dict):
+            return {k: timeless(v) for k, v in value.items() if k != "seconds"}
+        return [timeless(v) for v in value] if isinstance(value, list) else value
+
+    out = {k: timeless(v) for k, v in out.items()}
+    status = out["status"]
+    if isinstance(status, dict):  # where the store lives, and its files, differ by design
+        for key in ("database", "bytes", "index", "folder", "last_run"):
+            status.pop(key, None)
+    return out
+
+
+def test_counting_commands_and_facets_agree_on_both_backends(tmp_path, pg_server, world, demo_embedder):
+    """tags, tag --summary, status, keywords, labels, export and /api/facets: every aggregate query runs on
+    PostgreSQL (which refuses a selected column that is neither grouped nor aggregated) and prints what
+    SQLite's prints."""
+    from fastapi.testclient import TestClient
+
+    from zsindex.service import create_app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p, _ in world[:8]:
+        shutil.copy(p, photos / p.name)
+    samples = Path(__file__).parent / "fixtures" / "sidecars"
+    first = sorted(photos.iterdir())[0]
+    shutil.copy(samples / "darktable.xmp", str(first) + ".xmp")  # user keywords for `keywords`
+    url = postgres_server.new_database(pg_server)
+    runner = CliRunner()
+    views, facets = [], []
+    for base, idx in (([], tmp_path / "sqlite-idx"), (["--db", url], tmp_path / "pg-idx")):
+        for args in (["ingest", str(photos), "-m", "demo", "-q"],
+                     ["labels", "add", "colours", "--labels", "red,green,blue,yellow"],
+                     ["labels", "add", "shapes", "--labels", "circle,square,triangle"],
+                     ["tag", "-l", "colours", "-q"], ["tag", "-l", "shapes", "--mode", "multi", "-q"]):
+            res = runner.invoke(cli, [*base, *args, "--index", str(idx)])
+            assert res.exit_code == 0, (args, res.output)
+        views.append(_cli_views(runner, base, idx))
+        lib = Library(idx, embedder=demo_embedder, db=url if base else False)
+        with lib.store.session() as session:  # drawn images carry no EXIF: give some a camera to count
+            from sqlalchemy import text
+
+            session.execute(text("UPDATE images SET camera_make = 'Canon', camera_model = 'EOS R' "
+                                 "WHERE path LIKE '%red%' OR path LIKE '%blue%'"))
+        with TestClient(create_app(lib, ingest_workers=0), base_url="http://127.0.0.1") as client:
+            res = client.get("/api/facets")
+            assert res.status_code == 200, res.text
+            facets.append(res.json())
+        lib.close()
+    sqlite_view, pg_view = views
+    assert sqlite_view["tags"] and sqlite_view["keywords"]  # there is something to count
+    for key in sqlite_view:
+        assert pg_view[key] == sqlite_view[key], key
+    assert facets[0] == facets[1] and facets[0]["tags"] and facets[0]["formats"]
+    assert facets[0]["cameras"][0]["value"] == "Canon EOS R"
+
+
+def test_server_database_errors_name_the_server_not_a_file(tmp_path, pg_server):
+    from sqlalchemy import text
+
+    from zsindex.store import Store
+
+    url = postgres_server.new_database(pg_server).replace("zsindex@", "zsindex:s3cret@")
+    store = Store(tmp_path, url)
+    with pytest.raises(IndexStateError) as info, store.session() as session:
+        session.execute(text("SELECT nosuchcolumn FROM images"))
+    message = str(info.value)
+    assert "index.sqlite" not in message and "s3cret" not in message
+    assert "zsindex:***@127.0.0.1" in message and "nosuchcolumn" in message
+    store.close()
+
+
+def test_every_command_takes_the_root_db_option(tmp_path, pg_server, world, monkeypatch):
+    """`zsindex --db URL CMD` is `ZSINDEX_DB=URL zsindex CMD` for every command, serve included."""
+    url = postgres_server.new_database(pg_server)
+    monkeypatch.delenv("ZSINDEX_DB", raising=False)
+    runner = CliRunner()
+    idx = tmp_path / "idx"
+    folder = world[0][0].parent
+    assert runner.invoke(cli, ["--db", url, "ingest", str(folder), "-m", "demo", "-q", "--index",
+                               str(idx)]).exit_code == 0
+    seen = {}
+
+    def fake_run(app, **kwargs):
+        seen["reader"], seen["writer"] = app.state.service.reader, app.state.service.writer
+
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    res = runner.invoke(cli, ["--db", url, "serve", "--index", str(idx)])
+    assert res.exit_code == 0, res.output
+    assert "no index" not in res.output
+    assert seen["reader"].store.url == url and seen["writer"].store.url == url  # both halves on the server
+    for args in (["status"], ["errors"], ["labels", "list"], ["tags"], ["keywords"], ["search", "red"],
+                 ["forget", "--missing", "--dry-run"], ["rebuild"]):
+        res = runner.invoke(cli, ["--db", url, *args, "--index", str(idx)])
+        assert res.exit_code == 0, (args, res.output)

@@ -27,6 +27,7 @@ class BrowseMixin:
     folder: Path
     _embedder: Any
     _model_args: tuple[str | None, str | None, str | None]
+    _url: str | None
     _create: Callable[[], None]
 
     # -- model sharing -----------------------------------------------------------------------------
@@ -39,7 +40,8 @@ class BrowseMixin:
         from .library import Library
 
         model, pretrained, device = self._model_args
-        other = Library(self.folder, model=model, pretrained=pretrained, device=device)
+        # The same store: this one's database server (whatever $ZSINDEX_DB says now), or its SQLite file.
+        other = Library(self.folder, model=model, pretrained=pretrained, device=device, db=self._url or False)
         other._embedder = self._embedder
         return other
 

@@ -96,7 +96,9 @@ def facets(session: Session) -> dict[str, list[dict[str, Any]]]:
         select(s.LabelSetRow.name, s.LabelRow.name, func.count(s.Tag.id))
         .join(s.LabelRow, s.LabelRow.id == s.Tag.label_id).join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
         .where(s.Tag.image_id.in_(_indexed_ids()))
-        .group_by(s.LabelRow.id).order_by(func.count(s.Tag.id).desc(), s.LabelSetRow.name, s.LabelRow.name))
+        # Every selected column grouped by: PostgreSQL refuses a column of a joined table otherwise.
+        .group_by(s.LabelSetRow.id, s.LabelSetRow.name, s.LabelRow.id, s.LabelRow.name)
+        .order_by(func.count(s.Tag.id).desc(), s.LabelSetRow.name, s.LabelRow.name))
     camera = func.trim(func.coalesce(s.Image.camera_make, "") + " " + func.coalesce(s.Image.camera_model, ""))
     cam_rows = session.execute(
         select(camera, func.count()).where(s.Image.status == s.STATUS_INDEXED, camera != "")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .clikit import index_option
+from .clikit import index_option, root_db
 from .errors import UsageError
 from .output import warn
 
@@ -83,7 +83,8 @@ def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_au
     if read_only and watch:
         raise UsageError("--read-only and --watch exclude each other: watching ingests the changes, which writes "
                          "to the index; give one")
-    library = Library(index_dir, model=model, create=bool(roots))  # a new index only when given folders
+    # A new index only when given folders; the root --db, like $ZSINDEX_DB, names a database server.
+    library = Library(index_dir, model=model, create=bool(roots), db=root_db())
     if watch and not roots and not library.roots():
         raise UsageError("--watch needs folders to watch: give --root PATH, or ingest a folder first")
     allowed = None if (no_auth or token) else ("127.0.0.1", "localhost", "::1", host.lower().strip("[]"))

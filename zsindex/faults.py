@@ -24,9 +24,14 @@ def read_only_error(folder: Path, what: str) -> IndexReadOnlyError:
                               + _READ_ONLY_HINT.format(folder=folder))
 
 
-def database_fault(exc: BaseException, path: Path) -> ZsindexError:
-    """The error to raise for an SQLite failure on the index database at path."""
+def database_fault(exc: BaseException, path: Path, server: str | None = None) -> ZsindexError:
+    """The error to raise for a failure on the index database: the SQLite file at path, or, when ``server``
+    is given (the URL of a database server, without its password), that server's database."""
     message = str(getattr(exc, "orig", None) or exc).strip()
+    if server is not None:
+        # The server's own words, first line only (the rest repeats the SQL); the folder holds no database.
+        first = message.splitlines()[0] if message else type(exc).__name__
+        return IndexStateError(f"database error on {server}: {first}")
     low = message.lower()
     folder = path.parent
     if "not a database" in low or "malformed" in low or "corrupt" in low:

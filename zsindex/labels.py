@@ -245,23 +245,53 @@ def _csv_rows(text: str, where: str) -> list[tuple[int, list[str]]]:
     return rows
 
 
+_NAME_COLUMNS = ("label", "name")
+_HEADER_WORDS = (*_NAME_COLUMNS, "description", "descriptions", "template", "templates")
+
+
+def _csv_header(rows: list[tuple[int, list[str]]], where: str) -> tuple[list[str], int] | None:
+    """(the header's column names, casefolded; the label column's index) when the first row is a header.
+
+    It is one when its first cell names the label column (label or name; other columns are checked as
+    data is read), or when every cell is a header word (label/name, description, template, in any order
+    and case) and one names the label column."""
+    if not rows:
+        return None
+    lineno, first = rows[0]
+    header = [c.strip().casefold() for c in first]
+    words = [h for h in header if h]
+    if not header or not words:
+        return None
+    if header[0] not in _NAME_COLUMNS and not all(h in _HEADER_WORDS for h in words):
+        return None
+    label_cols = [i for i, h in enumerate(header) if h in _NAME_COLUMNS]
+    if not label_cols:
+        raise LabelError(f"{where}, line {lineno}: the header names no label column; add one named label "
+                         f"(or name) beside {', '.join(words)}")
+    if len(label_cols) > 1:
+        raise LabelError(f"{where}, line {lineno}: the header names the label column twice "
+                         f"({', '.join(header[i] for i in label_cols)}); keep one")
+    return header, label_cols[0]
+
+
 def _parse_csv(text: str, where: str) -> list[Label]:
     rows = _csv_rows(text, where)
-    header = [c.strip().casefold() for c in rows[0][1]] if rows else []
-    named = bool(header) and header[0] in ("label", "name")
+    found = _csv_header(rows, where)
+    header, label_col = found if found else ([], 0)
     merged: dict[str, tuple[int, dict[str, list[str]]]] = {}
     for i, (lineno, row) in enumerate(rows):
-        if named and i == 0 or not any(c.strip() for c in row):
+        if found and i == 0 or not any(c.strip() for c in row):
             continue
-        name = row[0].strip()
+        name = row[label_col].strip() if label_col < len(row) else ""
         if not name:
-            raise LabelError(f"{where}, line {lineno}: the first column (the label) is empty")
+            column = "the label column" if found else "the first column (the label)"
+            raise LabelError(f"{where}, line {lineno}: {column} is empty")
         _, entry = merged.setdefault(name, (lineno, {"descriptions": [], "templates": []}))
-        for col, cell in enumerate(row[1:], start=1):
+        for col, cell in enumerate(row):
             cell = cell.strip()
-            if not cell:
+            if col == label_col or not cell:
                 continue
-            kind = header[col] if named and col < len(header) else "description"
+            kind = header[col] if found and col < len(header) else "description"
             if kind.startswith("template"):
                 entry["templates"].append(cell)
             elif kind.startswith("description"):

@@ -144,7 +144,6 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
     current = _current_revision(engine)
     if current is not None and current == script_head():
         return  # already at head: no need to import Alembic
-    from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
@@ -173,9 +172,57 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
         folder = path.parent if path else Path(".")
         what = "create an index there" if current is None else f"upgrade the schema of {where} to this zsindex"
         raise read_only_error(folder, what)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    migrate(engine, "head", path=path)
+
+
+def migrate(engine: Engine, revision: str = "head", path: Path | None = None, down: bool = False) -> None:
+    """Run Alembic's migrations to ``revision`` (up, or down with ``down=True``) in one transaction.
+
+    On SQLite, Alembic's batch mode rebuilds a table to alter it (copy, drop, rename); with foreign keys
+    on, dropping the old table would cascade (ON DELETE CASCADE) and delete every row that refers to it:
+    adding a column to ``label_sets`` emptied ``labels`` and ``tags``. So SQLite migrations run with
+    foreign keys off. SQLite ignores that pragma inside a transaction, so it is set first, and the
+    transaction is then begun explicitly (``BEGIN IMMEDIATE``), so that the DDL is inside it too: a
+    failure rolls everything back and leaves the old file as it was. Before committing,
+    ``PRAGMA foreign_key_check`` must find no row whose parent is missing.
+    """
+    from alembic import command
+
+    cfg = alembic_config()
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+        return
+    with engine.connect() as conn:
+        dbapi: Any = conn.connection.driver_connection
+        isolation = dbapi.isolation_level
+        dbapi.isolation_level = None  # the driver begins no transaction by itself: BEGIN below is ours
+        try:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            if conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
+                raise IndexStateError("cannot switch off foreign keys to upgrade the schema safely")
+            conn.commit()  # ends SQLAlchemy's autobegun transaction (no SQLite one is open)
+            with conn.begin():
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                cfg.attributes["connection"] = conn
+                (command.downgrade if down else command.upgrade)(cfg, revision)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    tables = sorted({str(r[0]) for r in broken})
+                    raise IndexStateError(
+                        f"upgrading the schema of {path or 'this database'} would leave "
+                        f"{plural(len(broken), 'row')} in {', '.join(tables)} referring to rows that do not "
+                        f"exist; nothing was changed (the file keeps its old schema): copy the index folder "
+                        f"and report this")
+        finally:
+            try:
+                if conn.in_transaction():
+                    conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+            finally:
+                dbapi.isolation_level = isolation
 
 
 def _check_ours(path: Path) -> None:
@@ -281,6 +328,9 @@ class Store:
             engine.dispose()
             raise IndexStateError(f"cannot reach the database {_safe_url(url)}: {exc.orig}; check the URL "
                                   "(db=, $ZSINDEX_DB) and that the server is running") from None
+        except DBAPIError as exc:
+            engine.dispose()
+            raise database_fault(exc, Path(DB_NAME), _safe_url(url)) from None
         return engine
 
     def write_lock(self) -> Any:
@@ -297,7 +347,12 @@ class Store:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 yield session
         except DBAPIError as e:
-            raise database_fault(e, self.path) from None
+            raise database_fault(e, self.path, _safe_url(self.url) if self.url else None) from None
+
+    @property
+    def where(self) -> str:
+        """The database, for messages: the server's URL without its password, or the SQLite file's path."""
+        return _safe_url(self.url) if self.url else str(self.path)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -422,7 +477,7 @@ class Store:
         missing = [i for i in wanted if i not in found]
         if missing:
             stale = plural(len(missing), 'vector of the FAISS file is', 'vectors of the FAISS file are')
-            raise IndexStateError(f"{stale} not in {self.folder / DB_NAME} "
+            raise IndexStateError(f"{stale} not in {self.where} "
                                   "(the file is stale); run Library.rebuild()")
         return np.frombuffer(b"".join(found[i] for i in wanted), dtype=np.float32).reshape(len(wanted), -1)
 

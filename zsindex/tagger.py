@@ -192,7 +192,7 @@ def tag_counts(store: Store, label_ids: list[int] | None = None) -> dict[str, in
     query = (select(s.LabelRow.name, func.count(s.Tag.id))
              .join(s.Tag, s.Tag.label_id == s.LabelRow.id)
              .where(s.Tag.image_id.not_in(_not_indexed()))
-             .group_by(s.LabelRow.id).order_by(func.count(s.Tag.id).desc(), s.LabelRow.name))
+             .group_by(s.LabelRow.id, s.LabelRow.name).order_by(func.count(s.Tag.id).desc(), s.LabelRow.name))
     if label_ids is not None:
         query = query.where(s.LabelRow.id.in_(label_ids))
     with store.session() as session:
@@ -205,7 +205,9 @@ def tag_count_rows(store: Store, label_ids: list[int] | None = None) -> list[dic
              .join(s.Tag, s.Tag.label_id == s.LabelRow.id)
              .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
              .where(s.Tag.image_id.not_in(_not_indexed()))
-             .group_by(s.LabelRow.id).order_by(s.LabelSetRow.name, func.count(s.Tag.id).desc(), s.LabelRow.name))
+             # Every selected column grouped by: PostgreSQL refuses a column of a joined table otherwise.
+             .group_by(s.LabelSetRow.id, s.LabelSetRow.name, s.LabelRow.id, s.LabelRow.name)
+             .order_by(s.LabelSetRow.name, func.count(s.Tag.id).desc(), s.LabelRow.name))
     if label_ids is not None:
         query = query.where(s.LabelRow.id.in_(label_ids))
     with store.session() as session:

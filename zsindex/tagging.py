@@ -216,7 +216,7 @@ def list_sets(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
         select(s.LabelSetRow.name, s.LabelSetRow.version, func.count(s.LabelRow.id))
         .join(s.LabelRow, s.LabelRow.set_id == s.LabelSetRow.id, isouter=True)
-        .group_by(s.LabelSetRow.id).order_by(s.LabelSetRow.name)
+        .group_by(s.LabelSetRow.id, s.LabelSetRow.name, s.LabelSetRow.version).order_by(s.LabelSetRow.name)
     ).all()
     return [{"name": n, "version": v, "labels": c} for n, v, c in rows]
 

@@ -362,7 +362,7 @@ class VectorIndex:
                 raise file_fault(e, folder / FAISS_NAME, f"save the vector cache {folder / FAISS_NAME}") from None
             raise IndexStateError(
                 f"cannot save the vector cache {folder / FAISS_NAME} ({str(e).strip().splitlines()[-1][:200]}); "
-                f"check free space and write access; the vectors are safe in index.sqlite and the cache is "
+                f"check free space and write access; the vectors are safe in the index database and the cache is "
                 f"rebuilt on next use") from None
 
     @classmethod

@@ -192,6 +192,8 @@ def test_own_origin_and_plain_clients_still_write(built, demo_embedder, client):
                     follow_redirects=False) as c:
         good = c.post("/login", data={"token": TOKEN, "next": "/labels"}, headers=same)
         assert good.status_code == 303 and good.headers["location"] == "/labels"
+        hidden = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}  # a browser's own form, origin withheld
+        assert c.post("/login", data={"token": TOKEN, "next": "/labels"}, headers=hidden).status_code == 303
         assert "cross-site" in error(c.post("/login", data={"token": TOKEN}, headers=CROSS[0]), 403)
     with TestClient(make_app(built, demo_embedder, cors_origins=["https://app.example"]),
                     base_url="http://127.0.0.1") as c:

@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # no address leaves for another site; own forms keep their Origin
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
@@ -94,6 +94,8 @@ def cross_site(scope: Scope, headers: dict[str, str], allowed: tuple[str, ...] =
     site = headers.get("sec-fetch-site", "").strip().lower()
     if site in ("cross-site", "same-site"):
         return f"a request from another site ({site}) cannot change anything here (cross-site request refused)"
+    if origin is not None and origin.strip().lower() == "null" and site == "same-origin":
+        return None  # a browser hides the origin of its own page's form under a strict referrer policy
     if origin is not None:
         mine = own_origin(scope, headers)
         theirs = origin.strip().lower()

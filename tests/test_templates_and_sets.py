@@ -279,3 +279,22 @@ def test_a_capped_list_shows_the_names_most_like_the_one_given_first(index):
     assert r.exit_code == 2 and "label059" in r.stderr and "… and 40 more" in r.stderr, r.output
     r = run("search", "red", "--format", "jpegg", "--index", str(lib.folder))
     assert r.exit_code == 2 and "jpeg" in r.stderr and "more" in r.stderr, r.output
+
+
+def test_an_adhoc_list_is_found_as_typed_by_every_command(index, tmp_path, demo_embedder):
+    """`tag -l "red, dark blue"` registers the set 'red,dark blue'; the same words as typed (spaces, case) name
+    that set in export, untag, sidecars and search --tag, instead of a hint to make a second one."""
+    import shutil
+
+    lib, _ = index
+    shutil.copytree(lib.folder, tmp_path / "index")
+    copy = Library(tmp_path / "index", embedder=demo_embedder)
+    copy.tag("red, dark blue", mode="multi", threshold=0.2)
+    assert "red,dark blue" in [r["name"] for r in copy.label_sets()]
+    rows = copy.tag_rows("red, dark blue")
+    assert rows and {r["label"] for r in rows} <= {"red", "dark blue"}
+    hits = copy.search("a red thing", tag="Red, Dark Blue:red", k=10)
+    assert {h.path for h in hits} == {r["path"] for r in rows if r["label"] == "red"}
+    r = CliRunner().invoke(cli, ["export", "--labels", "red,  dark blue", "--index", str(copy.folder), "--csv"])
+    assert r.exit_code == 0 and r.stdout.startswith("path,label,score"), r.output
+    assert copy.untag("RED, dark blue") == len(rows) and copy.tag_rows("red,dark blue") == []

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import LabelError, known_list
+from .errors import LabelError, UsageError, known_list
 from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors, template_problem
 from .store import Store, insert_ignoring_duplicates, now
 
@@ -54,6 +54,14 @@ def resolve_set_name(names: Sequence[str], name: str) -> str | None:
     if len(matches) > 1:
         raise LabelError(f"label set name {name!r} matches {', '.join(map(repr, matches))}, which differ only in "
                          "case; give the name exactly as written")
+    if not matches and "," in name:  # an ad-hoc list as typed ("red, dark blue"): the name it was registered under
+        from .labels import split_label_list
+
+        try:
+            registered = adhoc_set_name(split_label_list(name))
+        except (UsageError, ValueError):
+            return None
+        return resolve_set_name(names, registered) if registered != name else None
     return matches[0] if matches else None
 
 

@@ -23,8 +23,10 @@ is streamed from disk in blocks, never read whole into memory.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -85,34 +87,13 @@ def _duration(container: Any, stream: Any) -> float:
     return 0.0
 
 
-def read_video(path: str, target: int | None = 224, max_megapixels: float = 180.0) -> DecodedVideo:
-    """Hash a video and decode its sample frames; every failure is an ImageError with the reason."""
+@contextlib.contextmanager
+def _decoding() -> Iterator[None]:
+    """Every failure of reading or decoding a video, as an ImageError with the reason."""
     import av
 
     try:
-        if os.path.getsize(path) == 0:
-            raise ImageError("empty file (0 bytes)")
-        digest = sha256_file(path)  # streamed from disk, never read whole
-        with av.open(path, metadata_errors="ignore") as container:
-            if not container.streams.video:
-                raise ImageError("no video stream")
-            stream = container.streams.video[0]
-            if stream.codec_context is None:
-                raise ImageError("cannot decode video: no decoder for its video stream (damaged or unsupported)")
-            width, height = stream.codec_context.width, stream.codec_context.height
-            if not width or not height:
-                raise ImageError("video stream without a frame size")
-            if width * height > max_megapixels * 1_000_000:
-                raise ImageError(f"decompression bomb guard: {width}x{height} video frames are over the "
-                                 f"{max_megapixels:g} MP limit (max_megapixels=MP)")
-            duration = _duration(container, stream)
-            if duration > MAX_HOURS * 3600:
-                raise ImageError(f"video guard: {duration / 3600:.1f} hours is over the {MAX_HOURS:g}-hour limit")
-            frames, rotation = _sample(container, stream, duration, target)
-            if rotation % 180:
-                width, height = height, width  # shown turned by a quarter, as phones record portrait video
-            out = DecodedVideo(digest, width, height, _format_name(path, container), duration, frames,
-                               {"media_kind": "video", "duration": round(duration, 3)})
+        yield
     except ImageError:
         raise
     except av.FFmpegError as e:
@@ -121,6 +102,42 @@ def read_video(path: str, target: int | None = 224, max_megapixels: float = 180.
         raise ImageError(f"cannot read: {e.strerror or e}") from None
     except (ValueError, RuntimeError, MemoryError, AttributeError, TypeError) as e:
         raise ImageError(f"cannot decode video: {e}".strip()[:300]) from None
+
+
+def _video_stream(container: Any, max_megapixels: float) -> tuple[Any, int, int]:
+    """(the first video stream, its frame width and height), under the decompression bomb guard."""
+    if not container.streams.video:
+        raise ImageError("no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise ImageError("cannot decode video: no decoder for its video stream (damaged or unsupported)")
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if not width or not height:
+        raise ImageError("video stream without a frame size")
+    if width * height > max_megapixels * 1_000_000:
+        raise ImageError(f"decompression bomb guard: {width}x{height} video frames are over the "
+                         f"{max_megapixels:g} MP limit (max_megapixels=MP)")
+    return stream, width, height
+
+
+def read_video(path: str, target: int | None = 224, max_megapixels: float = 180.0) -> DecodedVideo:
+    """Hash a video and decode its sample frames; every failure is an ImageError with the reason."""
+    import av
+
+    with _decoding():
+        if os.path.getsize(path) == 0:
+            raise ImageError("empty file (0 bytes)")
+        digest = sha256_file(path)  # streamed from disk, never read whole
+        with av.open(path, metadata_errors="ignore") as container:
+            stream, width, height = _video_stream(container, max_megapixels)
+            duration = _duration(container, stream)
+            if duration > MAX_HOURS * 3600:
+                raise ImageError(f"video guard: {duration / 3600:.1f} hours is over the {MAX_HOURS:g}-hour limit")
+            frames, rotation = _sample(container, stream, duration, target)
+            if rotation % 180:
+                width, height = height, width  # shown turned by a quarter, as phones record portrait video
+            out = DecodedVideo(digest, width, height, _format_name(path, container), duration, frames,
+                               {"media_kind": "video", "duration": round(duration, 3)})
     if not out.frames:
         raise ImageError("cannot decode video: no frame could be decoded")
     return out
@@ -164,36 +181,19 @@ def read_frame(path: str, seconds: float, target: int | None = None, max_megapix
     keyframe-sampled time is its keyframe's). For thumbnails; every failure is an ImageError."""
     import av
 
-    try:
-        with av.open(path, metadata_errors="ignore") as container:
-            if not container.streams.video:
-                raise ImageError("no video stream")
-            stream = container.streams.video[0]
-            if stream.codec_context is None:
-                raise ImageError("cannot decode video: no decoder for its video stream (damaged or unsupported)")
-            width, height = stream.codec_context.width, stream.codec_context.height
-            if width * height > max_megapixels * 1_000_000:
-                raise ImageError(f"decompression bomb guard: {width}x{height} video frames are over the "
-                                 f"{max_megapixels:g} MP limit (max_megapixels=MP)")
-            start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
-            if seconds > 0 and stream.time_base:
-                container.seek(int((start + seconds) / stream.time_base), stream=stream, backward=True)
-            last = None
-            for decoded, frame in enumerate(container.decode(stream), start=1):
-                if decoded > MAX_DECODED:
-                    raise ImageError(f"video guard: more than {MAX_DECODED} frames decoded for one frame")
-                last = frame
-                when = float(frame.time) - start if frame.time is not None else seconds
-                if when + 1e-3 >= seconds:
-                    break
-            if last is None:
-                raise ImageError("cannot decode video: no frame could be decoded")
-            return _picture(last, target, int(last.rotation))
-    except ImageError:
-        raise
-    except av.FFmpegError as e:
-        raise ImageError(f"cannot decode video: {e}".strip()[:300]) from None
-    except OSError as e:
-        raise ImageError(f"cannot read: {e.strerror or e}") from None
-    except (ValueError, RuntimeError, MemoryError, AttributeError, TypeError) as e:
-        raise ImageError(f"cannot decode video: {e}".strip()[:300]) from None
+    with _decoding(), av.open(path, metadata_errors="ignore") as container:
+        stream, _, _ = _video_stream(container, max_megapixels)
+        start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        if seconds > 0 and stream.time_base:
+            container.seek(int((start + seconds) / stream.time_base), stream=stream, backward=True)
+        last = None
+        for decoded, frame in enumerate(container.decode(stream), start=1):
+            if decoded > MAX_DECODED:
+                raise ImageError(f"video guard: more than {MAX_DECODED} frames decoded for one frame")
+            last = frame
+            when = float(frame.time) - start if frame.time is not None else seconds
+            if when + 1e-3 >= seconds:
+                break
+        if last is None:
+            raise ImageError("cannot decode video: no frame could be decoded")
+        return _picture(last, target, int(last.rotation))

@@ -212,3 +212,20 @@ def test_the_one_cutoff_of_a_draw_is_the_best_on_average_over_its_rows():
     rows = [row(0.30, 0.05), row(0.40, 0.5), row(0.40, 0.5)]  # one sharp row at 0.30, two flat ones at 0.40
     assert ev.one_cutoff(rows) == 0.3  # 1 + 2 * 0.8 beats 0 + 2 * 1
     assert ev.one_cutoff([row(0.10, 1.0), row(0.40, 1.0)]) == 0.25  # a plateau from 0.10 to 0.40: nearest 0.25
+
+
+def test_each_make_up_is_compared_with_its_own_best_one_cutoff():
+    """The per-make-up baseline of scripts/eval_tagging.py: one cut-off for all rows of a make-up (its sets and
+    modes), the best on average over them, chosen apart from the other make-ups'."""
+    grid = [float(t) for t in ev.GRID]
+
+    def row(makeup: str, best: float, calibrated: float) -> dict:
+        return {"makeup": makeup, "calibrated": {"f1": calibrated},
+                "grid": {t: {"f1": max(0.0, 1 - abs(t - best) / 0.1)} for t in grid}}
+
+    rows = ev.attach_baselines([row("a", 0.30, 1.0), row("a", 0.30, 0.9), row("b", 0.40, 1.0), row("b", 0.50, 1.0)])
+    assert [r["make-up fixed"]["cutoff"] for r in rows] == [0.3, 0.3, 0.4, 0.4]  # b: 0.40 to 0.50 tie, nearest 0.25
+    assert all("grid" not in r for r in rows)
+    (a, cut_a, diff_a), (b, cut_b, diff_b) = ev.per_makeup(rows)
+    assert (a, cut_a, b, cut_b) == ("a", 0.3, "b", 0.4)
+    assert diff_a == pytest.approx(-0.05) and diff_b == pytest.approx(0.5)  # b's rows score 1 and 0 at 0.40

@@ -144,6 +144,15 @@ def test_filters_and_paging_live_in_the_url(server, page):
     wait(page, lambda d: [Path(t["path"]).name for t in tiles(d)] == [CAMERA_FILE])
     assert page.find_element(By.ID, "after").get_attribute("value") == "2019-05-01"
     assert page.find_element(By.ID, "filter-count").text == "3"
+    # A page that ends exactly at the last result offers no next page (it would be empty).
+    visit(page, server + f"/?q=a+green+square&camera={CAMERA}&k=1")
+    wait(page, lambda d: [Path(t["path"]).name for t in tiles(d)] == [CAMERA_FILE])
+    assert not page.find_element(By.ID, "pager").is_displayed()
+    visit(page, server + f"/?q=a+green+square&camera={CAMERA}&k=1&offset=1")  # past it: only "Previous"
+    wait(page, lambda d: "No images match" in d.find_element(By.ID, "empty-state").text)
+    links = {a.get_attribute("rel"): a.get_attribute("aria-disabled")
+             for a in page.find_elements(By.CSS_SELECTOR, "#pager a")}
+    assert links == {"prev": "false", "next": "true"}, links
     visit(page, server + "/?format=PNG")  # a filter but no query: the page says what is missing
     wait(page, lambda d: "type what you are looking for" in d.find_element(By.ID, "empty-state").text)
     assert not tiles(page)

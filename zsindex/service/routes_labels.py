@@ -13,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from .common import SafeJSONResponse, service, writable
-from .routes_search import _results
+from .routes_search import page
 from .state import Service
 
 router = APIRouter(prefix="/api", tags=["labels and jobs"])
@@ -83,9 +83,9 @@ def labels_untag(name: SetName, svc: Service = Depends(service)) -> dict[str, An
 def labels_images(name: SetName, label: Annotated[str | None, Query(max_length=500)] = None,
                   k: Annotated[int, Query(ge=1, le=200)] = 24, offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
                   svc: Service = Depends(service)) -> dict[str, Any]:
-    pairs = svc.reader.label_images(name, label or None, k, offset)
+    pairs = svc.reader.label_images(name, label or None, k + 1, offset)  # one more: is there a next page?
     hits = [SimpleNamespace(id=i, score=s) for i, s in pairs]
-    return {"results": _results(svc, hits), "k": k, "offset": offset, "query": {"label_set": name, "label": label}}
+    return page(svc, hits, k, offset, {"label_set": name, "label": label})
 
 
 @router.post("/ingest", summary="Start an incremental ingest of the served roots (a job)", status_code=202,

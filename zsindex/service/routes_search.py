@@ -128,9 +128,9 @@ def run_search(svc: Service, p: SearchParams, upload: Any = None) -> dict[str, A
     likes = [svc.reader.image_source(p.like)] if p.like is not None else []
 
     def search(extra: list[Any]) -> list[Any]:
-        return svc.reader.search(p.q, like=likes + extra, not_=p.not_, not_weight=p.not_weight, k=p.k,
+        return svc.reader.search(p.q, like=likes + extra, not_=p.not_, not_weight=p.not_weight, k=p.k + 1,
                                  offset=p.offset, min_score=p.min_score, filters=filters,
-                                 group_stems=p.group_stems)
+                                 group_stems=p.group_stems)  # one more than a page: is there a next one?
 
     if upload is not None:
         with saved_upload(upload, svc.settings.max_upload_megapixels) as path:
@@ -140,7 +140,12 @@ def run_search(svc: Service, p: SearchParams, upload: Any = None) -> dict[str, A
     query = p.model_dump(by_alias=True, exclude_none=True)
     if upload is not None:
         query["upload"] = safe_name(upload.filename)
-    return {"results": _results(svc, hits), "k": p.k, "offset": p.offset, "query": query}
+    return page(svc, hits, p.k, p.offset, query)
+
+
+def page(svc: Service, hits: list[Any], k: int, offset: int, query: dict[str, Any]) -> dict[str, Any]:
+    """A page of results from up to k + 1 hits: ``more`` says whether a next page has any."""
+    return {"results": _results(svc, hits[:k]), "k": k, "offset": offset, "more": len(hits) > k, "query": query}
 
 
 @router.get("/status", summary="Model, counts, sizes, recent runs, label sets, server mode")

@@ -41,9 +41,9 @@ export function renderGrid(list, hits, { showScore = true } = {}) {
 
 /** Fill a <nav class="pager">: Previous, the page number, Next. ``count`` hits came back for a page of ``size``
  * from ``offset``; links carry real URLs (``urlFor(offset)``) and a click calls ``go(offset)``. */
-export function renderPager(nav, { offset, size, count, urlFor, go }) {
+export function renderPager(nav, { offset, size, more, urlFor, go }) {
   const hasPrev = offset > 0;
-  const hasNext = count >= size;
+  const hasNext = Boolean(more); // the server fetched one result past the page
   nav.hidden = !hasPrev && !hasNext;
   const link = (rel, text, to, enabled) => h('a', {
     class: enabled ? 'button' : 'button disabled',

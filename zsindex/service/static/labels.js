@@ -94,7 +94,7 @@ async function renderLabelImages(state) {
   renderPager(byId('label-pager'), {
     offset: state.offset,
     size: PAGE,
-    count: results.length,
+    more: data.more,
     urlFor: (offset) => urlFor({ ...state, offset }),
     go: (offset) => go({ ...readState(), offset }),
   });

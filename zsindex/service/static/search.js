@@ -127,7 +127,7 @@ async function run(state) {
   renderPager(byId('pager'), {
     offset: state.offset,
     size: state.k,
-    count: results.length,
+    more: data.more,
     urlFor: (offset) => urlFor({ ...state, offset }),
     go: (offset) => {
       navigate({ offset });

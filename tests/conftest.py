@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,8 +16,11 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Tests never reach a network; a stray hub lookup should fail at once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# Caches (ONNX exports, checkpoint hashes) go to a folder of this test session, never the user's home.
-os.environ.setdefault("ZSINDEX_HOME", tempfile.mkdtemp(prefix="zsindex-test-home-"))
+# Caches (ONNX exports, checkpoint hashes) go to a folder of this test session, never the user's home; the
+# session removes the folder it made when it ends (about 60 MB of ONNX exports each time).
+if "ZSINDEX_HOME" not in os.environ:
+    os.environ["ZSINDEX_HOME"] = tempfile.mkdtemp(prefix="zsindex-test-home-")
+    atexit.register(shutil.rmtree, os.environ["ZSINDEX_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -87,6 +87,24 @@ def test_demo_refuses_an_index_with_the_users_images(demo_dir, tmp_path, demo_em
     assert image_rows(folder / "index") == 9
 
 
+@pytest.mark.parametrize("change", [
+    ["labels", "edit", "shapes", "--add", "hexagon"],                # a label added: version 2
+    ["labels", "edit", "shapes", "--drop", "star", "--add", "star"],  # dropped and back: same names, version 3
+    ["labels", "edit", "shapes", "--auto"],                           # tagging new images
+    ["labels", "add", "mine", "--labels", "cat,dog"],                 # a set of the user's own
+])
+def test_demo_refuses_an_index_whose_label_sets_the_user_changed(demo_dir, tmp_path, change):
+    """Label sets are the user's work as much as images: a re-run keeps the index when any set is not the
+    demo's as it registered it."""
+    folder = copy_demo(demo_dir, tmp_path)
+    index = str(folder / "index")
+    assert invoke(*change, "--index", index).exit_code == 0
+    before = invoke("labels", "list", "--index", index, "--json").output
+    r = invoke("demo", "--dir", str(folder))
+    assert r.exit_code == 1 and "did not make it" in r.output, r.output
+    assert invoke("labels", "list", "--index", index, "--json").output == before
+
+
 def test_demo_refuses_an_index_it_did_not_make(tmp_path, demo_embedder):
     folder = tmp_path / "D"
     ingest_mine(folder / "index", tmp_path, demo_embedder)

@@ -49,12 +49,22 @@ def _demo_index_unchanged(db: Path, made: MadeFiles) -> bool:
         try:
             con.execute("PRAGMA query_only=ON")
             paths = {r[0] for r in con.execute("SELECT path FROM images")}
-            sets = {r[0] for r in con.execute("SELECT name FROM label_sets")}
+            sets = {r[0]: r[1:] for r in con.execute("SELECT name, version, templates, auto FROM label_sets")}
+            labels: dict[str, list[tuple[str, str, str]]] = {}
+            for set_name, *label in con.execute(
+                    "SELECT s.name, l.name, l.descriptions, l.templates FROM labels l "
+                    "JOIN label_sets s ON s.id = l.set_id ORDER BY s.name, l.position"):
+                labels.setdefault(set_name, []).append(tuple(label))
         finally:
             con.close()
     except sqlite3.Error:
         return False
-    return paths <= drawn and sets <= {"shapes", ",".join(shapes.COLOURS)}
+    # The demo's two sets as it registers them: never edited (version 1), its own labels, no descriptions or
+    # templates. A set the user changed, or added, is the user's.
+    demo_sets = {"shapes": list(shapes.SHAPES), ",".join(shapes.COLOURS): list(shapes.COLOURS)}
+    return paths <= drawn and all(
+        name in demo_sets and meta == (1, None, 0) and labels.get(name) == [(n, "[]", "[]") for n in demo_sets[name]]
+        for name, meta in sets.items())
 
 
 def _stale_index_files(index: Path, made: MadeFiles) -> list[Path]:

@@ -337,3 +337,28 @@ def test_status_of_a_killed_run_is_interrupted(tmp_path, demo_embedder):
     con.commit()
     con.close()
     assert lib.status()["last_run"]["status"] == "interrupted"
+
+
+def _stderr_of(*args: str | bytes, cwd: Path) -> bytes:
+    proc = subprocess.run([sys.executable, "-m", "zsindex", *args], cwd=cwd, capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    return proc.stderr
+
+
+def test_messages_name_a_file_that_is_not_utf8_as_outputs_do(small, tmp_path):
+    """A byte of a name that is not UTF-8 appears in every kind of message as \\xff, the escaped form of the
+    outputs (README, "File names"): the library's messages, warnings, click's own checks of a path, and an
+    index folder's faults; never Python's \\udcff nor click's U+FFFD."""
+    index = small["index"]
+    (tmp_path / b"file\xff.png".decode("utf-8", "surrogateescape")).write_bytes(b"not an index")
+    cases = [
+        ("classify", b"gone\xff.png", "-l", "red", "-m", "demo"),                       # the library's message
+        ("forget", b"nothing/here\xff", "--index", index),                               # a warning
+        ("classify", "x.png", "-l", "red", "-m", "demo", "--labels-file", b"lab\xff.txt"),  # click's path check
+        ("eval", b"gone\xff"),
+        ("status", "--index", b"file\xff.png"),                                          # a file, not a folder
+        ("search", "x", "--index", b"idx\xff/nope"),                                     # no index there
+    ]
+    for args in cases:
+        err = _stderr_of(*args, cwd=tmp_path)
+        assert b"\\xff" in err and b"\\udcff" not in err and "\ufffd".encode() not in err, (args, err)

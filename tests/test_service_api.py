@@ -299,12 +299,15 @@ def test_tag_job_with_events_counts_images_and_untag(client):
     assert len(tagged) == counts["circle"] and all("circle" in r["path"] for r in tagged)
     # "more": whether the next page has any result, so that a page that ends exactly at the last one says no
     n = counts["circle"]
-    for route, extra in (("/api/labels/shapes/images", {"label": "circle"}), ("/api/search", {"q": "shape", "tag": "circle"})):
-        def more(k: int, offset: int = 0) -> bool:
-            body = client.get(route, params={**extra, "k": k, "offset": offset}).json()
-            assert len(body["results"]) == max(0, min(k, n - offset)), (route, k, offset)
-            return body["more"]
-        assert (more(n), more(n - 1), more(1, n - 1), more(1, n - 2), more(5, n)) == (False, True, False, True, False)
+    def more(route: str, extra: dict, k: int, offset: int = 0) -> bool:
+        body = client.get(route, params={**extra, "k": k, "offset": offset}).json()
+        assert len(body["results"]) == max(0, min(k, n - offset)), (route, k, offset)
+        return body["more"]
+
+    for route, extra in (("/api/labels/shapes/images", {"label": "circle"}),
+                         ("/api/search", {"q": "shape", "tag": "circle"})):
+        pages = [(n,), (n - 1,), (1, n - 1), (1, n - 2), (5, n)]
+        assert [more(route, extra, *p) for p in pages] == [False, True, False, True, False], route
     meta = client.get(f"/api/images/{circles[0]['id']}").json()
     assert {"set": "shapes", "label": "circle"} == {k: meta["tags"][0][k] for k in ("set", "label")}
     assert any(t["set"] == "shapes" for t in client.get("/api/facets").json()["tags"])

@@ -395,4 +395,7 @@ register_serve(cli)
 
 
 def main() -> None:
+    from .output import escape_unwritable_on_stderr
+
+    escape_unwritable_on_stderr()
     cli(prog_name="zsindex")

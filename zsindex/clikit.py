@@ -125,7 +125,14 @@ class NonEmptyPath(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, (str, bytes)) and not value.strip():
             self.fail(EMPTY_PATH, param, ctx)
-        return super().convert(value, param, ctx)
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as e:  # click writes a byte that is not UTF-8 as U+FFFD; name it as outputs do
+            from .output import shown
+
+            theirs, ours = click.utils.format_filename(value), shown(os.fsdecode(value))
+            e.message = e.message.replace(theirs, ours)
+            raise
 
 
 class Glob(click.ParamType):

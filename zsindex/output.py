@@ -259,6 +259,38 @@ def emit_paths(paths: Iterable[str], null: bool = False) -> None:
         click.echo(shown(p))
 
 
+STDERR_ERRORS = "zsindex-escaped"
+
+
+def _escaped_error(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: characters stderr's encoding cannot write, in the escaped form of names (a byte
+    of a file name that is not UTF-8 as ``\\xHH``, other characters as ``\\uHHHH``)."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+
+    def one(ch: str) -> str:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+    return "".join(one(ch) for ch in exc.object[exc.start:exc.end]), exc.end
+
+
+def escape_unwritable_on_stderr() -> None:
+    """Messages name files: a name's bytes that are not UTF-8 appear on stderr as ``\\xHH``, the form the
+    outputs use, instead of Python's ``\\udcHH``. Called once by the command line's entry point."""
+    import codecs
+
+    try:
+        codecs.lookup_error(STDERR_ERRORS)
+    except LookupError:
+        codecs.register_error(STDERR_ERRORS, _escaped_error)
+    reconfigure = getattr(sys.stderr, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors=STDERR_ERRORS)
+
+
 def warn(message: str) -> None:
     """A message for the user, on stderr; ``name=`` option references become this command's flags."""
     from .clikit import cli_text

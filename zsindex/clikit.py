@@ -131,8 +131,9 @@ class NonEmptyPath(click.Path):
             from .output import shown
 
             theirs, ours = click.utils.format_filename(value), shown(os.fsdecode(value))
-            e.message = e.message.replace(theirs, ours)
-            raise
+            if theirs == ours or theirs not in e.message:
+                raise
+            raise click.BadParameter(e.message.replace(theirs, ours), ctx, param) from None
 
 
 class Glob(click.ParamType):

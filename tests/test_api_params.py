@@ -247,6 +247,17 @@ def test_a_missing_file_argument_is_a_usage_error(world, tmp_path, args):
     assert "missing.jpg" in out.output
 
 
+@pytest.mark.parametrize("args", [["classify", "{folder}", "-l", "red", "-m", "demo"],
+                                  ["similarity", "-i", "{good}", "-i", "{folder}", "-t", "red", "-m", "demo"]])
+def test_a_folder_where_image_files_are_wanted_is_a_usage_error(world, tmp_path, args):
+    """Not an image that could not be read (exit 3): the message says what to give instead."""
+    (tmp_path / "holiday").mkdir()
+    out = CliRunner().invoke(cli, [a.format(folder=tmp_path / "holiday", good=world[2][0]) for a in args])
+    assert out.exit_code == 2 and "holiday: a folder" in out.output and "`zsindex ingest PATH`" in out.output
+    with pytest.raises(UsageError, match=r"a folder.*Library\.ingest"):
+        classify([world[2][0], tmp_path / "holiday"], "red,blue", embedder=None)
+
+
 def test_an_unreadable_file_is_still_skipped_with_exit_3(tmp_path, world):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")

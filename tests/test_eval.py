@@ -135,3 +135,24 @@ def test_bad_sources(tmp_path):
     (tmp_path / "x.txt").write_text("a")
     with pytest.raises(UsageError):
         load_dataset(tmp_path / "x.txt")
+
+
+def test_class_folders_of_links_are_read_and_skips_say_why(dataset, home, tmp_path):
+    """A dataset is often class folders of symbolic links to the images: eval follows them (the dataset names
+    them), says why each image it skips was skipped, and a dataset of which nothing reads is a message."""
+    links = tmp_path / "links"
+    for folder in sorted(dataset.iterdir()):
+        (links / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir()):
+            (links / folder.name / image.name).symlink_to(image)
+    (links / "red_circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    r = run(str(links), "--json")
+    assert r.exit_code == 3, r.output
+    assert json.loads(r.stdout.splitlines()[0])["results"]["ensemble"]["images"] == 5 * len(PAIRS)
+    assert f"skipped {links / 'red_circle' / 'broken.png'}: cannot decode" in r.stderr  # the reason, as ingest says
+    bad = tmp_path / "bad" / "red"
+    bad.mkdir(parents=True)
+    (bad / "a.png").write_bytes(b"not an image")
+    r = run(str(tmp_path / "bad"))
+    assert r.exit_code == 2 and "none of the 1 images of the dataset could be read" in r.output, r.output
+    assert "Traceback" not in r.output

@@ -356,8 +356,8 @@ def eval_command(source: Path | None, keyword_set: str | None, label_list: str |
             writer.writerow(["true \\ predicted", *map(shown, out["classes"])])  # names in the escaped form
             for name, row in zip(out["classes"], first["confusion"]):
                 writer.writerow([shown(name), *row.tolist()])
-    for path in out["skipped"]:
-        warn(f"skipped {shown(path)}: could not be read")
+    for path, reason in zip(out["skipped"], out["skipped_reasons"]):
+        warn(f"skipped {shown(path)}: {reason}")
     _print_eval(source, out, fmt)
     if out["skipped"]:
         raise Partial(f"{plural(len(out['skipped']), 'image')} could not be read; the figures leave them out")

@@ -60,7 +60,7 @@ def load_dataset(source: Path, raw_names: bool = False) -> Dataset:
     truth: list[list[str]] = []
     if source.is_dir():
         for folder in sorted(p for p in source.iterdir() if p.is_dir()):
-            for entry in scan([folder]).files:
+            for entry in scan([folder], follow_symlinks=True).files:  # a dataset of links to images is common
                 paths.append(entry.path)
                 truth.append([name(folder.name)])
     elif source.suffix.lower() == ".csv":
@@ -97,8 +97,10 @@ def cache_library(embedder: "Embedder") -> "Library":
     return Library(config.home() / "eval-cache" / key, embedder=embedder, db=False)
 
 
-def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | None") -> tuple[np.ndarray, list[int]]:
-    """Vectors of the readable images (stored ones first, then the cache) and their positions."""
+def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | None",
+                  reasons: dict[str, str] | None = None) -> tuple[np.ndarray, list[int]]:
+    """Vectors of the readable images (stored ones first, then the cache) and their positions; ``reasons``
+    gets why each unreadable one was skipped."""
     found: dict[str, np.ndarray] = {}
     if index is not None:
         model = index.store.model()
@@ -107,7 +109,9 @@ def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | 
     rest = [p for p in paths if p not in found]
     if rest:
         cache = cache_library(embedder)
-        cache.ingest(rest, workers=0)
+        report = cache.ingest(rest, workers=0, follow_symlinks=True)  # the dataset names them: read them
+        if reasons is not None:
+            reasons.update(report.skipped_files)
         model = cache.store.model()
         assert model is not None  # bound by the ingest just above
         found.update(cache.store.stored_vectors(model.id, rest))
@@ -165,15 +169,21 @@ def evaluate(embedder: "Embedder", data: Dataset, labels: LabelSet | None,
     if unknown:
         raise UsageError(f"classes without a label: {known_list(unknown)}; add them to labels=, "
                          "or use raw_names=True if the folder names are the labels")
-    vecs, ok = image_vectors(embedder, data.paths, index)
+    reasons: dict[str, str] = {}
+    vecs, ok = image_vectors(embedder, data.paths, index, reasons)
+    if not ok:
+        why = known_list(sorted({reasons.get(p, "could not be read") for p in data.paths}))
+        raise UsageError(f"none of the {len(data.paths)} images of the dataset could be read ({why})")
     truth = [data.truth[i] for i in ok]
     classes = labels.names
     results = {}
     for spec_name, templates in template_sets or [("ensemble", DEFAULT_TEMPLATES)]:
         label_vecs = label_vectors(embedder, LabelSet(labels.labels, templates))
         results[spec_name] = metrics(vecs @ label_vecs.T, truth, classes)
-    skipped = [data.paths[i] for i in range(len(data.paths)) if i not in set(ok)]
-    return {"classes": classes, "results": results, "skipped": skipped}
+    kept = set(ok)
+    skipped = [data.paths[i] for i in range(len(data.paths)) if i not in kept]
+    return {"classes": classes, "results": results, "skipped": skipped,
+            "skipped_reasons": [reasons.get(p, "could not be read") for p in skipped]}
 
 
 def confusion_plot_target(path: Path) -> tuple[Path, str]:

@@ -22,7 +22,6 @@ from . import schema as s
 from .sidecars import existing_sidecar, is_sidecar_of, recorded_entries
 from .store import Store
 from .xmp import MAX_SIDECAR_BYTES, XmpDoc, XmpError, keywords_of
-from .xmp import available as xmp_available
 
 IPTC_KEYWORDS = (2, 25)
 IPTC_CHARSET = (1, 90)
@@ -123,13 +122,8 @@ def _images(store: Store, roots: Sequence[str] | None,
 
 
 def refresh(store: Store, roots: Sequence[str] | None = None, paths: set[str] | None = None) -> KeywordRefresh:
-    """Re-read the keywords of every indexed image (under roots, or of paths) whose content or sidecar changed.
-
-    Without the Exempi library no XMP can be read, and keywords are left as they are.
-    """
+    """Re-read the keywords of every indexed image (under roots, or of paths) whose content or sidecar changed."""
     out = KeywordRefresh()
-    if not xmp_available():
-        return out
     listings: dict[str, dict[str, str]] = {}  # one listing per folder instead of stat calls per image
     for image_id, path, sha, src in _images(store, roots, paths):
         sidecar = existing_sidecar(path, listings=listings)

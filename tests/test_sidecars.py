@@ -454,3 +454,22 @@ def test_a_keyword_property_that_is_not_a_list_is_skipped(photos, form):
     assert side.read_bytes() == before and report.created + report.updated == 5
     lib.ingest([paths[2].parent], workers=0)  # keywords are read when ingest sees the sidecar change
     assert lib.keywords()[str(paths[2])] == ["one text"]
+
+
+@needs_exiftool
+def test_an_image_moved_with_its_sidecar_keeps_zsindex_keywords_zsindexs(photos):
+    """Renamed into another folder with its sidecar (as photo programs move both): ingest finds the move, the
+    sidecar's record follows, keywords read there leave zsindex's out, and remove still takes them out."""
+    lib, paths, dt, _lr = photos
+    lib.ingest([paths[0].parent], workers=0)  # reads the user's keywords of the sidecars put there
+    before, users = exif(dt), lib.keywords()[str(paths[0])]
+    lib.sidecars_write("shapes")
+    new = paths[0].parent / "sub" / "renamed.png"
+    new.parent.mkdir()
+    os.rename(paths[0], new)
+    os.rename(dt, str(new) + ".xmp")
+    assert lib.ingest([paths[0].parent], workers=0).moved == 1
+    assert lib.keywords()[str(new)] == users  # not "circle, square, ..." from zsindex's own lists
+    report = lib.sidecars_remove()
+    assert str(dt) not in json.dumps(report.to_dict())  # the old place is not reported
+    assert exif(str(new) + ".xmp") == before

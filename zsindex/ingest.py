@@ -36,6 +36,7 @@ from . import schema as s
 from .errors import ImageError
 from .images import decode_bytes
 from .scan import FileEntry, scan
+from .sidecars import follow_move
 from .store import Store, now
 
 if TYPE_CHECKING:
@@ -368,6 +369,7 @@ class Ingester:
                     moved_id = plan.claim_move(w.sha256 or "")
                     if moved_id is not None:
                         image = session.get(s.Image, moved_id)
+                        follow_move(session, image.path, w.entry.path)  # type: ignore[union-attr]
                         image.path = w.entry.path  # type: ignore[union-attr]
                         kind = "moved"
                     else:

@@ -106,6 +106,30 @@ def existing_sidecar(image_path: str, naming: str = "ext",
     return None
 
 
+def follow_move(session: Session, old_image: str, new_image: str) -> int:
+    """An image moved or renamed (ingest found its content under a new path): the records of its sidecars
+    follow it where the sidecar moved with it, unchanged since zsindex wrote it (its hash is the one recorded),
+    so that zsindex's keywords there stay zsindex's, never the user's, and `remove` still takes them out. A
+    sidecar left behind, or changed on the way, keeps its record. Returns how many records moved."""
+    moved = 0
+    for rec in session.scalars(select(s.Sidecar).where(s.Sidecar.image_path == old_image)).all():
+        if os.path.lexists(rec.path):
+            continue
+        new_side = existing_sidecar(new_image)
+        if new_side is None or rec.sha256 is None or session.scalar(
+                select(s.Sidecar.id).where(s.Sidecar.path == new_side)) is not None:
+            continue
+        try:
+            with open(new_side, "rb") as f:
+                same = sha256(f.read()) == rec.sha256
+        except OSError:
+            continue
+        if same:
+            rec.path, rec.image_path = new_side, new_image
+            moved += 1
+    return moved
+
+
 def keyword_entries(set_name: str, label: str, prefix: str | None) -> list[Entry]:
     """What one tag becomes: a flat keyword, a Lightroom path and a digiKam path."""
     parts = ([prefix] if prefix else []) + [set_name, label]

@@ -258,6 +258,21 @@ def test_export_refuses_an_existing_file_before_the_work(tmp_path):
     assert out.read_text() == "precious"
 
 
+@pytest.mark.parametrize("args", [["export", "-l", "shapes", "--index", "{index}", "-o", "{out}"],
+                                  ["eval", "{data}", "-m", "demo", "--confusion", "{out}.png"],
+                                  ["eval", "{data}", "-m", "demo", "--confusion-csv", "{out}"]])
+def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_the_work(tmp_path, monkeypatch, args):
+    """Named for the user's file and its folder, never for zsindex's temporary file; before any work."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("ZSINDEX_HOME", str(home))
+    data = _eval_data(tmp_path)
+    a_file = next(data.rglob("*.png"))
+    for out, what in ((tmp_path / "nodir" / "x.csv", "does not exist"), (a_file / "x.csv", "is not a folder")):
+        r = invoke(*[a.format(index=tmp_path / "no-index", out=out, data=data) for a in args])
+        assert r.exit_code == 2 and f"{out}" in r.output and f"its folder {out.parent} {what}" in r.output, r.output
+        assert "zsindex-tmp" not in r.output and not (home / "eval-cache").exists()
+
+
 # -- writes never go through a symbolic link zsindex did not make ----------------------------------------
 VICTIM = b"another program's file, not zsindex's\n" * 50
 

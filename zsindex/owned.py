@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ForeignFileError
+from .errors import ForeignFileError, UsageError
 from .filehash import sha256_file
 from .lock import LOCK_NAME
 from .rowfile import ROWS_NAME
@@ -113,14 +113,19 @@ def _link_new(tmp: Path, path: Path) -> None:
 
 
 def _exists(path: Path) -> ForeignFileError:
-    return ForeignFileError(f"{path} exists and zsindex will not overwrite a file it did not make; choose "
-                            f"another name, or pass force=True to replace it")
+    return ForeignFileError(f"{path} exists, and zsindex never overwrites a file unasked; choose another name, "
+                            f"or pass force=True to replace it")
 
 
 def check_new_output(path: Path, force: bool = False) -> None:
-    """For writers that open the file themselves (e.g. matplotlib): refuse an existing file unless force."""
+    """For writers that open the file themselves (e.g. matplotlib): refuse an existing file unless force, and
+    a name in a folder that does not exist (before any work, naming that folder)."""
     if not force and (path.exists() or path.is_symlink()):
         raise _exists(path)
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"cannot write {path}: its folder {folder} {what}; create it first, or choose another name")
 
 
 class MadeFiles:

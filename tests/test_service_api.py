@@ -473,3 +473,23 @@ def test_pages_are_their_main_inside_one_layout(client):
     r = client.get("/favicon.ico", follow_redirects=False)  # browsers ask for it whatever a page names
     assert r.status_code == 301 and r.headers["location"] == "/static/favicon.svg"
     assert client.get("/static/favicon.svg").headers["content-type"].startswith("image/svg")
+
+
+def test_head_answers_as_get_does_without_a_body(client):
+    """Every GET resource answers HEAD with GET's status and headers (a file's size and type), no body."""
+    hit = search(client, q="a red circle", k=1)["results"][0]
+    for url in (f"/api/images/{hit['id']}/file", f"/api/images/{hit['id']}/thumbnail?size=256",
+                "/api/status", "/api/search?q=red&k=2", "/", f"/image/{hit['id']}", "/static/app.css"):
+        got, head = client.get(url), client.head(url)
+        assert head.status_code == got.status_code == 200, url
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"], url
+        if "content-length" in got.headers and url.startswith("/api/images"):
+            assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert client.head("/api/images/999999/file").status_code == 404
+
+
+def test_a_body_that_is_not_json_says_so(client):
+    r = client.put("/api/labels/anything", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert message.startswith("the request body is not valid JSON") and "0:" not in message, message

@@ -80,8 +80,31 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization",
                                                                                           "Content-Type"])
+    app.add_middleware(HeadAsGet)
     app.add_middleware(Guard, settings=settings)  # outermost: every response gets the security headers
     return app
+
+
+class HeadAsGet:
+    """HEAD answers as GET does, headers only (FastAPI's routes take GET alone): a link checker or a download
+    tool asking for a file's size and type gets them, not 405."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def service_of(app: Any) -> Service:

@@ -97,6 +97,10 @@ async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, RequestValidationError)
     parts = []
     for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":  # pydantic says "0: JSON decode error"
+            reason = (err.get("ctx") or {}).get("error", "")
+            parts.append(f"the request body is not valid JSON{f' ({reason})' if reason else ''}")
+            continue
         where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "body", "path", "form"))
         parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
     return error_response(422, "; ".join(parts) or "invalid request")

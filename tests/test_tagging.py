@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from zsindex import shapes
 from zsindex.cli import cli
-from zsindex.errors import LabelError
+from zsindex.errors import LabelError, UsageError
 from zsindex.library import Library, classify
 
 
@@ -44,6 +44,10 @@ def test_label_set_lifecycle(world_index):
         lib.labels_add("lifecycle", "x")
     with pytest.raises(LabelError, match="no label 'nope'"):
         lib.labels_edit("lifecycle", drop=["nope"])
+    for nothing in ({}, {"add": []}, {"drop": []}):  # no new version for an edit that changes nothing, as the CLI
+        with pytest.raises(UsageError, match="nothing to do"):
+            lib.labels_edit("lifecycle", **nothing)
+    assert lib.labels_show("lifecycle")["version"] == 2
     lib.labels_remove("lifecycle")
     with pytest.raises(LabelError, match="no label set named"):
         lib.labels_show("lifecycle")

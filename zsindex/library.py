@@ -573,8 +573,11 @@ class Library(SidecarsMixin, BrowseMixin):
         from .tagging import edit_set
 
         drop = text_list(drop, "drop")
+        added = as_label_set(add).labels if add else ()
+        if not added and not drop:  # as the command line: an edit that changes nothing is no new version
+            raise UsageError("nothing to do: give add= (labels to add) or drop= (labels to drop)")
         with self.store.session() as session:
-            edit_set(session, name, as_label_set(add).labels if add else (), drop)
+            edit_set(session, name, added, drop)
         return self.labels_show(name)
 
     def labels_remove(self, name: str) -> None:

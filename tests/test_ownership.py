@@ -114,6 +114,22 @@ def test_demo_refuses_an_index_it_did_not_make(tmp_path, demo_embedder):
     assert image_rows(folder / "index") == 1 and (folder / "index" / "notes.txt").is_file()
 
 
+@pytest.mark.parametrize("kind", ["file", "link to a folder"])
+def test_demo_refuses_an_index_that_is_not_a_folder_before_drawing_anything(tmp_path, kind):
+    folder = tmp_path / "D"
+    folder.mkdir()
+    if kind == "file":
+        (folder / "index").write_bytes(b"the user's own file")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        (folder / "index").symlink_to(tmp_path / "elsewhere")
+    r = invoke("demo", "--dir", str(folder))
+    assert r.exit_code == 1 and "is not a folder" in r.output, r.output
+    assert sorted(p.name for p in folder.iterdir()) == ["index"]  # no images, no record left behind
+    if kind != "file":
+        assert not list((tmp_path / "elsewhere").iterdir())  # nothing written through the link
+
+
 @pytest.mark.parametrize("name", ["images/000-red-circle.png", "index/vectors.faiss", "index/write.lock"])
 def test_demo_refuses_any_file_of_its_names_it_did_not_make(tmp_path, name):
     folder = tmp_path / "D"

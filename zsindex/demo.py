@@ -11,7 +11,7 @@ from typing import Any
 
 from . import shapes
 from .config import DEMO_MODEL
-from .errors import plural
+from .errors import ForeignFileError, plural
 from .owned import INDEX_FILE_NAMES, MadeFiles
 
 DEMO_SCENES = [
@@ -84,6 +84,10 @@ def _stale_index_files(index: Path, made: MadeFiles) -> list[Path]:
 def _prepare(folder: Path, made: MadeFiles) -> list[Path]:
     """Draw the images and clear the old demo index, after checking every file that is replaced or removed."""
     images, index = folder / "images", folder / "index"
+    if (index.exists() or index.is_symlink()) and not (index.is_dir() and not index.is_symlink()):
+        # checked before anything is drawn: a refused run leaves no images or record behind
+        raise ForeignFileError(f"{index} exists and is not a folder; zsindex demo leaves it alone: choose another "
+                               "folder, or move it away yourself")
     scratch = Path(tempfile.mkdtemp(prefix=".zsindex-demo-", dir=folder))
     try:
         drawn = shapes.save_world(scratch, DEMO_SCENES, seed=7)

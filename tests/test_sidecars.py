@@ -473,3 +473,13 @@ def test_an_image_moved_with_its_sidecar_keeps_zsindex_keywords_zsindexs(photos)
     report = lib.sidecars_remove()
     assert str(dt) not in json.dumps(report.to_dict())  # the old place is not reported
     assert exif(str(new) + ".xmp") == before
+
+
+@pytest.mark.parametrize("prefix", ["auto|ai", "auto/ai", " auto | ai "])
+def test_a_prefix_with_levels_is_the_same_hierarchy_in_every_program(prefix):
+    from zsindex.sidecars import keyword_entries
+
+    assert keyword_entries("colours", "red/dark|x", prefix) == [
+        ("colours", xmp.SUBJECT, "red/dark|x"),
+        ("colours", xmp.HIERARCHICAL, "auto|ai|colours|red/dark/x"),  # a label stays one level
+        ("colours", xmp.TAGSLIST, "auto/ai/colours/red|dark|x")]

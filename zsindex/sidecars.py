@@ -131,8 +131,11 @@ def follow_move(session: Session, old_image: str, new_image: str) -> int:
 
 
 def keyword_entries(set_name: str, label: str, prefix: str | None) -> list[Entry]:
-    """What one tag becomes: a flat keyword, a Lightroom path and a digiKam path."""
-    parts = ([prefix] if prefix else []) + [set_name, label]
+    """What one tag becomes: a flat keyword, a Lightroom path and a digiKam path. The prefix is a path of its
+    own: ``a|b`` or ``a/b`` is two levels in both programs (in set and label names, each program's separator
+    is written as the other's, so that a name stays one level)."""
+    levels = [p.strip() for p in prefix.replace("/", "|").split("|")] if prefix else []
+    parts = [p for p in levels if p] + [set_name, label]
     return [(set_name, SUBJECT, label),
             (set_name, HIERARCHICAL, "|".join(p.replace("|", "/") for p in parts)),
             (set_name, TAGSLIST, "/".join(p.replace("/", "|") for p in parts))]

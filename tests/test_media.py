@@ -416,3 +416,21 @@ def test_like_a_video_changed_since_ingest_does_not_use_its_old_frames(lib, tmp_
     mf.write_video(video, [(GREEN, 1.0), (GREEN, 1.0)])  # now a green star, another size
     hits = lib.search(like=video, k=2)  # embedded as it is now: its frames sampled as ingest samples them
     assert Path(hits[0].path).name == "green.png"
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".webm"])
+def test_classify_and_similarity_read_a_video_as_the_mean_of_its_frames(tmp_path, demo_embedder, ext):
+    """A video given to classify or similarity is read as ingest reads it (a frame every few seconds) and
+    stands for its frames' mean vector: a clip of a red circle is a red circle, not a skipped file."""
+    from zsindex.zeroshot import classify, embed_files
+
+    clip = mf.write_video(tmp_path / f"clip{ext}", [(RED, 4.0)])
+    still = tmp_path / "still.png"
+    Image.fromarray(RED).save(still)
+    vectors, ok, errors = embed_files(demo_embedder, [clip, still])
+    assert ok == [0, 1] and not errors
+    assert np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-4) and float(vectors[0] @ vectors[1]) > 0.95
+    [result] = classify([clip], "red circle,blue square,green triangle", embedder=demo_embedder)
+    assert result.error is None and result.labels[0].label == "red circle"
+    r = CliRunner().invoke(cli, ["similarity", "-i", str(clip), "-t", "a red circle", "-m", "demo", "--json"])
+    assert r.exit_code == 0, r.output

@@ -68,17 +68,39 @@ def _default_embedder(embedder: "Embedder | None", model: str | None, pretrained
 
 def embed_files(embedder: "Embedder", paths: Sequence[str | Path],
                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, list[int], dict[int, str]]:
-    """Embed image files; returns vectors for the readable ones, their positions, and errors by position."""
+    """Embed image files; returns vectors for the readable ones, their positions, and errors by position.
+
+    A video (by its extension, as ingest tells them) is read as ingest reads it, a frame every few seconds,
+    and stands for the mean of its frames' vectors (made unit length again): what the clip shows overall."""
+    from .media import kind_of_name
+
+    size = getattr(embedder, "image_size", 224)
     images, ok, errors = [], [], {}
+    spans: list[int] = []  # how many pictures each readable file gave (a video: its frames)
     for i, p in enumerate(paths):
         try:
-            image = read_image(Path(p), getattr(embedder, "image_size", 224), max_megapixels).image
-            assert image is not None  # pixels are always decoded here
-            images.append(image)
+            if kind_of_name(os.fspath(p)) == "video":
+                from .video import read_video
+
+                frames = [im for _pos, _sec, im in read_video(os.fspath(p), size, max_megapixels).frames]
+            else:
+                image = read_image(Path(p), size, max_megapixels).image
+                assert image is not None  # pixels are always decoded here
+                frames = [image]
+            images.extend(frames)
+            spans.append(len(frames))
             ok.append(i)
         except ImageError as e:
             errors[i] = str(e)
-    return embedder.embed_images(images), ok, errors
+        except OSError as e:
+            errors[i] = f"cannot read: {e.strerror or e}"
+    vectors = embedder.embed_images(images)
+    if len(spans) == len(images):  # one picture each: no video among them
+        return vectors, ok, errors
+    ends = np.cumsum(spans)
+    pooled = np.stack([vectors[end - n:end].mean(axis=0) for n, end in zip(spans, ends)]) if spans else vectors
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled.astype(vectors.dtype, copy=False), ok, errors
 
 
 def existing_files(images: object, name: str = "images") -> list[str | Path]:

@@ -3,6 +3,7 @@ RAW + JPEG grouping: real files through the real decoders, index and demo model.
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from pathlib import Path
@@ -127,6 +128,17 @@ def test_sniff_kinds(tmp_path):
     assert sniff(mf.write_jxl(tmp_path / "x.jxl", RED).read_bytes()[:64]) == "image"
     assert sniff(b"II*\x00\x10\x00\x00\x00CR\x02\x00") == "raw"
     assert sniff(b"hello world") is None
+
+
+@pytest.mark.parametrize("name,fmt", [("fake.CR2", "JPEG"), ("fake.nef", "PNG"), ("fake.ARW", "WEBP"),
+                                       ("fake.png", "JPEG"), ("fake.jpg", "PNG")])
+def test_a_file_is_read_as_what_it_holds_whatever_its_extension_says(tmp_path, name, fmt):
+    """A JPEG named .CR2 is a JPEG, as a JPEG named .png is: the content decides, for RAW names too (a RAW
+    file is a TIFF or its own container, which a Pillow format never is)."""
+    buf = io.BytesIO()
+    Image.fromarray(RED).save(buf, fmt)
+    d = decode_bytes(buf.getvalue(), 48, suffix=Path(name).suffix)
+    assert d.format == fmt and d.image is not None and nearer(d.image, RED, GREEN)
 
 
 def test_unknown_extension_image_is_indexed_and_the_rest_is_counted(lib, tmp_path):

@@ -133,6 +133,9 @@ def special_decoder(data: bytes, suffix: str) -> tuple[Decoder, str] | None:
         return decode_jxl, "JXL"
     suffix = suffix.lower()
     if suffix in RAW_SUFFIXES:
+        head = data[:64]
+        if sniff(head) == "image" and head[:4] not in (b"II*\x00", b"MM\x00*"):
+            return None  # a JPEG (PNG, ...) named like a RAW file: read as what it is, as any misnamed image
         return decode_raw, suffix.lstrip(".").upper()
     if sniff(data[:64]) == "raw":
         return decode_raw, "RAW"

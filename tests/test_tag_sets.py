@@ -63,3 +63,10 @@ def test_tags_has_a_set_column_and_search_can_name_the_set(two_sets):
     assert len(lib.search("a shape", top_k=10, tag="red", tag_set="fruit")) == 2
     r = run("search", "a shape", "--tag", "fruit:blue", "--index", index)
     assert r.exit_code == 2 and "colours:blue" in r.stderr  # names the labels there are
+    # The set named twice, as SET:LABEL and --tag-set, means that label; a label the set lacks is named with
+    # the set's own labels, never with a SET:LABEL the message itself would refuse.
+    assert hits("--tag", "fruit:red", "--tag-set", "fruit") == 2
+    assert hits("--tag", "FRUIT:Red", "--tag-set", "fruit") == 2
+    r = run("search", "a shape", "--tag", "fruit:blue", "--tag-set", "fruit", "--index", index)
+    assert r.exit_code == 2 and "no label 'fruit:blue' in label set 'fruit'" in r.stderr, r.stderr
+    assert r.stderr.rstrip().endswith(("labels: red, green", "labels: green, red")), r.stderr

@@ -290,7 +290,9 @@ def tag_label_ids(session: Session, label: str, label_set: str | None = None) ->
     names = set_names(session)
     if label_set is not None:
         found = resolve_set_name(names, label_set)
-        return [i for i, set_name, name in rows if set_name == found and name.casefold() == wanted]
+        # SET:LABEL of that same set says the same thing twice: the label is what follows the set's name
+        also = wanted[len(found) + 1:] if found and wanted.startswith(found.casefold() + ":") else None
+        return [i for i, set_name, name in rows if set_name == found and name.casefold() in (wanted, also)]
     splits = set()
     for i, c in enumerate(label):
         if c == ":":
@@ -319,7 +321,9 @@ def check_tag(session: Session, label: str, label_set: str | None = None) -> Non
     if label_set is not None:
         query = query.where(s.LabelSetRow.name == resolve_set_name(set_names(session), label_set))
     rows = session.execute(query).all()
-    known = known_list((f"{a}:{b}" for a, b in rows), "none yet; see Library.tag()",
-                       near=f"{rows[0][0]}:{label}" if label_set is not None and rows else label)
+    if label_set is not None:  # the set is given: its labels by their own names
+        known = known_list((b for _a, b in rows), "none", near=label)
+    else:
+        known = known_list((f"{a}:{b}" for a, b in rows), "none yet; see Library.tag()", near=label)
     where = f" in label set {label_set!r}" if label_set else ""
     raise LabelError(f"no label {label!r}{where} to filter by (tag=); labels: {known}")

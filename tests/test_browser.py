@@ -393,6 +393,15 @@ def test_create_refuses_a_name_that_differs_only_in_case(server, page):
     page.find_element(By.ID, "set-labels").send_keys("Cat, cat")
     page.find_element(By.ID, "create-submit").click()
     wait(page, lambda d: "twice" in d.find_element(By.ID, "create-error").text)
+    # A name the server's rule refuses is explained in words about the name, before anything is sent.
+    for name, words in (("cats/dogs", "cannot hold “/”"), ("..", "cannot name a set")):  # (the field takes 200)
+        page.find_element(By.ID, "set-name").clear()
+        page.find_element(By.ID, "set-name").send_keys(name)
+        page.find_element(By.ID, "set-labels").clear()
+        page.find_element(By.ID, "set-labels").send_keys("cat, dog")
+        page.find_element(By.ID, "create-submit").click()
+        wait(page, lambda d, words=words: words in d.find_element(By.ID, "create-error").text)
+        assert "%2F" not in page.find_element(By.ID, "create-error").text
     _delete(server, "/api/labels/pets")
 
 

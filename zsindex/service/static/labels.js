@@ -157,6 +157,17 @@ function startEdit() {
   byId('set-labels').focus();
 }
 
+// The server's rule for a set's name (it is a part of the set's web address, /api/labels/NAME), said here
+// before anything is sent, in words about the name rather than the address.
+const MAX_SET_NAME = 200;
+function setNameProblem(name) {
+  if (name.length > MAX_SET_NAME) return `A set name is at most ${MAX_SET_NAME} characters (this one has ${name.length}).`;
+  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(name)) return 'A set name cannot hold a control character or a line break.';
+  if (name.includes('/')) return 'A set name cannot hold “/”: it is part of the set’s web address. Choose another name.';
+  if (name === '.' || name === '..') return `“${name}” cannot name a set: a web address reads it as a folder.`;
+  return null;
+}
+
 async function submitSet(e) {
   e.preventDefault();
   const name = byId('set-name').value.trim();
@@ -168,6 +179,8 @@ async function submitSet(e) {
     return notice(error, err.message);
   }
   if (!name) return notice(error, 'Give the set a name.');
+  const problem = setNameProblem(name);
+  if (problem) return notice(error, problem);
   if (!labels.length) return notice(error, 'List at least one label.');
   // Names and labels match in any case, as on the server: "COLOURS" would replace "colours".
   if (labels.some((a, i) => labels.findIndex((b) => sameName(a, b)) !== i)) {

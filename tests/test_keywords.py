@@ -148,10 +148,18 @@ def keyworded_world(tmp_path_factory, demo_embedder):
 
 def test_eval_keywords_and_calibration_from_keywords(keyworded_world):
     lib, paths, truth = keyworded_world
+    # Never tagged (a list, or a set not tagged yet): no "tags" column of zeros, and a note that says why.
+    for never in ("circle,star", "shapes"):
+        untagged = lib.eval_keywords(never)
+        assert "tags" not in untagged["micro"] and "no tags yet" in untagged["note"], untagged
+        assert all("tags" not in v for v in untagged["labels"].values())
+    r = CliRunner().invoke(cli, ["eval", "--keywords", "circle,star", "--index", str(lib.folder), "--table"])
+    assert r.exit_code == 0 and "no tags yet" in r.stderr and "tags" not in r.stdout.splitlines()[0], r.output
     lib.tag("shapes", mode="multi")
     before = lib.eval_keywords("shapes")
     assert before["images"] == 48 and before["labels"]["hexagon"]["positives"] == 0
     assert set(before["micro"]) == {"tags", "cosine>=0.1", "cosine>=0.2", "cosine>=0.3", "cosine>=0.4"}
+    assert "note" not in before
     counted = {label: sum(label in truth[str(p)] for p in paths[:48]) for label in ("circle", "square", "star")}
     assert all(before["labels"][k]["positives"] == n for k, n in counted.items())
     report = lib.tag("shapes", mode="multi", calibrate_from_keywords=True)

@@ -134,6 +134,8 @@ def eval_keywords(label_set: str | None, source: Path | None, index_dir: Path | 
     if label_set is None or source is not None:
         raise UsageError("give either SOURCE (a folder or CSV of labelled images) or --keywords SET, not both")
     out = open_library(index_dir).eval_keywords(label_set)
+    if out.get("note"):
+        warn(out["note"])
     if fmt == "json":
         emit_record(out, "json")
         return
@@ -143,6 +145,6 @@ def eval_keywords(label_set: str | None, source: Path | None, index_dir: Path | 
             for label, v in out["labels"].items()]
     rows.append({"label": "(micro)", "positives": sum(v["positives"] for v in out["labels"].values()),
                  **{m: f"{v['precision']:.2f}/{v['recall']:.2f}/{v['f1']:.2f}" for m, v in out["micro"].items()}})
-    click.echo(f"{out['images']} keyworded images; precision/recall/F1 of the current tags and of raw cut-offs",
-               err=True)
+    what = "the current tags and of raw cut-offs" if "tags" in methods else "raw cut-offs"
+    click.echo(f"{out['images']} keyworded images; precision/recall/F1 of {what}", err=True)
     emit_rows(rows, ["label", "positives", *methods], fmt)

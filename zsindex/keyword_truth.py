@@ -97,11 +97,12 @@ def prf(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-12), 4)}
 
 
-def evaluate(ex: Examples, label_vecs: np.ndarray, tagged: np.ndarray,
+def evaluate(ex: Examples, label_vecs: np.ndarray, tagged: np.ndarray | None,
              cutoffs: Sequence[float] = DEFAULT_CUTOFFS) -> dict[str, Any]:
-    """Per-label and micro-averaged P/R/F1 of the current tags and of raw cosine cut-offs."""
+    """Per-label and micro-averaged P/R/F1 of the current tags (None: the labels were never tagged, and there
+    is nothing to score) and of raw cosine cut-offs."""
     cos = ex.vectors @ label_vecs.T if len(ex.ids) else np.zeros((0, len(ex.labels)))
-    methods = {"tags": tagged, **{f"cosine>={c:g}": cos >= c for c in cutoffs}}
+    methods = {**({"tags": tagged} if tagged is not None else {}), **{f"cosine>={c:g}": cos >= c for c in cutoffs}}
     per_label = {}
     for j, label in enumerate(ex.labels):
         per_label[label] = {"positives": int(ex.truth[:, j].sum()),

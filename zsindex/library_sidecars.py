@@ -136,5 +136,20 @@ class SidecarsMixin:
             raise UsageError(f"no indexed image carries a keyword named like a label of {name!r}; keyword "
                              "some images (in digiKam, darktable, Lightroom...) and run Library.ingest(PATH) again")
         vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)
-        tagged = tagged_matrix(self.store, ex, label_ids)
-        return {"label_set": name, **evaluate(ex, vecs, tagged, cutoffs or DEFAULT_CUTOFFS)}
+        # Labels never tagged (an ad-hoc list, a set not tagged yet) have no tags to score: a column of zeros
+        # would read as tags that are all wrong, so it is left out, and the result says why.
+        ever = bool(label_ids) and self._has_tags(label_ids)
+        tagged = tagged_matrix(self.store, ex, label_ids) if ever else None
+        out = {"label_set": name, **evaluate(ex, vecs, tagged, cutoffs or DEFAULT_CUTOFFS)}
+        if not ever:
+            out["note"] = (f"{name!r} has no tags yet, so only raw cut-offs are compared; tag it with "
+                           f"Library.tag({name!r}) to score its tags too")
+        return out
+
+    def _has_tags(self, label_ids: Sequence[int]) -> bool:
+        from sqlalchemy import select
+
+        from . import schema as s
+
+        with self.store.session() as session:
+            return session.scalar(select(s.Tag.id).where(s.Tag.label_id.in_(list(label_ids))).limit(1)) is not None

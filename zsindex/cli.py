@@ -99,7 +99,10 @@ def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | N
 @model_options
 def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels: float, fmt: str,
                choice: ModelChoice) -> None:
-    """Print the cosine-similarity matrix of images (rows) against texts (columns).
+    """Print the cosine similarity of every image against every text: one row per image and text.
+
+    Columns image, text, cosine (the texts are values, never column names, so
+    any text is safe in every format); rows by image, then text, as given.
 
     \b
     Example:
@@ -108,9 +111,9 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
     from .library import similarity as run_similarity
 
     sim = run_similarity(list(images), list(texts), embedder=choice.load(), max_megapixels=max_megapixels)
-    rows = [{"image": img, **{t: float(sim.cosine[i, j]) for j, t in enumerate(sim.texts)}}
-            for i, img in enumerate(sim.images)]
-    emit_rows(rows, ["image", *sim.texts], fmt)
+    rows = [{"image": img, "text": t, "cosine": float(sim.cosine[i, j])}
+            for i, img in enumerate(sim.images) for j, t in enumerate(sim.texts)]
+    emit_rows(rows, ["image", "text", "cosine"], fmt)
     for path, reason in sim.errors.items():
         warn(f"skipped {shown(path)}: {reason}")
     if sim.errors:

@@ -418,3 +418,34 @@ def test_a_keyword_property_that_is_not_a_list_is_skipped(photos):
     assert [r for p, r in report.skipped_files] == ["cannot edit, left untouched: lr:hierarchicalSubject is not a list"]
     assert side.read_bytes() == before and report.created + report.updated == 5
     assert str(paths[2]) not in lib.keywords()  # and reading it is no crash either
+
+
+def test_every_command_that_skips_a_sidecar_exits_3(photos, tmp_path):
+    """Skipped sidecars make the exit code 3, as skipped files do for ingest, classify, similarity and eval:
+    sidecars write and remove (a dry run too, which would skip the same ones), and ingest, which reads the
+    user's keywords from the sidecars. A run that skips nothing exits 0."""
+    lib, paths, dt, lr = photos
+    index = str(tmp_path / "index")
+    runner = CliRunner()
+    garbage = Path(str(paths[2]) + ".xmp")
+    garbage.write_text("garbage\n")
+
+    def run(*args: str, skipped: tuple[Path, ...] = ()) -> dict:
+        result = runner.invoke(cli, [*args, "--index", index, "--json"])
+        assert result.exit_code == (3 if skipped else 0), result.output
+        for side in skipped:
+            assert f"skipped {side}: " in result.stderr or f"skipped sidecar {side}: " in result.stderr
+        assert ("partly done: " in result.stderr) == bool(skipped)
+        return json.loads(result.stdout)
+
+    assert run("sidecars", "write", "-l", "shapes", "--dry-run", skipped=(garbage,))["skipped"] == 1
+    report = run("sidecars", "write", "-l", "shapes", skipped=(garbage,))
+    assert (report["skipped"], report["created"] + report["updated"]) == (1, 5)
+    assert garbage.read_text() == "garbage\n"
+    assert run("sidecars", "write", "-l", "shapes", "--path", "*/" + paths[0].name)["skipped"] == 0
+    dt.write_text("garbage\n")  # a sidecar zsindex wrote, broken since: remove cannot take its keywords out
+    assert run("sidecars", "remove", "--dry-run", skipped=(dt,))["skipped"] == 1
+    assert run("sidecars", "remove", skipped=(dt,))["skipped"] == 1
+    assert run("ingest", str(paths[0].parent), "-x", index, skipped=(dt, garbage))["skipped_sidecars"] == 2
+    assert run("ingest", str(paths[0].parent), "-x", index)["skipped_sidecars"] == 0  # unchanged: not read again
+

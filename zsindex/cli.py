@@ -175,9 +175,18 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
         warn(f"skipped {shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
         warn(f"... and {len(report.skipped_files) - 20} more: see `zsindex errors`")
+    for path, reason in report.skipped_sidecars[:20]:
+        warn(f"skipped sidecar {shown(path)}: {reason} (its image is indexed; the keywords in it were not read)")
+    if len(report.skipped_sidecars) > 20:
+        warn(f"... and {len(report.skipped_sidecars) - 20} more sidecars")
+    problems = []
     if report.skipped:
-        raise Partial(f"{plural(report.skipped, 'file was', 'files were')} skipped (see `zsindex errors`); "
-                      "the others are indexed")
+        problems.append(f"{plural(report.skipped, 'file was', 'files were')} skipped (see `zsindex errors`)")
+    if report.skipped_sidecars:
+        problems.append(f"{plural(len(report.skipped_sidecars), 'XMP sidecar', 'XMP sidecars')} could not be read "
+                        "(their images are indexed without the keywords in them)")
+    if problems:
+        raise Partial("; ".join(problems) + "; the others are indexed")
 
 
 @cli.command()

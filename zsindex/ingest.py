@@ -70,9 +70,12 @@ class IngestReport:
     decode_seconds: float = 0.0
     embed_seconds: float = 0.0
     ignored: dict[str, int] = field(default_factory=dict)  # files that are not images, by type (see scan.py)
+    # (sidecar, reason) of XMP sidecars that could not be read: their images are indexed, their keywords not read
+    skipped_sidecars: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in REPORT_KEYS}
+        out["skipped_sidecars"] = len(self.skipped_sidecars)
         out["ignored"] = sum(self.ignored.values())
         out["run_id"] = self.run_id
         out["seconds"] = round(self.seconds, 3)

@@ -420,6 +420,10 @@ def test_a_keyword_property_that_is_not_a_list_is_skipped(photos):
     assert str(paths[2]) not in lib.keywords()  # and reading it is no crash either
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
 def test_every_command_that_skips_a_sidecar_exits_3(photos, tmp_path):
     """Skipped sidecars make the exit code 3, as skipped files do for ingest, classify, similarity and eval:
     sidecars write and remove (a dry run too, which would skip the same ones), and ingest, which reads the
@@ -449,3 +453,53 @@ def test_every_command_that_skips_a_sidecar_exits_3(photos, tmp_path):
     assert run("ingest", str(paths[0].parent), "-x", index, skipped=(dt, garbage))["skipped_sidecars"] == 2
     assert run("ingest", str(paths[0].parent), "-x", index)["skipped_sidecars"] == 0  # unchanged: not read again
 
+
+@pytest.mark.parametrize("command", ["write", "remove"])
+def test_a_dry_run_reports_exactly_what_the_run_does(photos, tmp_path, monkeypatch, command):
+    """sidecars write/remove --dry-run against the real run, in every state a sidecar can be in: new, zsindex's
+    own, edited by the user, unreadable, and with a write that was interrupted after the rename (its pending
+    record is resolved in the dry run too, in memory only)."""
+    from zsindex import sidecar_sync
+
+    lib, paths, dt, lr = photos
+    folder = paths[0].parent
+    lib.sidecars_write("shapes")  # every image: circle, square, triangle, star
+    lib.labels_edit("shapes", drop=["star"])  # star's tags go: the next write takes it out
+    real_write, calls = sidecar_sync.atomic_write, []
+
+    def dies_after_the_rename(path: str, data: bytes) -> None:
+        real_write(path, data)
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the second sidecar is on disk; its record stays pending
+
+    monkeypatch.setattr(sidecar_sync, "atomic_write", dies_after_the_rename)
+    with pytest.raises(KeyboardInterrupt):
+        lib.sidecars_write("shapes")
+    monkeypatch.undo()
+    lib.labels_edit("shapes", add="star")
+    lib.tag("shapes", mode="multi", threshold=-1.0)  # star is wanted again, in every sidecar
+    assert calls == [str(dt), str(lr)]  # the Lightroom sidecar's record is pending
+    doc = xmp.XmpDoc.from_bytes(dt.read_bytes())
+    doc.remove(xmp.SUBJECT, "circle")  # the user takes one of zsindex's keywords out by hand
+    dt.write_bytes(doc.to_bytes())
+    Path(str(paths[5]) + ".xmp").write_text("garbage\n")
+    before = _files(folder)
+
+    def run(dry_run: bool) -> dict:
+        report = lib.sidecars_write("shapes", dry_run=dry_run) if command == "write" else \
+            lib.sidecars_remove("shapes", dry_run=dry_run)
+        out = report.to_dict()
+        assert out.pop("dry_run") is dry_run
+        out.pop("seconds")
+        return out
+
+    dry = run(True)
+    assert _files(folder) == before  # nothing written
+    real = run(False)
+    assert dry == real
+    assert real["skipped"] == 1 and (real["updated"] or real["deleted"])
+    if command == "write":
+        actions = {Path(d["sidecar"]): d["action"] for d in real["sidecars"]}
+        assert actions[lr] == "updated"  # star back into the sidecar whose write was interrupted
+    assert run(True) == run(False)  # and again, with nothing left to do

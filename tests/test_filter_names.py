@@ -172,3 +172,57 @@ def test_tag_path_uses_the_same_names(lib):
     report = lib.tag("colours-by-path", mode="single", threshold=0.0, path="2024")
     assert report.images == 2
     assert {Path(r["path"]).name for r in lib.tag_rows("colours-by-path")} == {"b.png", "c.PNG"}
+
+
+PHOTOS = ["Canon IXUS 430.jpg", "Canon IXUS v2.jpg", "Canon PowerShot S40 (1).jpg", "Canon PowerShot S400.jpg",
+          "Apple iPhone 6.jpg", "Apple iPhone 6 plus.jpg", "Nikon D70.jpg", "Nikon E990.jpg"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, demo_embedder):
+    """Real camera JPEGs with their own EXIF (shared/data/photos): "Canon" / "Canon DIGITAL IXUS 430", ..."""
+    from .conftest import SHARED_DATA
+
+    source = SHARED_DATA / "photos"
+    if not source.is_dir():
+        pytest.skip("shared/data is not beside this checkout")
+    base = tmp_path_factory.mktemp("photos")
+    for name in PHOTOS:
+        shutil.copy(source / name, base / name)
+    library = Library(base / "index", embedder=demo_embedder)
+    assert library.ingest([base], workers=0, exclude=[str(base / "index")]).added == len(PHOTOS)
+    with library.store.session() as session:
+        stored = dict(session.execute(select(s.Image.camera_model, s.Image.camera_make)).all())
+    assert stored["Canon DIGITAL IXUS 430"] == "Canon" and stored["E990"] == "NIKON"  # as the cameras wrote them
+    yield library
+    library.close()
+
+
+@pytest.mark.parametrize("wanted, expected", [
+    # words of the name, all of them whole words of make + model, in the order given or not
+    ("Canon IXUS 430", {"Canon IXUS 430.jpg"}), ("IXUS 430", {"Canon IXUS 430.jpg"}),
+    ("430 ixus", {"Canon IXUS 430.jpg"}), ("canon 430", {"Canon IXUS 430.jpg"}),
+    ("Canon Digital IXUS", {"Canon IXUS 430.jpg", "Canon IXUS v2.jpg"}),
+    ("Canon IXUS", {"Canon IXUS 430.jpg", "Canon IXUS v2.jpg"}), ("ixus", {"Canon IXUS 430.jpg", "Canon IXUS v2.jpg"}),
+    ("Nikon E990", {"Nikon E990.jpg"}), ("D70 nikon", {"Nikon D70.jpg"}),
+    ("PowerShot Canon", {"Canon PowerShot S40 (1).jpg", "Canon PowerShot S400.jpg"}),
+    # a whole name is that camera alone; a word that is only part of one finds nothing
+    ("Canon DIGITAL IXUS 430", {"Canon IXUS 430.jpg"}), ("Canon PowerShot S40", {"Canon PowerShot S40 (1).jpg"}),
+    ("iPhone 6", {"Apple iPhone 6.jpg"}), ("Apple iPhone 6 Plus", {"Apple iPhone 6 plus.jpg"}),
+    ("IXUS 43", set()), ("Canon IXUS 430 v2", set()), ("Canon D70", set()), ("PowerShot S4", set()),
+])
+def test_camera_words_in_any_order_on_real_exif(photos, wanted, expected):
+    """One reading everywhere: the library's filters, `zsindex search --camera` and the server's /api/search."""
+    from fastapi.testclient import TestClient
+
+    from zsindex.service.app import create_app
+
+    assert names(photos, camera=wanted) == expected
+    r = CliRunner().invoke(cli, ["search", "a photo", "--camera", wanted, "-k", "50", "--paths-only",
+                                 "--index", str(photos.folder)])
+    assert r.exit_code == 0, r.output
+    assert {Path(p).name for p in r.stdout.splitlines()} == expected
+    with TestClient(create_app(photos), base_url="http://127.0.0.1") as client:
+        response = client.get("/api/search", params={"q": "a photo", "camera": wanted, "k": 50})
+    assert response.status_code == 200, response.text
+    assert {Path(hit["path"]).name for hit in response.json()["results"]} == expected

@@ -207,7 +207,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
 @click.option("--before", help="Only images taken before this date.")
 @click.option("--camera", help="Only this camera: its whole name ('Canon EOS RP'), the brand alone ('Canon'), "
-              "a glob ('iPhone*'), or words of its name ('iPhone': every iPhone, when no camera's whole name).")
+              "a glob ('iPhone*'), or words of its name, in any order ('iPhone': every iPhone; 'Canon IXUS 430': "
+              "the Canon DIGITAL IXUS 430), when they are no camera's whole name.")
 @click.option("--format", "fmt_filter", help="Only this file type, e.g. jpeg (MPO camera files too), png, heic, cr2.")
 @click.option("--tag", "tag_filter",
               help="Only images tagged with this label, in any set; SET:LABEL or --tag-set names the set.")

@@ -110,15 +110,17 @@ def _words(text: str) -> list[str]:
 
 
 def camera_in_family(make: str | None, model: str | None, wanted: str) -> bool:
-    """wanted's words are a run of whole words of "make model": "iPhone" is every iPhone, "EOS" every EOS."""
-    words, name = _words(wanted), _words(f"{make or ''} {model or ''}")
-    return bool(words) and any(name[i:i + len(words)] == words for i in range(len(name) - len(words) + 1))
+    """Every word of wanted is a whole word of "make model", in any order: "iPhone" is every iPhone, "EOS" every
+    EOS, and "Canon IXUS 430" the "Canon" / "Canon DIGITAL IXUS 430" (words the user left out are no matter)."""
+    words, name = _words(wanted), set(_words(f"{make or ''} {model or ''}"))
+    return bool(words) and all(word in name for word in words)
 
 
 def camera_clause(session: Session, wanted: str) -> ColumnElement[bool]:
     """The cameras wanted names: those whose whole name it is (camera_matches); when the index holds none,
-    the family its words name (camera_in_family). So "iPhone 6" is that phone alone where the index has one,
-    and "iPhone" is every iPhone."""
+    those whose names hold all its words (camera_in_family). So "iPhone 6" is that phone alone where the index
+    has one, "iPhone" is every iPhone, and "Canon IXUS 430" finds the Canon DIGITAL IXUS 430. One function for
+    every way in: search --camera, tag's filters, the server's /api/search camera= and its web page."""
     make, model = func.coalesce(s.Image.camera_make, ""), func.coalesce(s.Image.camera_model, "")
     cameras = [(a, b) for a, b in session.execute(select(make, model).distinct()) if a or b]
     pairs = [(a, b) for a, b in cameras if camera_matches(a, b, wanted)]

@@ -68,6 +68,16 @@ def lib(tmp_path_factory, demo_embedder):
     for rel in ("2023/a.png", "2024/b.png", "2024/deep/c.PNG", "scan.tif", "old.bmp", "a[1]/d.png", "a1/e.png"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         drawn.save(root / rel)
+    kinds = root / "kinds"  # kinds of file that share a format name in Pillow, and so in the index
+    kinds.mkdir()
+    frames = [drawn, drawn.rotate(90)]
+    drawn.save(kinds / "moving.png", save_all=True, append_images=frames[1:])  # an animated PNG (APNG)
+    drawn.save(kinds / "moving.GIF", save_all=True, append_images=frames[1:])  # an animated GIF
+    drawn.save(kinds / "colour.ppm")
+    drawn.convert("L").save(kinds / "grey.pgm")
+    drawn.convert("1").save(kinds / "bits.pbm")
+    with Image.open(kinds / "moving.png") as im, Image.open(kinds / "grey.pgm") as grey:
+        assert (im.format, im.n_frames, grey.format) == ("PNG", 2, "PPM")  # what Pillow tells the index
     library = Library(base / "index", embedder=demo_embedder)
     report = library.ingest([root], workers=0)
     assert report.skipped == 0
@@ -89,11 +99,30 @@ JPEGS = set(CAMERAS) | {"cmyk.jpg"}
     ("mpo", {"canon.jpg", "sony.jpg"}),
     *[(w, {"scan.tif"}) for w in ("tif", "tiff", "TIFF")],
     *[(w, {"hopper.heif"}) for w in ("heic", "heif", "HEIF")],
-    ("avif", {"hopper.avif"}), ("webp", {"transparent.webp"}), ("gif", {"hopper.gif"}), ("bmp", {"old.bmp"}),
-    *[(w, {"a.png", "b.png", "c.PNG", "d.png", "e.png"}) for w in ("png", "PNG", "apng")],
+    ("avif", {"hopper.avif"}), ("webp", {"transparent.webp"}), ("bmp", {"old.bmp"}),
+    ("gif", {"hopper.gif", "moving.GIF"}),  # a file type: GIFs still or animated
+    *[(w, {"colour.ppm", "grey.pgm", "bits.pbm"}) for w in ("pnm", "ppm", "PPM")],  # every Netpbm file
+    *[(w, {"a.png", "b.png", "c.PNG", "d.png", "e.png", "moving.png"}) for w in ("png", "PNG")],
 ])
 def test_format_names_as_users_write_them(lib, wanted, expected):
     assert names(lib, format=wanted) == expected
+
+
+@pytest.mark.parametrize("wanted, instead", [("apng", "png"), ("APNG", "png"), ("pgm", "pnm"), ("pbm", "pnm")])
+def test_a_kind_of_file_the_index_cannot_tell_apart_is_refused_not_widened(lib, wanted, instead):
+    """apng would otherwise answer with every PNG, still ones too (pgm, pbm: every Netpbm file): refused, naming
+    the format that does find them, the same way in the API, the CLI and over HTTP."""
+    with pytest.raises(UsageError, match=f"cannot tell .* apart; format='{instead}'"):
+        names(lib, format=wanted)
+    r = CliRunner().invoke(cli, ["search", "a shape", "--format", wanted, "--index", str(lib.folder)])
+    assert r.exit_code == 2 and f"--format '{instead}'" in r.output and "known: " in r.output
+    from fastapi.testclient import TestClient
+
+    from zsindex.service.app import create_app
+
+    with TestClient(create_app(lib), base_url="http://127.0.0.1") as client:
+        response = client.get("/api/search", params={"q": "a shape", "format": wanted})
+    assert 400 <= response.status_code < 500 and "cannot tell" in response.text
 
 
 def test_unknown_format_is_a_usage_error(lib):

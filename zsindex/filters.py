@@ -23,12 +23,23 @@ from .errors import UsageError, known_list
 # User-facing format names -> the format names Pillow (and its plugins) report.
 FORMAT_NAMES: dict[str, tuple[str, ...]] = {
     "jpeg": ("JPEG", "MPO"), "jpg": ("JPEG", "MPO"), "jpe": ("JPEG", "MPO"), "jfif": ("JPEG", "MPO"),
-    "mpo": ("MPO",), "png": ("PNG",), "apng": ("PNG",), "gif": ("GIF",), "webp": ("WEBP",),
+    "mpo": ("MPO",), "png": ("PNG",), "gif": ("GIF",), "webp": ("WEBP",),
     "tif": ("TIFF",), "tiff": ("TIFF",), "heic": ("HEIF",), "heif": ("HEIF",), "hif": ("HEIF",),
     "avif": ("AVIF",), "bmp": ("BMP", "DIB"), "dib": ("DIB", "BMP"), "ico": ("ICO",),
     "jp2": ("JPEG2000",), "j2k": ("JPEG2000",), "jpx": ("JPEG2000",), "jpeg2000": ("JPEG2000",),
-    "ppm": ("PPM",), "pgm": ("PPM",), "pbm": ("PPM",), "pnm": ("PPM",), "tga": ("TGA",), "pcx": ("PCX",),
+    "ppm": ("PPM",), "pnm": ("PPM",), "tga": ("TGA",), "pcx": ("PCX",),
     "psd": ("PSD",), "qoi": ("QOI",),
+}
+# Names of a kind of file that the index cannot tell from others of its format: Pillow, and so the index, names
+# an animated PNG "PNG" as a still one, and every Netpbm file "PPM". Matching the whole format would answer
+# `apng` with every PNG, so these are refused, with the name that does find them.
+UNTOLD_FORMATS: dict[str, str] = {
+    "apng": "an animated PNG is recorded as PNG, like a still one, so the index cannot tell the two apart; "
+            "format='png' finds every PNG, animated or not",
+    "pgm": "every Netpbm file (PPM, PGM, PBM) is recorded as PPM, so the index cannot tell greymaps apart; "
+           "format='pnm' (or 'ppm') finds every Netpbm file",
+    "pbm": "every Netpbm file (PPM, PGM, PBM) is recorded as PPM, so the index cannot tell bitmaps apart; "
+           "format='pnm' (or 'ppm') finds every Netpbm file",
 }
 
 
@@ -66,6 +77,9 @@ def format_clause(session: Session, wanted: str) -> ColumnElement[bool]:
         names = tuple(f for f in stored if f.lower() == key)
         if not names:
             known = known_list(sorted(set(KNOWN_FORMATS) | {f.lower() for f in stored}), near=key)
+            if key in UNTOLD_FORMATS:
+                raise UsageError(f"format={wanted!r} is not a format the index can filter by: "
+                                 f"{UNTOLD_FORMATS[key]}; known: {known}")
             raise UsageError(f"unknown format {wanted!r} for format=; known: {known}")
     return func.upper(s.Image.format).in_(names)
 

@@ -76,7 +76,7 @@ def test_add_then_unchanged(lib, tmp_path):
     r = ingest(lib, tmp_path / "p")
     assert (r.added, r.unchanged, r.skipped) == (3, 0, 0)
     assert set(r.to_dict()) == {"added", "unchanged", "changed", "moved", "deleted", "skipped", "skipped_sidecars",
-                                "ignored", "run_id", "seconds"}
+                                "tags_dropped", "ignored", "run_id", "seconds"}
     again = ingest(lib, tmp_path / "p")
     assert (again.added, again.unchanged, again.changed) == (0, 3, 0)
     assert again.embed_seconds == 0 and again.decode_seconds == 0  # nothing read again

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -30,6 +31,9 @@ from .clikit import (
 )
 from .errors import UsageError, plural
 from .output import emit_json, emit_paths, emit_record, emit_rows, output_options, shown, warn
+
+if TYPE_CHECKING:
+    from .ingest import IngestReport
 
 
 @click.group(cls=ZsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,6 +179,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
         warn(f"skipped {shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
         warn(f"... and {len(report.skipped_files) - 20} more: see `zsindex errors`")
+    if report.untagged:
+        warn(_untagged_note(report))
     for path, reason in report.skipped_sidecars[:20]:
         warn(f"skipped sidecar {shown(path)}: {reason} (its image is indexed; the keywords in it were not read)")
     if len(report.skipped_sidecars) > 20:
@@ -187,6 +193,24 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
                         "(their images are indexed without the keywords in them)")
     if problems:
         raise Partial("; ".join(problems) + "; the others are indexed")
+
+
+def _untagged_note(report: "IngestReport") -> str:
+    """What ingest says when it dropped the tags of changed files: how many, and the commands that refresh them."""
+    from .clikit import shell_word
+
+    n, sets = len(report.untagged), sorted(report.untagged_sets)
+    lost = "1 image lost its tags because its file changed" if n == 1 else \
+        f"{n} images lost their tags because their files changed"
+    labels = shell_word(sets[0]) if len(sets) == 1 else "SET"
+    text = (f"warning: {lost} (label {'set' if len(sets) == 1 else 'sets'} {', '.join(map(repr, sets))}); "
+            f"`zsindex tag --labels {labels}` tags {'it' if n == 1 else 'them'} again")
+    if report.stale_sidecars:
+        holds = "1 XMP sidecar still holds" if report.stale_sidecars == 1 else \
+            f"{report.stale_sidecars} XMP sidecars still hold"
+        text += f", then `zsindex sidecars write --labels {labels}` brings the sidecars up to date ({holds} " \
+                "the old keywords)"
+    return text
 
 
 @cli.command()

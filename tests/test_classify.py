@@ -151,7 +151,8 @@ def test_similarity_cli(world, tmp_path):
                                  "--csv", "-m", "demo"])
     assert r.exit_code == 3
     lines = r.stdout.splitlines()
-    assert lines[0] == "image,a,b" and len(lines) == 2
+    assert lines[0] == "image,text,cosine" and len(lines) == 3  # one row per image and text: a, then b
+    assert [line.split(",")[1] for line in lines[1:]] == ["a", "b"]
     assert "skipped" in r.stderr
     assert invoke("similarity", "-i", str(world[0][0]), "-t", " ").exit_code == 2
 

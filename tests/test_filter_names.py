@@ -68,6 +68,16 @@ def lib(tmp_path_factory, demo_embedder):
     for rel in ("2023/a.png", "2024/b.png", "2024/deep/c.PNG", "scan.tif", "old.bmp", "a[1]/d.png", "a1/e.png"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         drawn.save(root / rel)
+    kinds = root / "kinds"  # kinds of file that share a format name in Pillow, and so in the index
+    kinds.mkdir()
+    frames = [drawn, drawn.rotate(90)]
+    drawn.save(kinds / "moving.png", save_all=True, append_images=frames[1:])  # an animated PNG (APNG)
+    drawn.save(kinds / "moving.GIF", save_all=True, append_images=frames[1:])  # an animated GIF
+    drawn.save(kinds / "colour.ppm")
+    drawn.convert("L").save(kinds / "grey.pgm")
+    drawn.convert("1").save(kinds / "bits.pbm")
+    with Image.open(kinds / "moving.png") as im, Image.open(kinds / "grey.pgm") as grey:
+        assert (im.format, im.n_frames, grey.format) == ("PNG", 2, "PPM")  # what Pillow tells the index
     library = Library(base / "index", embedder=demo_embedder)
     report = library.ingest([root], workers=0)
     assert report.skipped == 0
@@ -89,11 +99,30 @@ JPEGS = set(CAMERAS) | {"cmyk.jpg"}
     ("mpo", {"canon.jpg", "sony.jpg"}),
     *[(w, {"scan.tif"}) for w in ("tif", "tiff", "TIFF")],
     *[(w, {"hopper.heif"}) for w in ("heic", "heif", "HEIF")],
-    ("avif", {"hopper.avif"}), ("webp", {"transparent.webp"}), ("gif", {"hopper.gif"}), ("bmp", {"old.bmp"}),
-    *[(w, {"a.png", "b.png", "c.PNG", "d.png", "e.png"}) for w in ("png", "PNG", "apng")],
+    ("avif", {"hopper.avif"}), ("webp", {"transparent.webp"}), ("bmp", {"old.bmp"}),
+    ("gif", {"hopper.gif", "moving.GIF"}),  # a file type: GIFs still or animated
+    *[(w, {"colour.ppm", "grey.pgm", "bits.pbm"}) for w in ("pnm", "ppm", "PPM")],  # every Netpbm file
+    *[(w, {"a.png", "b.png", "c.PNG", "d.png", "e.png", "moving.png"}) for w in ("png", "PNG")],
 ])
 def test_format_names_as_users_write_them(lib, wanted, expected):
     assert names(lib, format=wanted) == expected
+
+
+@pytest.mark.parametrize("wanted, instead", [("apng", "png"), ("APNG", "png"), ("pgm", "pnm"), ("pbm", "pnm")])
+def test_a_kind_of_file_the_index_cannot_tell_apart_is_refused_not_widened(lib, wanted, instead):
+    """apng would otherwise answer with every PNG, still ones too (pgm, pbm: every Netpbm file): refused, naming
+    the format that does find them, the same way in the API, the CLI and over HTTP."""
+    with pytest.raises(UsageError, match=f"cannot tell .* apart; format='{instead}'"):
+        names(lib, format=wanted)
+    r = CliRunner().invoke(cli, ["search", "a shape", "--format", wanted, "--index", str(lib.folder)])
+    assert r.exit_code == 2 and f"--format '{instead}'" in r.output and "known: " in r.output
+    from fastapi.testclient import TestClient
+
+    from zsindex.service.app import create_app
+
+    with TestClient(create_app(lib), base_url="http://127.0.0.1") as client:
+        response = client.get("/api/search", params={"q": "a shape", "format": wanted})
+    assert 400 <= response.status_code < 500 and "cannot tell" in response.text
 
 
 def test_unknown_format_is_a_usage_error(lib):
@@ -172,3 +201,57 @@ def test_tag_path_uses_the_same_names(lib):
     report = lib.tag("colours-by-path", mode="single", threshold=0.0, path="2024")
     assert report.images == 2
     assert {Path(r["path"]).name for r in lib.tag_rows("colours-by-path")} == {"b.png", "c.PNG"}
+
+
+PHOTOS = ["Canon IXUS 430.jpg", "Canon IXUS v2.jpg", "Canon PowerShot S40 (1).jpg", "Canon PowerShot S400.jpg",
+          "Apple iPhone 6.jpg", "Apple iPhone 6 plus.jpg", "Nikon D70.jpg", "Nikon E990.jpg"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, demo_embedder):
+    """Real camera JPEGs with their own EXIF (shared/data/photos): "Canon" / "Canon DIGITAL IXUS 430", ..."""
+    from .conftest import SHARED_DATA
+
+    source = SHARED_DATA / "photos"
+    if not source.is_dir():
+        pytest.skip("shared/data is not beside this checkout")
+    base = tmp_path_factory.mktemp("photos")
+    for name in PHOTOS:
+        shutil.copy(source / name, base / name)
+    library = Library(base / "index", embedder=demo_embedder)
+    assert library.ingest([base], workers=0, exclude=[str(base / "index")]).added == len(PHOTOS)
+    with library.store.session() as session:
+        stored = dict(session.execute(select(s.Image.camera_model, s.Image.camera_make)).all())
+    assert stored["Canon DIGITAL IXUS 430"] == "Canon" and stored["E990"] == "NIKON"  # as the cameras wrote them
+    yield library
+    library.close()
+
+
+@pytest.mark.parametrize("wanted, expected", [
+    # words of the name, all of them whole words of make + model, in the order given or not
+    ("Canon IXUS 430", {"Canon IXUS 430.jpg"}), ("IXUS 430", {"Canon IXUS 430.jpg"}),
+    ("430 ixus", {"Canon IXUS 430.jpg"}), ("canon 430", {"Canon IXUS 430.jpg"}),
+    ("Canon Digital IXUS", {"Canon IXUS 430.jpg", "Canon IXUS v2.jpg"}),
+    ("Canon IXUS", {"Canon IXUS 430.jpg", "Canon IXUS v2.jpg"}), ("ixus", {"Canon IXUS 430.jpg", "Canon IXUS v2.jpg"}),
+    ("Nikon E990", {"Nikon E990.jpg"}), ("D70 nikon", {"Nikon D70.jpg"}),
+    ("PowerShot Canon", {"Canon PowerShot S40 (1).jpg", "Canon PowerShot S400.jpg"}),
+    # a whole name is that camera alone; a word that is only part of one finds nothing
+    ("Canon DIGITAL IXUS 430", {"Canon IXUS 430.jpg"}), ("Canon PowerShot S40", {"Canon PowerShot S40 (1).jpg"}),
+    ("iPhone 6", {"Apple iPhone 6.jpg"}), ("Apple iPhone 6 Plus", {"Apple iPhone 6 plus.jpg"}),
+    ("IXUS 43", set()), ("Canon IXUS 430 v2", set()), ("Canon D70", set()), ("PowerShot S4", set()),
+])
+def test_camera_words_in_any_order_on_real_exif(photos, wanted, expected):
+    """One reading everywhere: the library's filters, `zsindex search --camera` and the server's /api/search."""
+    from fastapi.testclient import TestClient
+
+    from zsindex.service.app import create_app
+
+    assert names(photos, camera=wanted) == expected
+    r = CliRunner().invoke(cli, ["search", "a photo", "--camera", wanted, "-k", "50", "--paths-only",
+                                 "--index", str(photos.folder)])
+    assert r.exit_code == 0, r.output
+    assert {Path(p).name for p in r.stdout.splitlines()} == expected
+    with TestClient(create_app(photos), base_url="http://127.0.0.1") as client:
+        response = client.get("/api/search", params={"q": "a photo", "camera": wanted, "k": 50})
+    assert response.status_code == 200, response.text
+    assert {Path(hit["path"]).name for hit in response.json()["results"]} == expected

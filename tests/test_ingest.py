@@ -75,8 +75,8 @@ def test_add_then_unchanged(lib, tmp_path):
     draw(tmp_path / "p", ["red-circle", "blue-square", "green-star"])
     r = ingest(lib, tmp_path / "p")
     assert (r.added, r.unchanged, r.skipped) == (3, 0, 0)
-    assert set(r.to_dict()) == {"added", "unchanged", "changed", "moved", "deleted", "skipped", "ignored", "run_id",
-                                "seconds"}
+    assert set(r.to_dict()) == {"added", "unchanged", "changed", "moved", "deleted", "skipped", "skipped_sidecars",
+                                "tags_dropped", "ignored", "run_id", "seconds"}
     again = ingest(lib, tmp_path / "p")
     assert (again.added, again.unchanged, again.changed) == (0, 3, 0)
     assert again.embed_seconds == 0 and again.decode_seconds == 0  # nothing read again

@@ -206,3 +206,117 @@ def test_eval_with_odd_class_folders_writes_valid_outputs(tmp_path, monkeypatch)
     assert sorted(os.fsencode(unescape_text(c)) for c in rows[0][1:]) == sorted([b"r\xffed", b"bl\nue"])
     assert CliRunner().invoke(cli, ["classify", FIXTURES.as_posix() + "/hopper.gif", "-l", os.fsdecode(b"\xff"),
                                     "-m", "demo"]).exit_code == 2  # a label must be text
+
+
+# Fixed columns of the commands whose rows carry user text (queries, labels, set and class names), and text that
+# names each of them: a text must stay a value, never take a column's place or overwrite one, in any format.
+COLUMN_NAMES = ["image", "text", "cosine", "image_bytes", "text_bytes", "path", "path_bytes", "rank", "label",
+                "score", "set", "images", "id", "tags", "labels", "class", "support", "precision", "recall"]
+
+
+def _records(stdout: bytes, fmt: str) -> tuple[list[str], list[dict]]:
+    """(the header, the rows) of one command's stdout; a JSON line's keys are its header."""
+    text = stdout.decode("utf-8")
+    if fmt == "json":
+        rows = [json.loads(line) for line in text.splitlines()]
+        return sorted({k for r in rows for k in r}), rows
+    if fmt == "csv":
+        header, *body = list(csv.reader(io.StringIO(text)))
+        assert all(len(r) == len(header) for r in body)
+        return header, [dict(zip(header, r)) for r in body]
+    header, _rule, *body = text.splitlines()
+    return header.split(), [{"line": line} for line in body]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_user_text_is_never_a_column(tmp_path, fmt):
+    """similarity, classify, tag (plain and --summary), tags, export and eval with texts, labels and classes named
+    like their columns (and like the _bytes sibling of a name that is not UTF-8): every output keeps its own
+    columns, each once, and gives the texts back as values."""
+    folder = os.fsencode(tmp_path / "p")
+    os.makedirs(folder)
+    files = []
+    for raw, colour in ((b"odd\xff.png", "red"), (b"plain.png", "blue")):
+        files.append(os.fsdecode(os.path.join(folder, raw)))
+        Image.fromarray(shapes.draw([shapes.Thing(colour, "circle")], size=64)).save(files[-1], format="PNG")
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[list[str], list[dict]]:
+        r = runner.invoke(cli, [*args, f"--{fmt}"])
+        assert r.exit_code == 0, r.output
+        return _records(r.stdout_bytes, fmt)
+
+    texts = ["image", "text", "cosine", "image_bytes", "text_bytes"]
+    header, rows = run("similarity", *(x for f in files for x in ("-i", f)), *(x for t in texts for x in ("-t", t)),
+                       "-m", "demo")
+    assert len(rows) == len(files) * len(texts)
+    if fmt == "json":
+        assert header == ["cosine", "image", "image_bytes", "text"]  # image_bytes: the name that is not UTF-8
+        assert [r["text"] for r in rows] == texts * 2 and all(isinstance(r["cosine"], float) for r in rows)
+        assert {base64.b64decode(r["image_bytes"]) for r in rows if "image_bytes" in r} == {os.fsencode(files[0])}
+    else:
+        assert header == ["image", "text", "cosine"]
+    if fmt == "csv":
+        assert [r["text"] for r in rows] == texts * 2
+        assert {os.fsencode(unescape_text(r["image"])) for r in rows} == set(map(os.fsencode, files))
+
+    labels = ["path", "rank", "label", "score", "cosine", "path_bytes", "labels"]
+    header, rows = run("classify", *files, "-l", ",".join(labels), "-m", "demo")
+    if fmt == "json":
+        assert header == ["labels", "path", "path_bytes"] and len(rows) == 2
+        assert all(sorted(x["label"] for x in r["labels"]) == sorted(labels) for r in rows)
+        assert all(set(x) == {"label", "score", "cosine"} for r in rows for x in r["labels"])
+    else:
+        assert header == ["path", "rank", "label", "score", "cosine"] and len(rows) == 2 * len(labels)
+    if fmt == "csv":
+        assert sorted(r["label"] for r in rows) == sorted(labels * 2)
+
+    index = str(tmp_path / "index")
+    assert runner.invoke(cli, ["ingest", os.fsdecode(folder), "--index", index, "-m", "demo", "-q"]).exit_code == 0
+    names = ["set", "label", "images", "path", "path_bytes", "score", "cosine", "id", "tags"]
+    assert runner.invoke(cli, ["labels", "add", "set", "--labels", ",".join(names), "--index", index]).exit_code == 0
+    tag = ("tag", "-l", "set", "--mode", "multi", "--threshold", "-1", "--index", index)
+    for args, columns in (((*tag, "--summary"), ["set", "label", "images"]), (("tags", "--index", index),
+                                                                             ["set", "label", "images"]),
+                          (("export", "-l", "set", "--index", index), ["path", "label", "score"]),
+                          (tag, ["path", "label", "score", "cosine"])):
+        header, rows = run(*args)
+        if fmt == "json" and args != tag:
+            assert header == sorted(columns + (["path_bytes"] if "path" in columns else []))
+        elif fmt == "json":  # tag groups by image: one object per image, its tags in a list
+            assert header == ["path", "path_bytes", "tags"]
+            assert all(sorted(x["label"] for x in r["tags"]) == sorted(names) for r in rows)
+        else:
+            assert header == columns, args
+        if fmt == "csv" and "label" in columns:
+            assert sorted({r["label"] for r in rows}) == sorted(names)
+
+    data = tmp_path / "data"  # class folders named like eval's columns and like the confusion CSV's corner
+    classes = ["class", "support", "true \\ predicted"]
+    for n, name in enumerate(classes):
+        (data / name).mkdir(parents=True)
+        Image.fromarray(shapes.draw([shapes.Thing(COLOURS[n], "square")], size=64)).save(data / name / "x.png")
+    confusion = tmp_path / "confusion.csv"
+    header, rows = run("eval", str(data), "-m", "demo", "--raw-names", "--confusion-csv", str(confusion), "--force")
+    if fmt == "json":
+        assert header == ["classes", "results", "skipped", "source"] and sorted(rows[0]["classes"]) == classes
+    elif fmt == "csv":
+        assert header == ["templates", "top1", "top5", "mean_per_class", "mAP", "images", "class", "support",
+                          "precision", "recall"]
+        assert sorted(r["class"] for r in rows) == sorted(map(escape_text, classes))
+    grid = list(csv.reader(io.StringIO(confusion.read_text())))
+    assert len(set(grid[0])) == len(grid[0]) == 4  # the corner and one column per class, each its own
+    assert sorted(unescape_text(c) for c in grid[0][1:]) == classes and grid[0][0] not in map(escape_text, classes)
+    assert sorted(unescape_text(r[0]) for r in grid[1:]) == classes
+
+
+def test_a_name_never_overwrites_a_column_in_the_writers():
+    """The writers themselves refuse the mistake: two columns of one name, or a key that a name's _bytes
+    sibling would overwrite."""
+    from zsindex.output import emit_rows
+
+    with pytest.raises(ValueError, match="duplicate output columns"):
+        emit_rows([{"image": "a.png"}], ["image", "image"], "csv")
+    with pytest.raises(ValueError, match="would overwrite"):
+        json_line({"image": os.fsdecode(b"\xff.png"), "image_bytes": 0.5})
+    assert json.loads(json_line({"image": "ok.png", "image_bytes": 0.5})) == {"image": "ok.png", "image_bytes": 0.5}

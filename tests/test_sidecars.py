@@ -483,3 +483,88 @@ def test_a_prefix_with_levels_is_the_same_hierarchy_in_every_program(prefix):
         ("colours", xmp.SUBJECT, "red/dark|x"),
         ("colours", xmp.HIERARCHICAL, "auto|ai|colours|red/dark/x"),  # a label stays one level
         ("colours", xmp.TAGSLIST, "auto/ai/colours/red|dark|x")]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_every_command_that_skips_a_sidecar_exits_3(photos, tmp_path):
+    """Skipped sidecars make the exit code 3, as skipped files do for ingest, classify, similarity and eval:
+    sidecars write and remove (a dry run too, which would skip the same ones), and ingest, which reads the
+    user's keywords from the sidecars. A run that skips nothing exits 0."""
+    lib, paths, dt, lr = photos
+    index = str(tmp_path / "index")
+    runner = CliRunner()
+    garbage = Path(str(paths[2]) + ".xmp")
+    garbage.write_text("garbage\n")
+
+    def run(*args: str, skipped: tuple[Path, ...] = ()) -> dict:
+        result = runner.invoke(cli, [*args, "--index", index, "--json"])
+        assert result.exit_code == (3 if skipped else 0), result.output
+        for side in skipped:
+            assert f"skipped {side}: " in result.stderr or f"skipped sidecar {side}: " in result.stderr
+        assert ("partly done: " in result.stderr) == bool(skipped)
+        return json.loads(result.stdout)
+
+    assert run("sidecars", "write", "-l", "shapes", "--dry-run", skipped=(garbage,))["skipped"] == 1
+    report = run("sidecars", "write", "-l", "shapes", skipped=(garbage,))
+    assert (report["skipped"], report["created"] + report["updated"]) == (1, 5)
+    assert garbage.read_text() == "garbage\n"
+    assert run("sidecars", "write", "-l", "shapes", "--path", "*/" + paths[0].name)["skipped"] == 0
+    dt.write_text("garbage\n")  # a sidecar zsindex wrote, broken since: remove cannot take its keywords out
+    assert run("sidecars", "remove", "--dry-run", skipped=(dt,))["skipped"] == 1
+    assert run("sidecars", "remove", skipped=(dt,))["skipped"] == 1
+    assert run("ingest", str(paths[0].parent), "-x", index, skipped=(dt, garbage))["skipped_sidecars"] == 2
+    assert run("ingest", str(paths[0].parent), "-x", index)["skipped_sidecars"] == 0  # unchanged: not read again
+
+
+@pytest.mark.parametrize("command", ["write", "remove"])
+def test_a_dry_run_reports_exactly_what_the_run_does(photos, tmp_path, monkeypatch, command):
+    """sidecars write/remove --dry-run against the real run, in every state a sidecar can be in: new, zsindex's
+    own, edited by the user, unreadable, and with a write that was interrupted after the rename (its pending
+    record is resolved in the dry run too, in memory only)."""
+    from zsindex import sidecar_sync
+
+    lib, paths, dt, lr = photos
+    folder = paths[0].parent
+    lib.sidecars_write("shapes")  # every image: circle, square, triangle, star
+    lib.labels_edit("shapes", drop=["star"])  # star's tags go: the next write takes it out
+    real_write, calls = sidecar_sync.atomic_write, []
+
+    def dies_after_the_rename(path: str, data: bytes) -> None:
+        real_write(path, data)
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the second sidecar is on disk; its record stays pending
+
+    monkeypatch.setattr(sidecar_sync, "atomic_write", dies_after_the_rename)
+    with pytest.raises(KeyboardInterrupt):
+        lib.sidecars_write("shapes")
+    monkeypatch.undo()
+    lib.labels_edit("shapes", add="star")
+    lib.tag("shapes", mode="multi", threshold=-1.0)  # star is wanted again, in every sidecar
+    assert calls == [str(dt), str(lr)]  # the Lightroom sidecar's record is pending
+    doc = xmp.XmpDoc.from_bytes(dt.read_bytes())
+    doc.remove(xmp.SUBJECT, "circle")  # the user takes one of zsindex's keywords out by hand
+    dt.write_bytes(doc.to_bytes())
+    Path(str(paths[5]) + ".xmp").write_text("garbage\n")
+    before = _files(folder)
+
+    def run(dry_run: bool) -> dict:
+        report = lib.sidecars_write("shapes", dry_run=dry_run) if command == "write" else \
+            lib.sidecars_remove("shapes", dry_run=dry_run)
+        out = report.to_dict()
+        assert out.pop("dry_run") is dry_run
+        out.pop("seconds")
+        return out
+
+    dry = run(True)
+    assert _files(folder) == before  # nothing written
+    real = run(False)
+    assert dry == real
+    assert real["skipped"] == 1 and (real["updated"] or real["deleted"])
+    if command == "write":
+        actions = {Path(d["sidecar"]): d["action"] for d in real["sidecars"]}
+        assert actions[lr] == "updated"  # star back into the sidecar whose write was interrupted
+    assert run(True) == run(False)  # and again, with nothing left to do

@@ -70,3 +70,48 @@ def test_tags_has_a_set_column_and_search_can_name_the_set(two_sets):
     r = run("search", "a shape", "--tag", "fruit:blue", "--tag-set", "fruit", "--index", index)
     assert r.exit_code == 2 and "no label 'fruit:blue' in label set 'fruit'" in r.stderr, r.stderr
     assert r.stderr.rstrip().endswith(("labels: red, green", "labels: green, red")), r.stderr
+
+
+
+
+def test_counts_cover_only_the_images_the_filter_selected(two_sets):
+    """tag --path --summary, the run report on stderr, and the library's counts with filters count the images
+    the filter selected, as the plain output lists them; without a filter, every image."""
+    lib, index = two_sets  # colours: every image tagged red and blue
+    tag = ("tag", "-l", "colours", "--mode", "multi", "--threshold", "-1", "--path", "*/red-*", "--index", index)
+    plain = run(*tag, "--csv")
+    assert plain.exit_code == 0, plain.output
+    listed = [line.split(",")[1] for line in plain.stdout.splitlines()[1:]]
+    assert sorted(listed) == ["blue", "blue", "red", "red"]  # two images, two tags each
+    summary = run(*tag, "--summary", "--csv")
+    assert summary.exit_code == 0, summary.output
+    assert sorted(summary.stdout.splitlines()[1:]) == ["colours,blue,2", "colours,red,2"]
+    for r in (plain, summary):
+        assert json.loads(r.stderr.splitlines()[0])["counts"] == {"red": 2, "blue": 2}  # the run report
+    assert {r["label"]: r["images"] for r in lib.tag_summary("colours", path="*/red-*")} == {"red": 2, "blue": 2}
+    assert lib.tag_counts("colours", path="*/red-*") == {"red": 2, "blue": 2}
+    assert lib.tag_counts("colours", path="*/red-circle.png", format="png") == {"red": 1, "blue": 1}
+    assert lib.tag_counts("colours") == {"red": 4, "blue": 4}  # no filter: every image
+    assert lib.tag_counts("colours", tag="colours:red", path="*/blue-*") == {"red": 1, "blue": 1}
+    whole = run("tag", "-l", "colours", "--mode", "multi", "--threshold", "-1", "--summary", "--index", index)
+    assert sorted(json.loads(x)["images"] for x in whole.stdout.splitlines()) == [4, 4]
+
+
+def test_sidecar_and_keyword_counts_cover_only_the_images_the_filter_selected(two_sets, tmp_path):
+    from zsindex import xmp
+
+    lib, index = two_sets
+    folder = lib.folder.parent / "p"
+    dry = run("sidecars", "write", "-l", "colours", "--path", "*/red-*", "--dry-run", "--index", index, "--json")
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.stdout)
+    assert report["created"] == 2 and {img.rsplit("/", 1)[1] for d in report["sidecars"] for img in d["images"]} == {
+        "red-circle.png", "red-square.png"}
+    user = xmp.XmpDoc()
+    user.add(xmp.SUBJECT, "holiday")  # the user's own keyword, beside two images, one of them red
+    for name in ("red-circle.png", "blue-star.png"):
+        (folder / (name + ".xmp")).write_bytes(user.to_bytes())
+    assert run("ingest", str(folder), "--index", index).exit_code == 0
+    counted = run("keywords", "--path", "*/red-*", "--index", index, "--csv")
+    assert counted.stdout.splitlines()[1:] == ["holiday,1"]
+    assert run("keywords", "--index", index, "--csv").stdout.splitlines()[1:] == ["holiday,2"]

@@ -8,6 +8,7 @@ tag counts, tag rows and export.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -106,3 +107,43 @@ def test_unreadable_or_returning_files_lose_their_tags(lib, tmp_path):
     assert tagged(lib, "red") == set() and tagged(lib, "blue") == set()
     retag(lib)
     assert tagged(lib, "red") == {"b.png"} and tagged(lib, "green") == {"a.png", "c.png"}
+
+
+def test_ingest_says_how_many_images_lost_their_tags_and_what_refreshes_them(lib, tmp_path):
+    """The tags of changed files go (above); ingest says so on stderr, with the count in its result, and names
+    the commands that bring the tags back, and the sidecars when zsindex wrote keywords into theirs."""
+    p = tmp_path / "p"
+    for name, colour in (("a.png", "red"), ("b.png", "blue"), ("c.png", "green")):
+        draw(p / name, colour, "square")
+    ingest(lib, p)
+    lib.labels_add("colours", "red,green,blue")
+    retag(lib)
+    draw(p / "new.png", "red", "star")  # indexed after the tagging: it has no tags to lose
+    ingest(lib, p)
+    index = str(lib.folder)
+
+    def run_ingest() -> tuple[dict, str]:
+        r = CliRunner().invoke(cli, ["ingest", str(p), "--index", index, "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout), r.stderr
+
+    draw(p / "a.png", "blue", "circle", seed=1)
+    draw(p / "new.png", "green", "star", seed=2)
+    out, err = run_ingest()
+    assert (out["changed"], out["tags_dropped"]) == (2, 1)
+    assert ("warning: 1 image lost its tags because its file changed (label set 'colours'); "
+            "`zsindex tag --labels colours` tags it again\n") in err
+    assert "sidecars" not in err  # zsindex wrote none
+    out, err = run_ingest()  # nothing changed: nothing to say
+    assert out["tags_dropped"] == 0 and "lost" not in err
+    lib.labels_add("shapes", "circle,square")
+    lib.tag("shapes", mode="single", threshold=0.0)
+    retag(lib)
+    lib.sidecars_write("colours")
+    for name, colour in (("a.png", "green"), ("b.png", "red"), ("c.png", "blue")):
+        draw(p / name, colour, "star", seed=4)
+    out, err = run_ingest()
+    assert out["tags_dropped"] == 3
+    assert ("warning: 3 images lost their tags because their files changed (label sets 'colours', 'shapes'); "
+            "`zsindex tag --labels SET` tags them again, then `zsindex sidecars write --labels SET` brings the "
+            "sidecars up to date (3 XMP sidecars still hold the old keywords)\n") in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -30,6 +31,9 @@ from .clikit import (
 )
 from .errors import UsageError, plural
 from .output import emit_json, emit_paths, emit_record, emit_rows, output_options, shown, warn
+
+if TYPE_CHECKING:
+    from .ingest import IngestReport
 
 
 @click.group(cls=ZsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,7 +103,10 @@ def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | N
 @model_options
 def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels: float, fmt: str,
                choice: ModelChoice) -> None:
-    """Print the cosine-similarity matrix of images (rows) against texts (columns).
+    """Print the cosine similarity of every image against every text: one row per image and text.
+
+    Columns image, text, cosine (the texts are values, never column names, so
+    any text is safe in every format); rows by image, then text, as given.
 
     \b
     Example:
@@ -108,9 +115,9 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
     from .library import similarity as run_similarity
 
     sim = run_similarity(list(images), list(texts), embedder=choice.load(), max_megapixels=max_megapixels)
-    rows = [{"image": img, **{t: float(sim.cosine[i, j]) for j, t in enumerate(sim.texts)}}
-            for i, img in enumerate(sim.images)]
-    emit_rows(rows, ["image", *sim.texts], fmt)
+    rows = [{"image": img, "text": t, "cosine": float(sim.cosine[i, j])}
+            for i, img in enumerate(sim.images) for j, t in enumerate(sim.texts)]
+    emit_rows(rows, ["image", "text", "cosine"], fmt)
     for path, reason in sim.errors.items():
         warn(f"skipped {shown(path)}: {reason}")
     if sim.errors:
@@ -172,9 +179,38 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
         warn(f"skipped {shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
         warn(f"... and {len(report.skipped_files) - 20} more: see `zsindex errors`")
+    if report.untagged:
+        warn(_untagged_note(report))
+    for path, reason in report.skipped_sidecars[:20]:
+        warn(f"skipped sidecar {shown(path)}: {reason} (its image is indexed; the keywords in it were not read)")
+    if len(report.skipped_sidecars) > 20:
+        warn(f"... and {len(report.skipped_sidecars) - 20} more sidecars")
+    problems = []
     if report.skipped:
-        raise Partial(f"{plural(report.skipped, 'file was', 'files were')} skipped (see `zsindex errors`); "
-                      "the others are indexed")
+        problems.append(f"{plural(report.skipped, 'file was', 'files were')} skipped (see `zsindex errors`)")
+    if report.skipped_sidecars:
+        problems.append(f"{plural(len(report.skipped_sidecars), 'XMP sidecar', 'XMP sidecars')} could not be read "
+                        "(their images are indexed without the keywords in them)")
+    if problems:
+        raise Partial("; ".join(problems) + "; the others are indexed")
+
+
+def _untagged_note(report: "IngestReport") -> str:
+    """What ingest says when it dropped the tags of changed files: how many, and the commands that refresh them."""
+    from .clikit import shell_word
+
+    n, sets = len(report.untagged), sorted(report.untagged_sets)
+    lost = "1 image lost its tags because its file changed" if n == 1 else \
+        f"{n} images lost their tags because their files changed"
+    labels = shell_word(sets[0]) if len(sets) == 1 else "SET"
+    text = (f"warning: {lost} (label {'set' if len(sets) == 1 else 'sets'} {', '.join(map(repr, sets))}); "
+            f"`zsindex tag --labels {labels}` tags {'it' if n == 1 else 'them'} again")
+    if report.stale_sidecars:
+        holds = "1 XMP sidecar still holds" if report.stale_sidecars == 1 else \
+            f"{report.stale_sidecars} XMP sidecars still hold"
+        text += f", then `zsindex sidecars write --labels {labels}` brings the sidecars up to date ({holds} " \
+                "the old keywords)"
+    return text
 
 
 @cli.command()
@@ -195,7 +231,8 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, exclude: tuple[str, 
 @click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
 @click.option("--before", help="Only images taken before this date.")
 @click.option("--camera", help="Only this camera: its whole name ('Canon EOS RP'), the brand alone ('Canon'), "
-              "a glob ('iPhone*'), or words of its name ('iPhone': every iPhone, when no camera's whole name).")
+              "a glob ('iPhone*'), or words of its name, in any order ('iPhone': every iPhone; 'Canon IXUS 430': "
+              "the Canon DIGITAL IXUS 430), when they are no camera's whole name.")
 @click.option("--format", "fmt_filter", help="Only this file type, e.g. jpeg (MPO camera files too), png, heic, cr2.")
 @click.option("--tag", "tag_filter",
               help="Only images tagged with this label, in any set; SET:LABEL or --tag-set names the set.")

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from .clikit import GLOB, ProgressBar, index_option, open_library, warn_unmatched_path
+from .clikit import GLOB, Partial, ProgressBar, index_option, open_library, warn_unmatched_path
+from .errors import plural
 from .output import emit_record, emit_rows, output_options, shown, warn
 
 
@@ -25,7 +26,8 @@ def sidecars() -> None:
 
 
 def _print_report(report: Any, fmt: str) -> None:
-    """The report: as JSON, every sidecar too; as CSV or a table, its counts."""
+    """The report: as JSON, every sidecar too; as CSV or a table, its counts. Skipped sidecars are listed on
+    stderr and end the command with exit code 3 (see _end), a dry run's as the real run's would."""
     record = report.to_dict()
     if fmt != "json":
         record = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
@@ -36,6 +38,15 @@ def _print_report(report: Any, fmt: str) -> None:
         warn(f"skipped {shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
         warn(f"... and {len(report.skipped_files) - 20} more (see --json)")
+
+
+def _end(report: Any) -> None:
+    """Exit code 3 when sidecars were skipped (or, in a dry run, would be): the others are done."""
+    if report.skipped and report.dry_run:
+        raise Partial(f"{plural(report.skipped, 'sidecar')} would be skipped and left untouched")
+    if report.skipped:
+        raise Partial(f"{plural(report.skipped, 'sidecar was', 'sidecars were')} skipped and left untouched; "
+                      "the others are done")
 
 
 @sidecars.command("write")
@@ -75,6 +86,7 @@ def sidecars_write(index_dir: Path | None, labels: str, path_glob: str | None, m
         bar.close()
     _print_report(report, fmt)
     warn_unmatched_path(lib, path_glob)
+    _end(report)
 
 
 @sidecars.command("remove")
@@ -100,6 +112,7 @@ def sidecars_remove(index_dir: Path | None, labels: str | None, dry_run: bool, q
     finally:
         bar.close()
     _print_report(report, fmt)
+    _end(report)
 
 
 @click.command("keywords")

@@ -181,7 +181,8 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
     over the images being tagged; images that pass no threshold stay untagged
     ("none of these"). Re-tagging recomputes only labels that changed. Prints
     the tags of the images tagged (those matching --path when given), or with
-    --summary one row per label; the run's report goes to stderr.
+    --summary one row per label counting those images; the run's report,
+    with the same counts, goes to stderr.
 
     \b
     Examples:
@@ -201,7 +202,7 @@ def tag(label_name: str, index_dir: Path | None, mode: str, threshold: float | N
     name = report.label_set
     registered = lib.has_label_set(name)  # an ad-hoc list that matched no image registers no set: no rows
     if summary:
-        emit_rows(lib.tag_summary(name) if registered else [], ["set", "label", "images"], fmt)
+        emit_rows(lib.tag_summary(name, path=path_glob) if registered else [], ["set", "label", "images"], fmt)
     else:
         _print_tags(lib.tag_rows(name, path=path_glob) if registered else [], fmt)
     warn(json_line(report.summary()))

@@ -23,12 +23,23 @@ from .errors import UsageError, known_list
 # User-facing format names -> the format names Pillow (and its plugins) report.
 FORMAT_NAMES: dict[str, tuple[str, ...]] = {
     "jpeg": ("JPEG", "MPO"), "jpg": ("JPEG", "MPO"), "jpe": ("JPEG", "MPO"), "jfif": ("JPEG", "MPO"),
-    "mpo": ("MPO",), "png": ("PNG",), "apng": ("PNG",), "gif": ("GIF",), "webp": ("WEBP",),
+    "mpo": ("MPO",), "png": ("PNG",), "gif": ("GIF",), "webp": ("WEBP",),
     "tif": ("TIFF",), "tiff": ("TIFF",), "heic": ("HEIF",), "heif": ("HEIF",), "hif": ("HEIF",),
     "avif": ("AVIF",), "bmp": ("BMP", "DIB"), "dib": ("DIB", "BMP"), "ico": ("ICO",),
     "jp2": ("JPEG2000",), "j2k": ("JPEG2000",), "jpx": ("JPEG2000",), "jpeg2000": ("JPEG2000",),
-    "ppm": ("PPM",), "pgm": ("PPM",), "pbm": ("PPM",), "pnm": ("PPM",), "tga": ("TGA",), "pcx": ("PCX",),
+    "ppm": ("PPM",), "pnm": ("PPM",), "tga": ("TGA",), "pcx": ("PCX",),
     "psd": ("PSD",), "qoi": ("QOI",),
+}
+# Names of a kind of file that the index cannot tell from others of its format: Pillow, and so the index, names
+# an animated PNG "PNG" as a still one, and every Netpbm file "PPM". Matching the whole format would answer
+# `apng` with every PNG, so these are refused, with the name that does find them.
+UNTOLD_FORMATS: dict[str, str] = {
+    "apng": "an animated PNG is recorded as PNG, like a still one, so the index cannot tell the two apart; "
+            "format='png' finds every PNG, animated or not",
+    "pgm": "every Netpbm file (PPM, PGM, PBM) is recorded as PPM, so the index cannot tell greymaps apart; "
+           "format='pnm' (or 'ppm') finds every Netpbm file",
+    "pbm": "every Netpbm file (PPM, PGM, PBM) is recorded as PPM, so the index cannot tell bitmaps apart; "
+           "format='pnm' (or 'ppm') finds every Netpbm file",
 }
 
 
@@ -66,6 +77,9 @@ def format_clause(session: Session, wanted: str) -> ColumnElement[bool]:
         names = tuple(f for f in stored if f.lower() == key)
         if not names:
             known = known_list(sorted(set(KNOWN_FORMATS) | {f.lower() for f in stored}), near=key)
+            if key in UNTOLD_FORMATS:
+                raise UsageError(f"format={wanted!r} is not a format the index can filter by: "
+                                 f"{UNTOLD_FORMATS[key]}; known: {known}")
             raise UsageError(f"unknown format {wanted!r} for format=; known: {known}")
     return func.upper(s.Image.format).in_(names)
 
@@ -110,15 +124,17 @@ def _words(text: str) -> list[str]:
 
 
 def camera_in_family(make: str | None, model: str | None, wanted: str) -> bool:
-    """wanted's words are a run of whole words of "make model": "iPhone" is every iPhone, "EOS" every EOS."""
-    words, name = _words(wanted), _words(f"{make or ''} {model or ''}")
-    return bool(words) and any(name[i:i + len(words)] == words for i in range(len(name) - len(words) + 1))
+    """Every word of wanted is a whole word of "make model", in any order: "iPhone" is every iPhone, "EOS" every
+    EOS, and "Canon IXUS 430" the "Canon" / "Canon DIGITAL IXUS 430" (words the user left out are no matter)."""
+    words, name = _words(wanted), set(_words(f"{make or ''} {model or ''}"))
+    return bool(words) and all(word in name for word in words)
 
 
 def camera_clause(session: Session, wanted: str) -> ColumnElement[bool]:
     """The cameras wanted names: those whose whole name it is (camera_matches); when the index holds none,
-    the family its words name (camera_in_family). So "iPhone 6" is that phone alone where the index has one,
-    and "iPhone" is every iPhone."""
+    those whose names hold all its words (camera_in_family). So "iPhone 6" is that phone alone where the index
+    has one, "iPhone" is every iPhone, and "Canon IXUS 430" finds the Canon DIGITAL IXUS 430. One function for
+    every way in: search --camera, tag's filters, the server's /api/search camera= and its web page."""
     make, model = func.coalesce(s.Image.camera_make, ""), func.coalesce(s.Image.camera_model, "")
     cameras = [(a, b) for a, b in session.execute(select(make, model).distinct()) if a or b]
     pairs = [(a, b) for a, b in cameras if camera_matches(a, b, wanted)]

@@ -1,14 +1,16 @@
 """Forgetting: remove the rows of files under given paths (gone or not) from SQL and their vectors from FAISS.
 
 Only rows under the paths given are touched. A stored vector goes only when no
-remaining image shares its content; tags go with their images (foreign keys
-cascade).
+remaining image shares its content (a video's frame vectors: no remaining video
+shares them); tags and frames go with their images (foreign keys cascade). A
+dry run reports the plan a real run would carry out (see ``plan``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,25 +51,59 @@ def chosen_rows(store: Store, roots: Sequence[str], missing: bool) -> list[Any]:
     return rows
 
 
-def forget_rows(store: Store, rows: list[Any]) -> tuple[list[int], int]:
-    """Delete image rows and the vectors only they used, in one transaction; returns (FAISS ids, vectors)."""
+@dataclass
+class Plan:
+    """Exactly what forgetting these rows removes: computed once, reported by a dry run, carried out by a real one."""
+
+    rows: list[Any]
+    faiss_ids: list[int]  # searchable images, and the frames of searchable videos (FRAME_ID_BASE + frame id)
+    vector_keys: list[str]  # stored vector keys (image content, video frames) that nothing left uses
+    vectors: int  # stored vector rows under those keys (one per model)
+
+
+def _unshared(session: Any, column: Any, chosen: Counter[str]) -> list[str]:
+    """Keys of ``chosen`` (key -> uses among the rows to forget) that no other row of column's table uses."""
+    out = []
+    keys = sorted(chosen)
+    for i in range(0, len(keys), CHUNK):
+        part = keys[i:i + CHUNK]
+        uses = dict(session.execute(select(column, func.count()).where(column.in_(part)).group_by(column)).all())
+        out += [k for k in part if uses.get(k, 0) <= chosen[k]]
+    return out
+
+
+def plan(store: Store, rows: list[Any]) -> Plan:
+    """What forgetting these image rows removes: their FAISS entries (a video's are its frames') and the stored
+    vectors no remaining image or frame shares."""
+    from .frames import FRAME_ID_BASE
+
     ids = [r.id for r in rows]
-    shas = sorted({r.sha256 for r in rows if r.sha256})
-    removed_vectors = 0
+    indexed = {r.id for r in rows if r.status == s.STATUS_INDEXED}
+    with store.session() as session:
+        frames: list[Any] = []
+        for i in range(0, len(ids), CHUNK):
+            frames += session.execute(select(s.Frame.id, s.Frame.image_id, s.Frame.sha256)
+                                      .where(s.Frame.image_id.in_(ids[i:i + CHUNK]))).all()
+        keys = _unshared(session, s.Image.sha256, Counter(r.sha256 for r in rows if r.sha256))
+        keys += _unshared(session, s.Frame.sha256, Counter(f.sha256 for f in frames))
+        vectors = 0
+        for i in range(0, len(keys), CHUNK):
+            vectors += session.scalar(select(func.count()).select_from(s.Vector)
+                                      .where(s.Vector.sha256.in_(keys[i:i + CHUNK]))) or 0
+    faiss_ids = sorted(indexed) + sorted(FRAME_ID_BASE + f.id for f in frames if f.image_id in indexed)
+    return Plan(rows, faiss_ids, keys, int(vectors))
+
+
+def forget_rows(store: Store, chosen: Plan) -> None:
+    """Delete the plan's image rows (their frames and tags cascade) and vectors, in one transaction."""
+    ids = [r.id for r in chosen.rows]
     with store.session() as session:
         for i in range(0, len(ids), CHUNK):
             session.execute(delete(s.Image).where(s.Image.id.in_(ids[i:i + CHUNK])))
-        for i in range(0, len(shas), CHUNK):
-            part = shas[i:i + CHUNK]
-            still = set(session.scalars(select(s.Image.sha256).where(s.Image.sha256.in_(part))
-                                        .group_by(s.Image.sha256).having(func.count() > 0)))
-            gone = [h for h in part if h not in still]
-            if gone:
-                result = session.execute(delete(s.Vector).where(s.Vector.sha256.in_(gone)))
-                removed_vectors += int(getattr(result, "rowcount", 0) or 0)
+        for i in range(0, len(chosen.vector_keys), CHUNK):
+            session.execute(delete(s.Vector).where(s.Vector.sha256.in_(chosen.vector_keys[i:i + CHUNK])))
         if ids:
             store.bump_generation(session)
-    return [r.id for r in rows if r.status == s.STATUS_INDEXED], removed_vectors
 
 
 def forget_paths(lib: Any, paths: Sequence[str | os.PathLike[str]], missing: bool, dry_run: bool) -> ForgetReport:
@@ -84,12 +120,16 @@ def forget_paths(lib: Any, paths: Sequence[str | os.PathLike[str]], missing: boo
         rows = chosen_rows(lib.store, roots, missing)
         report.images = len(rows)
         report.indexed = sum(r.status == s.STATUS_INDEXED for r in rows)
-        if dry_run or not rows:
+        if not rows:
+            return report
+        chosen = plan(lib.store, rows)  # the same plan for a dry run and a real one: the same report
+        report.vectors = chosen.vectors
+        if dry_run:
             return report
         vectors = lib.vectors(save=True)
-        faiss_ids, report.vectors = forget_rows(lib.store, rows)
+        forget_rows(lib.store, chosen)
         if vectors is not None:
-            vectors.remove(faiss_ids)
+            vectors.remove(chosen.faiss_ids)
             generation = lib.store.generation()
             vectors.save(lib.folder, generation)
             lib._vectors_generation = generation

@@ -71,9 +71,18 @@ class IngestReport:
     decode_seconds: float = 0.0
     embed_seconds: float = 0.0
     ignored: dict[str, int] = field(default_factory=dict)  # files that are not images, by type (see scan.py)
+    # (sidecar, reason) of XMP sidecars that could not be read: their images are indexed, their keywords not read
+    skipped_sidecars: list[tuple[str, str]] = field(default_factory=list)
+    # Images whose tags this run dropped (their files changed), the sets those tags were of, and how many of
+    # those images have a sidecar that zsindex wrote keywords into (they still hold the old ones)
+    untagged: list[str] = field(default_factory=list)
+    untagged_sets: set[str] = field(default_factory=set)
+    stale_sidecars: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in REPORT_KEYS}
+        out["skipped_sidecars"] = len(self.skipped_sidecars)
+        out["tags_dropped"] = len(self.untagged)
         out["ignored"] = sum(self.ignored.values())
         out["run_id"] = self.run_id
         out["seconds"] = round(self.seconds, 3)
@@ -196,14 +205,34 @@ class _Plan:
         return None
 
 
-def _drop_tags(session: Any, image_ids: list[int]) -> None:
+def _drop_tags(session: Any, image_ids: list[int]) -> tuple[dict[int, str], set[str]]:
     """Tags of images whose content changed (or became unreadable): they described the old content.
 
     Re-tagging covers these images again (an ingest that changes vectors moves
-    the library generation, which every label's tag key includes).
+    the library generation, which every label's tag key includes). Returns the
+    images that had tags (id -> path) and the label sets those tags were of.
     """
+    tagged: dict[int, str] = {}
+    sets: set[str] = set()
     for i in range(0, len(image_ids), 500):
-        session.execute(delete(s.Tag).where(s.Tag.image_id.in_(image_ids[i:i + 500])))
+        part = image_ids[i:i + 500]
+        for image_id, path, set_name in session.execute(
+                select(s.Tag.image_id, s.Image.path, s.LabelSetRow.name).distinct()
+                .join(s.Image, s.Image.id == s.Tag.image_id)
+                .join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
+                .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
+                .where(s.Tag.image_id.in_(part))):
+            tagged[image_id] = path
+            sets.add(set_name)
+        session.execute(delete(s.Tag).where(s.Tag.image_id.in_(part)))
+    return tagged, sets
+
+
+def _with_sidecars(session: Any, paths: list[str]) -> int:
+    """How many of these images have a sidecar with keywords zsindex wrote (a record is kept only while it
+    holds some; see sidecars.py)."""
+    wanted = set(paths)
+    return len({image for image in session.scalars(select(s.Sidecar.image_path)) if image in wanted})
 
 
 def _meta_columns(w: Work) -> dict[str, Any]:
@@ -387,7 +416,10 @@ class Ingester:
                     add_ids.append(image.id)  # type: ignore[union-attr]
                     add_vecs.append(vecs[w.sha256])  # type: ignore[index]
                 counts[kind] += 1
-            _drop_tags(session, stale_tags)  # in the transaction of the new vectors: never served as current
+            # in the transaction of the new vectors: never served as current
+            untagged, sets = _drop_tags(session, stale_tags)
+            self.report.untagged += untagged.values()
+            self.report.untagged_sets |= sets
             self._count(session, counts)
             self.store.bump_generation(session)
         self.vectors.remove(remove_ids)
@@ -417,6 +449,8 @@ class Ingester:
             run.status, run.finished_at = "finished", stamp
             generation = self.store.bump_generation(session) if gone else self.store.generation(session)
             gone_frames = frames.faiss_ids_of(session, gone)
+            if self.report.untagged:
+                self.report.stale_sidecars = _with_sidecars(session, self.report.untagged)
         self.report.deleted = len(gone)
         self.vectors.remove(gone + gone_frames)
         self.vectors.save(self.store.folder, generation)

@@ -96,6 +96,7 @@ class KeywordRefresh:
     images_read: int = 0
     sidecar_changes: int = 0  # images whose pixels were unchanged but whose sidecar changed
     errors: list[tuple[str, str]] = field(default_factory=list)
+    unread_sidecars: list[tuple[str, str]] = field(default_factory=list)  # (sidecar, reason): keywords not read
 
 
 def _signature(sha: str | None, sidecar: str | None) -> tuple[Any, ...]:
@@ -146,6 +147,8 @@ def _read_one(store: Store, image_id: int, path: str, sig: tuple[Any, ...], same
         words, error = sidecar_keywords(store, sig[1])
         found.add(words, "sidecar")
         errors += [error] if error else []
+        if error:
+            out.unread_sidecars.append((sig[1], error.removeprefix(f"{sig[1]}: ")))
     with store.session() as session:
         if same_pixels:  # the file's own keywords did not change: keep them as read before
             kept = session.execute(select(s.Keyword.keyword, s.Keyword.source).where(

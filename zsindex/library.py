@@ -635,7 +635,7 @@ class Library(SidecarsMixin, BrowseMixin):
         keyworded (see keyword_truth.py) where there are enough of them; the report's warning names
         the labels that kept the unsupervised threshold.
         """
-        from .search import check_number, filter_ids, make_filters
+        from .search import check_number, filter_query, make_filters
         from .tagger import MODES
 
         if mode not in MODES:
@@ -651,12 +651,14 @@ class Library(SidecarsMixin, BrowseMixin):
         known = self.has_label_set(labels)
         if not known:
             as_label_set(labels)  # an ad-hoc list that cannot be read is refused before anything is written
-        only = None
+        only = among = None
         if filters.active:
             from .frames import with_frames
 
             with self.store.session() as session:
-                only = with_frames(session, filter_ids(session, filters))  # a video is tagged from its frames
+                among = filter_query(session, filters)  # the images the report's counts cover
+                ids = np.fromiter(session.scalars(among), dtype=np.int64)
+                only = with_frames(session, ids)  # a video is tagged from its frames
             if len(only) == 0:
                 from .tagging import adhoc_set_name
 
@@ -669,7 +671,7 @@ class Library(SidecarsMixin, BrowseMixin):
         set_row, label_rows = self._label_set(labels, create=True)
         try:
             return self._tag(model, set_row, label_rows, known, labels, mode, threshold, filters, only, progress,
-                             calibrate_from_keywords)
+                             calibrate_from_keywords, among)
         except BaseException:
             if not known:  # a failed (or interrupted) run leaves no ad-hoc set behind, nor its tags
                 self.labels_remove(set_row.name)
@@ -677,7 +679,7 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def _tag(self, model: Any, set_row: Any, label_rows: list[Any], known: bool, labels: str, mode: str,
              threshold: float | None, filters: "Filters", only: Any, progress: "Progress | None",
-             calibrate_from_keywords: bool) -> Any:
+             calibrate_from_keywords: bool, among: Any = None) -> Any:
         from .tagger import run_tagging
         from .tagging import BACKGROUND, cached_label_vectors
         from .tagging import as_label_set as stored_set
@@ -695,7 +697,7 @@ class Library(SidecarsMixin, BrowseMixin):
             learnt = learn_thresholds(examples(self.store, [r.name for r in label_rows], model.id), vecs[:-1])
         report = run_tagging(self.store, self.vectors(), model.id, set_row, label_rows, vecs[:-1], vecs[-1], scale,
                              mode, threshold, only, repr(filters) if filters.active else "", progress,
-                             supervised=None if learnt is None else learnt.thresholds)
+                             supervised=None if learnt is None else learnt.thresholds, among=among)
         report.notes = notes + report.notes
         if learnt is not None:
             from .keyword_truth import describe
@@ -732,16 +734,37 @@ class Library(SidecarsMixin, BrowseMixin):
         _, rows = self._label_set(labels)
         return untag(self.store, [r.id for r in rows])
 
-    def tag_counts(self, labels: str | None = None) -> dict[str, int]:
+    def tag_counts(self, labels: str | None = None, filters: "Filters | None" = None,
+                   **filter_args: Any) -> dict[str, int]:
+        """Tagged images per label name (of one set, or of all); with filters, only the images passing them."""
         from .tagger import tag_counts
 
-        return tag_counts(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
+        among = self._among(filters, filter_args)
+        return tag_counts(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]], among)
 
-    def tag_summary(self, labels: str | None = None) -> list[dict[str, Any]]:
-        """Tagged images per label, one row per (set, label): {"set", "label", "images"}."""
+    def tag_summary(self, labels: str | None = None, filters: "Filters | None" = None,
+                    **filter_args: Any) -> list[dict[str, Any]]:
+        """Tagged images per label, one row per (set, label): {"set", "label", "images"}; with filters (as
+        search takes them), only the images passing them are counted."""
         from .tagger import tag_count_rows
 
-        return tag_count_rows(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]])
+        among = self._among(filters, filter_args)
+        return tag_count_rows(self.store, None if labels is None else [r.id for r in self._label_set(labels)[1]],
+                              among)
+
+    def _among(self, filters: "Filters | None", filter_args: dict[str, Any]) -> Any:
+        """The images a count covers: a SELECT of the ids passing the filters, or None for every image."""
+        from .search import filter_query, make_filters
+
+        filters = make_filters(filters, filter_args)
+        if not filters.active:
+            return None
+        with self.store.session() as session:
+            if filters.tag is not None:
+                from .tagging import check_tag
+
+                check_tag(session, filters.tag, filters.tag_set)
+            return filter_query(session, filters)
 
     def close(self) -> None:
         if self._store is not None:

@@ -45,12 +45,15 @@ class SidecarsMixin:
         def _query_model(self) -> Any: ...
 
     def _refresh_keywords(self, report: "IngestReport", roots: list[str]) -> None:
-        """The user's keywords of new, changed and re-keyworded images; a changed sidecar counts as a change."""
+        """The user's keywords of new, changed and re-keyworded images; a changed sidecar counts as a change,
+        and one that cannot be read is reported as skipped (its image is indexed; its keywords are not read)."""
         from .keywords import count_sidecar_changes, refresh
 
         found = refresh(self.store, roots)
         if found.sidecar_changes:
             count_sidecar_changes(self.store, report, found.sidecar_changes)
+        for unread in dict.fromkeys(found.unread_sidecars):  # a sidecar two images share (IMG.xmp): once
+            report.skipped_sidecars.append(unread)
 
     def sidecars_write(self, labels: str, *, path: Glob | None = None, min_score: float | None = None,
                        dry_run: bool = False, naming: str = "ext", prefix: str | None = "zsindex",

@@ -135,12 +135,21 @@ def _b64(name: str) -> str:
     return base64.b64encode(_raw_bytes(name)).decode("ascii")
 
 
+def _needs_bytes(item: Any) -> bool:
+    """Whether jsonable gives this value a ``<key>_bytes`` sibling: a name, or a list holding one, not UTF-8."""
+    items = item if isinstance(item, (list, tuple)) else [item]
+    return any(isinstance(v, (str, PurePath)) and not is_utf8(os.fspath(v)) for v in items)
+
+
 def jsonable(value: Any) -> Any:
     """A value ready for json.dumps: names that are not UTF-8 escaped (+ ``<key>_bytes``), NaN/inf as null."""
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             key = escape_text(str(key))
+            if f"{key}_bytes" in value and _needs_bytes(item):
+                # Keys are fixed names, never user text (see emit_rows); a sibling must never overwrite one.
+                raise ValueError(f"output key {key!r} would overwrite the key {key + '_bytes'!r}")
             if isinstance(item, PurePath):
                 item = os.fspath(item)
             if isinstance(item, str) and not is_utf8(item):
@@ -197,7 +206,12 @@ def emit_json(objects: Iterable[Any], file: IO[str] | None = None) -> None:
 
 def emit_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], fmt: str, file: IO[str] | None = None) -> None:
     """Flat rows as JSON lines (every key of each row, the columns first and in their order), CSV (the columns,
-    with a header) or a table (the columns)."""
+    with a header) or a table (the columns).
+
+    Columns are fixed names chosen by the command, never user text (a label, a query, a class name): user text
+    goes in a value, so that no text can take the place of a column, in any format."""
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"duplicate output columns: {list(columns)}")
     if fmt == "json":
         emit_json(({**{c: row[c] for c in columns if c in row}, **row} for row in rows), file)
         return

@@ -113,6 +113,11 @@ def _taken() -> Any:
 
 def filter_ids(session: Session, filters: Filters) -> np.ndarray:
     """Ids of indexed images that pass the filters, read as a user means them (see filters.py)."""
+    return np.fromiter(session.scalars(filter_query(session, filters)), dtype=np.int64)
+
+
+def filter_query(session: Session, filters: Filters) -> Any:
+    """SELECT of the ids of indexed images that pass the filters: for counts over them, as a subquery."""
     from .filters import camera_clause, format_clause, path_clause
 
     query = select(s.Image.id).where(s.Image.status == s.STATUS_INDEXED)
@@ -134,7 +139,7 @@ def filter_ids(session: Session, filters: Filters) -> np.ndarray:
         from .keywords import keyword_ids_query
 
         query = query.where(s.Image.id.in_(keyword_ids_query(filters.keyword)))
-    return np.fromiter(session.scalars(query), dtype=np.int64)
+    return query
 
 
 def hits_for(session: Session, pairs: list[tuple[int, float]]) -> list[Hit]:

@@ -226,13 +226,14 @@ def load_record(session: Session, path: str, image_path: str, current_hash: str 
     if row is None:
         return Record(path, image_path)
     rec = Record(path, row.image_path, row.created, row.sha256, _load_entries(row.entries), known=True)
-    if row.pending and resolve:
+    if row.pending:
         pending = json.loads(row.pending)
         if pending["sha256"] == current_hash:  # the interrupted write did reach the disk
             rec.created, rec.sha256 = pending["created"], pending["sha256"]
             rec.entries = _load_entries(json.dumps(pending["entries"]))
-        row.pending = None
-        save_record(session, rec)
+        if resolve:  # a dry run resolves it the same way, but only here, so it reports what a real run does
+            row.pending = None
+            save_record(session, rec)
     return rec
 
 

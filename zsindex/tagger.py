@@ -115,10 +115,11 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
                 label_vecs: np.ndarray, background: np.ndarray, logit_scale: float, mode: str, threshold: float | None,
                 only: np.ndarray | None, filter_key: str,
                 progress: Callable[[str, int, int], None] | None = None,
-                supervised: dict[str, float] | None = None) -> TagReport:
+                supervised: dict[str, float] | None = None, among: Any = None) -> TagReport:
     """Tag from stored vectors; labels whose inputs are unchanged since their last run are skipped.
 
-    ``progress(stage, done, total)`` is called after each block of images scored.
+    ``progress(stage, done, total)`` is called after each block of images scored. The report's counts
+    cover the images tagged: ``among`` (a SELECT of the filtered images' ids), else every image.
 
     The new tags replace the stale ones in one transaction: a crash or Ctrl-C
     leaves the previous tags as they were, and the next run redoes the work.
@@ -172,7 +173,7 @@ def run_tagging(store: Store, vectors: Any, model_id: int, set_row: s.LabelSetRo
             insert(*videos.rows())
             keys = own if isinstance(thr, Calibration) and thr.match_level is not None else on_prior
             session.execute(update(s.LabelRow), [{"id": label_rows[i].id, "tagged_key": keys[i]} for i in todo])
-    report.counts = tag_counts(store, [r.id for r in label_rows])
+    report.counts = tag_counts(store, [r.id for r in label_rows], among)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -187,20 +188,24 @@ def _not_indexed() -> Any:
     return select(s.Image.id).where(s.Image.status != s.STATUS_INDEXED)
 
 
-def tag_counts(store: Store, label_ids: list[int] | None = None) -> dict[str, int]:
-    """Tags per label name, counting only images still indexed."""
+def tag_counts(store: Store, label_ids: list[int] | None = None, among: Any = None) -> dict[str, int]:
+    """Tags per label name, counting only images still indexed; ``among`` (a SELECT of image ids, see
+    search.filter_query): only those images, as a filtered run or summary counts them."""
     query = (select(s.LabelRow.name, func.count(s.Tag.id))
              .join(s.Tag, s.Tag.label_id == s.LabelRow.id)
              .where(s.Tag.image_id.not_in(_not_indexed()))
              .group_by(s.LabelRow.id, s.LabelRow.name).order_by(func.count(s.Tag.id).desc(), s.LabelRow.name))
     if label_ids is not None:
         query = query.where(s.LabelRow.id.in_(label_ids))
+    if among is not None:
+        query = query.where(s.Tag.image_id.in_(among))
     with store.session() as session:
         return {name: n for name, n in session.execute(query)}
 
 
-def tag_count_rows(store: Store, label_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """Tags per (set, label), counting only images still indexed: same-named labels of two sets stay apart."""
+def tag_count_rows(store: Store, label_ids: list[int] | None = None, among: Any = None) -> list[dict[str, Any]]:
+    """Tags per (set, label), counting only images still indexed: same-named labels of two sets stay apart.
+    ``among``: only those images (as in tag_counts)."""
     query = (select(s.LabelSetRow.name, s.LabelRow.name, func.count(s.Tag.id))
              .join(s.Tag, s.Tag.label_id == s.LabelRow.id)
              .join(s.LabelSetRow, s.LabelSetRow.id == s.LabelRow.set_id)
@@ -210,6 +215,8 @@ def tag_count_rows(store: Store, label_ids: list[int] | None = None) -> list[dic
              .order_by(s.LabelSetRow.name, func.count(s.Tag.id).desc(), s.LabelRow.name))
     if label_ids is not None:
         query = query.where(s.LabelRow.id.in_(label_ids))
+    if among is not None:
+        query = query.where(s.Tag.image_id.in_(among))
     with store.session() as session:
         return [{"set": a, "label": b, "images": n} for a, b, n in session.execute(query)]
 

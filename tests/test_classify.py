@@ -83,8 +83,8 @@ def test_unreadable_files_reported_others_classified(tmp_path, world):
     empty.write_bytes(b"")
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
-    bad = [FIXTURES / "truncated.jpg", FIXTURES / "broken.png", FIXTURES / "bomb.gif", empty, text,
-           tmp_path]  # a file that does not exist is a usage error instead (test_api_params.py)
+    bad = [FIXTURES / "truncated.jpg", FIXTURES / "broken.png", FIXTURES / "bomb.gif", empty, text]
+    # a file that does not exist, or a folder, is a usage error instead (test_api_params.py)
     good = str(world[0][0])
     r = CliRunner().invoke(cli, ["classify", good, *map(str, bad), "-l", "red,blue", "--json", "-m", "demo"])
     assert r.exit_code == 3  # done, with skipped files (the same code as ingest)

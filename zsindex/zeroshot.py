@@ -131,10 +131,10 @@ def classify(
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
 ) -> list[Classification]:
     """Zero-shot classify image files against labels: softmax(logit_scale * cosine)."""
+    label_set = as_label_set(labels, templates)  # the arguments first, then the files they name
     images = existing_files(images)
     if not images:
         raise UsageError("no images given")
-    label_set = as_label_set(labels, templates)
     emb = _default_embedder(embedder, model, pretrained)
     label_vecs = labels_mod.label_vectors(emb, label_set)
     vecs, ok, errors = embed_files(emb, images, max_megapixels)

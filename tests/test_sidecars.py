@@ -568,3 +568,15 @@ def test_a_dry_run_reports_exactly_what_the_run_does(photos, tmp_path, monkeypat
         actions = {Path(d["sidecar"]): d["action"] for d in real["sidecars"]}
         assert actions[lr] == "updated"  # star back into the sidecar whose write was interrupted
     assert run(True) == run(False)  # and again, with nothing left to do
+
+
+def test_writing_a_set_that_has_no_tags_yet_says_what_to_run(photos):
+    lib, _paths, _dt, _lr = photos
+    lib.labels_add("pets", "cat,dog")
+    report = lib.sidecars_write("pets")
+    assert report.created + report.updated == 0
+    assert "no tags yet" in report.note and "Library.tag('pets')" in report.note
+    r = CliRunner().invoke(cli, ["sidecars", "write", "--labels", "pets", "--index", str(lib.folder), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "`zsindex tag --labels pets`" in r.stderr and "`zsindex tag --labels pets`" in json.loads(r.stdout)["note"]
+    assert lib.sidecars_write("shapes").note is None  # a tagged set: nothing to say

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .clikit import GLOB, Partial, ProgressBar, index_option, open_library, warn_unmatched_path
+from .clikit import GLOB, Partial, ProgressBar, cli_text, index_option, open_library, warn_unmatched_path
 from .errors import plural
 from .output import emit_record, emit_rows, output_options, shown, warn
 
@@ -29,11 +29,15 @@ def _print_report(report: Any, fmt: str) -> None:
     """The report: as JSON, every sidecar too; as CSV or a table, its counts. Skipped sidecars are listed on
     stderr and end the command with exit code 3 (see _end), a dry run's as the real run's would."""
     record = report.to_dict()
+    if record.get("note"):
+        record["note"] = cli_text(record["note"])
     if fmt != "json":
         record = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
     emit_record(record, fmt)
     if report.dry_run:
         warn("dry run: nothing was written")
+    if report.note:
+        warn(report.note)
     for path, reason in report.skipped_files[:20]:
         warn(f"skipped {shown(path)}: {reason}")
     if len(report.skipped_files) > 20:
@@ -148,6 +152,7 @@ def eval_keywords(label_set: str | None, source: Path | None, index_dir: Path | 
         raise UsageError("give either SOURCE (a folder or CSV of labelled images) or --keywords SET, not both")
     out = open_library(index_dir).eval_keywords(label_set)
     if out.get("note"):
+        out["note"] = cli_text(out["note"])
         warn(out["note"])
     if fmt == "json":
         emit_record(out, "json")

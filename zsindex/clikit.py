@@ -39,6 +39,8 @@ _API_PARAM = re.compile(r"(?<![\w/.-])([a-z][a-z0-9_]*)=(True\b)?")
 API_COMMANDS = {"labels_add": "labels add", "labels_edit": "labels edit", "labels_remove": "labels remove",
                 "labels_show": "labels show", "tag": "tag", "untag": "untag", "ingest": "ingest",
                 "rebuild": "rebuild", "forget": "forget", "errors": "errors", "status": "status"}
+# ... and where the method's first argument is an option of the command, not an argument
+FIRST_ARG_FLAG = {"tag": "--labels", "untag": "--labels"}
 
 
 def shell_word(value: str) -> str:
@@ -60,6 +62,8 @@ def _command_text(method: str, args: list[tuple[str, bool]]) -> str | None:
     if command is None:
         return None
     words = [shell_word(value) if quoted else value for value, quoted in args]
+    if words and method in FIRST_ARG_FLAG:  # Library.tag('pets') is `zsindex tag --labels pets`
+        words.insert(0, FIRST_ARG_FLAG[method])
     return "`" + " ".join(["zsindex", command, *words]) + "`"
 
 

@@ -69,7 +69,19 @@ class SidecarsMixin:
         with _lock_unless(dry_run, self.folder):
             report = run_sync(self.store, [set_row.name], wanted, naming, path, dry_run, progress)
             self._after_sidecar_writes(report)
-            return report
+        if not wanted and not report.sidecars and not self._set_has_tags(set_row.id):
+            report.note = (f"label set {set_row.name!r} has no tags yet, so there was nothing to write; tag it "
+                           f"first with Library.tag({set_row.name!r})")
+        return report
+
+    def _set_has_tags(self, set_id: int) -> bool:
+        from sqlalchemy import select
+
+        from . import schema as s
+
+        with self.store.session() as session:
+            return session.scalar(select(s.Tag.id).join(s.LabelRow, s.LabelRow.id == s.Tag.label_id)
+                                  .where(s.LabelRow.set_id == set_id).limit(1)) is not None
 
     def _after_sidecar_writes(self, report: Any) -> None:
         """zsindex's own writes are not the user's keyword changes: note the sidecars' new state."""

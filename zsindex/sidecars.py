@@ -47,6 +47,7 @@ class SidecarReport:
     dry_run: bool = False
     seconds: float = 0.0
     sidecars: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = None  # what the caller should be told (a set with no tags yet)
 
     @property
     def skipped_files(self) -> list[tuple[str, str]]:
@@ -59,6 +60,8 @@ class SidecarReport:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in REPORT_KEYS}
         out.update(dry_run=self.dry_run, seconds=round(self.seconds, 3), sidecars=self.sidecars)
+        if self.note:
+            out["note"] = self.note
         return out
 
 

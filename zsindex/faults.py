@@ -19,6 +19,23 @@ _READ_ONLY_HINT = ("reading commands (status, search, errors, tags, export) stil
                    "index make the folder writable (chmod -R u+w {folder}) or copy it somewhere writable")
 
 
+_MOVE_ASIDE = ("Move it aside and run Library.ingest(PATH) again to build a new index there (or restore it from a "
+               "backup), or choose another index folder (folder=)")
+
+
+def empty_database_error(path: Path) -> IndexCorruptError:
+    """An index.sqlite without zsindex's schema and without any table: never an index being made (a new
+    database is linked into place only once its schema is complete, see store.create_database), so an
+    index folder whose database was emptied or cut short. Nothing is written to it."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False
+    what = "it is empty (0 bytes)" if empty else "it is an SQLite database without any table"
+    return IndexCorruptError(f"{path} is not a zsindex database: {what}, so the index that was there is damaged "
+                             f"(emptied or cut short). " + _MOVE_ASIDE)
+
+
 def read_only_error(folder: Path, what: str) -> IndexReadOnlyError:
     return IndexReadOnlyError(f"cannot {what}: the index folder {folder} is read-only; "
                               + _READ_ONLY_HINT.format(folder=folder))
@@ -37,8 +54,7 @@ def database_fault(exc: BaseException, path: Path, server: str | None = None) ->
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return IndexCorruptError(
             f"{path} is not a readable zsindex database ({message}): it is damaged or another program's file. "
-            f"Move it aside and run Library.ingest(PATH) again to build a new index there (or restore it from a "
-            f"backup), or choose another index folder (folder=)")
+            + _MOVE_ASIDE)
     if "readonly" in low or "read-only" in low:
         return read_only_error(folder, f"write to {path}")
     if "locked" in low or "busy" in low:

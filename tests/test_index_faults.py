@@ -222,6 +222,64 @@ def test_new_index_in_a_read_only_folder_says_so(tmp_path):
     assert out["status"][0] == 1 and "no index at" in out["status"][1]
 
 
+UNREADABLE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from click.testing import CliRunner
+    import zsindex
+    from zsindex.cli import cli
+    runs, out = json.loads(sys.argv[1]), {}
+    for args in runs:
+        r = CliRunner().invoke(cli, args)
+        crash = r.exception is not None and not isinstance(r.exception, SystemExit)
+        out[" ".join(args)] = [r.exit_code, r.output[-5000:], repr(r.exception) if crash else None]
+    for name, folder in (("api", sys.argv[2]), ("api-below", sys.argv[3])):
+        try:
+            zsindex.open(folder).status()
+            out[name] = None
+        except zsindex.ZsindexError as e:
+            out[name] = [type(e).__name__, str(e)]
+    print(json.dumps(out))
+""")
+
+
+def test_an_unreadable_index_folder_is_a_fault_of_the_folder_for_every_command(built, tmp_path):
+    """chmod 000 on the index folder (or on a folder above it): every command taking --index, and the API, say
+    which folder cannot be read and what to do, with exit 1 (never Click's 'Directory is not readable', exit 2)."""
+    from tests.test_cli_rules import leaf_commands, runs
+
+    index = copy_index(built, tmp_path)
+    outer = tmp_path / "outer"
+    shutil.copytree(built[0], outer / "inner" / "index")
+    t = {"base": tmp_path, "photos": built[1], "index": str(index), "image": str(built[1] / "0-red-circle.png")}
+    invocations = [a for a in runs(t, 0) if "--index" in a]
+    invocations += [["eval", "--keywords", "colours", "--index", str(index)],
+                    ["serve", "--index", str(index), "--port", "1"],
+                    ["status", "--index", str(outer / "inner" / "index")]]
+    takes_index = {name for name, c in leaf_commands().items() if any(p.name == "index_dir" for p in c.params)}
+    tried = {" ".join(a[:2]) if a[0] in ("labels", "sidecars") else a[0] for a in invocations}
+    assert takes_index <= tried, takes_index - tried
+    index.chmod(0o000)
+    outer.chmod(0o000)
+    try:
+        cmd = as_unprivileged([sys.executable, "-c", UNREADABLE_SCRIPT, json.dumps(invocations), str(index),
+                               str(outer / "inner" / "index")], index / "index.sqlite")
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              timeout=300)
+    finally:
+        index.chmod(0o755)
+        outer.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    for args in invocations:
+        code, output, crash = out[" ".join(args)]
+        assert crash is None and code == 1, (args, output, crash)
+        assert "not readable" not in output and "cannot read the index folder" in output, (args, output)
+        blocker = str(outer) if str(outer) in " ".join(args) else str(index)
+        assert f"chmod u+rx {blocker}" in output, (args, output)
+    for name in ("api", "api-below"):
+        assert out[name][0] == "IndexStateError" and "cannot read the index folder" in out[name][1], out[name]
+
+
 # -- damaged or foreign files -----------------------------------------------------------------------
 @pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty text"])
 def test_damaged_database_is_named_for_every_command(built, tmp_path, damage):

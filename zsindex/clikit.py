@@ -338,9 +338,15 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def index_folder_type() -> click.Path:
+    """--index: a folder, not a file (a usage error). Whether it may be read is the library's to say, as a fault
+    of the index folder (exit 1, with what to do), not Click's "Directory is not readable" usage error."""
+    return click.Path(file_okay=False, readable=False, path_type=Path)
+
+
 def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), envvar=config.ENV_INDEX,
+        "--index", "index_dir", type=index_folder_type(), envvar=config.ENV_INDEX,
         show_envvar=True, help=f"Index folder  [default: {config.default_index_dir()}]",
     )(func)
 

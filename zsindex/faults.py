@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from .errors import IndexCorruptError, IndexLockedError, IndexReadOnlyError, IndexStateError, ZsindexError
@@ -104,6 +105,23 @@ def file_fault(exc: OSError, path: Path, what: str) -> ZsindexError:
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         return IndexStateError(f"cannot {what}: {folder} is not a folder; give a folder as folder=")
     return IndexStateError(f"cannot {what}: {path}: {exc.strerror or exc}")
+
+
+def check_folder_readable(folder: Path) -> None:
+    """Refuse an index folder this process may not read (list and enter), or one below a folder it may not
+    enter, with a message naming it and what to do; a folder that does not exist (yet) passes."""
+    try:
+        st = os.stat(folder)
+    except PermissionError:
+        blocker = next((p for p in reversed(folder.absolute().parents) if not os.access(p, os.X_OK)), folder.parent)
+        raise IndexStateError(f"cannot read the index folder {folder}: this user may not enter {blocker} "
+                              f"(permission denied); make it readable (chmod u+rx {blocker}), or run the command as "
+                              f"a user who may read it") from None
+    except OSError:
+        return  # no such folder (yet), or a file on its path: the caller says so
+    if stat.S_ISDIR(st.st_mode) and not os.access(folder, os.R_OK | os.X_OK):
+        raise IndexStateError(f"cannot read the index folder {folder} (permission denied); make it readable "
+                              f"(chmod u+rx {folder}), or run the command as a user who may read it")
 
 
 def folder_writable(folder: Path, files: tuple[Path, ...] = ()) -> bool:

@@ -44,11 +44,11 @@ CACHE_WAIT_MS = 1000
 def connect(folder: Path) -> sqlite3.Connection | None:
     """The folder's SQLite store opened read-only; None when there is none or it cannot be opened so."""
     path = folder / DB_NAME
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():
+            return None
         return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
-    except (sqlite3.Error, ValueError):
+    except (sqlite3.Error, ValueError, OSError):  # a folder it may not read, say: the full path words it
         return None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import io
 import math
 import os
 import re
@@ -247,16 +248,84 @@ class _CtrlC:
             raise KeyboardInterrupt
 
 
+class _ReaderGone(io.RawIOBase):
+    """A standard stream's file descriptor, written so that a reader that went away is no error.
+
+    Writing to a pipe whose reader has closed it fails (EPIPE, BrokenPipeError in Python). The command's exit
+    code must not depend on that: `zsindex ingest DIR 2>&1 | head -1` still exits 3 when files were skipped,
+    and a usage error still exits 2. So the descriptor is pointed at /dev/null on the first such failure and
+    every later write (ours, Click's, a progress bar's, the interpreter's last flush) goes there quietly.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Any) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            sink = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(sink, self._fd)
+            finally:
+                os.close(sink)
+            return len(memoryview(data))
+
+
+@contextlib.contextmanager
+def readers_may_go() -> Iterator[None]:
+    """sys.stdout and sys.stderr written through _ReaderGone while the command runs (streams without a file
+    descriptor, such as a test runner's, are left as they are); the previous streams come back after."""
+    saved = {}
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            fd = stream.fileno()
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            continue
+        saved[name] = stream
+        setattr(sys, name, io.TextIOWrapper(
+            io.BufferedWriter(_ReaderGone(fd)), encoding=getattr(stream, "encoding", None) or "utf-8",
+            errors=getattr(stream, "errors", None) or "strict",
+            line_buffering=bool(getattr(stream, "line_buffering", False)) or name == "stderr",
+            write_through=bool(getattr(stream, "write_through", False))))
+    try:
+        yield
+    finally:
+        for name, stream in saved.items():
+            ours = getattr(sys, name)
+            with contextlib.suppress(Exception):
+                ours.flush()
+            setattr(sys, name, stream)
+
+
 class ZsGroup(click.Group):
     """A group whose commands (added in any module) map library errors to exit codes, and Ctrl-C to 130.
 
     An OSError that escaped the library (a file system fault it did not
-    foresee) is shown as a message naming the file, not as a traceback.
+    foresee) is shown as a message naming the file, not as a traceback. A
+    reader of stdout or stderr that goes away changes no exit code (see
+    _ReaderGone).
     """
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         _guard(cmd)
         super().add_command(cmd, name)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        with readers_may_go():
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         import warnings
@@ -284,12 +353,7 @@ class ZsGroup(click.Group):
             raise click.UsageError(cli_text(str(e), ctx), ctx) from None
         except ZsindexError as e:
             raise click.ClickException(cli_text(str(e), ctx)) from None
-        except BrokenPipeError:
-            # The reader went away (`| head -1`): it has what it wanted. Stop quietly with 0, and point stdout
-            # at /dev/null so that the interpreter's last flush does not fail again on the way out.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise click.exceptions.Exit(0) from None
-        except OSError as e:
+        except OSError as e:  # a pipe given as a file (export -o FIFO) whose reader left, too: not all was written
             where = f"{e.filename}: " if e.filename else ""
             raise click.ClickException(f"{where}{e.strerror or e}") from None
 

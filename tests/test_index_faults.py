@@ -344,7 +344,8 @@ def test_an_emptied_database_is_damage_and_nothing_writes_to_it(built, tmp_path,
 
     before = snapshot()
     commands = {**READERS, **WRITERS, "labels-add": WRITERS["labels-add"], "serve": ["serve", "--port", "1"],
-                "ingest-demo": ["ingest", "{images}", "-q", "-m", "demo"], "search-demo": ["search", "red", "-m", "demo"]}
+                "ingest-demo": ["ingest", "{images}", "-q", "-m", "demo"],
+                "search-demo": ["search", "red", "-m", "demo"]}
     for name, args in commands.items():
         code, output = run_cli(args, index, built[1])
         assert code == 1, (name, output)

@@ -440,7 +440,9 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of query texts; cached in the index, so a repeated query skips the text encoder."""
-        texts = text_list(texts, "texts")
+        from .labels import check_text
+
+        texts = [check_text(t, "the query text") for t in text_list(texts, "texts")]  # UTF-8, or a UsageError
         model = self._query_model()
         wanted = list(dict.fromkeys(texts))
         found = self.store.cached_texts(model.id, wanted)

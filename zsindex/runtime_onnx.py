@@ -128,6 +128,8 @@ def _export_towers(emb: "OpenClipEmbedder", folder: Path) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", module=r"torch\.onnx")
+            warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export",
+                                    category=DeprecationWarning)  # the exporter chosen here on purpose
             for module, example, name, arg in (
                     (Tower(emb._model, True), torch.zeros(2, 3, side, side), "image", "pixels"),
                     (Tower(emb._model, False), torch.zeros(2, ctx, dtype=torch.long), "text", "tokens")):

@@ -568,6 +568,12 @@ class Store:
 
     # -- query text cache ----------------------------------------------------------------------
     def cached_texts(self, model_id: int, texts: list[str]) -> dict[str, np.ndarray]:
+        """Cached query vectors of these texts; a text that is not UTF-8 (no database can hold it) is not there."""
+        from .output import is_utf8
+
+        texts = [t for t in texts if is_utf8(t)]
+        if not texts:
+            return {}
         with self.session() as session:
             rows = session.execute(
                 select(s.TextVector.text, s.TextVector.vector).where(
@@ -581,6 +587,9 @@ class Store:
         A read-only index just goes without (False)."""
         from sqlalchemy.exc import OperationalError
 
+        from .output import is_utf8
+
+        vectors = {t: v for t, v in vectors.items() if is_utf8(t)}  # a text no database can hold: not cached
         if not vectors or self.read_only:
             return not vectors
         stamp = now()

@@ -181,9 +181,9 @@ def test_a_model_path_that_names_nothing_is_no_such_file_not_an_architecture(tmp
     """A model (or pretrained) value that can only be a path and names nothing: 'no such file or folder' and
     what the parameter takes, from the API (load_embedder, Library, classify) and every command (exit 2);
     never 'an architecture without weights'. Nothing is made on the way (no index folder)."""
-    import zsindex
     from click.testing import CliRunner
 
+    import zsindex
     from zsindex.cli import cli
     from zsindex.errors import UsageError
 

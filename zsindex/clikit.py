@@ -143,12 +143,31 @@ class Glob(click.ParamType):
 GLOB = Glob()
 
 
+class NonEmptyText(click.types.StringParamType):
+    """A text option that refuses "" and blanks (exit 2): no text option gives an empty string a meaning of
+    its own, so one never silently stands for the default (--model ''), for nothing (--pretrained ''), for
+    another value (--prefix '' as none) or for no token (--token '')."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx)
+        if isinstance(text, str) and not text.strip():
+            self.fail("is empty; an empty text is never taken as the default or as 'none': give a value, or "
+                      "leave the option out", param, ctx)
+        return text
+
+
+NON_EMPTY_TEXT = NonEmptyText()
+
+
 def _refuse_empty_paths(command: click.Command) -> None:
-    """Every path parameter of every command refuses "": each click.Path becomes a NonEmptyPath; and every
-    number with a decimal point refuses nan and inf (click's float reads them, and a comparison with nan
-    silently drops every result)."""
+    """Every path parameter of every command refuses "": each click.Path becomes a NonEmptyPath; every text
+    option (not a flag) refuses "" too (NonEmptyText); and every number with a decimal point refuses nan and
+    inf (click's float reads them, and a comparison with nan silently drops every result)."""
     for param in command.params:
-        if isinstance(param.type, click.Path) and not isinstance(param.type, NonEmptyPath):
+        if isinstance(param, click.Option) and type(param.type) is click.types.StringParamType \
+                and not param.is_flag:
+            param.type = NON_EMPTY_TEXT
+        elif isinstance(param.type, click.Path) and not isinstance(param.type, NonEmptyPath):
             param.type = copy.copy(param.type)
             param.type.__class__ = NonEmptyPath
         elif isinstance(param.type, click.types.FloatParamType) and not isinstance(param.type, _Finite):
@@ -177,11 +196,11 @@ def _guard(command: click.Command) -> None:
 
     Also makes every path parameter refuse an empty string (see NonEmptyPath).
     """
+    _refuse_empty_paths(command)  # a group's own options too (the root's --db)
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _guard(sub)
         return
-    _refuse_empty_paths(command)
     callback = command.callback
     if callback is None or getattr(callback, "__zsindex_guarded__", False):
         return
@@ -324,6 +343,7 @@ class ZsGroup(click.Group):
         super().add_command(cmd, name)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        _refuse_empty_paths(self)  # the group's own options (--db): its commands get theirs in add_command
         with readers_may_go():
             return super().main(*args, **kwargs)
 

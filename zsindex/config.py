@@ -30,9 +30,22 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_MEGAPIXELS = 180.0
 
 
+_PARAMETERS = {"ZSINDEX_MODEL": "model", "ZSINDEX_PRETRAINED": "pretrained", "ZSINDEX_DEVICE": "device",
+               "ZSINDEX_INDEX": "folder", "ZSINDEX_DB": "db", "ZSINDEX_RUNTIME": "runtime"}
+
+
 def setting(value: str | None, env: str, default: str | None) -> str | None:
-    """Resolve one setting: an explicit value wins, then the environment, then the default."""
-    if value is not None and value != "":
+    """Resolve one setting: an explicit value wins, then the environment, then the default.
+
+    An explicit "" (or blank) is refused (UsageError naming the parameter): it would otherwise stand silently
+    for the environment's value or the default. An empty environment variable counts as unset, as usual."""
+    if value is not None:
+        if not str(value).strip():
+            from .errors import UsageError
+
+            name = _PARAMETERS.get(env, env)
+            raise UsageError(f"{name}= is empty; an empty text is never taken as the default: give a value, or "
+                             f"None for ${env} or the default")
         return value
     from_env = os.environ.get(env)
     if from_env:

@@ -267,3 +267,50 @@ def test_an_unreadable_file_is_still_skipped_with_exit_3(tmp_path, world):
         classify([tmp_path / "gone.png"], "red,blue", embedder=None)
     with pytest.raises(UsageError, match="no such file or folder"):
         load_dataset(tmp_path / "gone")
+
+
+def _dummy(annotation: str) -> object:
+    kinds = {p.strip().strip('"') for p in str(annotation).split("|")}
+    return 1.0 if kinds & {"float"} and not kinds & {"str", "Path"} else 1 if kinds & {"int"} and not kinds & {
+        "str", "Path"} else False if kinds == {"bool"} else "x" if kinds & {"str", "Path", "Glob"} else None
+
+
+def test_an_empty_text_is_refused_where_it_would_stand_for_something_else(tmp_path):
+    """The API refuses "" as the command line does (--model '' etc.): model="" is not the default model,
+    prefix="" not 'no prefix', kind="" not the recorded kind, token="" not 'no token'; checked on every public
+    method and function that takes such a parameter, before any work."""
+    from zsindex.embedder import load_embedder
+    from zsindex.params import NON_EMPTY
+    from zsindex.service import create_app
+
+    lib = Library(tmp_path / "none")  # no index: nothing is opened before a call
+    tried = set()
+    for name in dir(Library):
+        method = getattr(Library, name)
+        if (name != "__init__" and name.startswith("_")) or not inspect.isfunction(method):
+            continue
+        sig = inspect.signature(method)
+        for target in [p for p in sig.parameters.values() if p.name in NON_EMPTY]:
+            args = {p.name: _dummy(p.annotation) for p in sig.parameters.values() if p.name != "self"
+                    and p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD}
+            for value in ("", "  "):
+                with pytest.raises(UsageError, match=f"{target.name}= is empty"):
+                    if name == "__init__":
+                        Library(tmp_path / "none", **{target.name: value})
+                    else:
+                        getattr(lib, name)(**{**args, target.name: value})
+            tried.add(f"{name} {target.name}")
+    for call, names in ((load_embedder, ("model", "pretrained", "device", "runtime")),
+                        (lambda **kw: classify([str(tmp_path)], "a,b", **kw), ("model", "pretrained")),
+                        (lambda **kw: similarity([str(tmp_path)], ["a"], **kw), ("model", "pretrained")),
+                        (lambda **kw: zsindex.open(tmp_path / "none", **kw), ("model", "db")),
+                        (lambda **kw: create_app(tmp_path / "none", **kw), ("token", "model"))):
+        for target in names:
+            with pytest.raises(UsageError, match=f"{target}= is empty"):
+                call(**{target: ""})
+            tried.add(f"function {target}")
+    for must in ("__init__ model", "__init__ pretrained", "__init__ device", "__init__ runtime", "__init__ precision",
+                 "__init__ db", "ingest ray_address", "rebuild kind", "sidecars_write prefix", "sidecars_write naming",
+                 "tag mode", "function token"):
+        assert must in tried, (must, sorted(tried))
+    assert not (tmp_path / "none").exists()

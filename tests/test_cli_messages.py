@@ -107,6 +107,38 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(small, args):
     assert "Error" not in err and "Traceback" not in err and "Broken pipe" not in err, err
 
 
+@pytest.mark.parametrize("closed", ["stdout", "stderr", "both"])
+def test_a_closed_stdout_or_stderr_never_changes_the_exit_code(small, tmp_path, closed):
+    """The exit code a command decides (3 for skipped files, 2 for a usage error, 1 for a fault, 0) is the same
+    whether its reader reads everything or goes away at once: `... 2>&1 | head -1` under pipefail."""
+    import shutil
+
+    (tmp_path / "p").mkdir()
+    shutil.copy(small["image"], tmp_path / "p" / "good.png")
+    shutil.copy(FIXTURES / "broken.png", tmp_path / "p" / "broken.png")
+    index = ["--index", small["index"]]
+    cases = [
+        (["ingest", str(tmp_path / "p"), "--index", str(tmp_path / "i"), "-m", "demo"], 3),  # skips broken.png
+        (["classify", str(FIXTURES / "bomb.gif"), small["image"], "-l", "red,blue", "-m", "demo"], 3),
+        (["labels", "edit", "colours", *index], 2),  # nothing to change: a usage error
+        (["search", "red", "--bogus", *index], 2),
+        (["status", "--index", str(tmp_path / "missing")], 1),
+        (["search", "red", "-k", "5", *index], 0),
+        (["--help"], 0),
+    ]
+    env = {**os.environ, "ZSINDEX_HOME": str(small["base"] / "home")}
+    for args, code in cases:
+        out = subprocess.PIPE if closed in ("stdout", "both") else subprocess.DEVNULL
+        err = subprocess.STDOUT if closed == "both" else subprocess.PIPE
+        proc = subprocess.Popen([sys.executable, "-m", "zsindex", *args], stdout=out, stderr=err, cwd=REPO, env=env)
+        gone, kept = (proc.stderr, proc.stdout) if closed == "stderr" else (proc.stdout, proc.stderr)
+        gone.close()  # the reader goes away before the first line
+        text = kept.read().decode() if kept is not None else ""
+        assert proc.wait(timeout=120) == code, (closed, args, text)
+        assert "Traceback" not in text and "Broken pipe" not in text, (closed, args, text)
+        shutil.rmtree(tmp_path / "i", ignore_errors=True)  # the next ingest skips broken.png again
+
+
 def test_messages_name_only_flags_the_command_has(small, monkeypatch):
     monkeypatch.setenv("ZSINDEX_HOME", str(small["base"] / "home"))
     for args, code in provocations(small):
@@ -143,7 +175,7 @@ def test_stored_reasons_name_the_flag_of_the_command_that_takes_it(tmp_path):
 def test_specific_messages(small):
     i = ["--index", small["index"]]
     r = CliRunner().invoke(cli, ["search", "red", "--not", "", *i])
-    assert "--not text is empty" in r.stderr  # about --not, not about the query
+    assert "'--not'" in r.stderr and "is empty" in r.stderr and "query" not in r.stderr  # about --not
     missing = str(small["base"] / "missing.jpg")
     r = CliRunner().invoke(cli, ["search", "--like", missing, *i])
     assert missing in r.stderr and "--like" in r.stderr

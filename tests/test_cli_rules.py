@@ -229,3 +229,45 @@ def test_an_empty_path_or_glob_is_a_usage_error_on_every_command(tiny, tmp_path,
                  "tag path_glob", "sidecars write path_glob", "export out_path", "eval source", "eval confusion_png",
                  "classify images", "classify labels_file", "ingest exclude", "keywords path_glob", "demo folder"):
         assert must in tried, must
+
+
+def _text_options(command: click.Command) -> list[click.Option]:
+    """The options of a command that take a text (not a path, glob, number, choice or flag)."""
+    return [p for p in command.params if isinstance(p, click.Option) and not p.is_flag
+            and isinstance(p.type, click.types.StringParamType)]
+
+
+def test_every_text_option_refuses_an_empty_string(tiny, tmp_path, monkeypatch):
+    """No text option gives "" a meaning of its own: --model '' is not the default model, --pretrained '' not
+    'no tag', --prefix '' not 'none', --token '' not 'no token', --db '' not $ZSINDEX_DB. Every one, on every
+    command and on the group itself, is a usage error (exit 2) before any work, and nothing is made."""
+    from zsindex.clikit import NonEmptyText
+
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tiny["photos"])
+    index = str(tmp_path / "index")
+    invocations = [[index if a == tiny["index"] else a for a in args] for args in runs(tiny, 0)]
+    invocations.append(["serve", "--index", index, "--port", "1"])
+    tried = set()
+    for args in invocations:
+        command = command_for(args)
+        depth = 2 if args[0] in GROUPS else 1
+        head, rest = args[:depth], args[depth:]
+        targets = [(command, [*head, *rest])] + ([(cli, list(args))] if args[0] == "status" else [])
+        for owner, base in targets:
+            for param in _text_options(owner):
+                assert isinstance(param.type, NonEmptyText), (head, param.opts)
+                for value in ("", "  "):
+                    where = [param.opts[0], value]
+                    full = [*where, *base] if owner is cli else [*base, *where]
+                    r = CliRunner().invoke(cli, full)
+                    tried.add(f"{' '.join(head) if owner is not cli else '(group)'} {param.opts[0]}")
+                    assert r.exit_code == 2 and "is empty" in r.output, (full, r.output)
+                    assert "Traceback" not in r.output, (full, r.output)
+        assert not os.path.exists(index), f"{' '.join(head)} made an index before refusing"
+    for name in leaf_commands():
+        for param in _text_options(leaf_commands()[name]):
+            assert f"{name} {param.opts[0]}" in tried, (name, param.opts[0])
+    for must in ("classify --model", "classify --pretrained", "classify --device", "sidecars write --prefix",
+                 "serve --token", "serve --host", "ingest --ray", "(group) --db", "search --after"):
+        assert must in tried, must

@@ -170,3 +170,52 @@ def test_offline_error_reaches_cli_as_exit_1(tmp_path, world):
     assert out.returncode == 1
     assert "ViT-B-32" in out.stderr and "cannot be downloaded" in out.stderr
     assert out.stdout == ""
+
+
+MISSING_MODELS = ["./missing-model-folder", "/nonexistent/dir", "~/no-such-zsindex-model", "missing.pt",
+                  "arch-gone.json", "local-dir:/nonexistent/dir", "sub/folder"]
+
+
+@pytest.mark.parametrize("value", MISSING_MODELS)
+def test_a_model_path_that_names_nothing_is_no_such_file_not_an_architecture(tmp_path, world, value, monkeypatch):
+    """A model (or pretrained) value that can only be a path and names nothing: 'no such file or folder' and
+    what the parameter takes, from the API (load_embedder, Library, classify) and every command (exit 2);
+    never 'an architecture without weights'. Nothing is made on the way (no index folder)."""
+    from click.testing import CliRunner
+
+    import zsindex
+    from zsindex.cli import cli
+    from zsindex.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    shown = os.path.expanduser(value.removeprefix("local-dir:"))
+    image = str(world[0][0])
+    calls = [lambda: load_embedder(value), lambda: zsindex.Library(tmp_path / "i", model=value),
+             lambda: zsindex.classify([image], "red,blue", model=value),
+             lambda: load_embedder("ViT-B-32", pretrained=value if value.endswith(".pt") else value + ".pt")]
+    for call in calls:
+        with pytest.raises(UsageError, match="no such file or folder") as caught:
+            call()
+        assert "without weights" not in str(caught.value) and "takes" in str(caught.value), caught.value
+    assert f"no such file or folder: {shown}" in str(pytest.raises(UsageError, load_embedder, value).value)
+    for args in (["classify", image, "-l", "red,blue", "--model", value],
+                 ["similarity", "-i", image, "-t", "red", "-m", value],
+                 ["ingest", str(world[0][0].parent), "--index", str(tmp_path / "i"), "-m", value],
+                 ["classify", image, "-l", "red,blue", "--model", "ViT-B-32", "--pretrained", "./gone.pt"]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "no such file or folder" in r.stderr, (args, r.stderr)
+        assert "--model takes" in r.stderr or "--pretrained takes" in r.stderr, (args, r.stderr)
+        assert "without weights" not in r.stderr, (args, r.stderr)
+    monkeypatch.setenv(config.ENV_MODEL, value)
+    r = CliRunner().invoke(cli, ["classify", image, "-l", "red,blue"])
+    assert r.exit_code == 2 and f"(from ${config.ENV_MODEL})" in r.stderr, r.output
+    assert not (tmp_path / "i").exists()
+
+
+def test_an_architecture_name_without_weights_is_still_called_so():
+    """The other side of the rule: a name that is not a path keeps its own message."""
+    with pytest.raises(ModelError, match="architecture without weights"):
+        load_embedder("ViT-B-32-nonexistent-arch")
+    with pytest.raises(ModelError, match="Known tags"):
+        resolve_source("ViT-B-32", "no-such-tag")

@@ -222,6 +222,64 @@ def test_new_index_in_a_read_only_folder_says_so(tmp_path):
     assert out["status"][0] == 1 and "no index at" in out["status"][1]
 
 
+UNREADABLE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from click.testing import CliRunner
+    import zsindex
+    from zsindex.cli import cli
+    runs, out = json.loads(sys.argv[1]), {}
+    for args in runs:
+        r = CliRunner().invoke(cli, args)
+        crash = r.exception is not None and not isinstance(r.exception, SystemExit)
+        out[" ".join(args)] = [r.exit_code, r.output[-5000:], repr(r.exception) if crash else None]
+    for name, folder in (("api", sys.argv[2]), ("api-below", sys.argv[3])):
+        try:
+            zsindex.open(folder).status()
+            out[name] = None
+        except zsindex.ZsindexError as e:
+            out[name] = [type(e).__name__, str(e)]
+    print(json.dumps(out))
+""")
+
+
+def test_an_unreadable_index_folder_is_a_fault_of_the_folder_for_every_command(built, tmp_path):
+    """chmod 000 on the index folder (or on a folder above it): every command taking --index, and the API, say
+    which folder cannot be read and what to do, with exit 1 (never Click's 'Directory is not readable', exit 2)."""
+    from tests.test_cli_rules import leaf_commands, runs
+
+    index = copy_index(built, tmp_path)
+    outer = tmp_path / "outer"
+    shutil.copytree(built[0], outer / "inner" / "index")
+    t = {"base": tmp_path, "photos": built[1], "index": str(index), "image": str(built[1] / "0-red-circle.png")}
+    invocations = [a for a in runs(t, 0) if "--index" in a]
+    invocations += [["eval", "--keywords", "colours", "--index", str(index)],
+                    ["serve", "--index", str(index), "--port", "1"],
+                    ["status", "--index", str(outer / "inner" / "index")]]
+    takes_index = {name for name, c in leaf_commands().items() if any(p.name == "index_dir" for p in c.params)}
+    tried = {" ".join(a[:2]) if a[0] in ("labels", "sidecars") else a[0] for a in invocations}
+    assert takes_index <= tried, takes_index - tried
+    index.chmod(0o000)
+    outer.chmod(0o000)
+    try:
+        cmd = as_unprivileged([sys.executable, "-c", UNREADABLE_SCRIPT, json.dumps(invocations), str(index),
+                               str(outer / "inner" / "index")], index / "index.sqlite")
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              timeout=300)
+    finally:
+        index.chmod(0o755)
+        outer.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    for args in invocations:
+        code, output, crash = out[" ".join(args)]
+        assert crash is None and code == 1, (args, output, crash)
+        assert "not readable" not in output and "cannot read the index folder" in output, (args, output)
+        blocker = str(outer) if str(outer) in " ".join(args) else str(index)
+        assert f"chmod u+rx {blocker}" in output, (args, output)
+    for name in ("api", "api-below"):
+        assert out[name][0] == "IndexStateError" and "cannot read the index folder" in out[name][1], out[name]
+
+
 # -- damaged or foreign files -----------------------------------------------------------------------
 @pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty text"])
 def test_damaged_database_is_named_for_every_command(built, tmp_path, damage):
@@ -236,6 +294,101 @@ def test_damaged_database_is_named_for_every_command(built, tmp_path, damage):
         code, output = run_cli(args, index, built[1])
         assert code == 1, (name, output)
         assert str(db) in output and ("Move it aside" in output or "damaged" in output), (name, output)
+
+
+EMPTIED_API_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import zsindex
+    from fastapi.testclient import TestClient
+    from zsindex.service import create_app
+    folder, out = sys.argv[1], {}
+    calls = {"open().status()": lambda: zsindex.open(folder).status(),
+             "open(create=False)": lambda: zsindex.open(folder, create=False),
+             "Library(create=True)": lambda: zsindex.Library(folder, create=True),
+             "labels_add": lambda: zsindex.open(folder).labels_add("more", "a,b"),
+             "ingest": lambda: zsindex.open(folder, model="demo").ingest([sys.argv[2]], workers=0),
+             "create_app": lambda: create_app(folder)}
+    for name, call in calls.items():
+        try:
+            call()
+            out[name] = None
+        except zsindex.ZsindexError as e:
+            out[name] = [type(e).__name__, str(e)]
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("emptied", ["zero bytes", "no tables"])
+@pytest.mark.parametrize("where", ["new folder", "index folder"])
+def test_an_emptied_database_is_damage_and_nothing_writes_to_it(built, tmp_path, emptied, where):
+    """An index.sqlite of 0 bytes (or an SQLite file without any table) is an index whose database was emptied:
+    every command, reading or writing, the Python API and the service say so and what to do (exit 1), and
+    nothing is written: no schema, no -wal or -shm file, no other file."""
+    if where == "new folder":
+        index = tmp_path / "index"
+        index.mkdir()
+    else:
+        index = copy_index(built, tmp_path)
+    db = index / "index.sqlite"
+    db.unlink(missing_ok=True)
+    if emptied == "zero bytes":
+        db.touch()
+    else:
+        con = sqlite3.connect(db)
+        con.execute("PRAGMA user_version = 7")  # a valid SQLite file: a header and no table
+        con.commit()
+        con.close()
+
+    def snapshot() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(index.iterdir()) if p.is_file()}
+
+    before = snapshot()
+    commands = {**READERS, **WRITERS, "labels-add": WRITERS["labels-add"], "serve": ["serve", "--port", "1"],
+                "ingest-demo": ["ingest", "{images}", "-q", "-m", "demo"],
+                "search-demo": ["search", "red", "-m", "demo"]}
+    for name, args in commands.items():
+        code, output = run_cli(args, index, built[1])
+        assert code == 1, (name, output)
+        assert f"{db} is not a zsindex database" in output and "Move it aside" in output, (name, output)
+        assert "zsindex ingest" in output, (name, output)  # the command that builds a new index, in CLI words
+        assert snapshot() == before, name
+    done = subprocess.run([sys.executable, "-c", EMPTIED_API_SCRIPT, str(index), str(built[1])], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name, error in json.loads(done.stdout.splitlines()[-1]).items():
+        assert error is not None and error[0] == "IndexCorruptError", (name, error)
+        assert f"{db} is not a zsindex database" in error[1] and "Library.ingest(PATH)" in error[1], (name, error)
+    assert snapshot() == before
+
+
+def test_a_new_index_appears_whole_to_concurrent_readers_and_writers(tmp_path):
+    """A new database is linked into place only once its schema is complete: writers creating one index at the
+    same time and readers polling it never see a database without tables (which would now be damage)."""
+    index = tmp_path / "index"
+    script = textwrap.dedent("""
+        import sys, time, zsindex
+        folder, role = sys.argv[1], sys.argv[2]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if role == "writer":
+                    zsindex.Library(folder, create=True).close()
+                    break
+                zsindex.open(folder).status()
+                break
+            except zsindex.IndexStateError as e:
+                if "no index at" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
+    """)
+    roles = ["reader"] * 4 + ["writer"] * 4
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(index), role], stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}) for role in roles]
+    for proc in procs:
+        err = proc.communicate(timeout=120)[1]
+        assert proc.returncode == 0, err
+    assert not [p.name for p in index.iterdir() if p.name.endswith("zsindex-tmp")]  # no private file left behind
+    assert Library(index, create=False).status()["model"] is None
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "stale meta", "garbage meta", "list meta"])

@@ -91,7 +91,8 @@ def test_killed_ingest_leaves_no_process_behind(tmp_path, sig):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:  # wait until it is decoding and committing
             try:
-                con = sqlite3.connect(index / "index.sqlite", timeout=1)
+                # read-only: a plain connect would make an empty index.sqlite before the ingest does (damage)
+                con = sqlite3.connect((index / "index.sqlite").as_uri() + "?mode=ro", uri=True, timeout=1)
                 try:
                     if con.execute("SELECT count(*) FROM images").fetchone()[0] >= 2:
                         break

@@ -145,7 +145,8 @@ def _wait_for_commits(index: Path, proc: subprocess.Popen, at_least: int, timeou
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            con = sqlite3.connect(index / "index.sqlite", timeout=1)
+            # read-only: a plain connect would make an empty index.sqlite before the ingest does (damage)
+            con = sqlite3.connect((index / "index.sqlite").as_uri() + "?mode=ro", uri=True, timeout=1)
             try:
                 n = con.execute("SELECT count(*) FROM images").fetchone()[0]
             finally:

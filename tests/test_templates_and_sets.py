@@ -203,9 +203,9 @@ def test_labels_edit_with_an_empty_label_or_nothing_to_do_is_a_usage_error(index
     lib, _ = index
     version = lib.labels_show("shapes")["version"]
     r = run("labels", "edit", "shapes", "--add", "", "--index", str(lib.folder))
-    assert r.exit_code == 2 and "--add is empty" in r.stderr, r.output
+    assert r.exit_code == 2 and "'--add'" in r.stderr and "is empty" in r.stderr, r.output
     r = run("labels", "edit", "shapes", "--drop", " ", "--index", str(lib.folder))
-    assert r.exit_code == 2 and "--drop is empty" in r.stderr, r.output
+    assert r.exit_code == 2 and "'--drop'" in r.stderr and "is empty" in r.stderr, r.output
     r = run("labels", "edit", "shapes", "--index", str(lib.folder))
     assert r.exit_code == 2 and all(o in r.stderr for o in ("--add", "--add-file", "--drop", "--auto")), r.output
     assert lib.labels_show("shapes")["version"] == version

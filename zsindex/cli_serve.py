@@ -76,7 +76,6 @@ def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_au
     from .library import Library
     from .service import create_app
 
-    token = token or None
     if not is_loopback(host) and token is None and not no_auth:
         raise UsageError(f"binding {host} exposes the index beyond this machine: give --token "
                          f"(or {ENV_TOKEN}), or --no-auth-i-know to serve it without authentication")

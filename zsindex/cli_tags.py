@@ -13,6 +13,7 @@ from .clikit import (
     Partial,
     ProgressBar,
     ZsGroup,
+    index_folder_type,
     index_option,
     label_set_from,
     model_options,
@@ -284,7 +285,7 @@ def export(label_name: str, index_dir: Path | None, out_path: Path | None, force
 @click.option("--raw-names", is_flag=True, help="Keep folder names as they are (default: _ and - become spaces).")
 @click.option("--templates", "template_specs", multiple=True,
               help="A template set to compare: names, photo, ensemble, or templates joined by '|' (repeatable).")
-@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--index", "index_dir", type=index_folder_type(),
               help="Use the vectors of images already in this index (nothing is written to it).")
 @click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a confusion-matrix plot of the first template set: NAME.png for a NAME without an "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import io
 import math
 import os
 import re
@@ -154,12 +155,31 @@ class Glob(click.ParamType):
 GLOB = Glob()
 
 
+class NonEmptyText(click.types.StringParamType):
+    """A text option that refuses "" and blanks (exit 2): no text option gives an empty string a meaning of
+    its own, so one never silently stands for the default (--model ''), for nothing (--pretrained ''), for
+    another value (--prefix '' as none) or for no token (--token '')."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx)
+        if isinstance(text, str) and not text.strip():
+            self.fail("is empty; an empty text is never taken as the default or as 'none': give a value, or "
+                      "leave the option out", param, ctx)
+        return text
+
+
+NON_EMPTY_TEXT = NonEmptyText()
+
+
 def _refuse_empty_paths(command: click.Command) -> None:
-    """Every path parameter of every command refuses "": each click.Path becomes a NonEmptyPath; and every
-    number with a decimal point refuses nan and inf (click's float reads them, and a comparison with nan
-    silently drops every result)."""
+    """Every path parameter of every command refuses "": each click.Path becomes a NonEmptyPath; every text
+    option (not a flag) refuses "" too (NonEmptyText); and every number with a decimal point refuses nan and
+    inf (click's float reads them, and a comparison with nan silently drops every result)."""
     for param in command.params:
-        if isinstance(param.type, click.Path) and not isinstance(param.type, NonEmptyPath):
+        if isinstance(param, click.Option) and type(param.type) is click.types.StringParamType \
+                and not param.is_flag:
+            param.type = NON_EMPTY_TEXT
+        elif isinstance(param.type, click.Path) and not isinstance(param.type, NonEmptyPath):
             param.type = copy.copy(param.type)
             param.type.__class__ = NonEmptyPath
         elif isinstance(param.type, click.types.FloatParamType) and not isinstance(param.type, _Finite):
@@ -188,11 +208,11 @@ def _guard(command: click.Command) -> None:
 
     Also makes every path parameter refuse an empty string (see NonEmptyPath).
     """
+    _refuse_empty_paths(command)  # a group's own options too (the root's --db)
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _guard(sub)
         return
-    _refuse_empty_paths(command)
     callback = command.callback
     if callback is None or getattr(callback, "__zsindex_guarded__", False):
         return
@@ -259,16 +279,85 @@ class _CtrlC:
             raise KeyboardInterrupt
 
 
+class _ReaderGone(io.RawIOBase):
+    """A standard stream's file descriptor, written so that a reader that went away is no error.
+
+    Writing to a pipe whose reader has closed it fails (EPIPE, BrokenPipeError in Python). The command's exit
+    code must not depend on that: `zsindex ingest DIR 2>&1 | head -1` still exits 3 when files were skipped,
+    and a usage error still exits 2. So the descriptor is pointed at /dev/null on the first such failure and
+    every later write (ours, Click's, a progress bar's, the interpreter's last flush) goes there quietly.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Any) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            sink = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(sink, self._fd)
+            finally:
+                os.close(sink)
+            return len(memoryview(data))
+
+
+@contextlib.contextmanager
+def readers_may_go() -> Iterator[None]:
+    """sys.stdout and sys.stderr written through _ReaderGone while the command runs (streams without a file
+    descriptor, such as a test runner's, are left as they are); the previous streams come back after."""
+    saved = {}
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            fd = stream.fileno()
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            continue
+        saved[name] = stream
+        setattr(sys, name, io.TextIOWrapper(
+            io.BufferedWriter(_ReaderGone(fd)), encoding=getattr(stream, "encoding", None) or "utf-8",
+            errors=getattr(stream, "errors", None) or "strict",
+            line_buffering=bool(getattr(stream, "line_buffering", False)) or name == "stderr",
+            write_through=bool(getattr(stream, "write_through", False))))
+    try:
+        yield
+    finally:
+        for name, stream in saved.items():
+            ours = getattr(sys, name)
+            with contextlib.suppress(Exception):
+                ours.flush()
+            setattr(sys, name, stream)
+
+
 class ZsGroup(click.Group):
     """A group whose commands (added in any module) map library errors to exit codes, and Ctrl-C to 130.
 
     An OSError that escaped the library (a file system fault it did not
-    foresee) is shown as a message naming the file, not as a traceback.
+    foresee) is shown as a message naming the file, not as a traceback. A
+    reader of stdout or stderr that goes away changes no exit code (see
+    _ReaderGone).
     """
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         _guard(cmd)
         super().add_command(cmd, name)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        _refuse_empty_paths(self)  # the group's own options (--db): its commands get theirs in add_command
+        with readers_may_go():
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         import warnings
@@ -296,12 +385,7 @@ class ZsGroup(click.Group):
             raise click.UsageError(cli_text(str(e), ctx), ctx) from None
         except ZsindexError as e:
             raise click.ClickException(cli_text(str(e), ctx)) from None
-        except BrokenPipeError:
-            # The reader went away (`| head -1`): it has what it wanted. Stop quietly with 0, and point stdout
-            # at /dev/null so that the interpreter's last flush does not fail again on the way out.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise click.exceptions.Exit(0) from None
-        except OSError as e:
+        except OSError as e:  # a pipe given as a file (export -o FIFO) whose reader left, too: not all was written
             where = f"{e.filename}: " if e.filename else ""
             raise click.ClickException(f"{where}{e.strerror or e}") from None
 
@@ -350,9 +434,15 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def index_folder_type() -> click.Path:
+    """--index: a folder, not a file (a usage error). Whether it may be read is the library's to say, as a fault
+    of the index folder (exit 1, with what to do), not Click's "Directory is not readable" usage error."""
+    return click.Path(file_okay=False, readable=False, path_type=Path)
+
+
 def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), envvar=config.ENV_INDEX,
+        "--index", "index_dir", type=index_folder_type(), envvar=config.ENV_INDEX,
         show_envvar=True, help=f"Index folder  [default: {config.default_index_dir()}]",
     )(func)
 

@@ -30,9 +30,22 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_MEGAPIXELS = 180.0
 
 
+_PARAMETERS = {"ZSINDEX_MODEL": "model", "ZSINDEX_PRETRAINED": "pretrained", "ZSINDEX_DEVICE": "device",
+               "ZSINDEX_INDEX": "folder", "ZSINDEX_DB": "db", "ZSINDEX_RUNTIME": "runtime"}
+
+
 def setting(value: str | None, env: str, default: str | None) -> str | None:
-    """Resolve one setting: an explicit value wins, then the environment, then the default."""
-    if value is not None and value != "":
+    """Resolve one setting: an explicit value wins, then the environment, then the default.
+
+    An explicit "" (or blank) is refused (UsageError naming the parameter): it would otherwise stand silently
+    for the environment's value or the default. An empty environment variable counts as unset, as usual."""
+    if value is not None:
+        if not str(value).strip():
+            from .errors import UsageError
+
+            name = _PARAMETERS.get(env, env)
+            raise UsageError(f"{name}= is empty; an empty text is never taken as the default: give a value, or "
+                             f"None for ${env} or the default")
         return value
     from_env = os.environ.get(env)
     if from_env:
@@ -55,15 +68,51 @@ def model_spec(model: str | None, pretrained: str | None, device: str | None, ru
             "index_precision": recorded[2] if recorded is not None else None}
 
 
+# Files the loader takes as weights (a model folder's, or pretrained=FILE), and an architecture's JSON.
+CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+MODEL_ACCEPTS = ("model= takes an open_clip architecture name (ViT-B-32, with pretrained=TAG or a checkpoint "
+                 "file), 'hf-hub:ORG/NAME', a model folder holding open_clip_config.json and its weights, an "
+                 "architecture .json (with pretrained=FILE), or 'demo'")
+PRETRAINED_ACCEPTS = ("pretrained= takes a pretrained tag of the architecture (open_clip.list_pretrained()) or a "
+                      "checkpoint file (" + ", ".join(CHECKPOINT_SUFFIXES) + ")")
+
+
+def names_a_path(value: str, suffixes: tuple[str, ...]) -> bool:
+    """Whether a model or pretrained value can only be a path: it holds a path separator, starts with . or ~,
+    or ends in one of the suffixes (never an architecture name or a pretrained tag)."""
+    seps = [os.sep, "/"] + ([os.altsep] if os.altsep else [])
+    return any(sep in value for sep in seps) or value.startswith((".", "~")) or value.lower().endswith(suffixes)
+
+
+def _check_path_exists(value: str, name: str, env: str, explicit: str | None, accepts: str) -> None:
+    """A value that can only be a path must name something: else 'no such file or folder', with what the
+    parameter takes (not, say, an architecture without weights)."""
+    path = os.path.expanduser(value.removeprefix("local-dir:"))
+    if (value.startswith("local-dir:") or names_a_path(value, CHECKPOINT_SUFFIXES + (".json",))) \
+            and not os.path.lexists(path):
+        from .errors import UsageError
+
+        where = "" if explicit else f" (from ${env})"
+        raise UsageError(f"{name}={value!r}{where}: no such file or folder: {path}; {accepts}")
+
+
 def resolve_model(model: str | None, pretrained: str | None) -> tuple[str, str | None]:
-    """The model name and pretrained tag/file to load, after flags, environment and aliases."""
+    """The model name and pretrained tag/file to load, after flags, environment and aliases.
+
+    A model or pretrained value that can only be a path (names_a_path) and names nothing is refused here, as
+    'no such file or folder', whatever would try to load it."""
     name = setting(model, ENV_MODEL, DEFAULT_MODEL) or DEFAULT_MODEL
     if name == DEMO_MODEL:
         return f"local-dir:{DEMO_MODEL_DIR}", None
+    if not name.startswith("hf-hub:"):
+        _check_path_exists(name, "model", ENV_MODEL, model, MODEL_ACCEPTS)
     explicit_name = bool(model) or bool(os.environ.get(ENV_MODEL))
     # A pretrained default only makes sense for the default architecture.
     default_tag = DEFAULT_PRETRAINED if not explicit_name or name == DEFAULT_MODEL else None
-    return name, setting(pretrained, ENV_PRETRAINED, default_tag)
+    tag = setting(pretrained, ENV_PRETRAINED, default_tag)
+    if tag:
+        _check_path_exists(tag, "pretrained", ENV_PRETRAINED, pretrained, PRETRAINED_ACCEPTS)
+    return name, tag
 
 
 def home() -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 from . import config
 from .errors import ModelError, ModelMismatchError, ModelUnavailableError, UsageError
 from .filehash import cached_sha256, sha256_file  # noqa: F401 - sha256_file kept importable from here
+from .logstate import root_logging_kept
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -265,12 +266,14 @@ class OpenClipEmbedder:
 
         open_clip = import_open_clip()
         started = time.perf_counter()
-        if source.pretrained == RANDOM:
-            torch.manual_seed(0)  # untrained weights, but the same ones every time
         try:
             if source.config_file:
                 open_clip.add_model_config(source.config_file)
-            with _hub_offline(offline):
+            # torch's random generator as the caller left it (untrained weights are drawn from a seed of
+            # their own); open_clip's logging.info(...) calls leave the root logger unconfigured (logstate.py).
+            with _hub_offline(offline), torch.random.fork_rng(devices=[]), root_logging_kept():
+                if source.pretrained == RANDOM:
+                    torch.manual_seed(0)  # untrained weights, but the same ones every time
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     source.model, pretrained=None if source.pretrained == RANDOM else source.pretrained, device=device
                 )
@@ -418,6 +421,12 @@ def load_embedder(
     a GPU device=, or where ONNX Runtime is missing) still embeds texts, which
     are fp32 either way, but refuses images: they would not match the index.
     """
+    with root_logging_kept():  # open_clip, torch's exporter and ONNX Runtime's quantizer log through logging.info()
+        return _load(model, pretrained, device, batch_size, runtime, precision, index_precision)
+
+
+def _load(model: str | None, pretrained: str | None, device: str | None, batch_size: int, runtime: str | None,
+          precision: str | None, index_precision: str | None) -> Any:
     name, tag = config.resolve_model(model, pretrained)
     chosen = pick_runtime(runtime, device)
     if precision is not None and precision not in config.PRECISIONS:

@@ -11,12 +11,30 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from .errors import IndexCorruptError, IndexLockedError, IndexReadOnlyError, IndexStateError, ZsindexError
 
 _READ_ONLY_HINT = ("reading commands (status, search, errors, tags, export) still work on it; to change the "
                    "index make the folder writable (chmod -R u+w {folder}) or copy it somewhere writable")
+
+
+_MOVE_ASIDE = ("Move it aside and run Library.ingest(PATH) again to build a new index there (or restore it from a "
+               "backup), or choose another index folder (folder=)")
+
+
+def empty_database_error(path: Path) -> IndexCorruptError:
+    """An index.sqlite without zsindex's schema and without any table: never an index being made (a new
+    database is linked into place only once its schema is complete, see store.create_database), so an
+    index folder whose database was emptied or cut short. Nothing is written to it."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False
+    what = "it is empty (0 bytes)" if empty else "it is an SQLite database without any table"
+    return IndexCorruptError(f"{path} is not a zsindex database: {what}, so the index that was there is damaged "
+                             f"(emptied or cut short). " + _MOVE_ASIDE)
 
 
 def read_only_error(folder: Path, what: str) -> IndexReadOnlyError:
@@ -37,8 +55,7 @@ def database_fault(exc: BaseException, path: Path, server: str | None = None) ->
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return IndexCorruptError(
             f"{path} is not a readable zsindex database ({message}): it is damaged or another program's file. "
-            f"Move it aside and run Library.ingest(PATH) again to build a new index there (or restore it from a "
-            f"backup), or choose another index folder (folder=)")
+            + _MOVE_ASIDE)
     if "readonly" in low or "read-only" in low:
         return read_only_error(folder, f"write to {path}")
     if "locked" in low or "busy" in low:
@@ -88,6 +105,23 @@ def file_fault(exc: OSError, path: Path, what: str) -> ZsindexError:
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         return IndexStateError(f"cannot {what}: {folder} is not a folder; give a folder as folder=")
     return IndexStateError(f"cannot {what}: {path}: {exc.strerror or exc}")
+
+
+def check_folder_readable(folder: Path) -> None:
+    """Refuse an index folder this process may not read (list and enter), or one below a folder it may not
+    enter, with a message naming it and what to do; a folder that does not exist (yet) passes."""
+    try:
+        st = os.stat(folder)
+    except PermissionError:
+        blocker = next((p for p in reversed(folder.absolute().parents) if not os.access(p, os.X_OK)), folder.parent)
+        raise IndexStateError(f"cannot read the index folder {folder}: this user may not enter {blocker} "
+                              f"(permission denied); make it readable (chmod u+rx {blocker}), or run the command as "
+                              f"a user who may read it") from None
+    except OSError:
+        return  # no such folder (yet), or a file on its path: the caller says so
+    if stat.S_ISDIR(st.st_mode) and not os.access(folder, os.R_OK | os.X_OK):
+        raise IndexStateError(f"cannot read the index folder {folder} (permission denied); make it readable "
+                              f"(chmod u+rx {folder}), or run the command as a user who may read it")
 
 
 def folder_writable(folder: Path, files: tuple[Path, ...] = ()) -> bool:

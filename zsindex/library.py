@@ -50,10 +50,12 @@ class Library(SidecarsMixin, BrowseMixin):
         """``create``: None (the default) makes the index when something is first written into it (ingest,
         labels_add); reading a folder with no index raises "no index at ..." and creates nothing, as
         the command line does. True makes it now; False refuses a folder with no index at once."""
+        from .faults import check_folder_readable
         from .owned import check_index_folder
         from .store import DB_NAME
 
         self.folder = config.index_dir(folder)
+        check_folder_readable(self.folder)  # never taken for a folder with no index, nor for one to make
         if embedder is None and (model or pretrained or create):
             from .embedder import check_weights
 
@@ -438,7 +440,9 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of query texts; cached in the index, so a repeated query skips the text encoder."""
-        texts = text_list(texts, "texts")
+        from .labels import check_text
+
+        texts = [check_text(t, "the query text") for t in text_list(texts, "texts")]  # UTF-8, or a UsageError
         model = self._query_model()
         wanted = list(dict.fromkeys(texts))
         found = self.store.cached_texts(model.id, wanted)

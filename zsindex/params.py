@@ -34,6 +34,11 @@ T = TypeVar("T", bound=type)
 RANGES: dict[str, float] = {"top_k": 1, "k": 1, "offset": 0, "not_weight": 0, "batch_size": 1, "workers": 0,
                             "max_megapixels": 0.1, "size": 1, "limit": 1, "image_id": 1}
 
+# Text parameters where "" would silently stand for something else (the default model, 'no prefix', the recorded
+# kind, ...): an empty or blank text is refused, as the command line refuses it for every text option.
+NON_EMPTY: frozenset[str] = frozenset({"model", "pretrained", "device", "runtime", "precision", "db", "ray_address",
+                                       "kind", "naming", "prefix", "mode", "token"})
+
 Glob = str  # an annotation: a path glob (str, PathLike or bytes accepted; given back as str)
 _SCALARS = {"str", "int", "float", "bool", "Path", "Glob", "None"}
 _WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "True or False", "Path": "a path",
@@ -120,6 +125,9 @@ def check_scalar(value: Any, name: str, kinds: frozenset[str]) -> Any:
             raise UsageError(f"{name}= must be a finite number, not {value!r}")
         return _in_range(float(value), name)
     elif "str" in kinds and isinstance(value, str):
+        if name in NON_EMPTY and not value.strip():
+            raise UsageError(f"{name}= is empty; an empty text is never taken as the default or as 'none': give a "
+                             f"value, or leave {name}= out")
         return value
     elif "Glob" in kinds and isinstance(value, (str, bytes, os.PathLike)):
         return one_path(value, name, glob=True)

@@ -44,11 +44,11 @@ CACHE_WAIT_MS = 1000
 def connect(folder: Path) -> sqlite3.Connection | None:
     """The folder's SQLite store opened read-only; None when there is none or it cannot be opened so."""
     path = folder / DB_NAME
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():
+            return None
         return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
-    except (sqlite3.Error, ValueError):
+    except (sqlite3.Error, ValueError, OSError):  # a folder it may not read, say: the full path words it
         return None
 
 
@@ -59,8 +59,9 @@ def the_model(con: sqlite3.Connection) -> tuple[Any, ...] | None:
 
 
 def cached_texts(con: sqlite3.Connection, model_id: int, texts: Sequence[str]) -> dict[str, bytes]:
-    """text -> stored vector bytes, for the texts in the model's text cache."""
-    wanted = sorted(set(texts))
+    """text -> stored vector bytes, for the texts in the model's text cache (a text that is not UTF-8, which
+    no cache can hold, is never looked up: it is not there)."""
+    wanted = sorted(t for t in set(texts) if is_utf8(t))
     marks = ",".join("?" * len(wanted))
     return dict(con.execute(f"SELECT text, vector FROM text_vectors WHERE model_id = ? AND text IN ({marks})",
                             [model_id, *wanted]))
@@ -146,7 +147,7 @@ def _remember(folder: Path, model_id: int, vectors: dict[str, Any]) -> None:
     from datetime import datetime, timezone
 
     stamp = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    rows = [(model_id, t, v.astype("float32").tobytes(), stamp) for t, v in vectors.items()]
+    rows = [(model_id, t, v.astype("float32").tobytes(), stamp) for t, v in vectors.items() if is_utf8(t)]
     try:
         con = sqlite3.connect(f"{(folder / DB_NAME).resolve().as_uri()}?mode=rw", uri=True,
                               timeout=CACHE_WAIT_MS / 1000)

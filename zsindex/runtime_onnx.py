@@ -122,9 +122,14 @@ def _export_towers(emb: "OpenClipEmbedder", folder: Path) -> None:
     torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX form
     try:
         # The exporter warns about tracing details (e.g. argmax indices used to pick the end token, which are never
-        # negative); the numerical check after export is what decides whether the result is kept.
+        # negative); the numerical check after export is what decides whether the result is kept. Only those
+        # warnings are dropped (the tracer's, and those of torch.onnx's own modules), and the filters the caller
+        # had come back after: any other warning shows as the caller's filters say.
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", module=r"torch\.onnx")
+            warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export",
+                                    category=DeprecationWarning)  # the exporter chosen here on purpose
             for module, example, name, arg in (
                     (Tower(emb._model, True), torch.zeros(2, 3, side, side), "image", "pixels"),
                     (Tower(emb._model, False), torch.zeros(2, ctx, dtype=torch.long), "text", "tokens")):
@@ -245,18 +250,18 @@ def quantized_image_tower(folder: Path) -> Path:
     target = folder / "image.int8.onnx"
     if target.is_file():
         return target
-    import logging
-
+    from onnxruntime import quantization
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .logstate import drop_records_from
 
     tmp = folder / f".image.int8.{os.getpid()}.onnx"
     os.close(create_new(tmp))  # a stale file or link of that name is removed; onnx writes the new file by name
-    logging.disable(logging.WARNING)  # its advice to pre-process the graph goes to the root logger
     try:
-        quantize_dynamic(str(folder / "image.onnx"), str(tmp), weight_type=QuantType.QInt8)
+        with drop_records_from(quantization.__file__):  # its advice to pre-process the graph: only that
+            quantize_dynamic(str(folder / "image.onnx"), str(tmp), weight_type=QuantType.QInt8)
         os.replace(tmp, target)
     finally:
-        logging.disable(logging.NOTSET)
         tmp.unlink(missing_ok=True)
     return target
 

@@ -7,6 +7,7 @@ identity live here. The FAISS file is a cache of it (see vectors.py).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import urllib.parse
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from . import schema as s
 from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelMismatchError, ZsindexError, plural
-from .faults import database_fault, folder_writable, read_only_error
+from .faults import database_fault, empty_database_error, file_fault, folder_writable, read_only_error
 from .schema_version import migrations_dir, script_head  # noqa: F401 - importable from here too
 
 DB_NAME = "index.sqlite"
@@ -140,7 +141,11 @@ def _current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -> None:
-    """Bring the schema to head; refuse a database written by a newer zsindex, or not by zsindex at all."""
+    """Bring the schema to head; refuse a database written by a newer zsindex, or not by zsindex at all.
+
+    ``path``: the SQLite file of an index folder, which holds zsindex's schema from the start (create_database
+    makes it); without a path (a database server), an empty database is given the schema.
+    """
     current = _current_revision(engine)
     if current is not None and current == script_head():
         return  # already at head: no need to import Alembic
@@ -159,6 +164,10 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
         # Another program's SQLite file: creating zsindex tables in it would change what zsindex did not make.
         raise IndexStateError(f"{where} is a database that zsindex did not make; zsindex leaves it "
                               f"alone: choose another index folder (folder=) or another database (db=)")
+    if current is None and path is not None:
+        # An index folder's database is made complete under another name (create_database): one without any
+        # table was emptied or cut short. Reading must not write a schema into it, nor may a writer.
+        raise empty_database_error(path)
     if current is not None:
         try:
             script.get_revision(current)
@@ -238,6 +247,59 @@ def _check_ours(path: Path) -> None:
     if names and "alembic_version" not in names:
         raise IndexStateError(f"{path} is an SQLite database that zsindex did not make; zsindex leaves it "
                               f"alone: choose another index folder (folder=)")
+    if not names:
+        raise empty_database_error(path)
+
+
+def create_database(path: Path) -> None:
+    """Make a new index database at path, complete or not at all.
+
+    The schema is written into a new file of a private name beside it, which is then linked to path only
+    when complete (a hard link, which never replaces a file of that name: when another process made its own
+    index.sqlite meanwhile, that one is kept and this one dropped). So an index.sqlite without zsindex's
+    schema is never one being made: a reader that finds one (0 bytes, no table) knows it is damaged, and
+    neither it nor a writer puts a schema into it.
+    """
+    import secrets
+
+    from .safewrite import create_new
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.zsindex-tmp")
+    try:
+        os.close(create_new(tmp))
+    except OSError as e:
+        raise file_fault(e, path, f"create {path}") from None
+    try:
+        engine = create_engine(f"sqlite:///{tmp}")
+        event.listen(engine, "connect", _set_new_pragmas)
+        try:
+            migrate(engine, "head", path=path)
+        except DBAPIError as e:
+            raise database_fault(e, path) from None
+        finally:
+            engine.dispose()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: the caller opens (and checks) that one
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+                raise file_fault(e, path, f"create {path}") from None
+            if not os.path.lexists(path):  # a file system without hard links: a rename, checked just before
+                os.rename(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _set_new_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """A database being made: foreign keys and patience as usual; its journal stays beside the private file
+    (WAL mode is switched on when the finished file is opened under its own name)."""
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
+    cur.close()
 
 
 CHUNK = 500  # keys per IN (...): under SQLite's bound-parameter limit
@@ -287,12 +349,15 @@ class Store:
             self.engine = self._open_server(url)
             return
         sidecars = tuple(folder / (DB_NAME + x) for x in ("", "-wal", "-shm"))
+        if not os.path.lexists(self.path):
+            if folder.is_dir() and not folder_writable(folder):
+                raise read_only_error(folder, f"create an index in {folder}")
+            create_database(self.path)  # whole, under its name only when complete
         # A folder this process may not write is opened read-only, so that reading commands still work.
-        self.read_only = self.path.exists() and not folder_writable(folder, sidecars)
-        if not self.path.exists() and folder.is_dir() and not folder_writable(folder):
-            raise read_only_error(folder, f"create an index in {folder}")
-        if self.path.exists() and not self.read_only:
-            _check_ours(self.path)  # before WAL mode is switched on, which would change another program's file
+        self.read_only = not folder_writable(folder, sidecars)
+        if not self.read_only:
+            # Before WAL mode is switched on, which would change another program's file (or an emptied one).
+            _check_ours(self.path)
         try:
             self.engine = self._open(self.read_only)
         except IndexStateError as fault:
@@ -503,6 +568,12 @@ class Store:
 
     # -- query text cache ----------------------------------------------------------------------
     def cached_texts(self, model_id: int, texts: list[str]) -> dict[str, np.ndarray]:
+        """Cached query vectors of these texts; a text that is not UTF-8 (no database can hold it) is not there."""
+        from .output import is_utf8
+
+        texts = [t for t in texts if is_utf8(t)]
+        if not texts:
+            return {}
         with self.session() as session:
             rows = session.execute(
                 select(s.TextVector.text, s.TextVector.vector).where(
@@ -516,6 +587,9 @@ class Store:
         A read-only index just goes without (False)."""
         from sqlalchemy.exc import OperationalError
 
+        from .output import is_utf8
+
+        vectors = {t: v for t, v in vectors.items() if is_utf8(t)}  # a text no database can hold: not cached
         if not vectors or self.read_only:
             return not vectors
         stamp = now()

@@ -32,10 +32,21 @@ _REGISTER = threading.Lock()
 
 def text_tower_for(folder: Path, texts: Sequence[str]) -> None:
     """Create the text tower's session in the background when these texts will need it."""
-    if not texts:
+    from .output import is_utf8
+
+    if not texts or not all(is_utf8(t) for t in texts):  # a query that is not text: the caller's message says so
         return
-    threading.Thread(target=_peek_and_prepare, args=(folder, list(texts)), name="zsindex-warm",
+    threading.Thread(target=_quietly, args=(_peek_and_prepare, folder, list(texts)), name="zsindex-warm",
                      daemon=True).start()
+
+
+def _quietly(work: Any, *args: Any) -> None:
+    """A warm-up in a thread of its own: only a hint, so whatever goes wrong in it is dropped, never printed
+    (the caller meets the same fault itself, and says it in its own words)."""
+    try:
+        work(*args)
+    except BaseException:  # noqa: BLE001, S110 - see the docstring
+        pass
 
 
 def take(export_folder: Path) -> Any:
@@ -51,7 +62,7 @@ def take(export_folder: Path) -> Any:
 
 def text_tower_of(identity: str) -> None:
     """Create this model's text tower session in the background: the caller has seen that a text is new."""
-    threading.Thread(target=_prepare, args=(identity,), name="zsindex-warm", daemon=True).start()
+    threading.Thread(target=_quietly, args=(_prepare, identity), name="zsindex-warm", daemon=True).start()
 
 
 def _peek_and_prepare(folder: Path, texts: list[str]) -> None:
@@ -89,7 +100,7 @@ def _uncached_model(folder: Path, texts: list[str]) -> str | None:
         if model is None:
             return None
         return None if len(cached_texts(con, model[0], texts)) == len(set(texts)) else str(model[1])
-    except sqlite3.Error:
+    except (sqlite3.Error, ValueError):
         return None
     finally:
         con.close()

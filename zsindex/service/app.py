@@ -37,14 +37,18 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
     ``allowed_hosts`` applies only when no token is set (None: any Host header);
     ``compute_threads`` caps torch's and FAISS's threads per call (None: their defaults).
     """
-    if read_only and watch:
-        from ..errors import UsageError
+    from ..errors import UsageError
 
+    if read_only and watch:
         raise UsageError("read_only=True and watch=True exclude each other: watching ingests the changes, which "
                          "writes to the index")
+    for name, value, means in (("token", token, "no token"), ("model", model, "the default model")):
+        if isinstance(value, str) and not value.strip():
+            raise UsageError(f"{name}= is empty; an empty text is never taken as {means}: give a value, or leave "
+                             f"{name}= out")
     library = library_or_folder if isinstance(library_or_folder, Library) else \
         Library(library_or_folder, model=model, create=False)
-    settings = Settings(token=token or None, read_only=read_only, roots=tuple(str(r) for r in roots), watch=watch,
+    settings = Settings(token=token, read_only=read_only, roots=tuple(str(r) for r in roots), watch=watch,
                         cors_origins=tuple(cors_origins),
                         allowed_hosts=None if allowed_hosts is None else tuple(h.lower() for h in allowed_hosts),
                         max_upload_bytes=max_upload_bytes, max_upload_megapixels=max_upload_megapixels,

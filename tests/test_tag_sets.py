@@ -115,3 +115,16 @@ def test_sidecar_and_keyword_counts_cover_only_the_images_the_filter_selected(tw
     counted = run("keywords", "--path", "*/red-*", "--index", index, "--csv")
     assert counted.stdout.splitlines()[1:] == ["holiday,1"]
     assert run("keywords", "--index", index, "--csv").stdout.splitlines()[1:] == ["holiday,2"]
+
+
+def test_a_label_that_reads_like_a_misspelt_set_name_says_which_set(two_sets):
+    """`tag -l fruti` is an ad-hoc label (one label is fine), but it reads like the set 'fruit': the note says
+    so and how to take the new set away; a label like no set's name gets the plain note."""
+    lib, index = two_sets
+    r = run("tag", "-l", "Fruti", "--threshold", "0.9", "--index", index)
+    assert r.exit_code == 0, r.output
+    assert "did you mean the set 'fruit'?" in r.stderr and "`zsindex labels remove Fruti`" in r.stderr, r.stderr
+    r = run("tag", "-l", "purple", "--threshold", "0.9", "--index", index)
+    assert r.exit_code == 0 and "no label set was named 'purple'" in r.stderr and "did you mean" not in r.stderr
+    for name in ("Fruti", "purple"):
+        lib.labels_remove(name)

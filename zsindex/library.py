@@ -681,6 +681,21 @@ class Library(SidecarsMixin, BrowseMixin):
                 self.labels_remove(set_row.name)
             raise
 
+    def _near_set(self, typed: str, new_name: str) -> str:
+        """'; did you mean ...' when an ad-hoc label reads like a misspelt set name (a set of the same words)."""
+        import difflib
+
+        from .tagging import set_names
+
+        with self.store.session() as session:
+            names = [n for n in set_names(session) if n != new_name]
+        folded = {n.casefold(): n for n in names}
+        near = difflib.get_close_matches(typed.casefold(), list(folded), n=1, cutoff=0.75)
+        if not near or "," in typed:
+            return ""
+        return (f"; did you mean the set {folded[near[0]]!r}? If so, Library.labels_remove({new_name!r}) "
+                f"takes the new one away again")
+
     def _tag(self, model: Any, set_row: Any, label_rows: list[Any], known: bool, labels: str, mode: str,
              threshold: float | None, filters: "Filters", only: Any, progress: "Progress | None",
              calibrate_from_keywords: bool, among: Any = None) -> Any:
@@ -689,7 +704,8 @@ class Library(SidecarsMixin, BrowseMixin):
         from .tagging import as_label_set as stored_set
 
         notes = [] if known else [f"no label set was named {labels!r}: tagged with the ad-hoc labels "
-                                  f"{', '.join(r.name for r in label_rows)} (now set {set_row.name!r})"]
+                                  f"{', '.join(r.name for r in label_rows)} (now set {set_row.name!r})"
+                                  + self._near_set(labels, set_row.name)]
         label_set = stored_set(set_row, label_rows)
         label_set.labels.append(BACKGROUND)
         vecs = cached_label_vectors(self.store, model.id, label_set, loader=lambda: self.embedder)

@@ -395,7 +395,8 @@ register_serve(cli)
 
 
 def main() -> None:
+    from .clikit import run_main
     from .output import escape_unwritable_on_stderr
 
     escape_unwritable_on_stderr()
-    cli(prog_name="zsindex")
+    run_main(cli)

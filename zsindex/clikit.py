@@ -26,11 +26,11 @@ from typing import Any
 
 import click
 
-from . import config
+from . import config, interrupts
 from .errors import UsageError, ZsindexError, rewrite_api_calls
 
 EXIT_PARTIAL = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = interrupts.EXIT_INTERRUPTED
 
 # Library parameter names whose command-line option has another name.
 API_ALIASES = {"folder": "index_dir"}
@@ -208,51 +208,59 @@ def _guard(command: click.Command) -> None:
 
 
 class _CtrlC:
-    """Ctrl-C that cannot be lost.
+    """Ctrl-C that cannot be lost, nor turned into anything but 130.
 
     Python turns SIGINT into a KeyboardInterrupt at whatever bytecode runs
     next; when that is a weakref callback, a ``__del__`` or a finaliser, the
     exception is printed as "ignored" and the command carries on as if nothing
-    happened. While a command runs, the CLI's handler also records the signal,
-    and every progress report (the heartbeat of all long work) and the end of
-    the command look at that record, so a dropped interrupt still stops the
-    command with 130, and the dropped one prints no traceback.
+    happened, and where it cuts a module's initialisation or a transaction short
+    it surfaces as another error (an ImportError, SQLAlchemy's
+    PendingRollbackError). While a command runs, the CLI's handler also records
+    the signal (interrupts.py); every progress report (the heartbeat of all long
+    work) and the end of the command look at that record, so a dropped interrupt
+    still stops the command with 130, and whatever exception follows a recorded
+    one is the interrupt: "interrupted", exit 130, never a traceback.
     """
-
-    seen = False
 
     @classmethod
     @contextlib.contextmanager
     def watching(cls) -> Iterator[None]:
-        cls.seen = False
-        # Only where Python's own handler would run: an ignored SIGINT (a background job) stays ignored.
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        previous = signal.getsignal(signal.SIGINT)
+        # Only where Python's own handler would run (an ignored SIGINT, as in a background job, stays ignored),
+        # and once: a group's sub-command runs under its group's watch.
+        if previous is not signal.default_int_handler and not interrupts.at_once_handler(previous):
             yield
             return
+        interrupts.reset()
         previous_hook = sys.unraisablehook
         signal.signal(signal.SIGINT, cls._handler)
         sys.unraisablehook = cls._unraisable
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, previous)
             sys.unraisablehook = previous_hook
 
     @classmethod
     def _handler(cls, signum: int, frame: Any) -> None:
-        cls.seen = True
+        interrupts.request()
         raise KeyboardInterrupt
 
     @staticmethod
     def _unraisable(info: Any) -> None:
-        if info.exc_type is KeyboardInterrupt and _CtrlC.seen:
-            return  # recorded: the next check stops the command
+        if interrupts.requested():
+            return  # recorded: the next check stops the command, and whatever the interrupt broke is the interrupt
         sys.__unraisablehook__(info)
 
     @classmethod
     def check(cls) -> None:
-        if cls.seen:
+        if interrupts.requested():
             raise KeyboardInterrupt
+
+
+def _interrupted() -> click.exceptions.Exit:
+    interrupts.announce(lambda text: click.echo(text, err=True))
+    return click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
 class ZsGroup(click.Group):
@@ -280,26 +288,56 @@ class ZsGroup(click.Group):
                 result = super().invoke(ctx)
                 _CtrlC.check()  # a Ctrl-C that something swallowed after the last progress report
             return result
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except click.ClickException:  # a partial run, say, that a swallowed Ctrl-C let finish
-            if _CtrlC.seen:
-                click.echo("interrupted", err=True)
-                raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-            raise
-        except UsageError as e:  # from a command added around ZsGroup.add_command; guarded ones map their own
-            raise click.UsageError(cli_text(str(e), ctx), ctx) from None
-        except ZsindexError as e:
-            raise click.ClickException(cli_text(str(e), ctx)) from None
-        except BrokenPipeError:
-            # The reader went away (`| head -1`): it has what it wanted. Stop quietly with 0, and point stdout
-            # at /dev/null so that the interpreter's last flush does not fail again on the way out.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise click.exceptions.Exit(0) from None
-        except OSError as e:
-            where = f"{e.filename}: " if e.filename else ""
-            raise click.ClickException(f"{where}{e.strerror or e}") from None
+        except BaseException as e:
+            # After a Ctrl-C, whatever ends the command is the interrupt: a partial run that a swallowed Ctrl-C
+            # let finish, the ImportError of a module it cut short, a broken transaction's error.
+            if isinstance(e, KeyboardInterrupt) or interrupts.requested():
+                raise _interrupted() from None
+            mapped = _mapped(e, ctx)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+
+def _mapped(e: BaseException, ctx: click.Context) -> click.exceptions.ClickException | click.exceptions.Exit | None:
+    """The CLI's exception for an error a command let through; None: let it through as it is."""
+    if isinstance(e, click.exceptions.ClickException) or not isinstance(e, Exception):
+        return None
+    if isinstance(e, UsageError):  # from a command added around ZsGroup.add_command; guarded ones map their own
+        return click.UsageError(cli_text(str(e), ctx), ctx)
+    if isinstance(e, ZsindexError):
+        return click.ClickException(cli_text(str(e), ctx))
+    if isinstance(e, BrokenPipeError):
+        # The reader went away (`| head -1`): it has what it wanted. Stop quietly with 0, and point stdout
+        # at /dev/null so that the interpreter's last flush does not fail again on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return click.exceptions.Exit(0)
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return click.ClickException(f"{where}{e.strerror or e}")
+    return None
+
+
+def run_main(group: click.Group) -> None:
+    """Run the command line as this process's program (its entry point; tests call the group in-process).
+
+    A Ctrl-C before or after the command's work ends the process at once with 130; one during it stops the
+    command (ZsGroup.invoke), and then the process ends with os._exit(130) once stdout and stderr are flushed,
+    so that no native thread pool is torn down under a thread still using it (interrupts.py). One that comes
+    after the last exit handler, while native libraries unload, is ignored: the command's status stands.
+    """
+    import atexit
+
+    interrupts.own_process()
+    interrupts.stop_at_once()
+    if interrupts.at_once_handler(signal.getsignal(signal.SIGINT)):
+        atexit.register(interrupts.ignore_from_now)  # registered first, so called last
+    try:
+        group.main(prog_name="zsindex")  # standalone: always ends with SystemExit
+    except BaseException:
+        if interrupts.requested():
+            interrupts.exit_interrupted()
+        raise
 
 
 class ModelChoice:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .clikit import index_option, root_db
+from .clikit import index_option, ranged, root_db
 from .errors import UsageError
 from .output import warn
 
@@ -45,11 +45,11 @@ def is_loopback(host: str) -> bool:
               help="Folder the server may ingest and watch (repeatable)  [default: the roots recorded in the index]")
 @click.option("--cors-origin", "cors_origins", multiple=True,
               help="Allow browser pages from this origin to call the API (repeatable)  [default: none]")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=20.0, show_default=True,
+@click.option("--max-upload-mb", type=ranged("max_upload_bytes", scale=1e6), default=20.0, show_default=True,
               help="Largest request body accepted (413 beyond).")
-@click.option("--max-upload-megapixels", type=click.FloatRange(min=0.01), default=50.0, show_default=True,
+@click.option("--max-upload-megapixels", type=ranged("max_upload_megapixels"), default=50.0, show_default=True,
               help="Largest uploaded image accepted (422 beyond).")
-@click.option("--compute-threads", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("--compute-threads", type=ranged("compute_threads", integer=True), default=1, show_default=True,
               help="Threads per model or FAISS call (0: the libraries' defaults). One suits a server, whose "
               "concurrent requests already use the cores.")
 @click.option("--model", "-m", default=None, help="Model to load  [default: the one recorded in the index]")

@@ -391,10 +391,24 @@ def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def ranged(name: str, method: str | None = None, integer: bool = False, scale: float = 1.0) -> click.ParamType:
+    """The click type of a numeric option, its range the library's own (params.RANGES) so that the command
+    line, the Python API and the HTTP API take the same values; ``scale``: the option's unit in the library's
+    (--max-upload-mb: 1e6 bytes)."""
+    from .params import range_of
+
+    found = range_of(name, method)
+    low, high = (None, None) if found is None else (found.low, found.high)
+    if integer:
+        return click.IntRange(None if low is None else math.ceil(low / scale),
+                              None if high is None else math.floor(high / scale))
+    return click.FloatRange(None if low is None else low / scale, None if high is None else high / scale)
+
+
 def megapixels_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """--max-megapixels, shared by every command that decodes image files."""
     return click.option(
-        "--max-megapixels", type=click.FloatRange(min=0.1), default=config.DEFAULT_MAX_MEGAPIXELS, show_default=True,
+        "--max-megapixels", type=ranged("max_megapixels"), default=config.DEFAULT_MAX_MEGAPIXELS, show_default=True,
         help="Skip images larger than this (decompression-bomb guard).",
     )(func)
 

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from .common import SafeJSONResponse, service, writable
-from .routes_search import page
+from ..params import field_bounds
+from .common import SafeJSONResponse, ranged_field, service, writable
+from .routes_search import MAX_OFFSET, MAX_PAGE, page
 from .state import Service
 
 router = APIRouter(prefix="/api", tags=["labels and jobs"])
@@ -33,7 +34,7 @@ class LabelSetBody(BaseModel):
 class TagBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["single", "multi"] = "single"
-    threshold: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
+    threshold: float | None = ranged_field(None, "threshold", allow_inf_nan=False)
 
 
 class IngestBody(BaseModel):
@@ -81,7 +82,8 @@ def labels_untag(name: SetName, svc: Service = Depends(service)) -> dict[str, An
 
 @router.get("/labels/{name}/images", summary="Images a label set (or one label of it) tags, best first")
 def labels_images(name: SetName, label: Annotated[str | None, Query(max_length=500)] = None,
-                  k: Annotated[int, Query(ge=1, le=200)] = 24, offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+                  k: Annotated[int, Query(**field_bounds("k", cap=MAX_PAGE))] = 24,
+                  offset: Annotated[int, Query(**field_bounds("offset", cap=MAX_OFFSET))] = 0,
                   svc: Service = Depends(service)) -> dict[str, Any]:
     pairs = svc.reader.label_images(name, label or None, k + 1, offset)  # one more: is there a next page?
     hits = [SimpleNamespace(id=i, score=s) for i, s in pairs]

@@ -144,7 +144,8 @@ def _click_range(param: click.Parameter) -> tuple[float | None, float | None] | 
 
 
 def _range_name(command: str, option: str) -> str:
-    named = {("sidecars write", "min_score"): "sidecars_write.min_score", ("serve", "max_upload_mb"): "max_upload_bytes"}
+    named = {("sidecars write", "min_score"): "sidecars_write.min_score",
+             ("serve", "max_upload_mb"): "max_upload_bytes"}
     return named.get((command, option), option)
 
 

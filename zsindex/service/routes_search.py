@@ -15,7 +15,9 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..errors import UsageError
+from ..labels import MAX_LABEL_CHARS
 from ..params import field_bounds
+from ..tagging import MAX_SET_NAME
 from .common import ranged_field, service
 from .state import Service
 from .uploads import safe_name, saved_upload
@@ -56,7 +58,8 @@ class SearchParams(BaseModel):
     before: str | None = Field(None, max_length=40, description="Taken before")
     camera: str | None = Field(None, max_length=200)
     format: str | None = Field(None, max_length=20)
-    tag: str | None = Field(None, max_length=500, description="Only images tagged with this label (or SET:LABEL)")
+    tag: str | None = Field(None, max_length=MAX_SET_NAME + 1 + MAX_LABEL_CHARS,
+                            description="Only images tagged with this label (or SET:LABEL)")
     keyword: str | None = Field(None, max_length=500, description="Only images the user keyworded so")
     group_stems: QueryBool = Field(False, description="One hit per shot: IMG_1.CR2 + IMG_1.JPG count once "
                                    "(true or false)")
@@ -232,7 +235,7 @@ def facets(svc: Service = Depends(service)) -> dict[str, Any]:
 
 @router.post("/classify", summary="Classify an uploaded image against labels or a label set")
 def classify(file: UploadFile = File(...), labels: Annotated[str | None, Form(max_length=20_000)] = None,
-             label_set: Annotated[str | None, Form(max_length=200)] = None,
+             label_set: Annotated[str | None, Form(max_length=MAX_SET_NAME)] = None,
              svc: Service = Depends(service)) -> dict[str, Any]:
     labels = labels if labels and labels.strip() else None
     label_set = label_set if label_set and label_set.strip() else None

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from zsindex import shapes
+from zsindex import interrupts, shapes
 from zsindex.cli import cli
 
 from .conftest import REPO
@@ -176,6 +176,7 @@ def test_whatever_a_ctrl_c_becomes_is_the_interrupt(tmp_path, monkeypatch, capfd
     assert "Traceback" not in capfd.readouterr().err
     status = CliRunner().invoke(cli, ["status", "--index", str(tmp_path / "index"), "--json"])
     assert json.loads(status.stdout)["last_run"]["status"] == "interrupted"
+    assert not interrupts.requested()  # the command is over: the library's later work is no interrupt
 
 
 def test_without_a_ctrl_c_the_same_errors_keep_their_exit_codes(tmp_path, monkeypatch):

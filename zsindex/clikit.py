@@ -222,6 +222,8 @@ class _CtrlC:
     one is the interrupt: "interrupted", exit 130, never a traceback.
     """
 
+    logging_before = 0  # logging's disable level before a Ctrl-C silenced it
+
     @classmethod
     @contextlib.contextmanager
     def watching(cls) -> Iterator[None]:
@@ -240,9 +242,21 @@ class _CtrlC:
         finally:
             signal.signal(signal.SIGINT, previous)
             sys.unraisablehook = previous_hook
+            if interrupts.requested():
+                import logging
+
+                logging.disable(cls.logging_before)
+            interrupts.reset(keep_announced=True)  # the command is over: later library work is no interrupt
 
     @classmethod
     def _handler(cls, signum: int, frame: Any) -> None:
+        import logging
+
+        if not interrupts.requested():
+            # What libraries log from here on is what the interrupt broke (SQLAlchemy's "Exception during reset"
+            # of a connection it cut short, with its traceback): the command says "interrupted" instead.
+            cls.logging_before = logging.root.manager.disable
+            logging.disable(logging.CRITICAL)
         interrupts.request()
         raise KeyboardInterrupt
 
@@ -285,14 +299,17 @@ class ZsGroup(click.Group):
         Image.MAX_IMAGE_PIXELS = None
         try:
             with _CtrlC.watching():
-                result = super().invoke(ctx)
-                _CtrlC.check()  # a Ctrl-C that something swallowed after the last progress report
+                try:
+                    result = super().invoke(ctx)
+                    _CtrlC.check()  # a Ctrl-C that something swallowed after the last progress report
+                except BaseException as e:
+                    # After a Ctrl-C, whatever ends the command is the interrupt: a partial run that a swallowed
+                    # Ctrl-C let finish, the ImportError of a module it cut short, a broken transaction's error.
+                    if isinstance(e, KeyboardInterrupt) or interrupts.requested():
+                        raise _interrupted() from None
+                    raise
             return result
         except BaseException as e:
-            # After a Ctrl-C, whatever ends the command is the interrupt: a partial run that a swallowed Ctrl-C
-            # let finish, the ImportError of a module it cut short, a broken transaction's error.
-            if isinstance(e, KeyboardInterrupt) or interrupts.requested():
-                raise _interrupted() from None
             mapped = _mapped(e, ctx)
             if mapped is None:
                 raise
@@ -334,10 +351,12 @@ def run_main(group: click.Group) -> None:
         atexit.register(interrupts.ignore_from_now)  # registered first, so called last
     try:
         group.main(prog_name="zsindex")  # standalone: always ends with SystemExit
-    except BaseException:
-        if interrupts.requested():
+    except SystemExit as e:
+        if e.code == EXIT_INTERRUPTED:  # the command stopped for a Ctrl-C (and said so)
             interrupts.exit_interrupted()
         raise
+    except KeyboardInterrupt:
+        interrupts.exit_interrupted()
 
 
 class ModelChoice:

@@ -64,9 +64,11 @@ def requested() -> bool:
     return _requested
 
 
-def reset() -> None:
+def reset(keep_announced: bool = False) -> None:
+    """Forget the Ctrl-C (a command starts, or ends: the library's later work is not interrupted)."""
     global _requested, _announced
-    _requested = _announced = False
+    _requested = False
+    _announced = _announced and keep_announced
 
 
 def is_interrupt(exc: BaseException) -> bool:

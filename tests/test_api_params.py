@@ -167,7 +167,7 @@ BAD_CALLS = {
 }
 # Methods with no parameter a caller could get wrong (or only another Library).
 NO_PARAMETERS = {"status", "errors", "ignored_files", "ignored_counts", "labels_list", "refresh_vectors", "close",
-                 "sibling", "use_model_of", "facets", "label_sets", "auto_label_sets"}
+                 "sibling", "use_model_of", "facets", "label_sets", "auto_label_sets", "check_model"}
 
 
 def test_the_table_covers_every_public_method():

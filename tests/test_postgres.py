@@ -301,13 +301,15 @@ def test_every_command_takes_the_root_db_option(tmp_path, pg_server, world, monk
                                str(idx)]).exit_code == 0
     seen = {}
 
-    def fake_run(app, **kwargs):
+    def fake_run(app, sock, log_level):
         seen["reader"], seen["writer"] = app.state.service.reader, app.state.service.writer
+        sock.close()
+        return True  # started, and stopped at once
 
-    import uvicorn
+    from zsindex import cli_serve
 
-    monkeypatch.setattr(uvicorn, "run", fake_run)
-    res = runner.invoke(cli, ["--db", url, "serve", "--index", str(idx)])
+    monkeypatch.setattr(cli_serve, "run_server", fake_run)
+    res = runner.invoke(cli, ["--db", url, "serve", "--index", str(idx), "--port", "0"])
     assert res.exit_code == 0, res.output
     assert "no index" not in res.output
     assert seen["reader"].store.url == url and seen["writer"].store.url == url  # both halves on the server

@@ -26,6 +26,7 @@ from .clikit import (
     megapixels_option,
     model_options,
     open_library,
+    ranged,
     root_db,
     warn_unmatched_path,
 )
@@ -57,7 +58,8 @@ def cli(db: str | None) -> None:
               help="Labels from a .txt (one a line), .csv (label,description...) or .json file.")
 @click.option("--template", "-t", "templates", multiple=True,
               help="Prompt template with {} for the label; repeat to ensemble. [default: 5 photo templates]")
-@click.option("--top-k", "-k", "top_k", type=click.IntRange(min=1), help="Show only the best K labels per image.")
+@click.option("--top-k", "-k", "top_k", type=ranged("top_k", integer=True),
+              help="Show only the best K labels per image.")
 @megapixels_option
 @output_options
 @model_options
@@ -131,9 +133,9 @@ def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels:
               help="Glob of files or folders to leave out (repeatable), e.g. '*/.thumbnails'.")
 @click.option("--follow-symlinks", is_flag=True,
               help="Follow symbolic links (each real folder is entered once, so loops end).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=config.DEFAULT_BATCH_SIZE, show_default=True,
-              help="Images per model batch and per database transaction.")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
+@click.option("--batch-size", type=ranged("batch_size", integer=True), default=config.DEFAULT_BATCH_SIZE,
+              show_default=True, help="Images per model batch and per database transaction.")
+@click.option("--workers", type=ranged("workers", integer=True), default=None,
               help="Decode threads (0: decode in the main thread)  [default: one per CPU core, at most 4]")
 @megapixels_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -219,13 +221,13 @@ def _untagged_note(report: "IngestReport") -> str:
 @click.option("--like", "likes", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Find images similar to this one, in the index or not (repeatable; combines with QUERY).")
 @click.option("--not", "nots", multiple=True, help="Push results away from this text (repeatable).")
-@click.option("--not-weight", type=click.FloatRange(min=0), default=0.5, show_default=True,
+@click.option("--not-weight", type=ranged("not_weight"), default=0.5, show_default=True,
               help="Weight of the --not terms against the positive ones.")
-@click.option("-k", "--top-k", "--limit", "top_k", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("-k", "--top-k", "--limit", "top_k", type=ranged("top_k", integer=True), default=10, show_default=True,
               help="Number of hits (--limit is the same option).")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--offset", type=ranged("offset", integer=True), default=0, show_default=True,
               help="Skip the first N hits (paging).")
-@click.option("--min-score", type=float, help="Drop hits whose cosine score is below this.")
+@click.option("--min-score", type=ranged("min_score"), help="Drop hits whose cosine score is below this.")
 @click.option("--path", "path_glob", type=GLOB, help="Only paths matching this glob: absolute, or relative to the "
               "current folder or an ingested one, e.g. '*/2023/*', '2023/*.jpg' or '*.png'.")
 @click.option("--after", help="Only images taken on or after this date (EXIF date, else file time), e.g. 2023-06-01.")
@@ -432,7 +434,8 @@ register_serve(cli)
 
 
 def main() -> None:
+    from .clikit import run_main
     from .output import escape_unwritable_on_stderr
 
     escape_unwritable_on_stderr()
-    cli(prog_name="zsindex")
+    run_main(cli)

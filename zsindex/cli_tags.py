@@ -18,6 +18,7 @@ from .clikit import (
     label_set_from,
     model_options,
     open_library,
+    ranged,
     warn_unmatched_path,
 )
 from .errors import UsageError, plural
@@ -165,7 +166,7 @@ def _print_tags(rows: list[dict], fmt: str) -> None:
 @index_option
 @click.option("--mode", type=click.Choice(["single", "multi"]), default="single", show_default=True,
               help="single: the best label per image (softmax); multi: any number of labels per image.")
-@click.option("--threshold", type=float,
+@click.option("--threshold", type=ranged("threshold"),
               help="One raw cosine cut-off for every label, instead of the calibrated per-label thresholds.")
 @click.option("--path", "path_glob", type=GLOB,
               help="Only tag images whose path matches this glob (as search --path reads it).")

@@ -27,11 +27,11 @@ from typing import Any
 
 import click
 
-from . import config
+from . import config, interrupts
 from .errors import UsageError, ZsindexError, rewrite_api_calls
 
 EXIT_PARTIAL = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = interrupts.EXIT_INTERRUPTED
 
 # Library parameter names whose command-line option has another name.
 API_ALIASES = {"folder": "index_dir"}
@@ -232,50 +232,67 @@ def _guard(command: click.Command) -> None:
 
 
 class _CtrlC:
-    """Ctrl-C that cannot be lost.
+    """Ctrl-C that cannot be lost, nor turned into anything but 130.
 
     Python turns SIGINT into a KeyboardInterrupt at whatever bytecode runs
     next; when that is a weakref callback, a ``__del__`` or a finaliser, the
     exception is printed as "ignored" and the command carries on as if nothing
-    happened. While a command runs, the CLI's handler also records the signal,
-    and every progress report (the heartbeat of all long work) and the end of
-    the command look at that record, so a dropped interrupt still stops the
-    command with 130, and the dropped one prints no traceback.
+    happened, and where it cuts a module's initialisation or a transaction short
+    it surfaces as another error (an ImportError, SQLAlchemy's
+    PendingRollbackError). While a command runs, the CLI's handler also records
+    the signal (interrupts.py); every progress report (the heartbeat of all long
+    work) and the end of the command look at that record, so a dropped interrupt
+    still stops the command with 130, and whatever exception follows a recorded
+    one is the interrupt: "interrupted", exit 130, never a traceback.
     """
 
-    seen = False
+    logging_before = 0  # logging's disable level before a Ctrl-C silenced it
 
     @classmethod
     @contextlib.contextmanager
     def watching(cls) -> Iterator[None]:
-        cls.seen = False
-        # Only where Python's own handler would run: an ignored SIGINT (a background job) stays ignored.
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        previous = signal.getsignal(signal.SIGINT)
+        # Only where Python's own handler would run (an ignored SIGINT, as in a background job, stays ignored),
+        # and once: a group's sub-command runs under its group's watch.
+        if previous is not signal.default_int_handler and not interrupts.at_once_handler(previous):
             yield
             return
+        interrupts.reset()
         previous_hook = sys.unraisablehook
         signal.signal(signal.SIGINT, cls._handler)
         sys.unraisablehook = cls._unraisable
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, previous)
             sys.unraisablehook = previous_hook
+            if interrupts.requested():
+                import logging
+
+                logging.disable(cls.logging_before)
+            interrupts.reset(keep_announced=True)  # the command is over: later library work is no interrupt
 
     @classmethod
     def _handler(cls, signum: int, frame: Any) -> None:
-        cls.seen = True
+        import logging
+
+        if not interrupts.requested():
+            # What libraries log from here on is what the interrupt broke (SQLAlchemy's "Exception during reset"
+            # of a connection it cut short, with its traceback): the command says "interrupted" instead.
+            cls.logging_before = logging.root.manager.disable
+            logging.disable(logging.CRITICAL)
+        interrupts.request()
         raise KeyboardInterrupt
 
     @staticmethod
     def _unraisable(info: Any) -> None:
-        if info.exc_type is KeyboardInterrupt and _CtrlC.seen:
-            return  # recorded: the next check stops the command
+        if interrupts.requested():
+            return  # recorded: the next check stops the command, and whatever the interrupt broke is the interrupt
         sys.__unraisablehook__(info)
 
     @classmethod
     def check(cls) -> None:
-        if cls.seen:
+        if interrupts.requested():
             raise KeyboardInterrupt
 
 
@@ -341,6 +358,11 @@ def readers_may_go() -> Iterator[None]:
             setattr(sys, name, stream)
 
 
+def _interrupted() -> click.exceptions.Exit:
+    interrupts.announce(lambda text: click.echo(text, err=True))
+    return click.exceptions.Exit(EXIT_INTERRUPTED)
+
+
 class ZsGroup(click.Group):
     """A group whose commands (added in any module) map library errors to exit codes, and Ctrl-C to 130.
 
@@ -370,24 +392,59 @@ class ZsGroup(click.Group):
         Image.MAX_IMAGE_PIXELS = None
         try:
             with _CtrlC.watching():
-                result = super().invoke(ctx)
-                _CtrlC.check()  # a Ctrl-C that something swallowed after the last progress report
+                try:
+                    result = super().invoke(ctx)
+                    _CtrlC.check()  # a Ctrl-C that something swallowed after the last progress report
+                except BaseException as e:
+                    # After a Ctrl-C, whatever ends the command is the interrupt: a partial run that a swallowed
+                    # Ctrl-C let finish, the ImportError of a module it cut short, a broken transaction's error.
+                    if isinstance(e, KeyboardInterrupt) or interrupts.requested():
+                        raise _interrupted() from None
+                    raise
             return result
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except click.ClickException:  # a partial run, say, that a swallowed Ctrl-C let finish
-            if _CtrlC.seen:
-                click.echo("interrupted", err=True)
-                raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-            raise
-        except UsageError as e:  # from a command added around ZsGroup.add_command; guarded ones map their own
-            raise click.UsageError(cli_text(str(e), ctx), ctx) from None
-        except ZsindexError as e:
-            raise click.ClickException(cli_text(str(e), ctx)) from None
-        except OSError as e:  # a pipe given as a file (export -o FIFO) whose reader left, too: not all was written
-            where = f"{e.filename}: " if e.filename else ""
-            raise click.ClickException(f"{where}{e.strerror or e}") from None
+        except BaseException as e:
+            mapped = _mapped(e, ctx)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+
+def _mapped(e: BaseException, ctx: click.Context) -> click.exceptions.ClickException | click.exceptions.Exit | None:
+    """The CLI's exception for an error a command let through; None: let it through as it is."""
+    if isinstance(e, click.exceptions.ClickException) or not isinstance(e, Exception):
+        return None
+    if isinstance(e, UsageError):  # from a command added around ZsGroup.add_command; guarded ones map their own
+        return click.UsageError(cli_text(str(e), ctx), ctx)
+    if isinstance(e, ZsindexError):
+        return click.ClickException(cli_text(str(e), ctx))
+    if isinstance(e, OSError):  # a pipe given as a file (export -o FIFO) whose reader left, too: not all was written
+        where = f"{e.filename}: " if e.filename else ""
+        return click.ClickException(f"{where}{e.strerror or e}")
+    return None
+
+
+def run_main(group: click.Group) -> None:
+    """Run the command line as this process's program (its entry point; tests call the group in-process).
+
+    A Ctrl-C before or after the command's work ends the process at once with 130; one during it stops the
+    command (ZsGroup.invoke), and then the process ends with os._exit(130) once stdout and stderr are flushed,
+    so that no native thread pool is torn down under a thread still using it (interrupts.py). One that comes
+    after the last exit handler, while native libraries unload, is ignored: the command's status stands.
+    """
+    import atexit
+
+    interrupts.own_process()
+    interrupts.stop_at_once()
+    if interrupts.at_once_handler(signal.getsignal(signal.SIGINT)):
+        atexit.register(interrupts.ignore_from_now)  # registered first, so called last
+    try:
+        group.main(prog_name="zsindex")  # standalone: always ends with SystemExit
+    except SystemExit as e:
+        if e.code == EXIT_INTERRUPTED:  # the command stopped for a Ctrl-C (and said so)
+            interrupts.exit_interrupted()
+        raise
+    except KeyboardInterrupt:
+        interrupts.exit_interrupted()
 
 
 class ModelChoice:
@@ -447,10 +504,24 @@ def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def ranged(name: str, method: str | None = None, integer: bool = False, scale: float = 1.0) -> click.ParamType:
+    """The click type of a numeric option, its range the library's own (params.RANGES) so that the command
+    line, the Python API and the HTTP API take the same values; ``scale``: the option's unit in the library's
+    (--max-upload-mb: 1e6 bytes)."""
+    from .params import range_of
+
+    found = range_of(name, method)
+    low, high = (None, None) if found is None else (found.low, found.high)
+    if integer:
+        return click.IntRange(None if low is None else math.ceil(low / scale),
+                              None if high is None else math.floor(high / scale))
+    return click.FloatRange(None if low is None else low / scale, None if high is None else high / scale)
+
+
 def megapixels_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """--max-megapixels, shared by every command that decodes image files."""
     return click.option(
-        "--max-megapixels", type=click.FloatRange(min=0.1), default=config.DEFAULT_MAX_MEGAPIXELS, show_default=True,
+        "--max-megapixels", type=ranged("max_megapixels"), default=config.DEFAULT_MAX_MEGAPIXELS, show_default=True,
         help="Skip images larger than this (decompression-bomb guard).",
     )(func)
 

@@ -137,6 +137,21 @@ def check_weights(model: str | None, pretrained: str | None) -> None:
         raise untrained_error(name)
 
 
+def check_obtainable(model: str | None, pretrained: str | None, runtime: str | None = None,
+                     device: str | None = None) -> None:
+    """Refuse, without loading anything, a model load_embedder could not load here: no weights at all, or
+    weights neither on this machine nor downloadable (ModelUnavailableError). An ONNX export made before
+    needs no weights."""
+    check_weights(model, pretrained)
+    name, tag = config.resolve_model(model, pretrained)
+    if pick_runtime(runtime, device) == "onnx":
+        from . import runtime_onnx
+
+        if runtime_onnx.read_export(resolve_source(name, tag, check_tag=False).identity) is not None:
+            return
+    check_available(resolve_source(name, tag))
+
+
 def _tag_source(model: str, tag: str) -> ModelSource:
     from ._compat import import_open_clip
 

@@ -286,7 +286,12 @@ class Ingester:
         try:
             self._run(roots, root_strs, exclude, follow_symlinks, workers, max_megapixels)
         except BaseException as e:  # Ctrl-C or a crash: the run must not stay "running" in `status`
-            self._stop("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            from .interrupts import is_interrupt
+
+            try:
+                self._stop("interrupted" if is_interrupt(e) else "failed")  # whatever a Ctrl-C became on its way
+            except Exception:  # noqa: BLE001, S110 - left "running": status reads that as interrupted once the
+                pass  # lock is free, and the error that ended the run is the one to raise
             raise
         self.report.seconds = time.perf_counter() - started
         return self.report

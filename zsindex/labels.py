@@ -33,6 +33,13 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
 )
 
 
+# The sizes every front end (label files, the command line, the Python API, the HTTP API and the web app's form)
+# takes, defined here once: a set made anywhere can be saved from anywhere. A label set's name: tagging.MAX_SET_NAME.
+MAX_LABEL_CHARS = 500  # characters of a label's name, of each description, of each template
+MAX_SET_LABELS = 10_000  # labels in one set or list
+MAX_TEMPLATES = 100  # templates of a set, or of one label
+
+
 @dataclass(frozen=True)
 class Label:
     name: str
@@ -64,6 +71,25 @@ class LabelSet:
         return [label.name for label in self.labels]
 
 
+def check_length(text: str, what: str, where: str) -> str:
+    """A label's name, a description or a template (what) of at most MAX_LABEL_CHARS characters."""
+    if len(text) > MAX_LABEL_CHARS:
+        shown = repr(text[:40]) + "…"
+        raise LabelError(f"{where}: {what} {shown} is {len(text)} characters long; a {what} is at most "
+                         f"{MAX_LABEL_CHARS} characters")
+    return text
+
+
+def check_label(label: Label, where: str) -> Label:
+    """A label's sizes: its name, each description and each template within MAX_LABEL_CHARS, at most
+    MAX_TEMPLATES templates of its own."""
+    check_length(label.name, "label", where)
+    for d in label.descriptions:
+        check_length(d, "description", f"{where} (label {label.name!r})")
+    check_templates(label.templates, f"{where} (label {label.name!r}): templates")
+    return label
+
+
 def check_templates(templates: Any, where: str = "templates=") -> tuple[str, ...]:
     """Prompt templates: a list of strings, each with one {} where the label goes; () means the defaults."""
     if templates is None:
@@ -72,6 +98,8 @@ def check_templates(templates: Any, where: str = "templates=") -> tuple[str, ...
         raise LabelError(f"{where} must be a list of strings such as [\"a photo of a {{}}.\"], "
                          f"not {_shown_value(templates)}")
     out = tuple(templates)
+    if len(out) > MAX_TEMPLATES:
+        raise LabelError(f"{where}: {len(out)} templates; give at most {MAX_TEMPLATES}")
     for t in out:
         check_template(t, where)
     return out
@@ -105,6 +133,7 @@ def check_template(template: Any, where: str = "templates=") -> str:
     """One prompt template: a string with exactly one {} and every other brace doubled; LabelError otherwise."""
     if not isinstance(template, str):
         raise LabelError(f"{where}: each template must be a string, not {_shown_value(template)}")
+    check_length(template, "template", where)
     problem = template_problem(template)
     if problem:
         raise LabelError(f"{where}: template {template!r} cannot be used: {problem}. A template holds one {{}} "
@@ -132,13 +161,13 @@ def check_descriptions(descriptions: Any, where: str) -> tuple[str, ...]:
     for d in descriptions:
         if not isinstance(d, str) or not d.strip():
             raise LabelError(f"{where}: each description must be a non-empty string, not {_shown_value(d)}")
-    return tuple(d.strip() for d in descriptions)
+    return tuple(check_length(d.strip(), "description", where) for d in descriptions)
 
 
 def check_label_name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise LabelError(f"{where}: a label must be a non-empty string, not {_shown_value(name)}")
-    return name.strip()
+    return check_length(name.strip(), "label", where)
 
 
 LABEL_KEYS = ("label", "descriptions", "templates")
@@ -184,8 +213,11 @@ def check_text(text: str, what: str) -> str:
 def _check_unique(labels: list[Label], where: str) -> list[Label]:
     if not labels:
         raise LabelError(f"no labels given in {where}; give at least one, e.g. labels='cat,dog'")
+    if len(labels) > MAX_SET_LABELS:
+        raise LabelError(f"{where}: {len(labels)} labels; a label set holds at most {MAX_SET_LABELS}")
     seen: dict[str, str] = {}
     for label in labels:
+        check_label(label, where)
         for text in (label.name, *label.descriptions, *label.templates):
             check_text(text, "the label text")
         key = label.name.casefold()

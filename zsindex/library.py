@@ -438,6 +438,20 @@ class Library(SidecarsMixin, BrowseMixin):
             self._model_row()  # raises ModelMismatchError for another model
         return model
 
+    def check_model(self) -> None:
+        """Refuse now, without loading it, a model this handle could not search the index with: another model
+        than the index's (ModelMismatchError), or one whose weights are neither here nor downloadable
+        (ModelUnavailableError). A server checks this when it starts, as the command line does at once."""
+        if not self._has_index() or self.store.model() is None:
+            return  # a new index takes the model its first ingest brings
+        if self._embedder is not None or self._model_args[0] or self._model_args[1] or os.environ.get(config.ENV_MODEL):
+            self._model_row()
+        if self._embedder is None:
+            from .embedder import check_obtainable
+
+            spec = self._model_spec()
+            check_obtainable(spec["model"], spec["pretrained"], spec["runtime"], spec["device"])
+
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of query texts; cached in the index, so a repeated query skips the text encoder."""
         from .labels import check_text

@@ -6,9 +6,9 @@ Two parts:
 
 - :func:`checked_api` (a class decorator) and :func:`checked` (for a function) check every parameter
   whose annotation is a plain scalar (``str``, ``int``, ``float``, ``bool``, ``Path``, :data:`Glob`,
-  ``None`` joined with ``|``): its type, that a number is finite, and the ranges of :data:`RANGES` (as the CLI's
-  ``IntRange``/``FloatRange`` options enforce them). A ``Path`` accepts str, any PathLike and bytes
-  (decoded with ``os.fsdecode``).
+  ``None`` joined with ``|``): its type, that a number is finite, and its range in :data:`RANGES` (the one
+  definition the CLI's options and the HTTP API's fields are made from too). A ``Path`` accepts str, any
+  PathLike and bytes (decoded with ``os.fsdecode``).
 - :func:`path_list` and :func:`text_list` read a parameter that takes a list of paths, globs or texts:
   one str (or PathLike) is one item, never iterated per character; each item is checked.
 """
@@ -20,8 +20,9 @@ import inspect
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import numpy as np
 
@@ -30,9 +31,65 @@ from .errors import UsageError, check_path
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T", bound=type)
 
-# Lowest values a parameter may take, by name, as the command line's options enforce them.
-RANGES: dict[str, float] = {"top_k": 1, "k": 1, "offset": 0, "not_weight": 0, "batch_size": 1, "workers": 0,
-                            "max_megapixels": 0.1, "size": 1, "limit": 1, "image_id": 1}
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric parameter may take (None: no bound on that side); ``why`` says what the bounds
+    are, for the message."""
+
+    low: float | None = None
+    high: float | None = None
+    why: str = ""
+
+    def problem(self, value: float) -> str | None:
+        note = f" ({self.why})" if self.why else ""
+        if self.low is not None and value < self.low:
+            return f"must be at least {self.low:g}{note}, not {value:g}"
+        if self.high is not None and value > self.high:
+            return f"must be at most {self.high:g}{note}, not {value:g}"
+        return None
+
+
+_COSINE = "a cosine similarity lies between -1 and 1"
+# The one definition of every numeric parameter's range: the Python API checks it here, the command line's
+# options are made from it (clikit.ranged), and the HTTP API's fields too (field_bounds). Keyed by parameter
+# name; "method.name" for a parameter that means something else in that one method.
+RANGES: dict[str, Range] = {
+    "top_k": Range(1), "k": Range(1), "offset": Range(0), "limit": Range(1), "image_id": Range(1), "size": Range(1),
+    "not_weight": Range(0, 10, "the weight of the not_= texts against the query, from 0 to 10"),
+    "min_score": Range(-1, 1, _COSINE), "threshold": Range(-1, 1, _COSINE),
+    "sidecars_write.min_score": Range(0, 1, "a tag's score lies between 0 and 1"),
+    "batch_size": Range(1), "workers": Range(0), "max_megapixels": Range(0.1),
+    "at": Range(0, None, "seconds into a video"),
+    # the server's settings (create_app; zsindex serve's options)
+    "max_upload_bytes": Range(1), "max_upload_megapixels": Range(0.01), "compute_threads": Range(0),
+    "ingest_workers": Range(0), "watch_quiet_seconds": Range(0),
+}
+
+
+def range_of(name: str, method: str | None = None) -> Range | None:
+    """The range of parameter ``name`` (of ``method``, where it has one of its own there)."""
+    return RANGES.get(f"{method}.{name}") or RANGES.get(name)
+
+
+class Bounds(TypedDict, total=False):
+    ge: float
+    le: float
+
+
+def field_bounds(name: str, method: str | None = None, cap: float | None = None) -> Bounds:
+    """The range of a parameter as pydantic's ge=/le= (the HTTP API's fields); ``cap``: a lower upper bound
+    of the server's own (how much one request may ask for)."""
+    found = range_of(name, method) or Range()
+    high = found.high if cap is None else cap if found.high is None else min(found.high, cap)
+    bounds = Bounds()
+    if found.low is not None:
+        bounds["ge"] = found.low
+    if high is not None:
+        bounds["le"] = high
+    return bounds
+
 
 # Text parameters where "" would silently stand for something else (the default model, 'no prefix', the recorded
 # kind, ...): an empty or blank text is refused, as the command line refuses it for every text option.
@@ -111,19 +168,20 @@ def number_list(value: Any, name: str) -> list[float] | None:
     return [check_scalar(v, name, frozenset({"float"})) for v in value]
 
 
-def check_scalar(value: Any, name: str, kinds: frozenset[str]) -> Any:
-    """value checked against an annotation's kinds ({"str", "None"}, ...); returns it (a Path kind: decoded)."""
+def check_scalar(value: Any, name: str, kinds: frozenset[str], method: str | None = None) -> Any:
+    """value checked against an annotation's kinds ({"str", "None"}, ...) and, a number, against its range
+    (of ``method``'s parameter ``name``); returns it (a Path kind: decoded)."""
     if value is None and "None" in kinds:
         return value
     if isinstance(value, (bool, np.bool_)):
         if "bool" in kinds:
             return bool(value)
     elif "int" in kinds and isinstance(value, (int, np.integer)):
-        return _in_range(int(value), name)
+        return _in_range(int(value), name, method)
     elif "float" in kinds and isinstance(value, (int, float, np.integer, np.floating)):
         if not math.isfinite(value):
             raise UsageError(f"{name}= must be a finite number, not {value!r}")
-        return _in_range(float(value), name)
+        return _in_range(float(value), name, method)
     elif "str" in kinds and isinstance(value, str):
         if name in NON_EMPTY and not value.strip():
             raise UsageError(f"{name}= is empty; an empty text is never taken as the default or as 'none': give a "
@@ -143,10 +201,11 @@ def check_scalar(value: Any, name: str, kinds: frozenset[str]) -> Any:
     raise UsageError(f"{name}= takes {' or '.join(wanted)}, not {_show(value)}")
 
 
-def _in_range(value: float, name: str) -> Any:
-    low = RANGES.get(name)
-    if low is not None and value < low:
-        raise UsageError(f"{name}= must be at least {low:g}, not {value:g}")
+def _in_range(value: float, name: str, method: str | None = None) -> Any:
+    found = range_of(name, method)
+    problem = found.problem(value) if found is not None else None
+    if problem:
+        raise UsageError(f"{name}= {problem}")
     return value
 
 
@@ -173,7 +232,7 @@ def checked(func: F) -> F:
             raise UsageError(f"{func.__name__}(): {e}") from None
         for name, kinds in plan.items():
             if name in bound.arguments:
-                bound.arguments[name] = check_scalar(bound.arguments[name], name, kinds)
+                bound.arguments[name] = check_scalar(bound.arguments[name], name, kinds, func.__name__)
         return func(*bound.args, **bound.kwargs)
 
     wrapper.__signature__ = sig  # type: ignore[attr-defined]

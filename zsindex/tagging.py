@@ -21,7 +21,16 @@ from sqlalchemy.orm import Session
 
 from . import schema as s
 from .errors import LabelError, UsageError, known_list
-from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors, template_problem
+from .labels import (
+    DEFAULT_TEMPLATES,
+    MAX_SET_LABELS,
+    Label,
+    LabelSet,
+    check_label,
+    check_templates,
+    label_vectors,
+    template_problem,
+)
 from .store import Store, insert_ignoring_duplicates, now
 
 if TYPE_CHECKING:
@@ -112,8 +121,8 @@ def as_label_set(row: s.LabelSetRow, labels: list[s.LabelRow]) -> LabelSet:
 def _insert_labels(session: Session, set_id: int, labels: Sequence[Label], start: int) -> None:
     if not labels:
         return
-    for lab in labels:
-        check_templates(lab.templates, f"label {lab.name!r}: templates")
+    for lab in labels:  # every way into a set (a LabelSet built in Python too) stores labels of the same sizes
+        check_label(lab, "label set")
     session.execute(insert(s.LabelRow), [
         {"set_id": set_id, "name": lab.name, "descriptions": json.dumps(list(lab.descriptions), ensure_ascii=False),
          "templates": json.dumps(list(lab.templates), ensure_ascii=False), "position": start + i, "tagged_key": None}
@@ -121,7 +130,7 @@ def _insert_labels(session: Session, set_id: int, labels: Sequence[Label], start
     ])
 
 
-MAX_SET_NAME = 200  # the HTTP API's limit too (routes_labels.SetName)
+MAX_SET_NAME = 200  # the HTTP API's limit too (routes_labels.SetName), as labels.MAX_LABEL_CHARS is a label's
 _SET_NAME_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -180,6 +189,7 @@ def add_set(session: Session, name: str, labels: Sequence[Label], templates: Seq
         raise LabelError(f"label set {same[0]!r} exists, and set names ignore case, as labels do: {name!r} would "
                          f"be the same set; add or drop its labels with Library.labels_edit({same[0]!r}), or "
                          "choose another name")
+    _check_size(name, len(labels))
     stamp = now()
     row = s.LabelSetRow(name=name, version=1, created_at=stamp, updated_at=stamp,
                         templates=json.dumps(list(check_templates(templates))) if templates else None)
@@ -187,6 +197,11 @@ def add_set(session: Session, name: str, labels: Sequence[Label], templates: Seq
     session.flush()
     _insert_labels(session, row.id, labels, 0)
     return row
+
+
+def _check_size(name: str, count: int) -> None:
+    if count > MAX_SET_LABELS:
+        raise LabelError(f"label set {name!r} would hold {count} labels; a set holds at most {MAX_SET_LABELS}")
 
 
 def edit_set(session: Session, name: str, add: Sequence[Label] = (), drop: Sequence[str] = ()) -> s.LabelSetRow:
@@ -202,6 +217,7 @@ def edit_set(session: Session, name: str, add: Sequence[Label] = (), drop: Seque
     if clash:
         raise LabelError(f"label set {name!r} already has {known_list(map(repr, clash))}")
     dropped = [names[d.casefold()].id for d in drop]
+    _check_size(name, len(current) - len(dropped) + len(add))
     if dropped:
         session.execute(delete(s.Tag).where(s.Tag.label_id.in_(dropped)))
         session.execute(delete(s.LabelRow).where(s.LabelRow.id.in_(dropped)))

@@ -54,10 +54,20 @@ def take(export_folder: Path) -> Any:
     future = _PREPARED.pop(str(export_folder), None)
     if future is None:
         return None
-    try:
-        return future.result(timeout=120)
-    except Exception:  # noqa: BLE001 - the caller creates its own session and meets the error itself
-        return None
+    from concurrent.futures import TimeoutError as Pending
+
+    from . import interrupts
+
+    for _ in range(1200):  # two minutes at most, a tenth of a second at a time: a Ctrl-C never waits for it
+        if interrupts.requested():
+            raise KeyboardInterrupt  # one that was swallowed (it may have left the session's thread stuck)
+        try:
+            return future.result(timeout=0.1)
+        except Pending:
+            continue
+        except Exception:  # noqa: BLE001 - the caller creates its own session and meets the error itself
+            return None
+    return None
 
 
 def text_tower_of(identity: str) -> None:

@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..library import Library
+from ..params import checked
 from .common import SafeJSONResponse, install_error_handlers
 from .pages import STATIC
 from .pages import router as pages_router
@@ -24,6 +25,7 @@ DESCRIPTION = ("Semantic search and zero-shot labelling of an image index. Error
                "`{\"error\": {\"status\": int, \"message\": str}}`; with a token, send `Authorization: Bearer TOKEN`.")
 
 
+@checked
 def create_app(library_or_folder: Library | str | Path, *, token: str | None = None, read_only: bool = False,
                roots: Sequence[str | Path] = (), watch: bool = False, cors_origins: Sequence[str] = (),
                allowed_hosts: Sequence[str] | None = Settings.allowed_hosts,
@@ -35,7 +37,8 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
 
     ``watch`` starts a watcher over the roots when the app starts (its lifespan);
     ``allowed_hosts`` applies only when no token is set (None: any Host header);
-    ``compute_threads`` caps torch's and FAISS's threads per call (None: their defaults).
+    ``compute_threads`` caps torch's and FAISS's threads per call (None: their defaults). Numbers out of their
+    range (params.RANGES, as `zsindex serve`'s options take them) are a UsageError.
     """
     from ..errors import UsageError
 

@@ -54,6 +54,16 @@ class SafeJSONResponse(JSONResponse):
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
+def ranged_field(default: Any, name: str, cap: float | None = None, **extra: Any) -> Any:
+    """A model field whose bounds are the parameter's range (params.RANGES, shared with the CLI and the Python
+    API), ``cap`` the server's own limit on one request."""
+    from pydantic import Field
+
+    from ..params import field_bounds
+
+    return Field(default, **field_bounds(name, cap=cap), **extra)
+
+
 def service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 

@@ -10,6 +10,22 @@ from ..errors import rewrite_api_calls
 SERVER_SETTINGS = {"max_megapixels=MP": "set by the server: zsindex serve --max-upload-megapixels"}
 
 
+# Library parameters that are the server's start-up settings: named with a value (model=demo, folder=DIR),
+# they are written as the options of `zsindex serve` that set them.
+SERVE_OPTIONS = {"model": "--model", "pretrained": "--pretrained", "folder": "--index"}
+_VALUE = r"(?:'[^']*'|\"[^\"]*\"|[^\s,;)'\"]+?)"
+_SETTING = rf"(?<![\w/.?&=-])(?:{'|'.join(SERVE_OPTIONS)})={_VALUE}(?=\.?(?:[\s,;)]|$))"
+_SETTINGS = re.compile(rf"{_SETTING}(?:\s+{_SETTING})*")
+
+
+def _serve_command(match: re.Match[str]) -> str:
+    words = []
+    for setting in re.finditer(_SETTING, match.group(0)):
+        name, value = setting.group(0).split("=", 1)
+        words += [SERVE_OPTIONS[name], value]
+    return "`zsindex serve " + " ".join(words) + "`"
+
+
 # Library methods that library messages name -> the route that does the same here ({} is the set's name).
 API_ROUTES = {"labels_add": "PUT /api/labels/{}", "labels_edit": "PUT /api/labels/{}",
               "labels_remove": "DELETE /api/labels/{}", "labels_show": "GET /api/labels/{}",
@@ -41,9 +57,11 @@ def _field(match: re.Match[str]) -> str:
 
 
 def server_text(message: str) -> str:
-    """A library message with the methods it names written as routes, its parameters as server settings, and
-    every other ``name=`` as the request's field or query parameter ``name``."""
+    """A library message with the methods it names written as routes, its parameters as server settings (the
+    model, the index: as the options of `zsindex serve`), and every other ``name=`` as the request's field or
+    query parameter ``name``."""
     message = rewrite_api_calls(message, _route_text)
     for api_name, setting in SERVER_SETTINGS.items():
         message = message.replace(api_name, setting)
+    message = _SETTINGS.sub(_serve_command, message)
     return _API_PARAM.sub(_field, message)

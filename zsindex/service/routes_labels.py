@@ -12,12 +12,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from .common import SafeJSONResponse, service, writable
-from .routes_search import page
+from ..labels import MAX_LABEL_CHARS, MAX_SET_LABELS, MAX_TEMPLATES
+from ..params import field_bounds
+from ..tagging import MAX_SET_NAME
+from .common import SafeJSONResponse, ranged_field, service, writable
+from .routes_search import MAX_OFFSET, MAX_PAGE, page
 from .state import Service
 
 router = APIRouter(prefix="/api", tags=["labels and jobs"])
-SetName = Annotated[str, Path(min_length=1, max_length=200, description="A label set's name")]
+SetName = Annotated[str, Path(min_length=1, max_length=MAX_SET_NAME, description="A label set's name")]
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 STREAM_POLL_S = 0.2
 STREAM_KEEPALIVE_S = 15.0
@@ -25,15 +28,17 @@ STREAM_KEEPALIVE_S = 15.0
 
 class LabelSetBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    labels: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(..., min_length=1, max_length=5000)
-    templates: list[Annotated[str, Field(max_length=500)]] | None = Field(None, max_length=100)
+    # the sizes every front end takes (labels.py): a set made with the CLI can be saved from the web app's form
+    labels: list[Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS)]] = Field(
+        ..., min_length=1, max_length=MAX_SET_LABELS)
+    templates: list[Annotated[str, Field(max_length=MAX_LABEL_CHARS)]] | None = Field(None, max_length=MAX_TEMPLATES)
     auto: StrictBool | None = None  # true or false: "yes", 1 or "true" is refused (422), not read as true
 
 
 class TagBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["single", "multi"] = "single"
-    threshold: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
+    threshold: float | None = ranged_field(None, "threshold", allow_inf_nan=False)
 
 
 class IngestBody(BaseModel):
@@ -80,8 +85,9 @@ def labels_untag(name: SetName, svc: Service = Depends(service)) -> dict[str, An
 
 
 @router.get("/labels/{name}/images", summary="Images a label set (or one label of it) tags, best first")
-def labels_images(name: SetName, label: Annotated[str | None, Query(max_length=500)] = None,
-                  k: Annotated[int, Query(ge=1, le=200)] = 24, offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+def labels_images(name: SetName, label: Annotated[str | None, Query(max_length=MAX_LABEL_CHARS)] = None,
+                  k: Annotated[int, Query(**field_bounds("k", cap=MAX_PAGE))] = 24,
+                  offset: Annotated[int, Query(**field_bounds("offset", cap=MAX_OFFSET))] = 0,
                   svc: Service = Depends(service)) -> dict[str, Any]:
     pairs = svc.reader.label_images(name, label or None, k + 1, offset)  # one more: is there a next page?
     hits = [SimpleNamespace(id=i, score=s) for i, s in pairs]

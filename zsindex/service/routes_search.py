@@ -15,12 +15,20 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..errors import UsageError
-from .common import service
+from ..labels import MAX_LABEL_CHARS
+from ..params import field_bounds
+from ..tagging import MAX_SET_NAME
+from .common import ranged_field, service
 from .state import Service
 from .uploads import safe_name, saved_upload
 
 router = APIRouter(prefix="/api", tags=["search"])
-ImageId = Annotated[int, Path(ge=1, le=2**62, description="An image id from search results")]
+ImageId = Annotated[int, Path(**field_bounds("image_id", cap=2**62), description="An image id from search results")]
+# What one request may ask for, beyond the parameters' own ranges (params.RANGES, which the CLI and the Python
+# API share): the server's limits on the work of one request.
+MAX_PAGE = 200
+MAX_OFFSET = 100_000
+MAX_VIDEO_SECONDS = 86_400 * 366
 THUMB_CACHE = "private, max-age=3600"
 
 
@@ -43,20 +51,21 @@ class SearchParams(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     q: str | None = Field(None, max_length=1000, description="Query text")
     not_: list[str] = Field(default_factory=list, alias="not", description="Texts to push away from (repeatable)")
-    not_weight: float = Field(0.5, ge=0, le=10, allow_inf_nan=False)
-    like: int | None = Field(None, ge=1, le=2**62, description="An image id: more like this one")
+    not_weight: float = ranged_field(0.5, "not_weight", allow_inf_nan=False)
+    like: int | None = ranged_field(None, "image_id", cap=2**62, description="An image id: more like this one")
     path: str | None = Field(None, max_length=1000, description="Glob over the full path")
     after: str | None = Field(None, max_length=40, description="Taken on or after, e.g. 2024-06-30")
     before: str | None = Field(None, max_length=40, description="Taken before")
     camera: str | None = Field(None, max_length=200)
     format: str | None = Field(None, max_length=20)
-    tag: str | None = Field(None, max_length=500, description="Only images tagged with this label (or SET:LABEL)")
+    tag: str | None = Field(None, max_length=MAX_SET_NAME + 1 + MAX_LABEL_CHARS,
+                            description="Only images tagged with this label (or SET:LABEL)")
     keyword: str | None = Field(None, max_length=500, description="Only images the user keyworded so")
     group_stems: QueryBool = Field(False, description="One hit per shot: IMG_1.CR2 + IMG_1.JPG count once "
                                    "(true or false)")
-    k: int = Field(24, ge=1, le=200)
-    offset: int = Field(0, ge=0, le=100_000)
-    min_score: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
+    k: int = ranged_field(24, "k", cap=MAX_PAGE)
+    offset: int = ranged_field(0, "offset", cap=MAX_OFFSET)
+    min_score: float | None = ranged_field(None, "min_score", allow_inf_nan=False)
 
     def cleaned(self) -> "SearchParams":
         blank = {name: None for name in ("q", "path", "after", "before", "camera", "format", "tag", "keyword")
@@ -191,8 +200,8 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 
 @router.get("/images/{image_id}/thumbnail", summary="A JPEG thumbnail (cached; ETag, 304 on If-None-Match)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 304: {}})
-def thumbnail(request: Request, image_id: ImageId, size: Annotated[int, Query(ge=1, le=4096)] = 256,
-              t: Annotated[float | None, Query(ge=0, le=86_400 * 366, allow_inf_nan=False,
+def thumbnail(request: Request, image_id: ImageId, size: Annotated[int, Query(**field_bounds("size", cap=4096))] = 256,
+              t: Annotated[float | None, Query(**field_bounds("at", cap=MAX_VIDEO_SECONDS), allow_inf_nan=False,
                                                description="a video: show the sampled frame nearest "
                                                            "these seconds (a hit's `time`)")] = None,
               svc: Service = Depends(service)) -> Response:
@@ -226,7 +235,7 @@ def facets(svc: Service = Depends(service)) -> dict[str, Any]:
 
 @router.post("/classify", summary="Classify an uploaded image against labels or a label set")
 def classify(file: UploadFile = File(...), labels: Annotated[str | None, Form(max_length=20_000)] = None,
-             label_set: Annotated[str | None, Form(max_length=200)] = None,
+             label_set: Annotated[str | None, Form(max_length=MAX_SET_NAME)] = None,
              svc: Service = Depends(service)) -> dict[str, Any]:
     labels = labels if labels and labels.strip() else None
     label_set = label_set if label_set and label_set.strip() else None

@@ -48,6 +48,7 @@ class Settings:
 
 class Service:
     def __init__(self, library: Library, settings: Settings) -> None:
+        library.check_model()  # another model than the index's, or one not on this machine: refused at start
         self.settings = settings
         self.reader = library
         self.writer: Library = library.sibling()
@@ -156,7 +157,9 @@ class Service:
                     self.reader.embedder  # noqa: B018 - loading is the point
                     self.reader.vectors()
             except Exception as e:  # the first request that needs it reports the problem
-                log.warning("could not load the model ahead of time: %s", e)
+                from .messages import server_text
+
+                log.warning("could not load the model ahead of time: %s", server_text(str(e)))
 
         threading.Thread(target=load, name="zsindex-warm-up", daemon=True).start()
 

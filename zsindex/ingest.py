@@ -276,20 +276,22 @@ class Ingester:
             max_megapixels: float) -> IngestReport:
         started = time.perf_counter()
         root_strs = [os.path.abspath(os.fspath(r)) for r in roots]
-        with self.store.session() as session:
-            session.execute(update(s.IngestRun).where(s.IngestRun.status == "running").values(status="interrupted"))
-            run = s.IngestRun(started_at=now(), status="running", roots=json.dumps(root_strs),
-                              **{k: 0 for k in REPORT_KEYS})
-            session.add(run)
-            session.flush()
-            self.report.run_id = run.id
-        try:
+        try:  # the run's own record too: a Ctrl-C just after it is committed must still mark it
+            with self.store.session() as session:
+                session.execute(update(s.IngestRun).where(s.IngestRun.status == "running")
+                                .values(status="interrupted"))
+                run = s.IngestRun(started_at=now(), status="running", roots=json.dumps(root_strs),
+                                  **{k: 0 for k in REPORT_KEYS})
+                session.add(run)
+                session.flush()
+                self.report.run_id = run.id
             self._run(roots, root_strs, exclude, follow_symlinks, workers, max_megapixels)
         except BaseException as e:  # Ctrl-C or a crash: the run must not stay "running" in `status`
             from .interrupts import is_interrupt
 
             try:
-                self._stop("interrupted" if is_interrupt(e) else "failed")  # whatever a Ctrl-C became on its way
+                if self.report.run_id:  # (a record never committed is nothing to mark)
+                    self._stop("interrupted" if is_interrupt(e) else "failed")  # whatever a Ctrl-C became
             except Exception:  # noqa: BLE001, S110 - left "running": status reads that as interrupted once the
                 pass  # lock is free, and the error that ended the run is the one to raise
             raise

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from zsindex import shapes
@@ -44,3 +45,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("shared/data is not beside this checkout")
     return SHARED_DATA
+
+
+def draw_shapes(folder: Path, n: int, size: int, seed: int) -> list[Path]:
+    """n drawn PNGs (colour and shape cycling), named NNNN-colour-shape.png, in folder."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        colour, shape = list(shapes.COLOURS)[i % 6], list(shapes.SHAPES)[i % 4]
+        path = folder / f"{i:04d}-{colour}-{shape}.png"
+        Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=size, rng=rng)).save(path)
+        out.append(path)
+    return out

@@ -15,20 +15,17 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 import zsindex
-from zsindex import shapes
 from zsindex.cli import cli
 from zsindex.clikit import cli_text
 from zsindex.errors import LabelError, UsageError
 from zsindex.labels import parse_label_file, parse_label_list
 from zsindex.library import Library
 
-from .conftest import FIXTURES, REPO
+from .conftest import FIXTURES, REPO, draw_shapes
 from .test_cli_rules import FLAG, command_for, flags_of, leaf_commands
 
 LEFTOVER_API_NAME = re.compile(r"(?<![\w/.-])[a-z][a-z0-9_]*=")  # a library parameter the CLI did not translate
@@ -36,15 +33,7 @@ CLI_MODULES = {"clikit.py", "output.py"}  # and every cli*.py: the command modul
 
 
 def _draw(folder: Path, n: int, size: int = 64) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(5)
-    out = []
-    for i in range(n):
-        colour, shape = list(shapes.COLOURS)[i % 6], list(shapes.SHAPES)[i % 4]
-        path = folder / f"{i:04d}-{colour}-{shape}.png"
-        Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=size, rng=rng)).save(path)
-        out.append(path)
-    return out
+    return draw_shapes(folder, n, size, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -17,30 +17,20 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
-from zsindex import interrupts, shapes
+from zsindex import interrupts
 from zsindex.cli import cli
 
-from .conftest import REPO
+from .conftest import REPO, draw_shapes
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
 BAD = (b"Traceback", b"terminate called", b"Exception ignored", b"Aborted!", b"Fatal Python error")
 
 
 def _draw(folder: Path, n: int, size: int = 96) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
-    out = []
-    for i in range(n):
-        colour, shape = list(shapes.COLOURS)[i % 6], list(shapes.SHAPES)[i % 4]
-        path = folder / f"{i:04d}-{colour}-{shape}.png"
-        Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=size, rng=rng)).save(path)
-        out.append(path)
-    return out
+    return draw_shapes(folder, n, size, seed=7)
 
 
 def _start(args: list[str]) -> subprocess.Popen:

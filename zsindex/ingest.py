@@ -291,6 +291,9 @@ class Ingester:
 
             try:
                 if self.report.run_id:  # (a record never committed is nothing to mark)
+                    # A connection whose transaction the Ctrl-C cut short may still hold the write lock: close
+                    # the pool's connections first, so that the run's own record can be written.
+                    self.store.engine.dispose()
                     self._stop("interrupted" if is_interrupt(e) else "failed")  # whatever a Ctrl-C became
             except Exception:  # noqa: BLE001, S110 - left "running": status reads that as interrupted once the
                 pass  # lock is free, and the error that ended the run is the one to raise

@@ -161,7 +161,7 @@ def score(cos: np.ndarray, truth: np.ndarray, cal: Calibration | np.ndarray, log
 def calibration(cos: np.ndarray, background: np.ndarray, logit_scale: float,
                 prior_level: float | None = None) -> Calibration:
     """What `zsindex tag` derives from these cosines (prior_level: the match level the index remembers)."""
-    stats = LabelStats(cos.shape[1])
+    stats = LabelStats(cos.shape[1], logit_scale)
     stats.update(cos, background)
     return calibrate(stats, logit_scale, prior_level)
 

@@ -49,7 +49,7 @@ def _batches(vectors: Any, only: np.ndarray | None) -> Iterator[tuple[np.ndarray
 def thresholds_for(store: Store, vectors: Any, only: np.ndarray | None, label_vecs: np.ndarray,
                    background: np.ndarray, logit_scale: float, prior_level: float | None = None) -> Calibration:
     """Per label: calibrated thresholds (see calibration.py) from a sample of the images being tagged."""
-    stats = LabelStats(len(label_vecs))
+    stats = LabelStats(len(label_vecs), logit_scale)
     total = len(only) if only is not None else store.counts_by_status().get(s.STATUS_INDEXED, 0)
     share = min(1.0, CALIBRATION_SAMPLE / max(total, 1))
     rng = np.random.default_rng(0)

@@ -237,7 +237,7 @@ def test_no_library_module_writes_a_command_into_a_message():
 
 # -- 5. a file argument that does not exist ----------------------------------------------------------------
 @pytest.mark.parametrize("args", [["classify", "{missing}", "-l", "red", "-m", "demo"],
-                                  ["similarity", "-i", "{missing}", "-t", "red", "-m", "demo"],
+                                  ["similarity", "red", "-i", "{missing}", "-m", "demo"],
                                   ["classify", "{good}", "{missing}", "-l", "red", "-m", "demo"],
                                   ["eval", "{missing}", "-l", "red,blue", "-m", "demo"]])
 def test_a_missing_file_argument_is_a_usage_error(world, tmp_path, args):
@@ -248,7 +248,7 @@ def test_a_missing_file_argument_is_a_usage_error(world, tmp_path, args):
 
 
 @pytest.mark.parametrize("args", [["classify", "{folder}", "-l", "red", "-m", "demo"],
-                                  ["similarity", "-i", "{good}", "-i", "{folder}", "-t", "red", "-m", "demo"]])
+                                  ["similarity", "red", "-i", "{good}", "-i", "{folder}", "-m", "demo"]])
 def test_a_folder_where_image_files_are_wanted_is_a_usage_error(world, tmp_path, args):
     """Not an image that could not be read (exit 3): the message says what to give instead."""
     (tmp_path / "holiday").mkdir()

@@ -147,14 +147,14 @@ def test_similarity_matrix(demo_embedder, world):
 def test_similarity_cli(world, tmp_path):
     bad = tmp_path / "x.png"
     bad.write_text("no")
-    r = CliRunner().invoke(cli, ["similarity", "-i", str(world[0][0]), "-i", str(bad), "-t", "a", "-t", "b",
+    r = CliRunner().invoke(cli, ["similarity", "a", "b", "-i", str(world[0][0]), "-i", str(bad),
                                  "--csv", "-m", "demo"])
     assert r.exit_code == 3
     lines = r.stdout.splitlines()
     assert lines[0] == "image,text,cosine" and len(lines) == 3  # one row per image and text: a, then b
     assert [line.split(",")[1] for line in lines[1:]] == ["a", "b"]
     assert "skipped" in r.stderr
-    assert invoke("similarity", "-i", str(world[0][0]), "-t", " ").exit_code == 2
+    assert invoke("similarity", " ", "-i", str(world[0][0])).exit_code == 2
 
 
 def test_demo_command(tmp_path):

@@ -61,7 +61,7 @@ def provocations(t: dict) -> list[tuple[list[str], int]]:
         (["classify", str(FIXTURES / "bomb.gif"), "-l", "red,blue", "-m", "demo"], 3),
         (["classify", img, "-l", "red", "-m", t["arch"]], 1),
         (["classify", img, "--labels-file", str(t["base"] / "labels.yaml"), "-m", "demo"], 2),
-        (["similarity", "-i", img, "-t", " ", "-m", "demo"], 2),
+        (["similarity", " ", "-i", img, "-m", "demo"], 2),
         (["search", " ", *i], 2),
         (["search", "red", "--not", "", *i], 2),
         (["search", "--like", str(t["base"] / "missing.jpg"), *i], 2),

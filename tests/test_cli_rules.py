@@ -76,7 +76,7 @@ def runs(t: dict, n: int) -> list[list[str]]:
     return [
         ["ingest", str(t["photos"]), str(t["base"] / "bad"), *i, "-m", "demo", "--workers", "0"],  # exit 3
         ["classify", t["image"], "-l", "red,blue", "-m", "demo"],
-        ["similarity", "-i", t["image"], "-t", "red", "-m", "demo"],
+        ["similarity", "red", "-i", t["image"], "-m", "demo"],
         ["search", "a red circle", *i],
         ["status", *i],
         ["errors", *i],
@@ -104,6 +104,20 @@ def test_every_command_has_the_output_options():
         if name in NO_RESULTS:
             continue
         assert {"--json", "--table", "--csv"} <= flags_of(command), f"{name} lacks --json/--table/--csv"
+
+
+def test_one_short_flag_means_one_option_on_every_command():
+    """One name for one thing: a short flag stands for the same option on every command that has it
+    (similarity's -t was --text while -t was --template on classify and labels add); options that share a
+    short flag share a long name."""
+    longs_of: dict[str, list[tuple[str, set[str]]]] = {}
+    for name, command in leaf_commands().items():
+        for param in (p for p in command.params if isinstance(p, click.Option)):
+            opts = param.opts + param.secondary_opts
+            for short in (o for o in opts if not o.startswith("--")):
+                longs_of.setdefault(short, []).append((name, {o for o in opts if o.startswith("--")}))
+    clashes = {short: uses for short, uses in longs_of.items() if not set.intersection(*(u for _, u in uses))}
+    assert not clashes, clashes
 
 
 @pytest.mark.slow

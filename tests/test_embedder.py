@@ -199,7 +199,7 @@ def test_a_model_path_that_names_nothing_is_no_such_file_not_an_architecture(tmp
         assert "without weights" not in str(caught.value) and "takes" in str(caught.value), caught.value
     assert f"no such file or folder: {shown}" in str(pytest.raises(UsageError, load_embedder, value).value)
     for args in (["classify", image, "-l", "red,blue", "--model", value],
-                 ["similarity", "-i", image, "-t", "red", "-m", value],
+                 ["similarity", "red", "-i", image, "-m", value],
                  ["ingest", str(world[0][0].parent), "--index", str(tmp_path / "i"), "-m", value],
                  ["classify", image, "-l", "red,blue", "--model", "ViT-B-32", "--pretrained", "./gone.pt"]):
         r = CliRunner().invoke(cli, args)

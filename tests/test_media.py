@@ -444,5 +444,5 @@ def test_classify_and_similarity_read_a_video_as_the_mean_of_its_frames(tmp_path
     assert np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-4) and float(vectors[0] @ vectors[1]) > 0.95
     [result] = classify([clip], "red circle,blue square,green triangle", embedder=demo_embedder)
     assert result.error is None and result.labels[0].label == "red circle"
-    r = CliRunner().invoke(cli, ["similarity", "-i", str(clip), "-t", "a red circle", "-m", "demo", "--json"])
+    r = CliRunner().invoke(cli, ["similarity", "a red circle", "-i", str(clip), "-m", "demo", "--json"])
     assert r.exit_code == 0, r.output

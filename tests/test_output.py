@@ -134,7 +134,7 @@ def test_classify_and_similarity_of_odd_names(odd, fmt):
     assert r.exit_code == 0, r.output
     assert sorted(set(_paths_in(r.stdout_bytes, fmt))) == sorted(odd["files"]) or fmt == "table"
     args = [x for f in files for x in ("-i", f)]
-    r = CliRunner().invoke(cli, ["similarity", *args, "-t", "a circle", "-m", "demo", f"--{fmt}"])
+    r = CliRunner().invoke(cli, ["similarity", "a circle", *args, "-m", "demo", f"--{fmt}"])
     assert r.exit_code == 0, r.output
     got = _paths_in(r.stdout_bytes, fmt, "image")
     assert sorted(got) == sorted(odd["files"]) or fmt == "table"
@@ -247,7 +247,7 @@ def test_user_text_is_never_a_column(tmp_path, fmt):
         return _records(r.stdout_bytes, fmt)
 
     texts = ["image", "text", "cosine", "image_bytes", "text_bytes"]
-    header, rows = run("similarity", *(x for f in files for x in ("-i", f)), *(x for t in texts for x in ("-t", t)),
+    header, rows = run("similarity", *texts, *(x for f in files for x in ("-i", f)),
                        "-m", "demo")
     assert len(rows) == len(files) * len(texts)
     if fmt == "json":

@@ -97,22 +97,23 @@ def classify(images: tuple[Path, ...], labels: str | None, labels_file: Path | N
 
 
 @cli.command()
+@click.argument("texts", nargs=-1, required=True)
 @click.option("--image", "-i", "images", multiple=True, required=True, type=click.Path(path_type=Path),
               help="An image file (repeatable).")
-@click.option("--text", "-t", "texts", multiple=True, required=True, help="A text (repeatable).")
 @megapixels_option
 @output_options
 @model_options
-def similarity(images: tuple[Path, ...], texts: tuple[str, ...], max_megapixels: float, fmt: str,
+def similarity(texts: tuple[str, ...], images: tuple[Path, ...], max_megapixels: float, fmt: str,
                choice: ModelChoice) -> None:
-    """Print the cosine similarity of every image against every text: one row per image and text.
+    """Print the cosine similarity of every image against every TEXT: one row per image and text.
 
     Columns image, text, cosine (the texts are values, never column names, so
-    any text is safe in every format); rows by image, then text, as given.
+    any text is safe in every format); rows by image, then text, as given. A
+    text that starts with "-" goes after "--".
 
     \b
     Example:
-      zsindex similarity -i cat.jpg -i dog.jpg -t "a cat" -t "a dog" --table
+      zsindex similarity "a cat" "a dog" -i cat.jpg -i dog.jpg --table
     """
     from .library import similarity as run_similarity
 

@@ -207,7 +207,45 @@ def test_symlinks_skipped_by_default_and_loops_end(lib, tmp_path):
     (folder / "link.png").symlink_to(folder / "real" / "red-circle.png")
     assert ingest(lib, folder).added == 1
     r = ingest(lib, folder, follow_symlinks=True)
-    assert r.added == 1 and r.unchanged == 1  # link.png is new; the loop is entered once
+    assert r.added == 0 and r.unchanged == 1  # link.png is red-circle.png by another name; the loop is entered once
+    assert [p for _, p, _, _ in rows(lib.folder)] == [str(folder / "real" / "red-circle.png")]
+
+
+def _paths(lib: Library) -> list[str]:
+    return [p for _, p, status, _ in rows(lib.folder) if status == "indexed"]
+
+
+def test_a_file_reached_under_another_name_is_indexed_once(lib, tmp_path):
+    """One file, many names: a link to the photo folder, a link on the way to it, a file named through a
+    link, a folder holding the one indexed (through a link), or a link inside followed with
+    follow_symlinks. Each file is indexed once, under the name the index first had for its folder, and
+    search returns it once; forgetting through a link forgets it."""
+    photos = tmp_path / "library" / "photos"
+    draw(photos, ["red-circle", "blue-square"])
+    (tmp_path / "link").symlink_to(photos, target_is_directory=True)
+    (tmp_path / "up").symlink_to(tmp_path / "library", target_is_directory=True)
+    assert ingest(lib, tmp_path / "link").added == 2  # the first name the index has for the folder
+    named = sorted(str(tmp_path / "link" / f"{n}.png") for n in ("blue-square", "red-circle"))
+    assert _paths(lib) == named
+    again = ingest(lib, photos)  # the real folder, by its own name
+    assert (again.added, again.unchanged) == (0, 2) and _paths(lib) == named
+    assert any("under another name" in w and str(photos) in w for w in again.warnings), again.warnings
+    assert ingest(lib, tmp_path / "up" / "photos" / "red-circle.png").unchanged == 1  # a link on the way
+    draw(tmp_path / "library", ["green-star"])  # beside the indexed folder: the parent, through a link
+    parent = ingest(lib, tmp_path / "up")
+    assert (parent.added, parent.unchanged) == (1, 2)
+    assert _paths(lib) == sorted([*named, str(tmp_path / "up" / "green-star.png")])
+    hits = [h.path for h in lib.search("a red circle", k=10)]
+    assert len(hits) == len(set(hits)) == 3
+    inside = tmp_path / "more"
+    draw(inside, ["yellow-triangle"])
+    (inside / "same.png").symlink_to(photos / "blue-square.png")
+    followed = ingest(lib, inside, follow_symlinks=True)
+    assert (followed.added, followed.unchanged) == (1, 1) and len(_paths(lib)) == 4
+    both = ingest(lib, photos, tmp_path / "link" / "red-circle.png")  # one run, two names
+    assert (both.added, both.unchanged) == (0, 2)
+    assert lib.forget([photos / "red-circle.png"]).images == 1  # named through the link in the index
+    assert str(tmp_path / "link" / "red-circle.png") not in _paths(lib) and len(_paths(lib)) == 3
 
 
 def test_exclude_globs(lib, tmp_path):

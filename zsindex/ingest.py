@@ -17,6 +17,7 @@ process is killed, even by SIGKILL (no orphaned workers, no resource tracker).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -35,7 +36,7 @@ from . import frames, ignored
 from . import schema as s
 from .errors import ImageError
 from .images import decode_bytes
-from .scan import FileEntry, scan
+from .scan import FileEntry, Places, scan
 from .sidecars import follow_move
 from .store import Store, now
 
@@ -166,6 +167,16 @@ def _decoded(entries: Sequence[FileEntry], workers: int, known: frozenset[str], 
 
 
 # -- main side --------------------------------------------------------------------------------------
+def _one_name(path: str, given: dict[str, str], places: Places, follow: bool) -> str:
+    """The name the index gives a file the walk found at ``path`` (see scan.Places); ``given``: the walk's
+    roots and their real paths. Without following links the walk passed none below its root: the file's
+    real path is its root's real path and the rest."""
+    root = max((g for g in given if _under(path, [g])), key=len, default=None)
+    if follow or root is None:
+        return places.name(path)
+    return places.name(path, given[root] + path[len(root):])
+
+
 def _under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
@@ -274,8 +285,17 @@ class Ingester:
 
     def run(self, roots: Sequence[Path], exclude: Sequence[str], follow_symlinks: bool, workers: int,
             max_megapixels: float) -> IngestReport:
+        from .filters import ingest_roots
+
         started = time.perf_counter()
-        root_strs = [os.path.abspath(os.fspath(r)) for r in roots]
+        given = [os.path.abspath(os.fspath(r)) for r in roots]
+        with self.store.session() as session:  # the index's names for folders first, then this run's new ones
+            places = Places([*sorted(ingest_roots(session)), *given])
+        root_strs = [places.name(g) for g in given]
+        for g, name in zip(given, root_strs):
+            if name != g:
+                self.report.warnings.append(f"{g} is {name} under another name (a symbolic link); the index "
+                                            f"keeps the name {name}")
         try:  # the run's own record too: a Ctrl-C just after it is committed must still mark it
             with self.store.session() as session:
                 session.execute(update(s.IngestRun).where(s.IngestRun.status == "running")
@@ -285,7 +305,7 @@ class Ingester:
                 session.add(run)
                 session.flush()
                 self.report.run_id = run.id
-            self._run(roots, root_strs, exclude, follow_symlinks, workers, max_megapixels)
+            self._run(roots, root_strs, places, exclude, follow_symlinks, workers, max_megapixels)
         except BaseException as e:  # Ctrl-C or a crash: the run must not stay "running" in `status`
             from .interrupts import is_interrupt
 
@@ -307,17 +327,26 @@ class Ingester:
             if run is not None:
                 run.status, run.finished_at = status, now()
 
-    def _run(self, roots: Sequence[Path], root_strs: list[str], exclude: Sequence[str], follow_symlinks: bool,
-             workers: int, max_megapixels: float) -> None:
+    def _run(self, roots: Sequence[Path], root_strs: list[str], places: Places, exclude: Sequence[str],
+             follow_symlinks: bool, workers: int, max_megapixels: float) -> None:
         result = scan(roots, exclude, follow_symlinks)
+        given = [os.path.abspath(os.fspath(r)) for r in roots]
+        for g in given:
+            if not any(_under(f.path, [g]) for f in result.files):
+                self.report.warnings.append(f"no image files found in {g} (nothing to add from it)")
+        name = functools.partial(_one_name, given={g: os.path.realpath(g) for g in given}, places=places,
+                                 follow=follow_symlinks)
+        files = {name(f.path): f for f in reversed(result.files)}  # one file reached twice: its first name
+        result.files = sorted((dataclasses.replace(f, path=p) for p, f in files.items()), key=lambda f: f.path)
+        result.ignored = sorted({name(p): (name(p), kind, why) for p, kind, why in result.ignored}.values())
+        # Files that vanished are looked for under every name the index has for the folders walked
+        reals = {os.path.realpath(g) for g in given if os.path.isdir(g)}
+        looked_in = sorted({*root_strs, *(n for r in reals for n in places.inside(r))})
         with self.store.session() as session:
             self.report.ignored = ignored.record(session, self.report.run_id, root_strs, result.ignored)
         self.report.skipped_files.extend(result.problems)
         self.report.skipped += len(result.problems)
-        for root in root_strs:
-            if not any(_under(f.path, [root]) for f in result.files):
-                self.report.warnings.append(f"no image files found in {root} (nothing to add from it)")
-        plan = _Plan(self.store, result.files, root_strs)
+        plan = _Plan(self.store, result.files, looked_in)
         self.report.unchanged = len(plan.unchanged_ids)
         done, total = 0, len(plan.todo)
         if not total:  # nothing to read: no model, no decode workers

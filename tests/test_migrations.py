@@ -210,3 +210,44 @@ def test_alembic_refuses_to_migrate_sqlite_with_foreign_keys_on(tmp_path):
     with engine.begin() as conn, pytest.raises(RuntimeError, match="foreign keys off"):
         command.upgrade(alembic_config(connection=conn), "head")
     engine.dispose()
+
+
+def test_an_upgrade_keeps_a_copy_of_the_database_as_it_was(tmp_path):
+    """Opening an index of an older schema copies its database beside it first (index.sqlite.schema-0009.bak),
+    rows and schema as they were, so an upgrade that mangled rows could be undone by hand; when the copy
+    cannot be made, nothing is upgraded. An index at the newest schema gets no copy."""
+    from zsindex.store import backup_name, make_engine, migrate
+
+    path = tmp_path / "index.sqlite"
+    Store(tmp_path).close()
+    assert not list(tmp_path.glob("*.bak"))  # new, and at head: nothing to keep
+    con = sqlite3.connect(path)
+    for sql in _ROWS.values():
+        con.execute(sql)
+    con.commit()
+    con.close()
+    engine = make_engine(path)
+    migrate(engine, "0009", down=True)
+    engine.dispose()
+    con = sqlite3.connect(path)
+    before = _tables(con)
+    con.close()
+    blocker = backup_name(path, "0009")
+    blocker.mkdir()  # where the copy goes: it cannot be made
+    with pytest.raises(IndexStateError, match="cannot copy .* before upgrading its schema.*nothing was changed"):
+        Store(tmp_path)
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0009",)
+    con.close()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    blocker.rmdir()
+    Store(tmp_path).close()
+    copy = sqlite3.connect(blocker)
+    assert copy.execute("SELECT version_num FROM alembic_version").fetchone() == ("0009",)
+    assert _tables(copy) == before
+    copy.close()
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (head(),)
+    con.close()
+    Store(tmp_path).close()
+    assert sorted(p.name for p in tmp_path.glob("*.bak")) == [blocker.name]  # at head now: no new copy

@@ -181,7 +181,41 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
         folder = path.parent if path else Path(".")
         what = "create an index there" if current is None else f"upgrade the schema of {where} to this zsindex"
         raise read_only_error(folder, what)
+    if path is not None and current is not None:
+        backup_before_upgrade(path, current)
     migrate(engine, "head", path=path)
+
+
+def backup_name(path: Path, revision: str) -> Path:
+    return path.with_name(f"{path.name}.schema-{revision}.bak")
+
+
+def backup_before_upgrade(path: Path, revision: str) -> Path:
+    """Copy an index's database, as it is at schema ``revision``, beside it before its schema is upgraded
+    (``index.sqlite.schema-0009.bak``): an upgrade that passes its checks but mangles rows can still be
+    undone by hand. The copy is made under a private name with SQLite's backup API (a consistent snapshot,
+    WAL included) and renamed into place when complete; when it cannot be made, nothing is upgraded."""
+    from .safewrite import create_new
+
+    target = backup_name(path, revision)
+    tmp = path.with_name(f".{target.name}.{os.getpid()}.tmp")  # one per process: two may open it at once
+    try:
+        os.close(create_new(tmp, 0o600))  # a new regular file: never written through a link
+        src, dst = sqlite3.connect(path), sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        os.replace(tmp, target)
+    except (OSError, sqlite3.Error) as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise IndexStateError(f"cannot copy {path} to {target} before upgrading its schema ({reason}); nothing "
+                              f"was changed: make room for a copy of the file (or move {target} away) and "
+                              f"run the command again") from None
+    return target
 
 
 def migrate(engine: Engine, revision: str = "head", path: Path | None = None, down: bool = False) -> None:

@@ -380,3 +380,26 @@ def test_the_demo_marker_is_never_written_through_a_link(demo_dir, tmp_path):
     run_demo(folder)
     assert target.read_bytes() == VICTIM
     assert json.loads((folder / ".zsindex-demo.json").read_text())["kind"] == "zsindex-demo"
+
+
+@pytest.mark.parametrize("name", ["index.sqlite", "index.sqlite-wal", "vectors.faiss", "vectors.json", "write.lock",
+                                  "tags.csv"])
+def test_no_output_file_is_written_into_an_index_folder_even_with_force(demo_dir, tmp_path, monkeypatch, name):
+    """export -o and eval --confusion/--confusion-csv refuse any name in an index folder, with --force too, and
+    through a link to the folder: `export -o INDEX/index.sqlite --force` replaced the index's database with
+    CSV rows, and every later command found no index."""
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    folder = copy_demo(demo_dir, tmp_path)
+    index = folder / "index"
+    (tmp_path / "link").symlink_to(index, target_is_directory=True)
+    before = {p.name: p.read_bytes() for p in index.iterdir() if p.is_file()}
+    data = _eval_data(tmp_path)
+    for target in (index / name, tmp_path / "link" / name):
+        for force in ((), ("--force",)):
+            runs = [["export", "-l", "shapes", "--index", str(index), "-o", str(target), *force],
+                    ["eval", str(data), "-m", "demo", "--confusion-csv", str(target), *force]]
+            for args in runs:
+                r = invoke(*args)
+                assert r.exit_code == 2 and "is a zsindex index folder" in r.output, (args, r.output)
+    assert {p.name: p.read_bytes() for p in index.iterdir() if p.is_file()} == before
+    assert invoke("status", "--index", str(index)).exit_code == 0

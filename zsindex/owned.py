@@ -120,12 +120,31 @@ def _exists(path: Path) -> ForeignFileError:
 def check_new_output(path: Path, force: bool = False) -> None:
     """For writers that open the file themselves (e.g. matplotlib): refuse an existing file unless force, and
     a name in a folder that does not exist (before any work, naming that folder)."""
+    folder = path.parent
+    index = index_folder_of(folder)
+    if index is not None:  # even with force: its files are the index's (export -o INDEX/index.sqlite --force)
+        raise UsageError(f"cannot write {path}: {index} is a zsindex index folder, whose files only zsindex "
+                         f"writes; choose a name outside it")
     if not force and (path.exists() or path.is_symlink()):
         raise _exists(path)
-    folder = path.parent
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise UsageError(f"cannot write {path}: its folder {folder} {what}; create it first, or choose another name")
+
+
+def index_folder_of(folder: Path) -> Path | None:
+    """The index folder (one holding index.sqlite) that ``folder`` is, or one whose thumbnail cache it is in,
+    however it is named (a link on the way is followed): None when it is none."""
+    from .thumbcache import THUMB_DIR
+
+    real = Path(os.path.realpath(folder))
+    places = [real]
+    if THUMB_DIR in real.parts:
+        places += real.parents
+    for place in places:
+        if (place / "index.sqlite").exists() or (place / "index.sqlite").is_symlink():
+            return place
+    return None
 
 
 class MadeFiles:

@@ -128,6 +128,46 @@ def test_a_closed_stdout_or_stderr_never_changes_the_exit_code(small, tmp_path, 
         shutil.rmtree(tmp_path / "i", ignore_errors=True)  # the next ingest skips broken.png again
 
 
+@pytest.mark.parametrize("redirect", [">&-", "2>&-", "<&- >&- 2>&-", "2>/dev/full"])
+def test_a_stream_closed_from_the_start_or_full_changes_no_exit_code_and_no_file(small, tmp_path, redirect):
+    """`zsindex ... >&-` (stdout closed before the command starts), `2>&-`, all three closed, or stderr on a
+    full disk: the exit code is the command's own and nothing is written into a file the command opens. With
+    stdout closed, Python left sys.stdout None and the first result was a traceback (exit 1); with stderr
+    closed, an ingest failed the same way after creating its index; a closed descriptor is also the one the
+    next opened file gets, where stdout or stderr writes would then land. Results on a full stdout fail the
+    command (exit 1) with a message naming stdout."""
+    import shlex
+    import shutil
+
+    (tmp_path / "p").mkdir()
+    shutil.copy(small["image"], tmp_path / "p" / "good.png")
+    shutil.copy(FIXTURES / "broken.png", tmp_path / "p" / "broken.png")
+    index = ["--index", small["index"]]
+    fresh = str(tmp_path / "i")
+    cases = [
+        (["ingest", str(tmp_path / "p"), "--index", fresh, "-m", "demo"], 3),  # skips broken.png
+        (["search", "red", "-k", "5", "--index", fresh], 0),
+        (["classify", str(FIXTURES / "bomb.gif"), small["image"], "-l", "red,blue", "-m", "demo"], 3),
+        (["labels", "edit", "colours", *index], 2),
+        (["status", "--index", str(tmp_path / "missing")], 1),
+        (["search", "red", "-k", "5", *index], 0),
+        (["status", *index], 0),
+    ]
+    env = {**os.environ, "ZSINDEX_HOME": str(small["base"] / "home")}
+    for args, code in cases:
+        line = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "zsindex", *args])
+        proc = subprocess.run(["bash", "-c", f"exec {line} {redirect}"], capture_output=True, cwd=REPO, env=env,
+                              timeout=120)
+        assert proc.returncode == code, (redirect, args, proc.stderr.decode())
+        assert b"Traceback" not in proc.stdout + proc.stderr, (redirect, args, proc.stderr.decode())
+    lib = Library(fresh)  # the index the ingest made with a stream closed is whole and holds only its image
+    assert lib.status()["images"] == {"indexed": 1, "error": 1}, lib.status()
+    lib.close()
+    full = subprocess.run(["bash", "-c", f"exec {sys.executable} -m zsindex status --index {small['index']} "
+                                         ">/dev/full"], capture_output=True, cwd=REPO, env=env, timeout=120)
+    assert full.returncode == 1 and b"<stdout>" in full.stderr and b"Traceback" not in full.stderr, full.stderr
+
+
 def test_messages_name_only_flags_the_command_has(small, monkeypatch):
     monkeypatch.setenv("ZSINDEX_HOME", str(small["base"] / "home"))
     for args, code in provocations(small):

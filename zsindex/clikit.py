@@ -305,9 +305,12 @@ class _ReaderGone(io.RawIOBase):
     every later write (ours, Click's, a progress bar's, the interpreter's last flush) goes there quietly.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, best_effort: bool = False) -> None:
         super().__init__()
         self._fd = fd
+        # stderr carries messages: any failure to write them (a full disk, 2>/dev/full) is no reason to change
+        # the command's exit code either; stdout carries results, and only a reader that left may drop them
+        self._gone: tuple[type[OSError], ...] = (OSError,) if best_effort else (BrokenPipeError,)
 
     def writable(self) -> bool:
         return True
@@ -321,7 +324,9 @@ class _ReaderGone(io.RawIOBase):
     def write(self, data: Any) -> int:
         try:
             return os.write(self._fd, data)
-        except BrokenPipeError:
+        except OSError as e:
+            if not isinstance(e, self._gone):  # results that cannot be written (a full disk): the command fails
+                raise OSError(e.errno, e.strerror, "<stdout>") from None
             sink = os.open(os.devnull, os.O_WRONLY)
             try:
                 os.dup2(sink, self._fd)
@@ -344,7 +349,8 @@ def readers_may_go() -> Iterator[None]:
             continue
         saved[name] = stream
         setattr(sys, name, io.TextIOWrapper(
-            io.BufferedWriter(_ReaderGone(fd)), encoding=getattr(stream, "encoding", None) or "utf-8",
+            io.BufferedWriter(_ReaderGone(fd, best_effort=name == "stderr")),
+            encoding=getattr(stream, "encoding", None) or "utf-8",
             errors=getattr(stream, "errors", None) or "strict",
             line_buffering=bool(getattr(stream, "line_buffering", False)) or name == "stderr",
             write_through=bool(getattr(stream, "write_through", False))))
@@ -423,6 +429,30 @@ def _mapped(e: BaseException, ctx: click.Context) -> click.exceptions.ClickExcep
     return None
 
 
+def open_standard_streams() -> None:
+    """Give a closed stdin, stdout or stderr (``>&-``, ``2>&-``) /dev/null, before anything else is opened.
+
+    Otherwise the next file the command opens takes that descriptor (the index's database, an image, a
+    temporary file), and whatever is then written to stdout or stderr, by zsindex or by a native library,
+    lands in it; and Python, which found no stream there, leaves sys.stdout or sys.stderr None, on which
+    the first message failed with a traceback. Results and messages for a closed stream go nowhere; the
+    exit code is the command's own.
+    """
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False,  # noqa: SIM115
+                                    buffering=1 if fd else -1))
+
+
 def run_main(group: click.Group) -> None:
     """Run the command line as this process's program (its entry point; tests call the group in-process).
 
@@ -433,6 +463,7 @@ def run_main(group: click.Group) -> None:
     """
     import atexit
 
+    open_standard_streams()
     interrupts.own_process()
     interrupts.stop_at_once()
     if interrupts.at_once_handler(signal.getsignal(signal.SIGINT)):

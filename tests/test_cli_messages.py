@@ -73,6 +73,7 @@ def provocations(t: dict) -> list[tuple[list[str], int]]:
         (["labels", "add", "colours", "-l", "x", *i], 2),
         (["labels", "edit", "colours", "--add", "a", "--add-file", t["arch"], *i], 2),
         (["tag", "-l", "a,,b", *i], 2),
+        (["tag", "-l", str(t["base"] / "labels.yaml"), *i], 2),  # a file of labels, not a label
         (["tag", "-l", "colours", "--path", "/nowhere/*", *i], 0),
         (["ingest", str(t["base"] / "gone"), *i], 2),
         (["ingest", str(t["base"] / "empty"), *i], 0),

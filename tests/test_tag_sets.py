@@ -128,3 +128,25 @@ def test_a_label_that_reads_like_a_misspelt_set_name_says_which_set(two_sets):
     assert r.exit_code == 0 and "no label set was named 'purple'" in r.stderr and "did you mean" not in r.stderr
     for name in ("Fruti", "purple"):
         lib.labels_remove(name)
+
+
+def test_a_file_named_where_labels_go_is_refused_and_registers_nothing(tmp_path, demo_embedder, monkeypatch):
+    """`zsindex tag -l labels.txt`: the file's path was taken for one ad-hoc label, registered as a set with
+    that name, and every image scored against it. A name that is an existing file (and no registered set) is a
+    usage error now; a registered set of that name is still the set."""
+    from zsindex.errors import UsageError
+    from zsindex.library import Library
+
+    from .conftest import draw_shapes
+
+    draw_shapes(tmp_path / "p", 4, 64, seed=2)
+    lib = Library(tmp_path / "i", embedder=demo_embedder)
+    lib.ingest([tmp_path / "p"], workers=0)
+    listed = tmp_path / "labels.txt"
+    listed.write_text("red\nblue\n")
+    with pytest.raises(UsageError, match="is a file, not labels"):
+        lib.tag(str(listed))
+    assert lib.labels_list() == []
+    lib.labels_add(str(listed.name), "red,blue")
+    monkeypatch.chdir(tmp_path)  # labels.txt is now both a file here and a registered set: the set wins
+    assert lib.tag("labels.txt", threshold=0.2).labels_computed == 2

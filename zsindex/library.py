@@ -667,6 +667,9 @@ class Library(SidecarsMixin, BrowseMixin):
         filters = make_filters(filters, filter_args)  # checked before an ad-hoc set is registered
         model = self._query_model()
         known = self.has_label_set(labels)
+        if not known and os.path.isfile(labels):  # `tag -l labels.txt`: it named a file of labels, not a label
+            raise UsageError(f"{labels!r} is a file, not labels nor a registered label set: register the labels it "
+                             f"holds as a set first (labels add with the file), then tag with that set's name")
         if not known:
             as_label_set(labels)  # an ad-hoc list that cannot be read is refused before anything is written
         only = among = None

@@ -150,3 +150,27 @@ def test_a_file_named_where_labels_go_is_refused_and_registers_nothing(tmp_path,
     lib.labels_add(str(listed.name), "red,blue")
     monkeypatch.chdir(tmp_path)  # labels.txt is now both a file here and a registered set: the set wins
     assert lib.tag("labels.txt", threshold=0.2).labels_computed == 2
+
+
+def test_a_tag_that_reads_two_ways_is_refused_not_merged(tmp_path, demo_embedder):
+    """--tag red:circle is the label 'circle' of set 'red' or the label 'red:circle' of another set; with both
+    present the search took the union of the two, silently. Any text that names labels more than one way
+    (a colon in a set's name too: 'my:set:red') is a usage error that names each reading; --tag-set, or a
+    text with one reading, still works."""
+    from zsindex.errors import UsageError
+
+    draw(tmp_path / "p", ["red-circle", "red-square", "blue-star"])
+    lib = Library(tmp_path / "index", embedder=demo_embedder)
+    lib.ingest([tmp_path / "p"], workers=0)
+    for name, labels in (("a:b", '"red:circle",blue'), ("red", "circle,square"), ("my", '"set:red",x'),
+                         ("my:set", "red,y")):
+        lib.labels_add(name, labels)
+        lib.tag(name, mode="multi", threshold=-1.0)
+    for text, ways in (("red:circle", 2), ("my:set:red", 2)):
+        with pytest.raises(UsageError, match=f"reads {ways} ways"):
+            lib.search("x", tag=text)
+        r = run("search", "x", "--tag", text, "--index", str(lib.folder), "--csv")
+        assert r.exit_code == 2 and "--tag-set" in r.stderr and "Traceback" not in r.output, r.output
+    assert len(lib.search("x", tag="circle", tag_set="red", k=10)) == 3
+    assert len(lib.search("x", tag="red:circle", tag_set="a:b", k=10)) == 3
+    assert len(lib.search("x", tag="a:b:blue", k=10)) == 3  # one reading only

@@ -315,8 +315,17 @@ def tag_label_ids(session: Session, label: str, label_set: str | None = None) ->
             found = resolve_set_name(names, label[:i])
             if found is not None:
                 splits.add((found, label[i + 1:].casefold()))
-    return [i for i, set_name, name in rows
-            if name.casefold() == wanted or (set_name, name.casefold()) in splits]
+    # Each way of reading the text that names some label: the whole text as a label of any set, or a split
+    readings: dict[str, list[int]] = {}
+    for i, set_name, name in rows:
+        if name.casefold() == wanted:
+            readings.setdefault(f"the label {label!r} (in any set)", []).append(i)
+        if (set_name, name.casefold()) in splits:
+            readings.setdefault(f"the label {name!r} of the set {set_name!r}", []).append(i)
+    if len(readings) > 1:  # "red:circle": label red:circle of some set, or label circle of set red
+        raise UsageError(f"{label!r} reads {len(readings)} ways: {'; '.join(sorted(readings))}; name the set "
+                         f"with tag_set= (and the label alone), or rename one of them")
+    return [i for ids in readings.values() for i in ids]
 
 
 def tagged_ids_query(session: Session, label: str, label_set: str | None = None) -> Any:

@@ -60,3 +60,16 @@ def draw_shapes(folder: Path, n: int, size: int, seed: int) -> list[Path]:
         Image.fromarray(shapes.draw([shapes.Thing(colour, shape)], size=size, rng=rng)).save(path)
         out.append(path)
     return out
+
+
+def bomb_png(path: Path, side: int) -> Path:
+    """A PNG whose header says side x side pixels (RGB) over a few bytes of data: a decompression bomb's shape."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    return path

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+from pathlib import Path
 
 import click
 import numpy as np
@@ -21,9 +22,15 @@ from PIL import Image
 from zsindex import shapes
 from zsindex.cli import cli
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, bomb_png
 
 NO_RESULTS: set[str] = {"serve"}  # commands that print nothing on stdout: a server
+# Commands that decode no image file the user names (they read the index, sidecars, or only a file's header;
+# demo draws its own images); every other command takes --max-megapixels (serve: its uploads' own limit).
+READS_NO_IMAGE_FILE: set[str] = {"status", "errors", "rebuild", "labels add", "labels edit", "labels list",
+                                 "labels show", "labels remove", "tag", "tags", "untag", "export", "forget",
+                                 "keywords", "sidecars write", "sidecars remove", "demo"}
+IMAGE_LIMIT_FLAG = {"serve": "--max-upload-megapixels"}
 GROUPS = ("labels", "sidecars")  # commands with sub-commands
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
@@ -285,3 +292,50 @@ def test_every_text_option_refuses_an_empty_string(tiny, tmp_path, monkeypatch):
     for must in ("classify --model", "classify --pretrained", "classify --device", "sidecars write --prefix",
                  "serve --token", "serve --host", "ingest --ray", "(group) --db", "search --after"):
         assert must in tried, must
+
+
+def test_every_command_that_decodes_the_users_image_files_has_the_bomb_guards_flag():
+    """search --like read an image but had no --max-megapixels: its message pointed at `zsindex ingest
+    --max-megapixels`. A new command is put in READS_NO_IMAGE_FILE or takes the flag."""
+    for name, command in leaf_commands().items():
+        flag = IMAGE_LIMIT_FLAG.get(name, "--max-megapixels")
+        if name in READS_NO_IMAGE_FILE:
+            assert "--max-megapixels" not in flags_of(command), f"{name} has --max-megapixels: take it off the list"
+        else:
+            assert flag in flags_of(command), f"{name} decodes image files the user names but lacks {flag}"
+
+
+def bomb_runs(t: dict, bomb: str, dataset: str) -> dict[str, list[str]]:
+    """Each command that decodes image files the user names, given a 3600 MP bomb among them."""
+    i = ["--index", t["bomb_index"]]
+    return {
+        "ingest": ["ingest", bomb, *i, "--workers", "2"],
+        "classify": ["classify", bomb, t["image"], "-l", "red,blue", "-m", "demo"],
+        "similarity": ["similarity", "red", "-i", bomb, "-i", t["image"], "-m", "demo"],
+        "search": ["search", "--like", bomb, *i],
+        "eval": ["eval", dataset, "-m", "demo"],
+    }
+
+
+def test_the_bomb_guard_names_the_running_commands_flag_and_the_limit_given(tiny, tmp_path, monkeypatch):
+    """Every command that decodes the user's image files refuses a bomb with zsindex's message, quoting the limit
+    given to it and its own flag, never another command's (search --like said `zsindex ingest --max-megapixels`)."""
+    monkeypatch.setenv("ZSINDEX_HOME", str(tmp_path / "home"))
+    t = {**tiny, "bomb_index": str(tmp_path / "index")}
+    r = CliRunner().invoke(cli, ["ingest", str(tiny["photos"]), "--index", t["bomb_index"], "-m", "demo",
+                                 "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    bomb = str(bomb_png(tmp_path / "bomb.png", 60000))
+    dataset = tmp_path / "dataset"
+    for cls in ("red", "blue"):
+        (dataset / cls).mkdir(parents=True)
+        (dataset / cls / "a.png").write_bytes(Path(tiny["image"]).read_bytes())
+    bomb_png(dataset / "red" / "bomb.png", 60000)
+    runs_ = bomb_runs(t, bomb, str(dataset))
+    takers = {n for n, c in leaf_commands().items() if "--max-megapixels" in flags_of(c)}
+    assert set(runs_) == takers, "add an invocation for every command with --max-megapixels to bomb_runs()"
+    for name, args in runs_.items():
+        r = CliRunner().invoke(cli, [*args, "--max-megapixels", "250"])
+        assert r.exit_code in (2, 3), (name, r.output)
+        assert "60000x60000 is 3600 MP, over the 250 MP limit (--max-megapixels MP)" in r.stderr, (name, r.stderr)
+        assert "zsindex ingest" not in r.stderr and "PIL" not in r.stderr, (name, r.stderr)

@@ -221,6 +221,7 @@ def _untagged_note(report: "IngestReport") -> str:
 @index_option
 @click.option("--like", "likes", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Find images similar to this one, in the index or not (repeatable; combines with QUERY).")
+@megapixels_option
 @click.option("--not", "nots", multiple=True, help="Push results away from this text (repeatable).")
 @click.option("--not-weight", type=ranged("not_weight"), default=0.5, show_default=True,
               help="Weight of the --not terms against the positive ones.")
@@ -247,8 +248,9 @@ def _untagged_note(report: "IngestReport") -> str:
               help="One hit per shot: files with the same name in one folder (IMG_1.CR2 + IMG_1.JPG) count once.")
 @output_options
 @model_options
-def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ...], nots: tuple[str, ...],
-           not_weight: float, top_k: int, offset: int, min_score: float | None, path_glob: str | None,
+def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ...], max_megapixels: float,
+           nots: tuple[str, ...], not_weight: float, top_k: int, offset: int, min_score: float | None,
+           path_glob: str | None,
            after: str | None, before: str | None, camera: str | None, fmt_filter: str | None, tag_filter: str | None,
            tag_set: str | None, keyword_filter: str | None, paths_only: bool, print0: bool, group_stems: bool,
            fmt: str, choice: ModelChoice) -> None:
@@ -293,7 +295,8 @@ def search(query: tuple[str, ...], index_dir: Path | None, likes: tuple[Path, ..
                           camera=camera, format=fmt_filter, tag=tag_filter, tag_set=tag_set, keyword=keyword_filter)
         lib = open_library(index_dir, choice)
         hits = lib.search(text, like=list(likes), not_=list(nots), not_weight=not_weight, top_k=top_k,
-                          offset=offset, min_score=min_score, filters=filters, group_stems=group_stems)
+                          offset=offset, min_score=min_score, filters=filters, group_stems=group_stems,
+                          max_megapixels=max_megapixels)
         warn_unmatched_path(lib, path_glob)
     gone = [h for h in hits if not h.exists]
     if gone:

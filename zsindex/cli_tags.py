@@ -16,6 +16,7 @@ from .clikit import (
     index_folder_type,
     index_option,
     label_set_from,
+    megapixels_option,
     model_options,
     open_library,
     ranged,
@@ -294,12 +295,13 @@ def export(label_name: str, index_dir: Path | None, out_path: Path | None, force
 @click.option("--confusion-csv", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the confusion matrix as CSV.")
 @click.option("--force", is_flag=True, help="Replace existing --confusion / --confusion-csv files.")
+@megapixels_option
 @output_options
 @model_options
 def eval_command(source: Path | None, keyword_set: str | None, label_list: str | None, labels_file: Path | None,
                  raw_names: bool, template_specs: tuple[str, ...], index_dir: Path | None,
-                 confusion_png: Path | None, confusion_csv: Path | None, force: bool, fmt: str,
-                 choice: ModelChoice) -> None:
+                 confusion_png: Path | None, confusion_csv: Path | None, force: bool, max_megapixels: float,
+                 fmt: str, choice: ModelChoice) -> None:
     """Measure zero-shot accuracy on labelled images before tagging a library.
 
     SOURCE is a folder with one sub-folder per class, or a CSV of
@@ -346,7 +348,7 @@ def eval_command(source: Path | None, keyword_set: str | None, label_list: str |
         label_set = label_set_from(label_list, labels_file, ())
     embedder = lib.embedder if lib is not None and not choice.model else choice.load()
     sets = [parse_template_spec(t) for t in template_specs]
-    out = evaluate(embedder, data, label_set, sets, lib)
+    out = evaluate(embedder, data, label_set, sets, lib, max_megapixels)
     first_name, first = next(iter(out["results"].items()))
     if confusion_png:
         save_confusion_png(first["confusion"], [shown(c) for c in out["classes"]], confusion_png,

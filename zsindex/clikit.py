@@ -392,10 +392,8 @@ class ZsGroup(click.Group):
 
         # Pillow warns about odd EXIF and palettes in files it still decodes; the run reports real errors itself.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-        from PIL import Image
-
-        # The CLI owns its process: --max-megapixels is the bomb guard here, not Pillow's global one.
-        Image.MAX_IMAGE_PIXELS = None
+        # --max-megapixels is the bomb guard, as for a library caller: zsindex's decodes use it, not Pillow's
+        # global PIL.Image.MAX_IMAGE_PIXELS (images.guarded), so that setting is left as it is.
         try:
             with _CtrlC.watching():
                 try:
@@ -550,10 +548,10 @@ def ranged(name: str, method: str | None = None, integer: bool = False, scale: f
 
 
 def megapixels_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--max-megapixels, shared by every command that decodes image files."""
+    """--max-megapixels, shared by every command that decodes image files the user gives (tests/test_cli_rules.py)."""
     return click.option(
         "--max-megapixels", type=ranged("max_megapixels"), default=config.DEFAULT_MAX_MEGAPIXELS, show_default=True,
-        help="Skip images larger than this (decompression-bomb guard).",
+        help="Refuse images larger than this, in megapixels, before decoding them (decompression-bomb guard).",
     )(func)
 
 

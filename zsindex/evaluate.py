@@ -98,7 +98,8 @@ def cache_library(embedder: "Embedder") -> "Library":
 
 
 def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | None",
-                  reasons: dict[str, str] | None = None) -> tuple[np.ndarray, list[int]]:
+                  reasons: dict[str, str] | None = None,
+                  max_megapixels: float = config.DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, list[int]]:
     """Vectors of the readable images (stored ones first, then the cache) and their positions; ``reasons``
     gets why each unreadable one was skipped."""
     found: dict[str, np.ndarray] = {}
@@ -109,7 +110,8 @@ def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | 
     rest = [p for p in paths if p not in found]
     if rest:
         cache = cache_library(embedder)
-        report = cache.ingest(rest, workers=0, follow_symlinks=True)  # the dataset names them: read them
+        # the dataset names them: read them
+        report = cache.ingest(rest, workers=0, follow_symlinks=True, max_megapixels=max_megapixels)
         if reasons is not None:
             reasons.update(report.skipped_files)
         model = cache.store.model()
@@ -160,8 +162,9 @@ def metrics(scores: np.ndarray, truth: list[list[str]], classes: list[str]) -> d
 
 
 def evaluate(embedder: "Embedder", data: Dataset, labels: LabelSet | None,
-             template_sets: Sequence[tuple[str, tuple[str, ...]]], index: "Library | None" = None) -> dict[str, Any]:
-    """Metrics for each template set; images embedded once for all of them."""
+             template_sets: Sequence[tuple[str, tuple[str, ...]]], index: "Library | None" = None,
+             max_megapixels: float = config.DEFAULT_MAX_MEGAPIXELS) -> dict[str, Any]:
+    """Metrics for each template set; images embedded once for all of them (over ``max_megapixels``: skipped)."""
     if labels is None:
         labels = LabelSet([Label(c) for c in data.classes])
     names = {lab.name for lab in labels.labels}
@@ -170,7 +173,7 @@ def evaluate(embedder: "Embedder", data: Dataset, labels: LabelSet | None,
         raise UsageError(f"classes without a label: {known_list(unknown)}; add them to labels=, "
                          "or use raw_names=True if the folder names are the labels")
     reasons: dict[str, str] = {}
-    vecs, ok = image_vectors(embedder, data.paths, index, reasons)
+    vecs, ok = image_vectors(embedder, data.paths, index, reasons, max_megapixels)
     if not ok:
         why = known_list(sorted({reasons.get(p, "could not be read") for p in data.paths}))
         raise UsageError(f"none of the {len(data.paths)} images of the dataset could be read ({why})")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import DEFAULT_MAX_MEGAPIXELS
 from .errors import ImageError
-from .media import JXL_SUFFIXES, RAW_SUFFIXES, is_motion_photo, special_decoder
+from .media import JXL_SUFFIXES, RAW_SUFFIXES, check_megapixels, is_motion_photo, special_decoder
 
 IMAGE_SUFFIXES = frozenset(
     (".jpg .jpeg .jpe .jfif .mpo .png .apng .webp .gif .tif .tiff .bmp .dib .heic .heif .hif .avif "
@@ -33,16 +35,21 @@ _TAG_DATETIME, _TAG_MAKE, _TAG_MODEL, _TAG_ORIENTATION = 306, 271, 272, 274
 _TAG_DATETIME_ORIGINAL = 36867
 _plugins_ready = False
 _setup_lock = threading.Lock()
+_guarding = threading.local()  # .max_megapixels: the limit of the decode running in this thread, if any
 
 
 def _setup() -> None:
-    """Register the HEIF opener once (decoding runs in several threads).
+    """Register the HEIF opener and zsindex's bomb guard once (decoding runs in several threads).
 
-    Nothing else of Pillow's process-wide state is changed: an importer's own
-    settings (the bomb guard ``Image.MAX_IMAGE_PIXELS``, warning filters)
-    stay as they were. zsindex's own megapixel limit is checked right after
-    the header is read; Pillow's guard, when stricter, refuses first (see
-    decode_bytes), and the CLI, which owns its process, lifts it.
+    Pillow checks an image's size against its process-wide ``Image.MAX_IMAGE_PIXELS``
+    in ``Image.open`` and again in several plugins (a TIFF's tile, a GIF's frame,
+    an MPO's next image), warning with a ``DecompressionBombWarning`` or raising
+    with its own message. zsindex decodes with the caller's ``max_megapixels``
+    instead, without changing that setting or the warning filters, which belong
+    to whoever imported zsindex, and without a temporary change of either, which
+    threads would see: Pillow's check is wrapped once, and while a zsindex decode
+    runs in a thread (see :func:`guarded`), the check in that thread is
+    zsindex's own. Everywhere else Pillow's check runs as it was.
     """
     global _plugins_ready
     with _setup_lock:
@@ -54,7 +61,29 @@ def _setup() -> None:
             register_heif_opener()
         except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
             pass
+        pillows = Image._decompression_bomb_check  # Image.open and the plugins look it up on each call
+
+        def bomb_check(size: tuple[int, int], *, error_only: bool = False) -> None:
+            limit = getattr(_guarding, "max_megapixels", None)
+            if limit is None:
+                pillows(size, error_only=error_only)
+            else:
+                check_megapixels(size[0], size[1], limit)
+
+        Image._decompression_bomb_check = bomb_check
         _plugins_ready = True
+
+
+@contextmanager
+def guarded(max_megapixels: float) -> Iterator[None]:
+    """Within it, in this thread, Pillow's size checks are zsindex's guard with this limit."""
+    _setup()
+    before = getattr(_guarding, "max_megapixels", None)
+    _guarding.max_megapixels = max_megapixels
+    try:
+        yield
+    finally:
+        _guarding.max_megapixels = before
 
 
 @dataclass
@@ -166,41 +195,41 @@ def decode_bytes(
     digest = hashlib.sha256(data).hexdigest()
     pixels = digest not in header_only_for
     special = special_decoder(data, suffix)
-    if special is not None:
-        decoder, name = special
-        return decoder(data, digest, target, max_megapixels, pixels, name)
     try:
-        im: Image.Image = Image.open(io.BytesIO(data))
-        fmt = im.format or "unknown"
-        width, height = im.size
-        if width * height > max_megapixels * 1_000_000:
-            raise ImageError(
-                f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
-                f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
-            )
-        if pixels:
-            if target and fmt in ("JPEG", "MPO"):
-                # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
-                im.draft("RGB", (target, target))
-            im.load()
-        meta = _exif_meta(im)
-        if fmt in ("JPEG", "MPO", "HEIF") and is_motion_photo(data):
-            meta["media_kind"] = "motion"  # the still is indexed; the clip inside is not a second result
-        if meta.get("orientation", 1) >= 5:
-            width, height = height, width
-        if not pixels:
-            return Decoded(None, digest, width, height, fmt, meta)
-        if meta.get("orientation", 1) in _TRANSPOSE:
-            im = im.transpose(_TRANSPOSE[meta["orientation"]])
-        im = _to_rgb(im)
+        with guarded(max_megapixels):  # RAW previews and EXIF are read by Pillow too
+            if special is not None:
+                decoder, name = special
+                return decoder(data, digest, target, max_megapixels, pixels, name)
+            return _decode_pillow(data, digest, target, max_megapixels, pixels)
     except ImageError:
         raise
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"decompression bomb guard: {e} (PIL.Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can identify") from None
     except Exception as e:  # noqa: BLE001 - any failure to decode is this file's error, never the run's
         raise ImageError(f"cannot decode: {e or type(e).__name__}".strip()[:300]) from None
+
+
+def _decode_pillow(data: bytes, digest: str, target: int | None, max_megapixels: float, pixels: bool) -> Decoded:
+    """decode_bytes for what Pillow opens; run within guarded(), so Pillow's size checks are zsindex's."""
+    im: Image.Image = Image.open(io.BytesIO(data))
+    fmt = im.format or "unknown"
+    width, height = im.size
+    check_megapixels(width, height, max_megapixels)
+    if pixels:
+        if target and fmt in ("JPEG", "MPO"):
+            # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= target.
+            im.draft("RGB", (target, target))
+        im.load()
+    meta = _exif_meta(im)
+    if fmt in ("JPEG", "MPO", "HEIF") and is_motion_photo(data):
+        meta["media_kind"] = "motion"  # the still is indexed; the clip inside is not a second result
+    if meta.get("orientation", 1) >= 5:
+        width, height = height, width
+    if not pixels:
+        return Decoded(None, digest, width, height, fmt, meta)
+    if meta.get("orientation", 1) in _TRANSPOSE:
+        im = im.transpose(_TRANSPOSE[meta["orientation"]])
+    im = _to_rgb(im)
     if target:
         short = min(im.size)
         factor = short // (2 * target)
@@ -209,9 +238,9 @@ def decode_bytes(
     return Decoded(im, digest, width, height, fmt, meta)
 
 
-def load_pixels(path: Path, target: int | None = 224) -> Image.Image:
+def load_pixels(path: Path, target: int | None = 224, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Image.Image:
     """Just the decoded RGB image of a file (ImageError if it cannot be read)."""
-    image = read_image(path, target).image
+    image = read_image(path, target, max_megapixels).image
     assert image is not None  # only header_only_for skips pixels
     return image
 

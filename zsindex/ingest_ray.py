@@ -56,12 +56,9 @@ def node_name() -> str:
 
 
 # -- run on the nodes -------------------------------------------------------------------------------
-def decode_chunk(entries: Sequence[FileEntry], known: frozenset[str], target: int, max_mp: float,
-                 pillow_limit: int | None) -> Decoded:
-    """A CPU task: read, hash and decode a chunk of files exactly as the local decode threads do."""
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = pillow_limit  # the driver's bomb guard, so both ingests skip the same files
+def decode_chunk(entries: Sequence[FileEntry], known: frozenset[str], target: int, max_mp: float) -> Decoded:
+    """A CPU task: read, hash and decode a chunk of files exactly as the local decode threads do (the bomb
+    guard is max_mp alone, not the node's Pillow setting, so both ingests skip the same files)."""
     works = [_work(e, known, target, max_mp) for e in entries]
     unread = [w.entry.path for w in works if w.error is not None and not os.access(w.entry.path, os.R_OK)]
     return node_name(), works, unread
@@ -209,7 +206,6 @@ class RaySource:
                 max_mp: float) -> Iterator[Work]:
         """The plan's files decoded and embedded on the cluster, in order, with a bounded window."""
         import ray
-        from PIL import Image
 
         decode = ray.remote(decode_chunk).options(num_cpus=1, scheduling_strategy="SPREAD")
         known_ref = ray.put(known)  # sent once, not with every task
@@ -218,7 +214,7 @@ class RaySource:
         try:
             for i, start in enumerate(range(0, len(entries), self.chunk)):
                 chunk = list(entries[start:start + self.chunk])
-                pixels = decode.remote(chunk, known_ref, target, max_mp, Image.MAX_IMAGE_PIXELS)
+                pixels = decode.remote(chunk, known_ref, target, max_mp)
                 window.append(self.actors[i % len(self.actors)].embed.remote(pixels))
                 if len(window) >= ahead:
                     yield from self._take(ray, window.popleft())

@@ -11,6 +11,7 @@ sidecar edited in digiKam updates the image's keywords without re-embedding it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -56,8 +57,10 @@ def embedded_keywords(path: str) -> tuple[list[str], list[str], str | None]:
     """(XMP keywords, IPTC keywords, error) embedded in an image file; only its header is read."""
     from PIL import Image, IptcImagePlugin
 
-    try:
-        with Image.open(path) as im:
+    from .images import guarded
+
+    try:  # only the header is read, no pixel memory is taken: no size limit, and no warning from Pillow's
+        with guarded(math.inf), Image.open(path) as im:
             packet = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or (
                 im.tag_v2.get(700) if hasattr(im, "tag_v2") else None)  # TIFF keeps it in tag 700
             iptc = IptcImagePlugin.getiptcinfo(im) or {}

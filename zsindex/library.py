@@ -467,9 +467,9 @@ class Library(SidecarsMixin, BrowseMixin):
             found.update(fresh)
         return np.stack([found[t] for t in texts])
 
-    def image_vector(self, path: str | Path) -> np.ndarray:
+    def image_vector(self, path: str | Path, max_megapixels: float = config.DEFAULT_MAX_MEGAPIXELS) -> np.ndarray:
         """The stored vector of an indexed file, else the file embedded now (a video: its sampled frames,
-        as ingest samples them, averaged as for an indexed video)."""
+        as ingest samples them, averaged as for an indexed video), refused over ``max_megapixels``."""
         from .errors import ImageError
 
         check_path(path, "like")
@@ -490,9 +490,10 @@ class Library(SidecarsMixin, BrowseMixin):
         self._check_images_allowed()
         try:
             if kind_of_name(os.fspath(path)) == "video":
-                frames = [image for _, _, image in read_video(os.fspath(path), self.embedder.image_size).frames]
+                frames = [image for _, _, image in read_video(os.fspath(path), self.embedder.image_size,
+                                                                     max_megapixels).frames]
                 return normalised_mean(self.embedder.embed_images(frames))
-            pixels = load_pixels(Path(path), self.embedder.image_size)
+            pixels = load_pixels(Path(path), self.embedder.image_size, max_megapixels)
         except ImageError as e:
             raise UsageError(f"cannot use {os.fspath(path)!r} as an example image (like=): {e}") from None
         return self.embedder.embed_images([pixels])[0]
@@ -500,14 +501,16 @@ class Library(SidecarsMixin, BrowseMixin):
     def search(self, text: str | Sequence[str] | None = None, *, like: str | Path | Sequence[str | Path] | None = None,
                not_: str | Sequence[str] | None = None, not_weight: float = 0.5, top_k: int | None = None,
                offset: int = 0, min_score: float | None = None, filters: "Filters | None" = None,
-               k: int | None = None, group_stems: bool = False, **filter_args: Any) -> list["Hit"]:
+               k: int | None = None, group_stems: bool = False,
+               max_megapixels: float = config.DEFAULT_MAX_MEGAPIXELS, **filter_args: Any) -> list["Hit"]:
         """Images best matching texts and/or example images, minus negative texts, after filters.
 
         ``top_k`` hits (default 10; ``k`` is the same parameter under its older name). Results are
         sorted by score, then id, so pages (offset, top_k) are stable between calls. A hit whose
         file has gone since it was indexed has ``exists`` False. A video is one hit, at the time of
         its best-matching frame (``Hit.seconds``); with ``group_stems`` the files of one shot
-        (IMG_1.CR2 + IMG_1.JPG) are one hit, the others in ``Hit.also``.
+        (IMG_1.CR2 + IMG_1.JPG) are one hit, the others in ``Hit.also``. A ``like`` file that is not
+        indexed is decoded now, and refused when it is over ``max_megapixels`` (the bomb guard of ingest).
         """
         from .hitgroups import best_hits
         from .labels import check_text
@@ -531,7 +534,7 @@ class Library(SidecarsMixin, BrowseMixin):
         min_score = check_number(min_score, "min_score")
         filters = make_filters(filters, filter_args)
         positive = list(self.text_vectors(texts)) if texts else []
-        positive += [self.image_vector(p) for p in likes]
+        positive += [self.image_vector(p, max_megapixels) for p in likes]
         negative = list(self.text_vectors(nots)) if nots else []
         query = compose(positive, negative, not_weight)
         with self.store.session() as session:

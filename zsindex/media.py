@@ -153,7 +153,8 @@ def _finish(im: "Image.Image", target: int | None) -> "Image.Image":
     return im
 
 
-def _guard(width: int, height: int, max_megapixels: float) -> None:
+def check_megapixels(width: int, height: int, max_megapixels: float) -> None:
+    """zsindex's decompression-bomb guard: ImageError when width x height is over the caller's limit."""
     if width * height > max_megapixels * 1_000_000:
         raise ImageError(
             f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
@@ -234,7 +235,7 @@ def decode_raw(data: bytes, digest: str, target: int | None, max_megapixels: flo
             sizes = raw.sizes
             flip = sizes.flip if sizes.flip in _FLIP_TO_ORIENTATION else 0
             width, height = (sizes.height, sizes.width) if flip in (5, 6) else (sizes.width, sizes.height)
-            _guard(sizes.raw_width, sizes.raw_height, max_megapixels)
+            check_megapixels(sizes.raw_width, sizes.raw_height, max_megapixels)
             meta = _raw_exif(data)
             meta["orientation"] = _FLIP_TO_ORIENTATION[flip]
             meta["media_kind"] = "raw"
@@ -325,7 +326,7 @@ def decode_jxl(data: bytes, digest: str, target: int | None, max_megapixels: flo
         width, height = jxl_size(boxes.get(b"jxlc", b""))
     except IndexError:
         raise ImageError("cannot decode JPEG XL: truncated header") from None
-    _guard(width, height, max_megapixels)
+    check_megapixels(width, height, max_megapixels)
     meta: dict[str, Any] = {}
     if b"Exif" in boxes and len(boxes[b"Exif"]) > 4:
         holder = Image.new("L", (1, 1))

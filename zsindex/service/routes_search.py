@@ -139,7 +139,8 @@ def run_search(svc: Service, p: SearchParams, upload: Any = None) -> dict[str, A
     def search(extra: list[Any]) -> list[Any]:
         return svc.reader.search(p.q, like=likes + extra, not_=p.not_, not_weight=p.not_weight, k=p.k + 1,
                                  offset=p.offset, min_score=p.min_score, filters=filters,
-                                 group_stems=p.group_stems)  # one more than a page: is there a next one?
+                                 group_stems=p.group_stems,  # one more than a page: is there a next one?
+                                 max_megapixels=svc.settings.max_upload_megapixels)  # the upload's own guard
 
     if upload is not None:
         with saved_upload(upload, svc.settings.max_upload_megapixels) as path:
@@ -243,7 +244,7 @@ def classify(file: UploadFile = File(...), labels: Annotated[str | None, Form(ma
         raise UsageError("give exactly one of labels ('a,b,c') or label_set (a set's name)")
     chosen: Any = labels if labels is not None else svc.reader.stored_label_set(label_set or "")
     with saved_upload(file, svc.settings.max_upload_megapixels) as path:
-        result = svc.reader.classify([path], chosen)[0]
+        result = svc.reader.classify([path], chosen, max_megapixels=svc.settings.max_upload_megapixels)[0]
     out = result.to_dict()
     out["path"] = safe_name(file.filename)
     if result.error is not None:

@@ -61,16 +61,17 @@ def _setup() -> None:
             register_heif_opener()
         except ImportError:  # pragma: no cover - pillow-heif is a dependency, but stay usable without it
             pass
-        pillows = Image._decompression_bomb_check  # Image.open and the plugins look it up on each call
+        pillows = getattr(Image, "_decompression_bomb_check", None)  # Image.open and plugins look it up per call
+        if pillows is not None:  # (a Pillow without it: its own guard and message stand)
 
-        def bomb_check(size: tuple[int, int], *, error_only: bool = False) -> None:
-            limit = getattr(_guarding, "max_megapixels", None)
-            if limit is None:
-                pillows(size, error_only=error_only)
-            else:
-                check_megapixels(size[0], size[1], limit)
+            def bomb_check(size: tuple[int, int], *args: Any, **kwargs: Any) -> None:
+                limit = getattr(_guarding, "max_megapixels", None)
+                if limit is None:  # any other thread, or outside a zsindex decode: Pillow's check, as it was
+                    pillows(size, *args, **kwargs)
+                else:
+                    check_megapixels(size[0], size[1], limit)
 
-        Image._decompression_bomb_check = bomb_check
+            Image._decompression_bomb_check = bomb_check
         _plugins_ready = True
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import config
 from .browse import BrowseMixin
-from .errors import IndexStateError, UsageError, check_path, known_list
+from .errors import IndexStateError, UsageError, check_path, missing_paths
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
 from .params import Glob, checked, checked_api, path_list, text_list
@@ -275,8 +275,8 @@ class Library(SidecarsMixin, BrowseMixin):
             raise UsageError("give at least one folder or file to ingest")
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
-            raise UsageError(f"no such file or folder: {known_list(missing)}; to remove what the index holds "
-                             "under a folder that is gone, use Library.forget(PATH)")
+            raise UsageError(missing_paths(missing, gone_hint="; to remove what the index holds under a folder that "
+                                                             "is gone, use Library.forget(PATH)"))
         if ray_address is not None:
             from .ingest_ray import require_ray
 

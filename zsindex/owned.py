@@ -124,8 +124,13 @@ def check_new_output(path: Path, force: bool = False) -> None:
         raise _exists(path)
     folder = path.parent
     if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise UsageError(f"cannot write {path}: its folder {folder} {what}; create it first, or choose another name")
+        from .errors import path_blocker
+
+        blocker = path_blocker(path)
+        if blocker is not None:
+            raise UsageError(f"cannot write {path}: {blocker}; choose another name")
+        raise UsageError(f"cannot write {path}: its folder {folder} does not exist; create it first, or choose "
+                         f"another name")
 
 
 class MadeFiles:

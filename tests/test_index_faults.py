@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -414,6 +415,72 @@ def test_missing_or_damaged_faiss_cache_is_rebuilt(built, tmp_path, damage):
     assert len(output.strip().splitlines()) == 2
     code, output = run_cli(WRITERS["rebuild"], index, built[1])
     assert code == 0 and json.loads(output)["vectors"] == 3, output
+
+
+# -- something other than a regular file in the place of one of the index folder's files ----------------
+DATABASE_FILES = ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "index.sqlite-journal")
+CACHE_FILES = ("vectors.faiss", "vectors.json", "vectors.faiss.tmp", "vectors.json.tmp", "write.lock")
+NOT_A_FILE = ("folder", "dangling link", "fifo", "link to a folder")
+ODD_READERS = {name: READERS[name] for name in ("status", "search-cached", "search-new", "tags", "export")}
+ODD_WRITERS = {"ingest": WRITERS["ingest"], "rebuild": WRITERS["rebuild"]}
+
+
+def put_in_place(path: Path, kind: str, elsewhere: Path) -> None:
+    if os.path.lexists(path):
+        path.unlink()
+    if kind == "folder":
+        path.mkdir()
+        (path / "kept").write_text("not zsindex's")
+    elif kind == "dangling link":
+        path.symlink_to(elsewhere / "gone")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        (elsewhere / "a-folder").mkdir()
+        path.symlink_to(elsewhere / "a-folder")
+
+
+@pytest.mark.parametrize("kind", NOT_A_FILE)
+@pytest.mark.parametrize("name", DATABASE_FILES + CACHE_FILES + ("vectors.rows",))
+def test_a_file_of_the_index_that_is_not_a_regular_file(built, tmp_path, name, kind):
+    """A folder, a dangling symbolic link, a named pipe or a link to a folder where the index folder keeps one of
+    its files. The database (and the files SQLite keeps beside it): every command names the file and says to
+    move it aside (exit 1), never "no index at", "disk I/O error" or a wait on the pipe. A cache (the FAISS file,
+    its metadata, their temp files, the write lock): reading commands work, rebuilding it without saving it;
+    writing ones name the file and say to move it aside before any work, except that a symbolic link is replaced
+    (never its target). vectors.rows: read from SQL. What stands there is left as it was."""
+    index = copy_index(built, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = index / name
+    put_in_place(path, kind, elsewhere)
+    commands = {**ODD_READERS, **ODD_WRITERS}
+    done = subprocess.run([sys.executable, "-c", RESTRICTED_SCRIPT, json.dumps(commands), str(index), str(built[1])],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=240)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    for command, (code, output, crash) in out.items():
+        assert crash is None, (command, crash)
+        message = " ".join(output.split())
+        fails = name in DATABASE_FILES or (command in ODD_WRITERS and name in CACHE_FILES and "link" not in kind)
+        if not fails:
+            assert code == 0, (command, output)
+            continue
+        assert code == 1, (command, output)
+        assert str(path) in message and "move it aside" in message.lower(), (command, output)
+        assert "no index at" not in message and "disk I/O" not in message, (command, output)
+    assert "red-circle" in out["search-cached"][1].splitlines()[0] or name in DATABASE_FILES
+    if kind == "folder":
+        assert (path / "kept").read_text() == "not zsindex's"
+    elif kind == "fifo":
+        assert stat.S_ISFIFO(path.lstat().st_mode)
+    elif kind == "dangling link" and name in CACHE_FILES + ("vectors.rows",):
+        assert not (elsewhere / "gone").exists()  # replaced by a writer, never written through
+    else:
+        assert path.is_symlink() or name in CACHE_FILES + ("vectors.rows",)
+    assert sorted(p.name for p in elsewhere.iterdir()) in ([], ["a-folder"])
+    if kind == "link to a folder":
+        assert list((elsewhere / "a-folder").iterdir()) == []
 
 
 def test_locked_database_names_the_file(built, tmp_path, monkeypatch):

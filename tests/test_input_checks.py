@@ -227,3 +227,37 @@ def test_plural_helper_and_a_single_skipped_file(tmp_path, demo_embedder):
     (tmp_path / "p" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     r = run("ingest", str(tmp_path / "p"), "--index", str(tmp_path / "i"), "--model", "demo")
     assert r.exit_code == 3 and "1 file was skipped" in r.output and "1 files" not in r.output
+
+
+# -- a path under a file: every command that takes paths says which file is in the way --------------------
+@pytest.mark.parametrize("command", ["ingest", "ingest-two", "classify", "similarity", "eval", "search-like",
+                                     "export", "labels-file", "classify-labels-file", "eval-confusion", "forget"])
+def test_a_path_under_a_file_names_the_file_in_the_way(lib, tmp_path, command):
+    """A path whose parent is a file cannot exist, so nothing is gone: the message says which file stands in
+    the way (never only "does not exist", nor the hint for a folder that is gone: zsindex forget)."""
+    file = next(p for p in (lib.folder.parent / "p").iterdir() if p.suffix == ".png")
+    under = str(file / "x")
+    idx = ["--index", str(lib.folder)]
+    args = {"ingest": ["ingest", under, "-q", *idx],
+            "ingest-two": ["ingest", under, str(tmp_path / "gone" / "y"), "-q", *idx],
+            "classify": ["classify", under, "-l", "a,b", "-m", "demo"],
+            "similarity": ["similarity", "-i", under, "cat", "-m", "demo"],
+            "eval": ["eval", under, *idx],
+            "search-like": ["search", "--like", under, *idx],
+            "export": ["export", "-l", "fruit", "-o", under + ".csv", *idx],
+            "labels-file": ["labels", "add", "more", "--file", under, *idx],
+            "classify-labels-file": ["classify", str(file), "--labels-file", under, "-m", "demo"],
+            "eval-confusion": ["eval", str(file.parent), "--confusion", under, *idx],
+            "forget": ["forget", under, *idx]}[command]
+    r = run(*args)
+    assert not (r.exception and not isinstance(r.exception, SystemExit)), r.output
+    message = " ".join(r.output.split())
+    assert f"{file} is a file, not a folder" in message, (command, r.output)
+    if command == "forget":  # nothing under it is indexed: a warning, and the file's own path to give instead
+        assert r.exit_code == 0 and "give its own path" in message, r.output
+        return
+    assert r.exit_code == 2, (command, r.output)
+    if command == "ingest-two":  # one path is simply gone: the hint for it stays
+        assert "forget" in message, r.output
+    else:
+        assert "forget" not in message, (command, r.output)

@@ -277,6 +277,85 @@ def test_a_sidecar_that_is_a_link_is_left_as_it_is(photos, tmp_path):
     assert report.updated + report.created == 4  # the other four images
 
 
+def make_thing(path: Path, kind: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "xmp":
+        shutil.copy(SAMPLES / "lightroom.xmp", path)
+    elif kind == "not xmp":
+        path.write_text("<notes><note>mine</note></notes>\n")
+    elif kind == "not xml":
+        path.write_text("shopping list\n")
+    elif kind == "folder":
+        path.mkdir()
+        (path / "kept").write_text("mine")
+    elif kind == "fifo":
+        os.mkfifo(path)
+
+
+def state_of(path: Path) -> object:
+    if path.is_symlink():
+        return ("link", os.readlink(path))
+    if path.is_dir():
+        return ("folder", sorted((p.name, p.read_bytes()) for p in path.iterdir()))
+    if path.exists() and not path.is_file():
+        return ("special", path.stat().st_mode)
+    return ("file", path.read_bytes()) if path.exists() else None
+
+
+@pytest.mark.parametrize("kind", ["xmp", "not xmp", "not xml", "folder", "fifo", "nothing"])
+def test_a_sidecar_that_is_a_link_is_skipped_as_a_link_whatever_it_points_to(photos, tmp_path, kind):
+    """write (and its dry run) and remove never read a link in a sidecar's place as the sidecar: the reason
+    says it is a symbolic link whatever its target is (valid XMP, another file, a folder, a named pipe, nothing),
+    and the link and its target stay as they were. Ingest reads keywords through it (reading changes nothing),
+    and a reason it gives names the link."""
+    lib, paths, dt, lr = photos
+    target = tmp_path / "elsewhere" / "shared.xmp"
+    make_thing(target, kind)
+    before = state_of(target)
+    link = Path(str(paths[2]) + ".xmp")
+    link.symlink_to(target)
+    for dry_run in (True, False):
+        report = lib.sidecars_write("shapes", dry_run=dry_run)
+        reasons = dict(report.skipped_files)
+        assert "symbolic link" in reasons[str(link)], reasons
+        assert state_of(link) == ("link", str(target)) and state_of(target) == before
+    own = Path(str(paths[4]) + ".xmp")  # written by zsindex just now, then made a link by the user
+    assert own.is_file()
+    own.unlink()
+    own.symlink_to(target)
+    for dry_run in (True, False):
+        report = lib.sidecars_remove("shapes", dry_run=dry_run)
+        reasons = dict(report.skipped_files)
+        assert "symbolic link" in reasons[str(own)], reasons
+        assert state_of(own) == ("link", str(target)) and state_of(target) == before
+    unread = dict(lib.ingest([paths[0].parent], workers=0).skipped_sidecars)
+    if kind in ("not xmp", "not xml"):
+        assert f"a symbolic link to {target}" in unread[str(link)], unread
+    else:
+        assert str(link) not in unread, unread  # XMP: read; not a file: no sidecar there
+    if kind == "xmp":
+        assert lib.keywords()[str(paths[2])]
+    assert state_of(target) == before
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_folder_or_a_pipe_in_a_sidecars_place_is_skipped_untouched(photos, kind):
+    """Never waited on (a named pipe), never replaced: skipped with the reason, by write and by remove."""
+    lib, paths, dt, lr = photos
+    odd = Path(str(paths[2]) + ".xmp")
+    make_thing(odd, kind)
+    before = state_of(odd)
+    report = lib.sidecars_write("shapes")
+    reasons = dict(report.skipped_files)
+    assert "not a sidecar file" in reasons[str(odd)], reasons
+    own = Path(str(paths[4]) + ".xmp")
+    own.unlink()
+    make_thing(own, kind)
+    report = lib.sidecars_remove("shapes")
+    assert "not a sidecar file" in dict(report.skipped_files)[str(own)]
+    assert state_of(odd) == before and state_of(own)[0] == before[0]
+
+
 def test_a_link_planted_at_a_sidecars_temp_name_is_never_written_through(photos, tmp_path):
     """A sidecar is written beside (.NAME.zsindex-tmp) and renamed over: the temp name is made new, never opened
     through whatever is there."""

@@ -33,5 +33,10 @@ def forget(paths: tuple[Path, ...], index_dir: Path | None, missing: bool, dry_r
     report = open_library(index_dir).forget(list(paths), missing=missing, dry_run=dry_run)
     emit_record(report.to_dict(), fmt)
     if report.images == 0:
+        from .errors import path_blocker
+
+        # a path that cannot exist (a file stands where a folder on its path should): name the file, whose own
+        # path is the one to give
+        blocked = [f" ({b}; to forget that file, give its own path)" for b in map(path_blocker, paths) if b]
         warn("warning: the index holds no " + ("missing " if missing else "") + "images under "
-             + (", ".join(map(str, paths)) or "any path") + "; nothing was forgotten")
+             + (", ".join(map(str, paths)) or "any path") + "".join(blocked[:1]) + "; nothing was forgotten")

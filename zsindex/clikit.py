@@ -133,12 +133,19 @@ class NonEmptyPath(click.Path):
         try:
             return super().convert(value, param, ctx)
         except click.BadParameter as e:  # click writes a byte that is not UTF-8 as U+FFFD; name it as outputs do
+            from .errors import path_blocker
             from .output import shown
 
             theirs, ours = click.utils.format_filename(value), shown(os.fsdecode(value))
-            if theirs == ours or theirs not in e.message:
+            message = e.message
+            blocker = path_blocker(value) if "does not exist" in message else None
+            if blocker is not None:  # a file where a folder on its path should be: say so
+                message = f"{message.rstrip('.')}: {blocker}."
+            if theirs != ours and theirs in message:
+                message = message.replace(theirs, ours)
+            if message == e.message:
                 raise
-            raise click.BadParameter(e.message.replace(theirs, ours), ctx, param) from None
+            raise click.BadParameter(message, ctx, param) from None
 
 
 class Glob(click.ParamType):

@@ -139,3 +139,37 @@ def check_paths(values: object, name: str, glob: bool = False) -> None:
     """check_path for one value or each of a list of them."""
     for value in [values] if isinstance(values, (str, bytes)) else values or ():  # type: ignore[attr-defined]
         check_path(value, name, glob)
+
+
+def path_blocker(path: object) -> str | None:
+    """Why a path that does not exist cannot exist: the nearest thing above it is not a folder ("F is a file,
+    not a folder", "L is a symbolic link to T, which does not exist"); None when a folder above it exists
+    (the path is simply not there, or gone)."""
+    import os
+    from pathlib import Path
+
+    for above in Path(os.fsdecode(path)).parents:  # type: ignore[arg-type]
+        if not os.path.lexists(above):
+            continue
+        if os.path.isdir(above):
+            return None
+        if os.path.islink(above) and not os.path.exists(above):
+            try:
+                target = os.readlink(above)
+            except OSError:
+                target = "?"
+            return f"{_one_line(str(above))} is a symbolic link to {_one_line(target)}, which does not exist"
+        return f"{_one_line(str(above))} is a file, not a folder"
+    return None
+
+
+def missing_paths(paths: Iterable[object], what: str = "file or folder", gone_hint: str = "") -> str:
+    """'no such file or folder: P, Q' for paths that do not exist, saying for each one that cannot exist
+    which file stands in its way; ``gone_hint`` ('; to remove ...') only when some path is simply gone."""
+    import os
+
+    names = [os.fsdecode(p) for p in paths]  # type: ignore[arg-type]
+    blocked = {n: path_blocker(n) for n in names}
+    parts = [f"{_one_line(n)} ({blocked[n]})" if blocked[n] else _one_line(n) for n in names]
+    hint = gone_hint if any(b is None for b in blocked.values()) else ""
+    return f"no such {what}: {known_list(parts)}{hint}"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import config
-from .errors import UsageError, check_path, known_list
+from .errors import UsageError, check_path, known_list, missing_paths
 from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
 from .params import checked
 from .scan import scan
@@ -54,7 +54,7 @@ def load_dataset(source: Path, raw_names: bool = False) -> Dataset:
     """A folder with one sub-folder per class, or a CSV of path,label[,label...]."""
     check_path(source, "source")
     if not source.exists():
-        raise UsageError(f"no such file or folder: {source}")
+        raise UsageError(missing_paths([source]))
     name = (lambda n: n) if raw_names else clean_name
     paths: list[str] = []
     truth: list[list[str]] = []

@@ -129,3 +129,65 @@ def folder_writable(folder: Path, files: tuple[Path, ...] = ()) -> bool:
     if not os.access(folder, os.W_OK | os.X_OK):
         return False
     return all(os.access(f, os.W_OK) for f in files if f.exists())
+
+
+def not_a_file(path: Path) -> str | None:
+    """What stands at path when it is not a regular file (a symbolic link followed): "a folder", "a named pipe
+    (FIFO)", "a symbolic link to X, which does not exist", ...; None when nothing is there, or a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if not os.path.islink(path):
+            return None  # nothing there (or a folder above it that cannot be entered: others say so)
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        if isinstance(e, FileNotFoundError):
+            return f"a symbolic link to {target}, which does not exist"
+        return f"a symbolic link to {target}, which cannot be followed ({e.strerror})"
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    what = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else
+            "a device file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    if os.path.islink(path):
+        try:
+            what = f"a symbolic link to {what} ({os.readlink(path)})"
+        except OSError:
+            what = f"a symbolic link to {what}"
+        return what
+    return what
+
+
+def in_the_way(path: Path) -> str | None:
+    """``not_a_file`` for a file zsindex replaces by renaming over it: a symbolic link there is replaced
+    (never its target), so only something that is neither a link nor a regular file stands in the way."""
+    return None if os.path.islink(path) else not_a_file(path)
+
+
+DB_FILE_ROLES = {"": "the index database", "-wal": "the write-ahead log of the index database",
+                 "-shm": "the shared index of the database's write-ahead log",
+                 "-journal": "the rollback journal of the index database"}
+
+
+def check_database_files(folder: Path, db_name: str = "index.sqlite") -> None:
+    """Refuse an index folder whose database, or one of the files SQLite keeps beside it, is not a regular
+    file (a folder, a named pipe, a symbolic link to nothing), naming the file and what to do: SQLite
+    could not open it, or would say only "unable to open" or "disk I/O error"."""
+    db = folder / db_name
+    what = not_a_file(db)
+    if what is not None:
+        if "does not exist" in what or "cannot be followed" in what:
+            raise IndexCorruptError(f"{db} is {what}, so the index database cannot be read. If the database is "
+                                    f"elsewhere (a drive not mounted), make it reachable again; else m"
+                                    + _MOVE_ASIDE[1:])
+        raise IndexCorruptError(f"{db} is {what}, not the index database (a regular file). " + _MOVE_ASIDE)
+    for suffix, role in DB_FILE_ROLES.items():
+        path = folder / (db_name + suffix)
+        what = not_a_file(path) if suffix else None
+        if what is not None:
+            raise IndexStateError(
+                f"{path} is {what}, but SQLite keeps {role} ({db}) there as a regular file, so the index "
+                f"cannot be opened. Move it aside (zsindex removes nothing it did not make) and run the command again")

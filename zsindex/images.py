@@ -255,5 +255,8 @@ def read_image(path: Path, target: int | None = 224, max_megapixels: float = DEF
     except ImageError:
         raise
     except OSError as e:
-        raise ImageError(f"cannot read: {e.strerror or e}") from None
+        from .errors import path_blocker
+
+        blocker = path_blocker(path) if isinstance(e, (FileNotFoundError, NotADirectoryError)) else None
+        raise ImageError(f"cannot read: {e.strerror or e}" + (f" ({blocker})" if blocker else "")) from None
     return decode_bytes(data, target, max_megapixels, suffix=path.suffix)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,16 +83,24 @@ def embedded_keywords(path: str) -> tuple[list[str], list[str], str | None]:
 
 def sidecar_keywords(store: Store, sidecar: str) -> tuple[list[str], str | None]:
     """The user's keywords in a sidecar: all it lists less what zsindex wrote there."""
+    via = ""
+    if os.path.islink(sidecar):  # read through (reading changes nothing); a reason names the file it read
+        via = f"(a symbolic link to {os.readlink(sidecar)}) "
     try:
-        if os.path.getsize(sidecar) > MAX_SIDECAR_BYTES:
-            return [], f"{sidecar}: larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB"
-        with open(sidecar, "rb") as f:
+        fd = os.open(sidecar, os.O_RDONLY | os.O_NONBLOCK)  # a named pipe put there since is not waited on
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return [], f"{sidecar}: {via}not a regular file"
+        with os.fdopen(fd, "rb") as f:
+            if st.st_size > MAX_SIDECAR_BYTES:
+                return [], f"{sidecar}: {via}larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB"
             doc = XmpDoc.from_bytes(f.read())
         return keywords_of(doc, skip=recorded_entries(store, sidecar)), None
     except OSError as e:
-        return [], f"{sidecar}: cannot read: {e.strerror or e}"
+        return [], f"{sidecar}: {via}cannot read: {e.strerror or e}"
     except XmpError as e:
-        return [], f"{sidecar}: {e}"
+        return [], f"{sidecar}: {via}{e}"
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import config
 from .browse import BrowseMixin
-from .errors import IndexStateError, UsageError, check_path, known_list
+from .errors import IndexStateError, UsageError, check_path, missing_paths
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
 from .params import Glob, checked, checked_api, path_list, text_list
@@ -50,7 +50,7 @@ class Library(SidecarsMixin, BrowseMixin):
         """``create``: None (the default) makes the index when something is first written into it (ingest,
         labels_add); reading a folder with no index raises "no index at ..." and creates nothing, as
         the command line does. True makes it now; False refuses a folder with no index at once."""
-        from .faults import check_folder_readable
+        from .faults import check_database_files, check_folder_readable
         from .owned import check_index_folder
         from .store import DB_NAME
 
@@ -64,6 +64,8 @@ class Library(SidecarsMixin, BrowseMixin):
         # cache; db=False: the folder's own SQLite whatever the environment says (private indexes).
         self._url = None if db is False else config.db_url(db if isinstance(db, str) else None)
         self._store: Any = None
+        if not self._url:
+            check_database_files(self.folder)  # a folder or a pipe in the database's place is no missing index
         if self._url or (self.folder / DB_NAME).is_file() or create:
             self._open_store()
         elif create is False:
@@ -82,6 +84,9 @@ class Library(SidecarsMixin, BrowseMixin):
         self.cache_wait_ms: int | None = None  # a server sets this: a busy database never delays a search
 
     def _no_index(self) -> IndexStateError:
+        from .faults import check_database_files
+
+        check_database_files(self.folder)  # raises when something other than a file has the database's name
         if self.folder.exists() and not self.folder.is_dir():
             return IndexStateError(f"{self.folder} is a file, not an index folder; give a folder as folder=")
         return IndexStateError(f"no index at {self.folder}; ingest images into it first "
@@ -225,14 +230,17 @@ class Library(SidecarsMixin, BrowseMixin):
         """
         from .errors import IndexLockedError
         from .lock import WriteLock
-        from .vectors import VectorIndex, load_vectors
+        from .vectors import VectorIndex, cache_fault, load_vectors
 
+        blocked = cache_fault(self.folder)  # a folder or a pipe where the cache is kept
+        if holding_lock and blocked is not None:
+            raise blocked  # a writer: before any work, rather than once it is done
         loaded = load_vectors(self.store, model.id, model.dim, generation, writable=holding_lock)
         if loaded is not None:
             return loaded
         if holding_lock:
             return self._rebuilt_and_saved(model, generation)
-        if not self.store.read_only:
+        if not self.store.read_only and blocked is None:
             try:
                 with WriteLock(self.folder):
                     return self._rebuilt_and_saved(model, generation)
@@ -267,8 +275,8 @@ class Library(SidecarsMixin, BrowseMixin):
             raise UsageError("give at least one folder or file to ingest")
         missing = [str(p) for p in paths if not os.path.exists(p)]
         if missing:
-            raise UsageError(f"no such file or folder: {known_list(missing)}; to remove what the index holds "
-                             "under a folder that is gone, use Library.forget(PATH)")
+            raise UsageError(missing_paths(missing, gone_hint="; to remove what the index holds under a folder that "
+                                                             "is gone, use Library.forget(PATH)"))
         if ray_address is not None:
             from .ingest_ray import require_ray
 
@@ -374,7 +382,7 @@ class Library(SidecarsMixin, BrowseMixin):
     def status(self) -> dict[str, Any]:
         from .lock import writer_active
         from .rowfile import ROWS_NAME
-        from .vectors import FAISS_NAME, KIND_STATE, META_NAME, choose_kind
+        from .vectors import FAISS_NAME, KIND_STATE, META_NAME, choose_kind, read_regular
 
         model = self.store.model()
         run = self.store.last_run()
@@ -382,12 +390,12 @@ class Library(SidecarsMixin, BrowseMixin):
         if run_status == "running" and not writer_active(self.folder):
             run_status = "interrupted"  # killed before it could say so (SIGKILL, power loss)
         files = {name: (self.folder / name).stat().st_size for name in
-                 ("index.sqlite", "index.sqlite-wal", FAISS_NAME, ROWS_NAME) if (self.folder / name).exists()}
+                 ("index.sqlite", "index.sqlite-wal", FAISS_NAME, ROWS_NAME) if (self.folder / name).is_file()}
         fresh, kind = False, None
         try:
             import json
 
-            meta = json.loads((self.folder / META_NAME).read_text())
+            meta = json.loads(read_regular(self.folder / META_NAME))  # never waits on a pipe of that name
             if isinstance(meta, dict):
                 fresh, kind = meta.get("generation") == self.store.generation(), meta.get("kind", "flat")
         except (OSError, ValueError):  # missing or damaged: the cache is rebuilt on next use

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import zlib
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import IndexLockedError
-from .faults import file_fault
+from .errors import IndexLockedError, IndexStateError
+from .faults import file_fault, in_the_way, not_a_file
 from .safewrite import NOFOLLOW, open_in_place
 
 LOCK_NAME = "write.lock"
@@ -28,10 +29,20 @@ class WriteLock:
         self._fd: int | None = None
 
     def acquire(self) -> "WriteLock":
-        try:
-            fd = open_in_place(self.path, os.O_RDWR | os.O_CREAT)  # it is truncated below: never through a link
-        except OSError as e:
-            raise file_fault(e, self.path, f"change the index in {self.path.parent}") from None
+        what = in_the_way(self.path)
+        if what is None:
+            try:
+                fd = open_in_place(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK)  # truncated below: not a link
+            except OSError as e:
+                raise file_fault(e, self.path, f"change the index in {self.path.parent}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # put there since it was looked at
+                os.close(fd)
+                what = not_a_file(self.path) or "not a regular file"
+        if what is not None:
+            raise IndexStateError(
+                f"cannot change the index in {self.path.parent}: {self.path} is {what}, where zsindex keeps the "
+                f"index's write lock as a regular file. Move it aside (zsindex removes nothing it did not make) "
+                f"and run the command again; reading commands keep working")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -61,10 +72,12 @@ class WriteLock:
 def writer_active(folder: Path) -> bool:
     """Whether a process holds the write lock now (a probe that takes nothing and creates no file)."""
     try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | NOFOLLOW)  # a link there is no writer's lock file
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | NOFOLLOW | os.O_NONBLOCK)  # a link: no writer's lock file
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # a folder or a pipe in its place: no writer can hold it
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False

@@ -128,8 +128,13 @@ def check_new_output(path: Path, force: bool = False) -> None:
     if not force and (path.exists() or path.is_symlink()):
         raise _exists(path)
     if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise UsageError(f"cannot write {path}: its folder {folder} {what}; create it first, or choose another name")
+        from .errors import path_blocker
+
+        blocker = path_blocker(path)
+        if blocker is not None:
+            raise UsageError(f"cannot write {path}: {blocker}; choose another name")
+        raise UsageError(f"cannot write {path}: its folder {folder} does not exist; create it first, or choose "
+                         f"another name")
 
 
 def index_folder_of(folder: Path) -> Path | None:

@@ -45,8 +45,9 @@ def connect(folder: Path) -> sqlite3.Connection | None:
     """The folder's SQLite store opened read-only; None when there is none or it cannot be opened so."""
     path = folder / DB_NAME
     try:
-        if not path.is_file():
-            return None
+        if not path.is_file() or any(not os.path.isfile(f"{path}{x}") for x in ("-wal", "-shm", "-journal")
+                                     if os.path.lexists(f"{path}{x}")):
+            return None  # something other than a file where SQLite keeps one: the full path words it
         return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
     except (sqlite3.Error, ValueError, OSError):  # a folder it may not read, say: the full path words it
         return None

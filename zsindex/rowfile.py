@@ -28,6 +28,7 @@ removes the file. A row file that is a symbolic link is not zsindex's: it is nev
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,13 @@ class RowFile:
             return None
         if self._fd is None:
             try:
-                self._fd = os.open(self.path, os.O_RDONLY | NOFOLLOW)  # a link in its place is not ours
+                fd = os.open(self.path, os.O_RDONLY | NOFOLLOW | os.O_NONBLOCK)  # a link in its place is not ours
             except OSError:
                 return None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a pipe (reading it would wait): not ours
+                os.close(fd)
+                return None
+            self._fd = fd
             if _FADVISE:  # candidates are scattered: no read-ahead around each one
                 os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
         return self._fd
@@ -132,9 +137,14 @@ class RowFile:
         ids, vecs = ids[keep][order], np.ascontiguousarray(np.asarray(vecs, dtype=np.float32)[keep][order])
         breaks = np.flatnonzero(np.diff(ids) != 1) + 1
         try:
-            fd = open_in_place(self.path, os.O_WRONLY | os.O_CREAT)  # a link there is replaced, not written through
+            # a link there is replaced, not written through; a pipe is not waited on
+            fd = open_in_place(self.path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK)
         except OSError:
-            self._distrust()  # a read-only folder, say: searches read SQL
+            self._distrust()  # a read-only folder, a folder of that name, say: searches read SQL
+            return
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            self._distrust()
             return
         try:
             if not self._dirty:
@@ -154,7 +164,10 @@ class RowFile:
         if not self._dirty or self._distrusted:
             return
         try:
-            fd = os.open(self.path, os.O_WRONLY | NOFOLLOW)
+            fd = os.open(self.path, os.O_WRONLY | NOFOLLOW | os.O_NONBLOCK)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise IsADirectoryError(self.path)
         except OSError:
             if self.path.is_symlink():  # put in its place since this process wrote it: no row of ours is there
                 self._distrust()
@@ -179,6 +192,10 @@ class RowFile:
         (so too when it cannot even be removed); the next rebuild writes it anew."""
         self.close()
         self._distrusted = True
+        from .faults import in_the_way
+
+        if in_the_way(self.path) is not None:
+            return  # a folder or a pipe of that name: never ours to remove, and never read as rows
         try:
             self.path.unlink(missing_ok=True)
         except OSError:

@@ -10,6 +10,7 @@ read-only folder is skipped with the reason and left untouched.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from . import schema as s
+from .safewrite import NOFOLLOW
 from .sidecars import (
     DECLINED,
     WRITTEN,
@@ -82,9 +84,15 @@ def plan_targets(store: Store, scope: list[str], wanted: dict[str, set[Entry]], 
 def _read(path: str) -> tuple[bytes | None, str | None]:
     """The file's bytes (None when absent), or a reason it cannot be used."""
     try:
-        if os.path.getsize(path) > MAX_SIDECAR_BYTES:
-            return None, f"larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB, left untouched"
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW)  # a named pipe is not waited on
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a named pipe, a device)"
+            return None, f"{what}, not a sidecar file, left untouched"
+        with os.fdopen(fd, "rb") as f:
+            if st.st_size > MAX_SIDECAR_BYTES:
+                return None, f"larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB, left untouched"
             return f.read(), None
     except FileNotFoundError:
         return None, None
@@ -133,6 +141,8 @@ def sync_one(store: Store, target: Target, scope: set[str], dry_run: bool) -> di
     tmp = temp_name(target.path)
     if not dry_run and os.path.lexists(tmp):
         os.unlink(tmp)  # left by a run that was killed mid-write; the sidecar itself is whole
+    if os.path.islink(target.path):  # never read as the sidecar, whatever it points to: writes never go through it
+        return _detail(target, "skipped", f"{read_only_reason(target.path, True)}, left untouched")
     data, problem = _read(target.path)
     if problem:
         return _detail(target, "skipped", problem)

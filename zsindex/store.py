@@ -23,7 +23,14 @@ from sqlalchemy.orm import Session
 
 from . import schema as s
 from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelMismatchError, ZsindexError, plural
-from .faults import database_fault, empty_database_error, file_fault, folder_writable, read_only_error
+from .faults import (
+    check_database_files,
+    database_fault,
+    empty_database_error,
+    file_fault,
+    folder_writable,
+    read_only_error,
+)
 from .schema_version import migrations_dir, script_head  # noqa: F401 - importable from here too
 
 DB_NAME = "index.sqlite"
@@ -382,6 +389,7 @@ class Store:
         if url:
             self.engine = self._open_server(url)
             return
+        check_database_files(folder, DB_NAME)  # a folder, a pipe or a dangling link in a database file's place
         sidecars = tuple(folder / (DB_NAME + x) for x in ("", "-wal", "-shm"))
         if not os.path.lexists(self.path):
             if folder.is_dir() and not folder_writable(folder):

@@ -340,6 +340,9 @@ class VectorIndex:
         from .safewrite import write_new
 
         tmp, meta_tmp = folder / (FAISS_NAME + ".tmp"), folder / (META_NAME + ".tmp")
+        blocked = cache_fault(folder)
+        if blocked is not None:
+            raise blocked
         try:
             _write_index(self._faiss, self.index, tmp)
             os.replace(tmp, folder / FAISS_NAME)
@@ -349,12 +352,14 @@ class VectorIndex:
             if self.quantised and self.exact is not None:
                 self.exact.saved()
             if not self.quantised:
+                from .faults import in_the_way
                 from .rowfile import ROWS_NAME
 
-                try:
-                    (folder / ROWS_NAME).unlink(missing_ok=True)  # left by a compressed index this one replaced
-                except OSError:
-                    pass  # not a file (a folder of that name): no row file of ours, nothing to remove
+                if in_the_way(folder / ROWS_NAME) is None:  # a folder or a pipe of that name: not ours to remove
+                    try:
+                        (folder / ROWS_NAME).unlink(missing_ok=True)  # left by a compressed index this one replaced
+                    except OSError:
+                        pass
         except (OSError, RuntimeError) as e:
             for leftover in (tmp, meta_tmp):  # ours, written just above
                 leftover.unlink(missing_ok=True)
@@ -375,8 +380,12 @@ class VectorIndex:
         """
         faiss = _faiss()
 
+        from .faults import not_a_file
+
+        if not_a_file(folder / META_NAME) or not_a_file(folder / FAISS_NAME):
+            return None  # a folder, a pipe (reading it would wait forever), a link to nothing: rebuilt from SQL
         try:
-            meta = json.loads((folder / META_NAME).read_text())
+            meta = json.loads(read_regular(folder / META_NAME))
             if meta.get("generation") != generation or meta.get("dim") != dim:
                 return None
             if kind is not None and meta.get("kind", "flat") != kind:
@@ -421,6 +430,37 @@ class VectorIndex:
             vi.add(ids, vecs)
         vi.exact = exact
         return vi
+
+
+def cache_fault(folder: Path) -> Exception | None:
+    """Why the FAISS cache cannot be saved in folder, when a name it is written under is taken by something
+    that is neither a regular file nor a symbolic link (those are replaced): a folder, a named pipe. Such a
+    thing is not zsindex's to remove; a reader then goes without saving the cache, a writer stops with this."""
+    from .errors import IndexStateError
+    from .faults import in_the_way
+    from .lock import LOCK_NAME
+
+    for name in (FAISS_NAME, META_NAME, FAISS_NAME + ".tmp", META_NAME + ".tmp", LOCK_NAME):
+        what = in_the_way(folder / name)
+        if what is not None:
+            role = "the index's write lock" if name == LOCK_NAME else "the vector cache"
+            return IndexStateError(
+                f"cannot save the vector cache in {folder}: {folder / name} is {what}, where zsindex keeps "
+                f"{role} as a regular file. Move it aside (zsindex removes nothing it did not make) and run the "
+                f"command again; the vectors are safe in the index database, and reading commands keep working "
+                f"(they rebuild the cache from it each time, without saving it)")
+    return None
+
+
+def read_regular(path: Path) -> str:
+    """The text of a small regular file, opened without waiting (a named pipe in its place raises OSError)."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return f.read().decode("utf-8")
 
 
 def _utf8(path: Path) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import labels as labels_mod
 from .config import DEFAULT_MAX_MEGAPIXELS
-from .errors import ImageError, UsageError, known_list
+from .errors import ImageError, UsageError, known_list, missing_paths
 from .images import read_image
 from .labels import LabelScore, LabelSet
 from .params import checked, path_list, text_list
@@ -109,7 +109,7 @@ def existing_files(images: object, name: str = "images") -> list[str | Path]:
     paths = path_list(images, name)
     missing = [os.fspath(p) for p in paths if not os.path.exists(p)]
     if missing:
-        raise UsageError(f"no such file: {', '.join(missing)}")
+        raise UsageError(missing_paths(missing, "file"))
     folders = [os.fspath(p) for p in paths if os.path.isdir(p)]
     if folders:  # a folder is not an image that could not be read: say what to give instead
         raise UsageError(f"{known_list(folders)}: a folder, where image files are wanted; give its files (a "

@@ -283,9 +283,10 @@ def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_the_work(tm
     monkeypatch.setenv("ZSINDEX_HOME", str(home))
     data = _eval_data(tmp_path)
     a_file = next(data.rglob("*.png"))
-    for out, what in ((tmp_path / "nodir" / "x.csv", "does not exist"), (a_file / "x.csv", "is not a folder")):
+    for out, what in ((tmp_path / "nodir" / "x.csv", f"its folder {tmp_path / 'nodir'} does not exist"),
+                      (a_file / "x.csv", f"{a_file} is a file, not a folder")):
         r = invoke(*[a.format(index=tmp_path / "no-index", out=out, data=data) for a in args])
-        assert r.exit_code == 2 and f"{out}" in r.output and f"its folder {out.parent} {what}" in r.output, r.output
+        assert r.exit_code == 2 and f"{out}" in r.output and what in r.output, r.output
         assert "zsindex-tmp" not in r.output and not (home / "eval-cache").exists()
 
 

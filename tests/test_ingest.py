@@ -374,3 +374,27 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert faiss_ids(lib) == indexed_ids(index)
     statuses = [s for (s,) in con.execute("SELECT status FROM ingest_runs ORDER BY id")]
     assert statuses == ["interrupted", "finished"]
+
+
+def test_a_file_refused_for_its_size_is_read_again_when_the_limit_allows_it(lib, tmp_path):
+    """The guard's message points at --max-megapixels (max_megapixels=), but a rerun with a higher limit found the
+    file unchanged and left it skipped. A file refused for its size (an image, a RAW, a video's frames) is read
+    again by a run whose limit allows it; a run with the same limit leaves it as it was, without a new report."""
+    from PIL import Image
+
+    from .mediafiles import scene, write_dng, write_video
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    Image.fromarray(scene("red", "circle", size=512)).save(folder / "photo.png")  # 0.26 MP
+    write_dng(folder / "raw.dng", scene("blue", "square", size=512))
+    write_video(folder / "clip.mp4", [(scene("green", "star", size=512), 1.0)])
+    first = ingest(lib, folder, max_megapixels=0.1)
+    assert (first.added, first.skipped) == (0, 3), first.skipped_files
+    assert all("over the 0.1 MP limit" in why for _, why in first.skipped_files)
+    same = ingest(lib, folder, max_megapixels=0.1)
+    assert (same.unchanged, same.skipped, same.changed) == (3, 0, 0)  # still too large: left, not reported again
+    allowed = ingest(lib, folder, max_megapixels=1)
+    assert (allowed.skipped, allowed.changed + allowed.added) == (0, 3), allowed.skipped_files
+    assert {status for _, _, status, _ in rows(lib.folder)} == {"indexed"}
+    assert len(lib.search("a red circle", k=5)) == 3

@@ -39,6 +39,14 @@ class ImageError(ZsindexError):
     """One image file cannot be read or decoded."""
 
 
+class TooLargeError(ImageError):
+    """An image (or a video's frames) over the caller's megapixel limit: refused before its pixels are read."""
+
+    def __init__(self, message: str, width: int, height: int) -> None:
+        super().__init__(message)
+        self.width, self.height = width, height
+
+
 class IndexStateError(ZsindexError):
     """The index is missing, empty, locked or from a newer zsindex."""
 

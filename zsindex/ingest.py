@@ -34,7 +34,8 @@ from sqlalchemy import delete, select, update
 
 from . import frames, ignored
 from . import schema as s
-from .errors import ImageError
+from .config import DEFAULT_MAX_MEGAPIXELS
+from .errors import ImageError, TooLargeError
 from .images import decode_bytes
 from .scan import FileEntry, Places, scan
 from .sidecars import follow_move
@@ -129,6 +130,8 @@ def _work(entry: FileEntry, known: frozenset[str], target: int, max_mp: float) -
         out.width, out.height, out.format, out.meta = decoded.width, decoded.height, decoded.format, decoded.meta
     except ImageError as e:
         out.error = str(e)
+        if isinstance(e, TooLargeError):  # kept with the error: a later run with a higher limit tries it again
+            out.width, out.height = e.width, e.height
     except OSError as e:
         out.error = f"cannot read: {e.strerror or e}"
     out.seconds = time.perf_counter() - started
@@ -182,10 +185,12 @@ def _under(path: str, roots: Sequence[str]) -> bool:
 
 
 class _Plan:
-    def __init__(self, store: Store, files: list[FileEntry], roots: Sequence[str]) -> None:
+    def __init__(self, store: Store, files: list[FileEntry], roots: Sequence[str],
+                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> None:
         with store.session() as session:
             rows = session.execute(
-                select(s.Image.id, s.Image.path, s.Image.size, s.Image.mtime_ns, s.Image.status, s.Image.sha256)
+                select(s.Image.id, s.Image.path, s.Image.size, s.Image.mtime_ns, s.Image.status, s.Image.sha256,
+                       s.Image.width, s.Image.height)
             ).all()
         self.by_path = {r.path: r for r in rows}
         seen = {f.path for f in files}
@@ -193,7 +198,12 @@ class _Plan:
         self.todo: list[FileEntry] = []
         for f in files:
             row = self.by_path.get(f.path)
-            if row and row.status != s.STATUS_DELETED and row.size == f.size and row.mtime_ns == f.mtime_ns:
+            # A file refused for its size (its width and height kept with the error) that this run's limit
+            # allows is read again: the message had pointed at --max-megapixels, and the flag must work
+            allowed = (row is not None and row.status == s.STATUS_ERROR and row.width is not None
+                       and row.height is not None and row.width * row.height <= max_megapixels * 1_000_000)
+            if row and row.status != s.STATUS_DELETED and row.size == f.size and row.mtime_ns == f.mtime_ns \
+                    and not allowed:
                 self.unchanged_ids.append(row.id)
             else:
                 self.todo.append(f)
@@ -346,7 +356,7 @@ class Ingester:
             self.report.ignored = ignored.record(session, self.report.run_id, root_strs, result.ignored)
         self.report.skipped_files.extend(result.problems)
         self.report.skipped += len(result.problems)
-        plan = _Plan(self.store, result.files, looked_in)
+        plan = _Plan(self.store, result.files, looked_in, max_megapixels)
         self.report.unchanged = len(plan.unchanged_ids)
         done, total = 0, len(plan.todo)
         if not total:  # nothing to read: no model, no decode workers
@@ -425,6 +435,7 @@ class Ingester:
                     elif image.status == s.STATUS_INDEXED:
                         remove_ids.extend(frames.faiss_ids_of_row(session, image))
                     image.size, image.mtime_ns, image.sha256 = w.entry.size, w.entry.mtime_ns, None
+                    image.width, image.height = w.width, w.height  # set for a file over the size limit only
                     image.status, image.error, image.last_seen = s.STATUS_ERROR, w.error, stamp
                     counts["skipped"] += 1
                     self.report.skipped_files.append((w.entry.path, w.error))

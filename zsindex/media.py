@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import ImageError
+from .errors import ImageError, TooLargeError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -156,9 +156,9 @@ def _finish(im: "Image.Image", target: int | None) -> "Image.Image":
 def check_megapixels(width: int, height: int, max_megapixels: float) -> None:
     """zsindex's decompression-bomb guard: ImageError when width x height is over the caller's limit."""
     if width * height > max_megapixels * 1_000_000:
-        raise ImageError(
+        raise TooLargeError(
             f"decompression bomb guard: {width}x{height} is {width * height / 1e6:.0f} MP, "
-            f"over the {max_megapixels:g} MP limit (max_megapixels=MP)"
+            f"over the {max_megapixels:g} MP limit (max_megapixels=MP)", width, height
         )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ImageError
+from .errors import ImageError, TooLargeError
 from .filehash import sha256_file
 
 if TYPE_CHECKING:
@@ -115,8 +115,8 @@ def _video_stream(container: Any, max_megapixels: float) -> tuple[Any, int, int]
     if not width or not height:
         raise ImageError("video stream without a frame size")
     if width * height > max_megapixels * 1_000_000:
-        raise ImageError(f"decompression bomb guard: {width}x{height} video frames are over the "
-                         f"{max_megapixels:g} MP limit (max_megapixels=MP)")
+        raise TooLargeError(f"decompression bomb guard: {width}x{height} video frames are over the "
+                            f"{max_megapixels:g} MP limit (max_megapixels=MP)", width, height)
     return stream, width, height
 
 

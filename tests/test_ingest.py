@@ -216,36 +216,70 @@ def _paths(lib: Library) -> list[str]:
 
 
 def test_a_file_reached_under_another_name_is_indexed_once(lib, tmp_path):
-    """One file, many names: a link to the photo folder, a link on the way to it, a file named through a
-    link, a folder holding the one indexed (through a link), or a link inside followed with
-    follow_symlinks. Each file is indexed once, under the name the index first had for its folder, and
-    search returns it once; forgetting through a link forgets it."""
+    """One file, many names: a link to the photo folder, a link on the way to it, a subfolder or a file through
+    a linked parent, two names in one run, a link inside followed with follow_symlinks (in either order). The
+    index names every file by its real path, so each is indexed once, found unchanged under any name, and
+    returned once by search; re-pointing a link deletes nothing that still exists; forgetting works by either
+    name, also once the link's target is gone."""
     photos = tmp_path / "library" / "photos"
-    draw(photos, ["red-circle", "blue-square"])
+    draw(photos / "sub", ["red-circle", "blue-square"])
+    draw(photos, ["green-star"])
     (tmp_path / "link").symlink_to(photos, target_is_directory=True)
     (tmp_path / "up").symlink_to(tmp_path / "library", target_is_directory=True)
-    assert ingest(lib, tmp_path / "link").added == 2  # the first name the index has for the folder
-    named = sorted(str(tmp_path / "link" / f"{n}.png") for n in ("blue-square", "red-circle"))
-    assert _paths(lib) == named
-    again = ingest(lib, photos)  # the real folder, by its own name
-    assert (again.added, again.unchanged) == (0, 2) and _paths(lib) == named
-    assert any("under another name" in w and str(photos) in w for w in again.warnings), again.warnings
-    assert ingest(lib, tmp_path / "up" / "photos" / "red-circle.png").unchanged == 1  # a link on the way
-    draw(tmp_path / "library", ["green-star"])  # beside the indexed folder: the parent, through a link
-    parent = ingest(lib, tmp_path / "up")
-    assert (parent.added, parent.unchanged) == (1, 2)
-    assert _paths(lib) == sorted([*named, str(tmp_path / "up" / "green-star.png")])
+    real = sorted(str(p) for p in photos.rglob("*.png"))
+    first = ingest(lib, tmp_path / "link")
+    assert first.added == 3 and _paths(lib) == real  # real paths, whatever name was given
+    assert any("under another name" in w and str(photos) in w for w in first.warnings), first.warnings
+    lib.tag("red,blue,green", mode="multi", threshold=-1.0)
+    for names in ([photos], [tmp_path / "up" / "photos" / "sub"], [tmp_path / "link" / "sub" / "red-circle.png"],
+                  [photos, tmp_path / "link"], [tmp_path / "link" / "sub", photos]):
+        again = ingest(lib, *names)
+        assert (again.added, again.deleted, again.skipped) == (0, 0, 0), (names, again)
+        assert not any("no image files" in w for w in again.warnings), (names, again.warnings)
+        assert _paths(lib) == real
+    assert len(lib.tag_rows("red,blue,green")) == 9  # every image kept its tags
     hits = [h.path for h in lib.search("a red circle", k=10)]
-    assert len(hits) == len(set(hits)) == 3
-    inside = tmp_path / "more"
+    assert sorted(hits) == real
+    inside = tmp_path / "more"  # a link inside, followed: the file it leads to is the one indexed
     draw(inside, ["yellow-triangle"])
-    (inside / "same.png").symlink_to(photos / "blue-square.png")
+    (inside / "same.png").symlink_to(photos / "sub" / "blue-square.png")
+    (inside / "lnk").symlink_to(photos / "sub", target_is_directory=True)
     followed = ingest(lib, inside, follow_symlinks=True)
-    assert (followed.added, followed.unchanged) == (1, 1) and len(_paths(lib)) == 4
-    both = ingest(lib, photos, tmp_path / "link" / "red-circle.png")  # one run, two names
-    assert (both.added, both.unchanged) == (0, 2)
-    assert lib.forget([photos / "red-circle.png"]).images == 1  # named through the link in the index
-    assert str(tmp_path / "link" / "red-circle.png") not in _paths(lib) and len(_paths(lib)) == 3
+    assert (followed.added, followed.unchanged) == (1, 2) and len(_paths(lib)) == 4
+    # A link re-pointed elsewhere: what its old target holds is still indexed, under its real names
+    other = tmp_path / "other"
+    draw(other, ["purple-circle"])
+    (tmp_path / "link").unlink()
+    (tmp_path / "link").symlink_to(other, target_is_directory=True)
+    moved = ingest(lib, tmp_path / "link")
+    assert (moved.added, moved.deleted) == (1, 0) and set(real) <= set(_paths(lib))
+    # forget through a link, and through a link whose target is gone
+    assert lib.forget([tmp_path / "up" / "photos" / "sub" / "red-circle.png"]).images == 1
+    shutil.rmtree(other)
+    assert lib.forget([tmp_path / "link"]).images == 1
+    assert str(other / "purple-circle.png") not in _paths(lib) and len(_paths(lib)) == 3
+
+
+def test_rows_named_through_a_link_by_an_older_index_move_to_their_real_names(lib, tmp_path):
+    """An index from before names were real paths holds rows named through a link. Ingesting the folder again
+    (by any name) finds each file at its real path as that row moved: same id, tags kept, no duplicate."""
+    photos = tmp_path / "photos"
+    draw(photos, ["red-circle", "blue-square"])
+    (tmp_path / "link").symlink_to(photos, target_is_directory=True)
+    ingest(lib, photos)
+    lib.tag("red,blue", mode="multi", threshold=-1.0)
+    con = sqlite3.connect(lib.folder / "index.sqlite")
+    with con:  # as the older zsindex left it: rows and the run's root under the link's name
+        con.execute("UPDATE images SET path = replace(path, ?, ?)", (str(photos), str(tmp_path / "link")))
+        con.execute("UPDATE ingest_runs SET roots = ?", (json.dumps([str(tmp_path / "link")]),))
+    ids = {p: i for i, p, _, _ in rows(lib.folder)}
+    con.close()
+    report = ingest(lib, tmp_path / "link")
+    assert (report.moved, report.added, report.deleted) == (2, 0, 0), report
+    after = {p: i for i, p, _, _ in rows(lib.folder)}
+    assert sorted(after) == sorted(str(p) for p in photos.glob("*.png"))
+    assert sorted(after.values()) == sorted(ids.values())
+    assert len(lib.tag_rows("red,blue")) == 4
 
 
 def test_exclude_globs(lib, tmp_path):

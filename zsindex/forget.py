@@ -113,15 +113,10 @@ def forget_paths(lib: Any, paths: Sequence[str | os.PathLike[str]], missing: boo
     if not paths and not missing:
         raise UsageError("name the files or folders to forget (paths=), or give missing=True to forget "
                          "every file that no longer exists")
-    from .filters import ingest_roots
-    from .scan import Places
-
     given = [os.path.abspath(os.fspath(p)) for p in paths]
-    with lib.store.session() as session:
-        places = Places(sorted(ingest_roots(session)))
-    # A path given under another name than the index's (a symbolic link) means the files the index names
-    # its way; the name as given counts too (files indexed under it before, or that are gone)
-    roots = sorted({*given, *(places.name(g) for g in given if os.path.lexists(g))})
+    # The index names files by their real paths: a path given through a symbolic link (even one whose target
+    # is gone) means those; the name as given counts too (rows named so by an index from before)
+    roots = sorted({*given, *(os.path.realpath(g) for g in given)})
     report = ForgetReport(dry_run=dry_run)
     # A dry run only reads, so it needs no lock (and works on a read-only index, as other reading commands do).
     with contextlib.nullcontext() if dry_run else WriteLock(lib.folder):

@@ -37,7 +37,7 @@ from . import schema as s
 from .config import DEFAULT_MAX_MEGAPIXELS
 from .errors import ImageError, TooLargeError
 from .images import decode_bytes
-from .scan import FileEntry, Places, scan
+from .scan import FileEntry, real_name, scan
 from .sidecars import follow_move
 from .store import Store, now
 
@@ -170,14 +170,14 @@ def _decoded(entries: Sequence[FileEntry], workers: int, known: frozenset[str], 
 
 
 # -- main side --------------------------------------------------------------------------------------
-def _one_name(path: str, given: dict[str, str], places: Places, follow: bool) -> str:
-    """The name the index gives a file the walk found at ``path`` (see scan.Places); ``given``: the walk's
-    roots and their real paths. Without following links the walk passed none below its root: the file's
-    real path is its root's real path and the rest."""
+def _one_name(path: str, given: dict[str, str], follow: bool) -> str:
+    """The name the index gives a file the walk found at ``path``: its real path (see scan.real_name);
+    ``given``: the walk's roots and their real paths. Without following links the walk passed none below its
+    root: the file's real path is its root's real path and the rest."""
     root = max((g for g in given if _under(path, [g])), key=len, default=None)
     if follow or root is None:
-        return places.name(path)
-    return places.name(path, given[root] + path[len(root):])
+        return real_name(path)
+    return real_name(path, root, given[root])
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -299,13 +299,13 @@ class Ingester:
 
         started = time.perf_counter()
         given = [os.path.abspath(os.fspath(r)) for r in roots]
-        with self.store.session() as session:  # the index's names for folders first, then this run's new ones
-            places = Places([*sorted(ingest_roots(session)), *given])
-        root_strs = [places.name(g) for g in given]
+        with self.store.session() as session:
+            known = sorted(ingest_roots(session))
+        root_strs = [os.path.realpath(g) for g in given]  # the index names files by their real paths
         for g, name in zip(given, root_strs):
             if name != g:
-                self.report.warnings.append(f"{g} is {name} under another name (a symbolic link); the index "
-                                            f"keeps the name {name}")
+                self.report.warnings.append(f"{g} is {name} under another name (a symbolic link on its way); "
+                                            f"the index names its files by their real paths, under {name}")
         try:  # the run's own record too: a Ctrl-C just after it is committed must still mark it
             with self.store.session() as session:
                 session.execute(update(s.IngestRun).where(s.IngestRun.status == "running")
@@ -315,7 +315,7 @@ class Ingester:
                 session.add(run)
                 session.flush()
                 self.report.run_id = run.id
-            self._run(roots, root_strs, places, exclude, follow_symlinks, workers, max_megapixels)
+            self._run(roots, root_strs, known, exclude, follow_symlinks, workers, max_megapixels)
         except BaseException as e:  # Ctrl-C or a crash: the run must not stay "running" in `status`
             from .interrupts import is_interrupt
 
@@ -337,21 +337,22 @@ class Ingester:
             if run is not None:
                 run.status, run.finished_at = status, now()
 
-    def _run(self, roots: Sequence[Path], root_strs: list[str], places: Places, exclude: Sequence[str],
+    def _run(self, roots: Sequence[Path], root_strs: list[str], known: list[str], exclude: Sequence[str],
              follow_symlinks: bool, workers: int, max_megapixels: float) -> None:
         result = scan(roots, exclude, follow_symlinks)
-        given = [os.path.abspath(os.fspath(r)) for r in roots]
-        for g in given:
-            if not any(_under(f.path, [g]) for f in result.files):
-                self.report.warnings.append(f"no image files found in {g} (nothing to add from it)")
-        name = functools.partial(_one_name, given={g: os.path.realpath(g) for g in given}, places=places,
-                                 follow=follow_symlinks)
-        files = {name(f.path): f for f in reversed(result.files)}  # one file reached twice: its first name
+        reals = {os.path.abspath(os.fspath(r)): real for r, real in zip(roots, root_strs)}
+        name = functools.partial(_one_name, given=reals, follow=follow_symlinks)
+        files = {name(f.path): f for f in reversed(result.files)}  # one file reached twice: kept once
         result.files = sorted((dataclasses.replace(f, path=p) for p, f in files.items()), key=lambda f: f.path)
         result.ignored = sorted({name(p): (name(p), kind, why) for p, kind, why in result.ignored}.values())
-        # Files that vanished are looked for under every name the index has for the folders walked
-        reals = {os.path.realpath(g) for g in given if os.path.isdir(g)}
-        looked_in = sorted({*root_strs, *(n for r in reals for n in places.inside(r))})
+        for g, real in reals.items():
+            if not any(_under(f.path, [real]) for f in result.files):
+                self.report.warnings.append(f"no image files found in {g} (nothing to add from it)")
+        # Files that vanished are looked for under the real roots, and under any other name an earlier run
+        # gave a folder in them (an index from before names were real paths): such a file found at its real
+        # path is that row moved, and keeps its id and tags
+        looked_in = sorted({*root_strs, *(k for k in known if k != os.path.realpath(k)
+                                          and _under(os.path.realpath(k), root_strs))})
         with self.store.session() as session:
             self.report.ignored = ignored.record(session, self.report.run_id, root_strs, result.ignored)
         self.report.skipped_files.extend(result.problems)

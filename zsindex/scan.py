@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,39 +39,14 @@ class ScanResult:
     ignored: list[tuple[str, str, str]] = field(default_factory=list)  # (path, type, reason): not media
 
 
-class Places:
-    """The names an index already knows folders by (the roots of its ingest runs, in the order given).
-
-    One folder can be reached under several names: a symbolic link to it, a
-    link on the way to it (``/tmp`` and ``/private/tmp``), a link the user's
-    photo folder itself is. A path reached under another name is given the
-    name the index knows its folder by, so one file is indexed once however it
-    is reached (``zsindex ingest LINK`` after ``zsindex ingest FOLDER`` finds
-    FOLDER's files unchanged, not as new ones).
-    """
-
-    def __init__(self, known: Iterable[str]) -> None:
-        pairs: dict[str, str] = {}  # real path -> the first name given for it
-        for name in known:
-            if os.path.isdir(name):
-                pairs.setdefault(os.path.realpath(name), name)
-        self._known = sorted(pairs.items(), key=lambda p: (-len(p[0]), p[1]))  # the deepest folder first
-
-    def name(self, path: str, real: str | None = None) -> str:
-        """``path`` as the index names it: under the known folder whose real path holds its real path
-        (``real``, when the caller knows it), else as given."""
-        real = os.path.realpath(path) if real is None else real
-        for folder_real, folder in self._known:
-            if real == folder_real:
-                return folder
-            if real.startswith(folder_real.rstrip(os.sep) + os.sep):
-                return folder.rstrip(os.sep) + real[len(folder_real.rstrip(os.sep)):]
-        return path
-
-    def inside(self, real_root: str) -> list[str]:
-        """The known names of folders whose real path lies in ``real_root`` (itself included)."""
-        return [name for real, name in self._known
-                if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)]
+def real_name(path: str, root: str | None = None, root_real: str | None = None) -> str:
+    """The name the index keeps a file by: its real path (symbolic links resolved), so that one file is
+    indexed once however it is reached (a link to its folder, a link on the way to it, ``/tmp`` and
+    ``/private/tmp``, a followed link inside). ``root``/``root_real``: a folder the path lies in with no link
+    below it (a walk that does not follow links) and that folder's real path, which spares a lookup per file."""
+    if root is not None and root_real is not None and (path == root or path.startswith(root.rstrip(os.sep) + os.sep)):
+        return root_real.rstrip(os.sep) + path[len(root.rstrip(os.sep)):] if path != root else root_real
+    return os.path.realpath(path)
 
 
 def file_kind(path: str) -> tuple[str | None, str]:

@@ -212,10 +212,11 @@ def test_alembic_refuses_to_migrate_sqlite_with_foreign_keys_on(tmp_path):
     engine.dispose()
 
 
-def test_an_upgrade_keeps_a_copy_of_the_database_as_it_was(tmp_path):
+def test_an_upgrade_keeps_a_copy_of_the_database_as_it_was(tmp_path, monkeypatch):
     """Opening an index of an older schema copies its database beside it first (index.sqlite.schema-0009.bak),
-    rows and schema as they were, so an upgrade that mangled rows could be undone by hand; when the copy
-    cannot be made, nothing is upgraded. An index at the newest schema gets no copy."""
+    rows and schema as they were, so an upgrade that mangled rows could be undone by hand. A file, a folder
+    or a link already at that name is never replaced: the copy takes the next free name. When the copy cannot
+    be made, nothing is upgraded. An index at the newest schema gets no copy."""
     from zsindex.store import backup_name, make_engine, migrate
 
     path = tmp_path / "index.sqlite"
@@ -232,22 +233,36 @@ def test_an_upgrade_keeps_a_copy_of_the_database_as_it_was(tmp_path):
     con = sqlite3.connect(path)
     before = _tables(con)
     con.close()
-    blocker = backup_name(path, "0009")
-    blocker.mkdir()  # where the copy goes: it cannot be made
+    theirs = backup_name(path, "0009")
+    theirs.write_text("my own notes")  # a file of the user's that has the name
+    (tmp_path / "target").write_text("kept")
+    backup_name(path, "0009", 2).symlink_to(tmp_path / "target")  # and a link
+    backup_name(path, "0009", 3).mkdir()  # and a folder
+    opened = sqlite3.connect
+
+    def disk_full(target, *args, **kwargs):  # the private copy cannot be written (as on a full disk)
+        if str(target).endswith(".tmp"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return opened(target, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", disk_full)
     with pytest.raises(IndexStateError, match="cannot copy .* before upgrading its schema.*nothing was changed"):
         Store(tmp_path)
+    monkeypatch.undo()
     con = sqlite3.connect(path)
     assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0009",)
     con.close()
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    blocker.rmdir()
-    Store(tmp_path).close()
-    copy = sqlite3.connect(blocker)
-    assert copy.execute("SELECT version_num FROM alembic_version").fetchone() == ("0009",)
-    assert _tables(copy) == before
-    copy.close()
+    Store(tmp_path).close()  # a later open makes its copy
+    copy = backup_name(path, "0009", 4)
+    assert theirs.read_text() == "my own notes" and (tmp_path / "target").read_text() == "kept"
+    assert backup_name(path, "0009", 2).is_symlink() and backup_name(path, "0009", 3).is_dir()
+    con = sqlite3.connect(copy)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0009",)
+    assert _tables(con) == before
+    con.close()
     con = sqlite3.connect(path)
     assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (head(),)
     con.close()
     Store(tmp_path).close()
-    assert sorted(p.name for p in tmp_path.glob("*.bak")) == [blocker.name]  # at head now: no new copy
+    assert not backup_name(path, "0009", 5).exists()  # at head now: no new copy
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -193,19 +193,19 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
     migrate(engine, "head", path=path)
 
 
-def backup_name(path: Path, revision: str) -> Path:
-    return path.with_name(f"{path.name}.schema-{revision}.bak")
+def backup_name(path: Path, revision: str, n: int = 1) -> Path:
+    return path.with_name(f"{path.name}.schema-{revision}{'' if n == 1 else f'-{n}'}.bak")
 
 
 def backup_before_upgrade(path: Path, revision: str) -> Path:
     """Copy an index's database, as it is at schema ``revision``, beside it before its schema is upgraded
     (``index.sqlite.schema-0009.bak``): an upgrade that passes its checks but mangles rows can still be
     undone by hand. The copy is made under a private name with SQLite's backup API (a consistent snapshot,
-    WAL included) and renamed into place when complete; when it cannot be made, nothing is upgraded."""
+    WAL included), then given the first free name of that form (``...schema-0009-2.bak``, ...: whatever has
+    one, a file of the user's or a link, is never replaced); when it cannot be made, nothing is upgraded."""
     from .safewrite import create_new
 
-    target = backup_name(path, revision)
-    tmp = path.with_name(f".{target.name}.{os.getpid()}.tmp")  # one per process: two may open it at once
+    tmp = path.with_name(f".{backup_name(path, revision).name}.{os.getpid()}.tmp")  # one per process
     try:
         os.close(create_new(tmp, 0o600))  # a new regular file: never written through a link
         src, dst = sqlite3.connect(path), sqlite3.connect(tmp)
@@ -214,15 +214,25 @@ def backup_before_upgrade(path: Path, revision: str) -> Path:
         finally:
             src.close()
             dst.close()
-        os.replace(tmp, target)
+        for n in range(1, 1000):
+            target = backup_name(path, revision, n)
+            if os.path.lexists(target):
+                continue
+            try:
+                os.link(tmp, target)  # never replaces a name taken meanwhile
+            except FileExistsError:
+                continue
+            except OSError:  # a file system without hard links: a name checked free just before
+                os.rename(tmp, target)
+            return target
+        raise OSError(17, "every backup name is taken")
     except (OSError, sqlite3.Error) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise IndexStateError(f"cannot copy {path} beside it before upgrading its schema ({reason}); nothing "
+                              f"was changed: make room for a copy of the file and run the command again") from None
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise IndexStateError(f"cannot copy {path} to {target} before upgrading its schema ({reason}); nothing "
-                              f"was changed: make room for a copy of the file (or move {target} away) and "
-                              f"run the command again") from None
-    return target
 
 
 def migrate(engine: Engine, revision: str = "head", path: Path | None = None, down: bool = False) -> None:

@@ -146,9 +146,14 @@ def test_a_file_named_where_labels_go_is_refused_and_registers_nothing(tmp_path,
     listed.write_text("red\nblue\n")
     with pytest.raises(UsageError, match="is a file, not labels"):
         lib.tag(str(listed))
+    with pytest.raises(UsageError, match="is a folder, not labels"):
+        lib.tag(str(tmp_path / "p"))
     assert lib.labels_list() == []
-    lib.labels_add(str(listed.name), "red,blue")
-    monkeypatch.chdir(tmp_path)  # labels.txt is now both a file here and a registered set: the set wins
+    (tmp_path / "circle").write_text("")  # a plain word is a label, even beside a file of that name
+    monkeypatch.chdir(tmp_path)
+    assert lib.tag("circle", threshold=0.2).labels_computed == 1
+    lib.labels_remove("circle")
+    lib.labels_add(str(listed.name), "red,blue")  # labels.txt is now both a file here and a registered set
     assert lib.tag("labels.txt", threshold=0.2).labels_computed == 2
 
 

@@ -316,16 +316,17 @@ def tag_label_ids(session: Session, label: str, label_set: str | None = None) ->
             if found is not None:
                 splits.add((found, label[i + 1:].casefold()))
     # Each way of reading the text that names some label: the whole text as a label of any set, or a split
-    readings: dict[str, list[int]] = {}
+    readings: dict[tuple[str, ...], tuple[str, list[int]]] = {}  # a reading -> (as the message says it, ids)
     for i, set_name, name in rows:
         if name.casefold() == wanted:
-            readings.setdefault(f"the label {label!r} (in any set)", []).append(i)
+            readings.setdefault(("any set",), (f"the label {name!r} (in any set)", []))[1].append(i)
         if (set_name, name.casefold()) in splits:
-            readings.setdefault(f"the label {name!r} of the set {set_name!r}", []).append(i)
+            readings.setdefault((set_name,), (f"the label {name!r} of the set {set_name!r}", []))[1].append(i)
     if len(readings) > 1:  # "red:circle": label red:circle of some set, or label circle of set red
-        raise UsageError(f"{label!r} reads {len(readings)} ways: {'; '.join(sorted(readings))}; name the set "
-                         f"with tag_set= (and the label alone), or rename one of them")
-    return [i for ids in readings.values() for i in ids]
+        said = sorted(text for text, _ in readings.values())
+        raise UsageError(f"{label!r} reads {len(readings)} ways: {'; '.join(said)}; name the set with tag_set= "
+                         f"(and the label alone), or rename one of them")
+    return [i for _, ids in readings.values() for i in ids]
 
 
 def tagged_ids_query(session: Session, label: str, label_set: str | None = None) -> Any:

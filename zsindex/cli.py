@@ -109,7 +109,8 @@ def similarity(texts: tuple[str, ...], images: tuple[Path, ...], max_megapixels:
 
     Columns image, text, cosine (the texts are values, never column names, so
     any text is safe in every format); rows by image, then text, as given. A
-    text that starts with "-" goes after "--".
+    text that starts with "-" goes after "--", and the images before it:
+    zsindex similarity -i img.png -- "-a cat".
 
     \b
     Example:

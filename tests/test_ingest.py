@@ -240,6 +240,10 @@ def test_a_file_reached_under_another_name_is_indexed_once(lib, tmp_path):
     assert len(lib.tag_rows("red,blue,green")) == 9  # every image kept its tags
     hits = [h.path for h in lib.search("a red circle", k=10)]
     assert sorted(hits) == real
+    for glob in (f"{tmp_path}/link/sub/*", f"{tmp_path}/up/photos/sub", f"{tmp_path}/link/sub/red-circle.png"):
+        found = sorted(h.path for h in lib.search("a red circle", k=10, path=glob))  # --path by either name
+        assert found == [p for p in real if "/sub/" in p and (glob.endswith("sub") or glob.endswith("*")
+                                                                or p.endswith("red-circle.png"))], glob
     inside = tmp_path / "more"  # a link inside, followed: the file it leads to is the one indexed
     draw(inside, ["yellow-triangle"])
     (inside / "same.png").symlink_to(photos / "sub" / "blue-square.png")

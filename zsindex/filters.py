@@ -183,7 +183,25 @@ def path_globs(pattern: str, anchors: Iterable[str]) -> list[str]:
     globs = _globs(pattern, anchors, literal=False)
     if _GLOB_CHARS.search(pattern) and not pattern.startswith(("*", "?", "[")):
         globs += _globs(pattern, anchors, literal=True)
+    # The index names files by their real paths: a folder named through a symbolic link means its real one
+    globs += [real for g in globs if (real := _through_links(g)) is not None]
     return list(dict.fromkeys(globs))
+
+
+def _through_links(glob: str) -> str | None:
+    """The glob with its leading folders (up to the first wildcard) written as their real path, when they
+    exist and a symbolic link is on their way; else None."""
+    parts = glob.split(os.sep)
+    fixed = 0
+    while fixed < len(parts) and not _GLOB_CHARS.search(parts[fixed]):
+        fixed += 1
+    prefix = os.sep.join(parts[:fixed])
+    if not prefix.startswith(os.sep) or not os.path.exists(prefix):
+        return None
+    real = os.path.realpath(prefix)
+    if real == prefix.rstrip(os.sep) or real == prefix:
+        return None
+    return os.sep.join([_escape_glob(real), *parts[fixed:]])
 
 
 def _globs(pattern: str, anchors: list[str], literal: bool) -> list[str]:

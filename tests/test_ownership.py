@@ -404,3 +404,17 @@ def test_no_output_file_is_written_into_an_index_folder_even_with_force(demo_dir
                 assert r.exit_code == 2 and "is a zsindex index folder" in r.output, (args, r.output)
     assert {p.name: p.read_bytes() for p in index.iterdir() if p.is_file()} == before
     assert invoke("status", "--index", str(index)).exit_code == 0
+
+
+def test_demo_rerun_through_a_linked_folder_after_tagging(tmp_path):
+    """The index names files by their real paths; the demo's re-run compared them with its folder as named (a
+    link to it, /tmp for /private/tmp), took its own images for the user's once the index had changed (a tag
+    run), and refused to replace its own index."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "via").symlink_to(tmp_path / "real", target_is_directory=True)
+    folder = tmp_path / "via"
+    run_demo(folder)
+    assert invoke("tag", "--labels", "shapes", "--mode", "multi", "--index", str(folder / "index")).exit_code == 0
+    r = invoke("demo", "--dir", str(folder))
+    assert r.exit_code == 0, r.output
+    assert image_rows(folder / "index") == 8

@@ -43,7 +43,9 @@ def _demo_index_unchanged(db: Path, made: MadeFiles) -> bool:
 
     if not made.recorded(db):
         return False
-    drawn = {os.path.abspath(made.folder / rel) for rel in made.made if rel.startswith("images" + os.sep)}
+    images = [made.folder / rel for rel in made.made if rel.startswith("images" + os.sep)]
+    # the index names files by their real paths (an older one: as the folder was named)
+    drawn = {os.path.abspath(p) for p in images} | {os.path.realpath(p) for p in images}
     try:
         con = sqlite3.connect(db)  # read-write on purpose: the last connection to close removes the WAL files
         try:

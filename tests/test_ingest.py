@@ -227,8 +227,12 @@ def test_a_file_reached_under_another_name_is_indexed_once(lib, tmp_path):
     (tmp_path / "link").symlink_to(photos, target_is_directory=True)
     (tmp_path / "up").symlink_to(tmp_path / "library", target_is_directory=True)
     real = sorted(str(p) for p in photos.rglob("*.png"))
+    shutil.copy(FIXTURES / "sidecars" / "lightroom.xmp", photos / "sub" / "red-circle.png.xmp")  # the user's
     first = ingest(lib, tmp_path / "link")
     assert first.added == 3 and _paths(lib) == real  # real paths, whatever name was given
+    circle = str(photos / "sub" / "red-circle.png")
+    assert lib.keywords().get(circle), lib.keywords()  # its sidecar's keywords were read, through the link too
+    assert lib.keywords([tmp_path / "link" / "sub" / "red-circle.png"]) == {circle: lib.keywords()[circle]}
     assert any("under another name" in w and str(photos) in w for w in first.warnings), first.warnings
     lib.tag("red,blue,green", mode="multi", threshold=-1.0)
     for names in ([photos], [tmp_path / "up" / "photos" / "sub"], [tmp_path / "link" / "sub" / "red-circle.png"],

@@ -57,7 +57,9 @@ class BrowseMixin:
         with self.store.session() as session:
             recorded = recorded_roots(session)
         extra = path_list(extra, "extra")
-        return list(dict.fromkeys([os.path.abspath(os.fspath(r)) for r in extra] + recorded))
+        from .scan import index_names
+
+        return list(dict.fromkeys([n for r in extra for n in index_names(r)] + recorded))
 
     def describe(self, ids: Sequence[int], roots: Sequence[str] | None = None) -> dict[int, dict[str, Any]]:
         """Metadata of indexed images by id; paths relative to their ingest root."""

@@ -317,7 +317,7 @@ class Library(SidecarsMixin, BrowseMixin):
                 # Emptied (nothing to train on), the index got a flat file; filled again, it gets back the kind
                 # chosen with `rebuild --kind`, here in the writer rather than in the next search process.
                 self._rebuild_vectors(model)
-            self._refresh_keywords(report, [os.path.abspath(p) for p in paths])
+            self._refresh_keywords(report, [os.path.realpath(p) for p in paths])  # files are named so
             return report
 
     def _check_images_allowed(self) -> None:
@@ -492,12 +492,18 @@ class Library(SidecarsMixin, BrowseMixin):
 
         check_path(path, "like")
         model = self._query_model()
-        stored = self.store.stored_vector(model.id, os.path.abspath(path))
-        if stored is None:
-            from .frames import mean_vector
+        from .scan import index_names
 
-            with self.store.session() as session:
-                stored = mean_vector(session, model.id, os.path.abspath(path))  # an indexed video
+        stored = None
+        for name in index_names(path):  # the index names files by their real paths (an older one: as given)
+            stored = self.store.stored_vector(model.id, name)
+            if stored is None:
+                from .frames import mean_vector
+
+                with self.store.session() as session:
+                    stored = mean_vector(session, model.id, name)  # an indexed video
+            if stored is not None:
+                break
         if stored is not None:
             return stored
         from .frames import normalised_mean

@@ -7,7 +7,6 @@ rest of the facade, never prints or exits.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,8 +117,9 @@ class SidecarsMixin:
     def keywords(self, paths: Sequence[str | Path] | None = None) -> dict[str, list[str]]:
         """Image path -> the user's own keywords (sidecar, embedded XMP, IPTC), apart from zsindex's tags."""
         from .keywords import image_keywords
+        from .scan import index_names
 
-        wanted = None if paths is None else {os.path.abspath(p) for p in path_list(paths, "paths")}
+        wanted = None if paths is None else {n for p in path_list(paths, "paths") for n in index_names(p)}
         return image_keywords(self.store, wanted)
 
     def eval_keywords(self, labels: str, cutoffs: Sequence[float] | None = None) -> dict[str, Any]:

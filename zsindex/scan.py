@@ -39,6 +39,13 @@ class ScanResult:
     ignored: list[tuple[str, str, str]] = field(default_factory=list)  # (path, type, reason): not media
 
 
+def index_names(path: str | os.PathLike[str]) -> list[str]:
+    """The names an index may have for a path a user gives: its real path (see real_name), then the path as
+    given, made absolute (the name an index from before real paths kept)."""
+    given = os.path.abspath(os.fspath(path))
+    return list(dict.fromkeys([os.path.realpath(given), given]))
+
+
 def real_name(path: str, root: str | None = None, root_real: str | None = None) -> str:
     """The name the index keeps a file by: its real path (symbolic links resolved), so that one file is
     indexed once however it is reached (a link to its folder, a link on the way to it, ``/tmp`` and

@@ -146,10 +146,14 @@ def test_class_folders_of_links_are_read_and_skips_say_why(dataset, home, tmp_pa
         for image in sorted(folder.iterdir()):
             (links / folder.name / image.name).symlink_to(image)
     (links / "red_circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (tmp_path / "elsewhere.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really either")
+    (links / "red_circle" / "linked-broken.png").symlink_to(tmp_path / "elsewhere.png")
     r = run(str(links), "--json")
     assert r.exit_code == 3, r.output
     assert json.loads(r.stdout.splitlines()[0])["results"]["ensemble"]["images"] == 5 * len(PAIRS)
     assert f"skipped {links / 'red_circle' / 'broken.png'}: cannot decode" in r.stderr  # the reason, as ingest says
+    # ... named as the dataset names it, though the index keeps files by their real paths
+    assert f"skipped {links / 'red_circle' / 'linked-broken.png'}: cannot decode" in r.stderr, r.stderr
     bad = tmp_path / "bad" / "red"
     bad.mkdir(parents=True)
     (bad / "a.png").write_bytes(b"not an image")

@@ -102,21 +102,34 @@ def image_vectors(embedder: "Embedder", paths: Sequence[str], index: "Library | 
                   max_megapixels: float = config.DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, list[int]]:
     """Vectors of the readable images (stored ones first, then the cache) and their positions; ``reasons``
     gets why each unreadable one was skipped."""
+    from .scan import index_names
+
+    names = {p: index_names(p) for p in paths}  # an index names a file by its real path (an older one: as given)
+
+    def lookup(store: Any, model_id: int, wanted: Sequence[str]) -> None:
+        stored = store.stored_vectors(model_id, [n for p in wanted for n in names[p]])
+        for p in wanted:
+            vec = next((stored[n] for n in names[p] if n in stored), None)
+            if vec is not None:
+                found[p] = vec
+
     found: dict[str, np.ndarray] = {}
     if index is not None:
         model = index.store.model()
         if model is not None and model.identity == embedder.identity:
-            found.update(index.store.stored_vectors(model.id, list(paths)))
+            lookup(index.store, model.id, list(paths))
     rest = [p for p in paths if p not in found]
     if rest:
         cache = cache_library(embedder)
         # the dataset names them: read them
         report = cache.ingest(rest, workers=0, follow_symlinks=True, max_megapixels=max_megapixels)
-        if reasons is not None:
-            reasons.update(report.skipped_files)
+        if reasons is not None:  # by the dataset's names for the files (the report has the real ones)
+            why = dict(report.skipped_files)
+            reasons.update({p: why[n] for p in rest for n in names[p][:1] if n in why})
+            reasons.update({n: r for n, r in why.items() if n not in {names[p][0] for p in rest}})
         model = cache.store.model()
         assert model is not None  # bound by the ingest just above
-        found.update(cache.store.stored_vectors(model.id, rest))
+        lookup(cache.store, model.id, rest)
         cache.close()
     ok = [i for i, p in enumerate(paths) if p in found]
     dim = getattr(embedder, "dim", 0)

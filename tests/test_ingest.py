@@ -268,25 +268,62 @@ def test_a_file_reached_under_another_name_is_indexed_once(lib, tmp_path):
     assert str(other / "purple-circle.png") not in _paths(lib) and len(_paths(lib)) == 3
 
 
-def test_rows_named_through_a_link_by_an_older_index_move_to_their_real_names(lib, tmp_path):
-    """An index from before names were real paths holds rows named through a link. Ingesting the folder again
-    (by any name) finds each file at its real path as that row moved: same id, tags kept, no duplicate."""
+def _as_an_older_index_named_them(lib: Library, real: Path, link: Path) -> dict[str, int]:
+    """Rename rows, sidecar records and the run's root from real to link, as an index from before real-path
+    names left them after `ingest LINK`; returns the rows' ids by the names they then had."""
+    con = sqlite3.connect(lib.folder / "index.sqlite")
+    with con:
+        con.execute("UPDATE images SET path = replace(path, ?, ?)", (str(real), str(link)))
+        con.execute("UPDATE sidecars SET path = replace(path, ?, ?), image_path = replace(image_path, ?, ?)",
+                    (str(real), str(link), str(real), str(link)))
+        con.execute("UPDATE ingest_runs SET roots = ?", (json.dumps([str(link)]),))
+    con.close()
+    return {os.path.basename(p): i for i, p, _, _ in rows(lib.folder)}
+
+
+@pytest.mark.parametrize("link_name", ["a-link", "z-link"])  # sorted before and after the real folder
+def test_rows_named_through_a_link_by_an_older_index_move_to_their_real_names(lib, tmp_path, link_name):
+    """An index from before names were real paths holds rows (and sidecar records) named through a link.
+    Ingesting the folder again, by any name, finds each file at its real path as that row moved: its own id
+    (two files of equal content each keep theirs), tags kept, no duplicate; the sidecars zsindex wrote stay
+    zsindex's, and the next sidecars write changes nothing (it deleted them: the records had kept the link's
+    names, and the files under those names were the same sidecars)."""
     photos = tmp_path / "photos"
     draw(photos, ["red-circle", "blue-square"])
-    (tmp_path / "link").symlink_to(photos, target_is_directory=True)
+    shutil.copy(photos / "red-circle.png", photos / "same-circle.png")  # equal content, its own row
+    link = tmp_path / link_name
+    link.symlink_to(photos, target_is_directory=True)
     ingest(lib, photos)
     lib.tag("red,blue", mode="multi", threshold=-1.0)
-    con = sqlite3.connect(lib.folder / "index.sqlite")
-    with con:  # as the older zsindex left it: rows and the run's root under the link's name
-        con.execute("UPDATE images SET path = replace(path, ?, ?)", (str(photos), str(tmp_path / "link")))
-        con.execute("UPDATE ingest_runs SET roots = ?", (json.dumps([str(tmp_path / "link")]),))
-    ids = {p: i for i, p, _, _ in rows(lib.folder)}
-    con.close()
-    report = ingest(lib, tmp_path / "link")
-    assert (report.moved, report.added, report.deleted) == (2, 0, 0), report
-    after = {p: i for i, p, _, _ in rows(lib.folder)}
-    assert sorted(after) == sorted(str(p) for p in photos.glob("*.png"))
-    assert sorted(after.values()) == sorted(ids.values())
+    assert lib.sidecars_write("red,blue").created == 3
+    ids = _as_an_older_index_named_them(lib, photos, link)
+    report = ingest(lib, link)
+    assert (report.moved, report.added, report.deleted) == (3, 0, 0), report
+    assert {os.path.basename(p): i for i, p, _, _ in rows(lib.folder)} == ids  # each file its own row
+    assert sorted(p for _, p, _, _ in rows(lib.folder)) == sorted(str(p) for p in photos.glob("*.png"))
+    assert len(lib.tag_rows("red,blue")) == 6
+    again = lib.sidecars_write("red,blue")
+    assert (again.deleted, again.created, again.unchanged) == (0, 0, 3), again
+    assert len(list(photos.glob("*.png.xmp"))) == 3
+    assert lib.sidecars_remove().deleted == 3 and not list(photos.glob("*.xmp"))
+
+
+def test_rows_named_through_a_link_since_removed_move_when_their_files_are_found(lib, tmp_path):
+    """The link an older index named files through is gone: nothing leads from those names to the files any
+    more. Ingesting the real folder finds each file's content in a row whose file no longer exists, and takes
+    that row (id and tags), rather than adding a second one beside a dead name."""
+    photos = tmp_path / "photos"
+    draw(photos, ["red-circle", "blue-square"])
+    link = tmp_path / "link"
+    link.symlink_to(photos, target_is_directory=True)
+    ingest(lib, photos)
+    lib.tag("red,blue", mode="multi", threshold=-1.0)
+    ids = _as_an_older_index_named_them(lib, photos, link)
+    link.unlink()
+    report = ingest(lib, photos)
+    assert (report.moved, report.added) == (2, 0), report
+    assert {os.path.basename(p): i for i, p, _, _ in rows(lib.folder)} == ids
+    assert [h.exists for h in lib.search("a red circle", k=10)] == [True, True]
     assert len(lib.tag_rows("red,blue")) == 4
 
 

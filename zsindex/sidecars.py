@@ -116,9 +116,9 @@ def follow_move(session: Session, old_image: str, new_image: str) -> int:
     sidecar left behind, or changed on the way, keeps its record. Returns how many records moved."""
     moved = 0
     for rec in session.scalars(select(s.Sidecar).where(s.Sidecar.image_path == old_image)).all():
-        if os.path.lexists(rec.path):
-            continue
         new_side = existing_sidecar(new_image)
+        if os.path.lexists(rec.path) and (new_side is None or os.path.realpath(rec.path) != new_side):
+            continue  # left behind (still at its old name, and not the new sidecar by another name: a link)
         if new_side is None or rec.sha256 is None or session.scalar(
                 select(s.Sidecar.id).where(s.Sidecar.path == new_side)) is not None:
             continue

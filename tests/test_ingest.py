@@ -477,3 +477,15 @@ def test_a_file_refused_for_its_size_is_read_again_when_the_limit_allows_it(lib,
     assert (allowed.skipped, allowed.changed + allowed.added) == (0, 3), allowed.skipped_files
     assert {status for _, _, status, _ in rows(lib.folder)} == {"indexed"}
     assert len(lib.search("a red circle", k=5)) == 3
+
+
+def test_a_link_to_nothing_is_a_skipped_file_when_links_are_followed(lib, tmp_path):
+    """With follow_symlinks (and in eval's datasets, which follow them), a link whose target is gone was left
+    out without a word; it is a skipped file with its reason, as an unreadable file is."""
+    folder = tmp_path / "p"
+    draw(folder, ["red-circle"])
+    (folder / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    assert ingest(lib, folder).skipped == 0  # links not followed: not looked at
+    r = ingest(lib, folder, follow_symlinks=True)
+    assert r.skipped == 1 and r.skipped_files == [(str(folder / "gone.png"),
+                                                   f"a symbolic link to nothing ({tmp_path / 'nowhere.png'})")]

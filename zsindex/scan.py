@@ -180,6 +180,9 @@ def _walk(
         try:
             if entry.is_symlink() and not follow:
                 continue
+            if entry.is_symlink() and not os.path.exists(entry.path):  # followed, it leads nowhere: say so
+                problems.append((entry.path, f"a symbolic link to nothing ({os.readlink(entry.path)})"))
+                continue
             if entry.is_dir(follow_symlinks=follow):
                 yield from _walk(entry.path, root, exclude, follow, seen, problems)
             elif entry.is_file(follow_symlinks=follow):

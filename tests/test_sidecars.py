@@ -314,20 +314,18 @@ def test_a_sidecar_that_is_a_link_is_skipped_as_a_link_whatever_it_points_to(pho
     before = state_of(target)
     link = Path(str(paths[2]) + ".xmp")
     link.symlink_to(target)
-    for dry_run in (True, False):
-        report = lib.sidecars_write("shapes", dry_run=dry_run)
-        reasons = dict(report.skipped_files)
-        assert "symbolic link" in reasons[str(link)], reasons
-        assert state_of(link) == ("link", str(target)) and state_of(target) == before
+    def skipped_as_a_link(run, sidecar: Path) -> None:  # a dry run and a real one: the link and its target kept
+        for dry_run in (True, False):
+            reasons = dict(run("shapes", dry_run=dry_run).skipped_files)
+            assert "symbolic link" in reasons[str(sidecar)], reasons
+            assert state_of(sidecar) == ("link", str(target)) and state_of(target) == before
+
+    skipped_as_a_link(lib.sidecars_write, link)
     own = Path(str(paths[4]) + ".xmp")  # written by zsindex just now, then made a link by the user
     assert own.is_file()
     own.unlink()
     own.symlink_to(target)
-    for dry_run in (True, False):
-        report = lib.sidecars_remove("shapes", dry_run=dry_run)
-        reasons = dict(report.skipped_files)
-        assert "symbolic link" in reasons[str(own)], reasons
-        assert state_of(own) == ("link", str(target)) and state_of(target) == before
+    skipped_as_a_link(lib.sidecars_remove, own)
     unread = dict(lib.ingest([paths[0].parent], workers=0).skipped_sidecars)
     if kind in ("not xmp", "not xml"):
         assert f"a symbolic link to {target}" in unread[str(link)], unread

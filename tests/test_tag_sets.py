@@ -148,6 +148,14 @@ def test_a_file_named_where_labels_go_is_refused_and_registers_nothing(tmp_path,
         lib.tag(str(listed))
     with pytest.raises(UsageError, match="is a folder, not labels"):
         lib.tag(str(tmp_path / "p"))
+    # the class: every way labels are given as text (classify, labels_add, labels_edit's add)
+    import zsindex
+
+    for call in (lambda: zsindex.classify([next((tmp_path / "p").glob("*.png"))], str(listed),
+                                          embedder=demo_embedder),
+                 lambda: lib.labels_add("from-file", str(listed)), lambda: lib.labels_edit("x", add=str(listed))):
+        with pytest.raises(UsageError, match="is a file, not labels"):
+            call()
     assert lib.labels_list() == []
     (tmp_path / "circle").write_text("")  # a plain word is a label, even beside a file of that name
     monkeypatch.chdir(tmp_path)

@@ -43,9 +43,10 @@ def _demo_index_unchanged(db: Path, made: MadeFiles) -> bool:
 
     if not made.recorded(db):
         return False
-    images = [made.folder / rel for rel in made.made if rel.startswith("images" + os.sep)]
+    from .scan import index_names
+
     # the index names files by their real paths (an older one: as the folder was named)
-    drawn = {os.path.abspath(p) for p in images} | {os.path.realpath(p) for p in images}
+    drawn = {n for rel in made.made if rel.startswith("images" + os.sep) for n in index_names(made.folder / rel)}
     try:
         con = sqlite3.connect(db)  # read-write on purpose: the last connection to close removes the WAL files
         try:

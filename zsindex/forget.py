@@ -113,10 +113,11 @@ def forget_paths(lib: Any, paths: Sequence[str | os.PathLike[str]], missing: boo
     if not paths and not missing:
         raise UsageError("name the files or folders to forget (paths=), or give missing=True to forget "
                          "every file that no longer exists")
-    given = [os.path.abspath(os.fspath(p)) for p in paths]
+    from .scan import index_names
+
     # The index names files by their real paths: a path given through a symbolic link (even one whose target
     # is gone) means those; the name as given counts too (rows named so by an index from before)
-    roots = sorted({*given, *(os.path.realpath(g) for g in given)})
+    roots = sorted({n for p in paths for n in index_names(p)})
     report = ForgetReport(dry_run=dry_run)
     # A dry run only reads, so it needs no lock (and works on a read-only index, as other reading commands do).
     with contextlib.nullcontext() if dry_run else WriteLock(lib.folder):

@@ -194,8 +194,6 @@ class _Plan:
             ).all()
         self.by_path = {r.path: r for r in rows}
         self.paths = {r.id: r.path for r in rows}
-        # Rows elsewhere (under no root of this run) that hold a content, for moves from folders not walked now
-        self.elsewhere: dict[str, list[int]] = {}
         seen = {f.path for f in files}
         self.unchanged_ids: list[int] = []
         self.todo: list[FileEntry] = []
@@ -218,26 +216,22 @@ class _Plan:
                 self.vanished_ids.add(r.id)
                 if r.status == s.STATUS_INDEXED and r.sha256:
                     self.vanished.setdefault(r.sha256, []).append(r.id)
-            elif r.status == s.STATUS_INDEXED and r.sha256 and r.path not in seen:
-                self.elsewhere.setdefault(r.sha256, []).append(r.id)
 
-    def claim_move(self, sha256: str, new_path: str) -> int | None:
+    def claim_move(self, session: Any, sha256: str, new_path: str) -> int | None:
         """The row a file found at a new path moved from: a row of this content that vanished from the folders
         walked, or one elsewhere whose file is gone (a folder moved, a link an older index named files through
         removed). Of several, the one whose old name leads to this very file (its link's name), then one of the
         same file name, then any: files of equal content keep their own rows."""
-        candidates = [i for i in self.vanished.get(sha256, []) if i in self.vanished_ids]
-        if not candidates:
-            candidates = [i for i in self.elsewhere.get(sha256, []) if not os.path.lexists(self.paths[i])]
+        candidates = {i: self.paths[i] for i in self.vanished.get(sha256, []) if i in self.vanished_ids}
+        if not candidates:  # looked up only now, by the content's index (rows this run already moved: in session)
+            candidates = {i: p for i, p in session.execute(select(s.Image.id, s.Image.path).where(
+                s.Image.sha256 == sha256, s.Image.status == s.STATUS_INDEXED)) if not os.path.lexists(p)}
         if not candidates:
             return None
         name = os.path.basename(new_path)
-        rid = min(candidates, key=lambda i: (os.path.realpath(self.paths[i]) != new_path,
-                                             os.path.basename(self.paths[i]) != name, i))
+        rid = min(candidates, key=lambda i: (os.path.realpath(candidates[i]) != new_path,
+                                             os.path.basename(candidates[i]) != name, i))
         self.vanished_ids.discard(rid)
-        for pool in (self.vanished, self.elsewhere):
-            if rid in pool.get(sha256, []):
-                pool[sha256].remove(rid)
         return rid
 
 
@@ -461,7 +455,7 @@ class Ingester:
                     # its old vector (a video: its frames' vectors) leaves FAISS before the new one goes in
                     remove_ids.extend(frames.faiss_ids_of_row(session, image))
                 if image is None:
-                    moved_id = plan.claim_move(w.sha256 or "", w.entry.path)
+                    moved_id = plan.claim_move(session, w.sha256 or "", w.entry.path)
                     if moved_id is not None:
                         image = session.get(s.Image, moved_id)
                         follow_move(session, image.path, w.entry.path)  # type: ignore[union-attr]

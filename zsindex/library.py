@@ -31,16 +31,6 @@ def default_workers() -> int:
     return max(1, min(4, config.usable_cores()))
 
 
-LABEL_FILE_SUFFIXES = (".txt", ".csv", ".json", ".yaml", ".yml", ".tsv")
-
-
-def _names_a_path(text: str) -> bool:
-    """A --labels text that reads as a path (a folder separator, ~, or a label file's suffix) and names one
-    that exists; a plain word is a label even when a file of that name happens to be in the current folder."""
-    looks = os.sep in text or text.startswith("~") or text.lower().endswith(LABEL_FILE_SUFFIXES)
-    return looks and os.path.exists(os.path.expanduser(text))
-
-
 @checked_api
 class Library(SidecarsMixin, BrowseMixin):
     """An index folder: SQLite store, FAISS cache and the model that made its vectors.
@@ -694,10 +684,6 @@ class Library(SidecarsMixin, BrowseMixin):
         filters = make_filters(filters, filter_args)  # checked before an ad-hoc set is registered
         model = self._query_model()
         known = self.has_label_set(labels)
-        if not known and _names_a_path(labels):  # `tag -l labels.txt`: a file (or folder), not a label
-            what = "a folder" if os.path.isdir(labels) else "a file"
-            raise UsageError(f"{labels!r} is {what}, not labels nor a registered label set: register the labels "
-                             f"it holds as a set first (labels add with the file), then tag with that set's name")
         if not known:
             as_label_set(labels)  # an ad-hoc list that cannot be read is refused before anything is written
         only = among = None

@@ -38,6 +38,16 @@ class Classification:
         }
 
 
+LABEL_FILE_SUFFIXES = (".txt", ".csv", ".json", ".yaml", ".yml", ".tsv")
+
+
+def names_a_path(text: str) -> bool:
+    """A labels text that reads as a path (a folder separator, ~, or a label file's suffix) and names one that
+    exists; a plain word is a label even when a file of that name happens to be in the current folder."""
+    looks = os.sep in text or text.startswith("~") or text.lower().endswith(LABEL_FILE_SUFFIXES)
+    return looks and os.path.exists(os.path.expanduser(text))
+
+
 def as_label_set(labels: LabelSet | Sequence[str] | str, templates: Sequence[str] | None = None) -> LabelSet:
     """Accept a LabelSet, 'a,b,c' or a list of names; templates override the defaults."""
     if isinstance(labels, LabelSet):
@@ -46,6 +56,11 @@ def as_label_set(labels: LabelSet | Sequence[str] | str, templates: Sequence[str
         for label in ls.labels:
             labels_mod.check_templates(label.templates, f"label {label.name!r}: templates")
     elif isinstance(labels, str):
+        if names_a_path(labels):  # `-l labels.txt`: a file (or folder) of labels, not one label of that name
+            what = "a folder" if os.path.isdir(os.path.expanduser(labels)) else "a file"
+            raise UsageError(f"{labels!r} is {what}, not labels: give the labels themselves, pass the file as a "
+                             f"label file where the command takes one, or register its labels as a set (labels "
+                             f"add NAME with the file) and name that set")
         ls = LabelSet(labels_mod.parse_label_list(labels))
     elif isinstance(labels, (bytes, Mapping)) or not isinstance(labels, Iterable):
         raise UsageError(f"labels= takes 'a,b,c', a list of label names or a LabelSet, not "

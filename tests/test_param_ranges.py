@@ -8,6 +8,7 @@ threshold of 2 used to erase every tag of the set from the CLI and the Python AP
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -71,7 +72,7 @@ TABLE: dict[str, tuple[list[float], list[float], Any, Any, Any]] = {
                lambda w, v: ["search", "red", "--offset", str(v)],
                lambda w, v: w[2].search("red", offset=v),
                lambda w, v: w[3].get("/api/search", params={"q": "red", "offset": v}).status_code),
-    "sidecars_write.min_score": ([], [-1, 0, 1, 1.01],  # a tag's score, not a cosine: any number
+    "sidecars_write.min_score": ([-3, -0.01, 1.01, 5], [0, 0.5, 1],  # a tag's score, not a cosine: 0 to 1
                                  lambda w, v: ["sidecars", "write", "--labels", "colours", "--min-score", str(v),
                                                "--dry-run"],
                                  lambda w, v: w[2].sidecars_write("colours", min_score=v, dry_run=True),
@@ -163,9 +164,6 @@ def test_every_numeric_option_is_made_from_the_shared_range():
                 assert _click_range(param) is None or param.name in NOT_API, (command_name, param.name)
                 continue
             seen.add(key)
-            if shared.low is None and shared.high is None:  # any number: a plain float takes it
-                assert _click_range(param) is None, (command_name, param.name)
-                continue
             scale = 1e6 if key == "max_upload_bytes" else 1
             low = None if shared.low is None else shared.low / scale
             high = None if shared.high is None else shared.high / scale
@@ -176,6 +174,41 @@ def test_every_numeric_option_is_made_from_the_shared_range():
             assert high is None or math.isclose(got_high, high), (command_name, key, got_high, high)
     assert {"threshold", "min_score", "not_weight", "top_k", "offset", "sidecars_write.min_score", "batch_size",
             "workers", "max_megapixels", "max_upload_bytes", "max_upload_megapixels", "compute_threads"} <= seen
+
+
+def _numeric(param: click.Parameter) -> bool:
+    return isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType))
+
+
+def _api_functions() -> dict[str, Any]:
+    from zsindex.library import Library
+
+    found: dict[str, Any] = {name: getattr(Library, name) for name in dir(Library)
+                             if not name.startswith("_") and inspect.isfunction(getattr(Library, name))}
+    return {**found, "open": zsindex.open, "classify": zsindex.classify, "similarity": zsindex.similarity,
+            "create_app": create_app}
+
+
+def test_every_number_that_a_command_or_the_api_takes_has_a_range():
+    """No numeric option of any command and no numeric parameter of any API method takes any number: each has a
+    range in RANGES with at least one bound (`sidecars write --min-score 5` and -3 wrote nothing, exit 0, while a
+    tag's score lies between 0 and 1)."""
+    unbounded = []
+    for command_name, command in leaf_commands().items():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name is not None and _numeric(param) \
+                    and param.name not in NOT_API:
+                shared = range_of(_range_name(command_name, param.name))
+                if shared is None or (shared.low is None and shared.high is None):
+                    unbounded.append(f"zsindex {command_name} --{param.name}")
+    for method, func in _api_functions().items():
+        for name, p in inspect.signature(func).parameters.items():
+            words = str(p.annotation).replace("|", " ").split()
+            if "int" in words or "float" in words:
+                shared = range_of(name, method)
+                if shared is None or (shared.low is None and shared.high is None):
+                    unbounded.append(f"{method}({name}=)")
+    assert not unbounded, unbounded
 
 
 # HTTP field -> its parameter in RANGES

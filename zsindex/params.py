@@ -59,8 +59,8 @@ RANGES: dict[str, Range] = {
     "top_k": Range(1), "k": Range(1), "offset": Range(0), "limit": Range(1), "image_id": Range(1), "size": Range(1),
     "not_weight": Range(0, 10, "the weight of the not_= texts against the query, from 0 to 10"),
     "min_score": Range(-1, 1, _COSINE), "threshold": Range(-1, 1, _COSINE),
-    # a tag's score, not a cosine: any number (one above every score, 1.01, writes none of the set's keywords)
-    "sidecars_write.min_score": Range(),
+    # a tag's score, not a cosine
+    "sidecars_write.min_score": Range(0, 1, "a tag's score lies between 0 and 1"),
     "batch_size": Range(1), "workers": Range(0), "max_megapixels": Range(0.1),
     "at": Range(0, None, "seconds into a video"),
     # the server's settings (create_app; zsindex serve's options)

@@ -115,8 +115,8 @@ def test_filters(client):
     old = search(client, q="shape", k=50, before="2020-06-01")["results"]
     assert len(old) == 3  # two PNGs dated 2020 and the 2019 JPEG
     assert len(search(client, q="shape", k=50, after="2020-06-01")["results"]) == 38
-    empty = search(client, q="shape", k=50, after="", camera="", tag="")  # a form's empty fields mean "any"
-    assert len(empty["results"]) == 41
+    # an empty field is no filter value (the web app leaves empty fields out), as on the command line
+    error(client.get("/api/search", params={"q": "shape", "k": 50, "after": "", "camera": "", "tag": ""}), 422)
 
 
 def test_more_like_this_and_upload(client, built):
@@ -493,3 +493,98 @@ def test_a_body_that_is_not_json_says_so(client):
     assert r.status_code == 422
     message = r.json()["error"]["message"]
     assert message.startswith("the request body is not valid JSON") and "0:" not in message, message
+
+
+# -- text parameters: UTF-8 without NUL, never empty ------------------------------------------------
+def _operations(schema: dict) -> list[tuple[str, str, dict]]:
+    return [(path, method.upper(), op) for path, item in schema["paths"].items() for method, op in item.items()]
+
+
+def _text_schema(schema: dict) -> bool:
+    kinds = [schema] + schema.get("anyOf", [])
+    return any(k.get("type") == "string" or (k.get("type") == "array" and k.get("items", {}).get("type") == "string")
+               for k in kinds)
+
+
+def _refused(r, where) -> None:
+    assert 400 <= r.status_code < 500, (where, r.status_code, r.text)
+    assert r.json()["error"]["message"], where
+
+
+def test_every_text_parameter_of_every_route_takes_only_text(built, demo_embedder, tmp_path):
+    """`GET /api/search?q=%ff%fe` and `q=%00` answered 200 with results while the command line refuses a query
+    that is not UTF-8: every text parameter of every operation (path, query, JSON and form fields), sent as bytes
+    that are not UTF-8, a NUL, or a JSON string's lone surrogate, is refused with a JSON 4xx, on a real server."""
+    import httpx
+
+    from .service_world import running_server
+
+    index, pics = copy_index(built, tmp_path)
+    app = create_app(zsindex.open(index, embedder=demo_embedder), roots=[pics], ingest_workers=0)
+    png = next(Path(pics).rglob("*.png")).read_bytes()
+    with running_server(app) as base, httpx.Client(base_url=base, timeout=60) as http:
+        schema = http.get("/openapi.json").json()
+        components = schema["components"]["schemas"]
+        tried = 0
+        for path, method, op in _operations(schema):
+            params = op.get("parameters", [])
+            fill = {p["name"]: "1" if p["in"] == "path" else None for p in params}
+            for p in params:
+                if p["in"] not in ("path", "query") or not _text_schema(p.get("schema", {})):
+                    continue
+                for bad in ("%ff%fe", "a%00b"):
+                    url = path
+                    for name, value in fill.items():
+                        if value is not None:
+                            url = url.replace("{" + name + "}", bad if name == p["name"] else "colours")
+                    if p["in"] == "query":
+                        url += f"?{p['name']}={bad}" if p["name"] == "q" else f"?q=red&{p['name']}={bad}"
+                    _refused(http.request(method, url), (method, url))
+                    tried += 1
+            content = op.get("requestBody", {}).get("content", {})
+            url = path.replace("{name}", "colours").replace("{job_id}", "1")
+            for kind, body in content.items():
+                ref = body["schema"].get("$ref") or next(s["$ref"] for s in body["schema"].get("anyOf", [])
+                                                          if "$ref" in s)
+                for field, spec in components[ref.rsplit("/", 1)[-1]].get("properties", {}).items():
+                    if not _text_schema(spec) or field == "file":
+                        continue
+                    many = spec.get("type") == "array" or any(s.get("type") == "array" for s in spec.get("anyOf", []))
+                    if kind == "application/json":
+                        for bad in ('"a\\u0000b"', '"a\\udcffb"'):
+                            text = f'{{"{field}": {"[" + bad + "]" if many else bad}}}'
+                            r = http.request(method, url, content=text.encode(),
+                                             headers={"Content-Type": "application/json"})
+                            _refused(r, (method, url, text))
+                            tried += 1
+                    else:
+                        files = {"file": ("f.png", png, "image/png")} if kind == "multipart/form-data" else None
+                        r = http.request(method, url, data={field: "a\x00b"}, files=files)
+                        _refused(r, (method, url, field))
+                        tried += 1
+        assert tried >= 20, tried
+        assert http.get("/api/search", params={"q": "red"}).status_code == 200
+        assert http.get("/api/search", params={"q": "café"}).status_code == 200  # UTF-8 text is text
+
+
+@pytest.mark.parametrize("name", ["q", "not", "path", "after", "before", "camera", "format", "tag", "keyword"])
+def test_an_empty_text_parameter_is_refused_as_the_cli_and_the_api_refuse_it(client, name):
+    """`camera=` and `path=` were "no filter" over HTTP while `zsindex search --camera ''` and
+    lib.search(filters={"camera": ""}) refuse an empty value."""
+    params = {"q": "red", name: ""} if name != "q" else {"q": "", "like": 1}
+    message = error(client.get("/api/search", params=params), 422)
+    assert "empty" in message or "''" in message, message
+
+
+def test_a_parameter_named_with_its_value_reads_as_words():
+    """`format'apng' is not...`: a message's parameter followed by its value keeps a space between them."""
+    from zsindex.service.messages import server_text
+
+    assert server_text("format='apng' is not a format") == "format 'apng' is not a format"
+    assert server_text('camera="x" y') == 'camera "x" y'
+    assert server_text("give after=, e.g. 2024") == "give after, e.g. 2024"
+
+
+def test_format_apng_message_keeps_its_space(client):
+    message = error(client.get("/api/search", params={"q": "red", "format": "apng"}), 422)
+    assert message.startswith("format 'apng' is not"), message

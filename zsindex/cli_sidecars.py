@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from .clikit import (GLOB, Partial, ProgressBar, cli_text, index_option, open_library, ranged,
-                     warn_unmatched_path)
+from .clikit import GLOB, Partial, ProgressBar, cli_text, index_option, open_library, ranged, warn_unmatched_path
 from .errors import plural
 from .output import emit_record, emit_rows, output_options, shown, warn
 
@@ -58,7 +57,8 @@ def _end(report: Any) -> None:
 @index_option
 @click.option("--labels", "-l", required=True, help="The label set whose tags are written (see `zsindex tag`).")
 @click.option("--path", "path_glob", type=GLOB, help="Only images whose path matches this glob, e.g. '*/2024/*'.")
-@click.option("--min-score", type=ranged("min_score", "sidecars_write"), help="Only tags scoring at least this (the tag's score, 0-1).")
+@click.option("--min-score", type=ranged("min_score", "sidecars_write"),
+              help="Only tags scoring at least this (the tag's score, 0-1).")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.option("--naming", type=click.Choice(["ext", "base"]), default="ext", show_default=True,
               help="New sidecars as IMG_1234.JPG.xmp (ext: digiKam, darktable) or IMG_1234.xmp (base: Lightroom). "

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..library import Library
 from ..params import checked
-from .common import SafeJSONResponse, install_error_handlers
+from .common import SafeJSONResponse, install_error_handlers, text_only
 from .pages import STATIC
 from .pages import router as pages_router
 from .routes_labels import router as labels_router
@@ -74,7 +74,7 @@ def create_app(library_or_folder: Library | str | Path, *, token: str | None = N
 
     app = FastAPI(title="zsindex", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
-                  default_response_class=SafeJSONResponse)
+                  default_response_class=SafeJSONResponse, dependencies=[Depends(text_only)])
     app.state.service = svc
     install_error_handlers(app)
     app.include_router(search_router)

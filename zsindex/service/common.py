@@ -78,6 +78,41 @@ def writable(request: Request) -> None:
         raise HTTPException(403, str(fault) if fault else str(read_only_error(svc.reader.folder, "change the index")))
 
 
+def _strings(value: Any) -> Any:
+    """Every str in a JSON value (keys too)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+async def text_only(request: Request) -> None:
+    """Dependency of every route: each text a request's body carries (a JSON string, a form field) is text, as
+    the URL's are (security.not_text): a NUL or a JSON string's lone surrogate (\\udcff) is refused with 422, as
+    the command line refuses a query that is not UTF-8, instead of a search or a label made of another text."""
+    from .security import text_problem
+
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        try:
+            values = list(_strings(json.loads(await request.body())))
+        except ValueError:  # not JSON (nor UTF-8): the route's own parsing says so
+            return
+    elif kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        values = [v for item in (await request.form()).multi_items() for v in item if isinstance(v, str)]
+    else:
+        return
+    for value in values:
+        problem = text_problem(value)
+        if problem is not None:
+            raise HTTPException(422, f"a text in the request body {problem}")
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> SafeJSONResponse:
     return SafeJSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 

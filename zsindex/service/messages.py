@@ -53,7 +53,10 @@ _API_PARAM = re.compile(r"(?<![\w/.?&=-])([a-z][a-z0-9_]*)=(True\b|(?=[\s,;:)'\"
 
 
 def _field(match: re.Match[str]) -> str:
-    return f"{match.group(1)}: true" if match.group(2) else match.group(1)
+    if match.group(2):
+        return f"{match.group(1)}: true"
+    value_follows = match.string[match.end():match.end() + 1] in ("'", '"', "`")
+    return match.group(1) + (" " if value_follows else "")  # format='apng' -> format 'apng'
 
 
 def server_text(message: str) -> str:

@@ -46,7 +46,8 @@ QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 
 
 class SearchParams(BaseModel):
-    """Everything `zsindex search` takes; empty strings count as not given."""
+    """Everything `zsindex search` takes. An empty or blank text is refused (422) as the command line and the
+    Python API refuse it: `camera=` is no camera, not "no filter"; leave a parameter out instead."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     q: str | None = Field(None, max_length=1000, description="Query text")
@@ -66,13 +67,6 @@ class SearchParams(BaseModel):
     k: int = ranged_field(24, "k", cap=MAX_PAGE)
     offset: int = ranged_field(0, "offset", cap=MAX_OFFSET)
     min_score: float | None = ranged_field(None, "min_score", allow_inf_nan=False)
-
-    def cleaned(self) -> "SearchParams":
-        blank = {name: None for name in ("q", "path", "after", "before", "camera", "format", "tag", "keyword")
-                 if isinstance(getattr(self, name), str) and not getattr(self, name).strip()}
-        nots = [t for t in self.not_ if t.strip()]
-        return self.model_copy(update={**blank, "not_": nots})
-
 
 # Media types of what Pillow does not name (its MIME table covers JPEG, PNG, HEIF through pillow-heif, ...):
 # videos, JPEG XL, camera RAW. Looked up by format, then by the file's extension, then Python's mimetypes.
@@ -129,7 +123,6 @@ def _results(svc: Service, hits: list[Any]) -> list[dict[str, Any]]:
 def run_search(svc: Service, p: SearchParams, upload: Any = None) -> dict[str, Any]:
     from ..search import Filters, parse_date
 
-    p = p.cleaned()
     if p.q is None and p.like is None and upload is None:
         raise UsageError("give a query text q, an image id like, or upload an image")
     filters = Filters(path=p.path, after=parse_date(p.after, "after"), before=parse_date(p.before, "before"),

@@ -109,6 +109,45 @@ def cross_site(scope: Scope, headers: dict[str, str], allowed: tuple[str, ...] =
     return None
 
 
+def text_problem(value: bytes | str) -> str | None:
+    """Why a request's text value is no text: bytes that are not UTF-8, or a NUL (no name, label or query
+    holds one; the command line cannot even pass one). None for text."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return "is not valid UTF-8 text; send text as UTF-8 (percent-encoded in a URL)"
+    if "\0" in value:
+        return "holds a NUL character, which no text here may hold"
+    if any("\ud800" <= ch <= "\udfff" for ch in value):  # a JSON string's lone surrogate escape (\udcff)
+        return "is not valid UTF-8 text (it holds a lone surrogate); send text as UTF-8"
+    return None
+
+
+def not_text(scope: Scope) -> str | None:
+    """Why a text parameter of the URL (a path segment, a query parameter's name or value) is no text, or None:
+    Starlette would decode such bytes to U+FFFD and the route would run with another text than the one sent."""
+    from urllib.parse import unquote_to_bytes
+
+    from ..output import escape_text
+
+    for segment in scope.get("raw_path", b"").split(b"/"):
+        problem = text_problem(unquote_to_bytes(segment))
+        if problem is not None:
+            return f"a URL path segment {problem}"
+    for pair in scope.get("query_string", b"").split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        name, value = (unquote_to_bytes(x.replace(b"+", b" ")) for x in (raw_name, raw_value))
+        shown = escape_text(name.decode("utf-8", "surrogateescape"))
+        problem = text_problem(name)
+        if problem is not None:
+            return f"a query parameter's name ({shown}) {problem}"
+        problem = text_problem(value)
+        if problem is not None:
+            return f"query parameter {shown} {problem}"
+    return None
+
+
 def is_page(path: str) -> bool:
     return path in PAGE_PATHS or path.startswith(PAGE_PREFIXES)
 
@@ -140,6 +179,9 @@ class Guard:
             # Starlette decodes %2F before routing: DELETE /api/labels/foo%2Ftags would reach .../foo/tags
             return lambda send: send_json(send, 400, "a URL path segment cannot hold an encoded '/' (%2F); "
                                           "no label set name holds '/'")
+        garbled = not_text(scope)
+        if garbled is not None:
+            return lambda send: send_json(send, 422, garbled)
         cross = cross_site(scope, headers, s.cors_origins)
         if cross is not None:
             return lambda send: send_json(send, 403, cross)

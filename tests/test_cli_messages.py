@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -424,3 +425,86 @@ def test_messages_name_a_file_that_is_not_utf8_as_outputs_do(small, tmp_path):
     for args in cases:
         err = _stderr_of(*args, cwd=tmp_path)
         assert b"\\xff" in err and b"\\udcff" not in err and "\ufffd".encode() not in err, (args, err)
+
+
+ODD = b"we\nird\t\xff\\dir"  # a newline, a tab, a byte that is not UTF-8 and a backslash in one name
+
+
+def _odd(base: Path, *parts: bytes) -> str:
+    return os.fsdecode(os.path.join(os.fsencode(base), *parts))
+
+
+def test_every_message_names_an_odd_path_on_one_line_in_the_escaped_form(small, tmp_path):
+    """A newline or tab in a path was printed raw in errors, warnings and the commands they suggest, splitting a
+    message across lines ("Error: no index at nl" / "idx; ..."), while \\xff in the same message was escaped. Every
+    message of every kind (the library's errors, the index folder's faults, warnings, click's path checks) names
+    such a path in the escaped form of the outputs, one line a message; a suggested command gives it as one
+    shell word that bash reads back as the very name."""
+    from zsindex.output import shown
+
+    def odd_index(name: bytes, content: bytes | None) -> str:
+        folder = _odd(tmp_path, name)
+        os.mkdir(folder)
+        if content is not None:
+            Path(folder, "index.sqlite").write_bytes(content)
+        return folder
+
+    gone = _odd(tmp_path, ODD, b"gone")
+    cases = [
+        (["search", "x", "--index", odd_index(ODD + b"1", None)], 1),                      # no index there
+        (["search", "x", "--index", odd_index(ODD + b"2", b"")], 1),                        # an emptied database
+        (["search", "x", "--index", odd_index(ODD + b"3", b"garbage" * 200)], 1),          # not a database
+        (["status", "--index", odd_index(ODD + b"4", None) + "/index.sqlite/.."], 1),
+        (["forget", gone, "--index", small["index"]], 0),                                    # a warning
+        (["classify", gone, "-l", "red", "-m", "demo"], 2),
+        (["ingest", gone, "--index", small["index"]], 2),                                    # click's path check
+        (["eval", gone, "-l", "x,y", "-m", "demo"], 2),
+    ]
+    os.mkdir(_odd(tmp_path, ODD + b"5"))
+    Path(_odd(tmp_path, ODD + b"5"), "index.sqlite").mkdir()                                # a folder in its place
+    cases.append((["search", "x", "--index", _odd(tmp_path, ODD + b"5")], 1))
+    if os.geteuid() != 0:  # root writes anywhere
+        readonly = _odd(tmp_path, ODD + b"6")
+        shutil.copytree(small["index"], readonly)
+        for p in [readonly, *(str(x) for x in Path(readonly).iterdir())]:
+            os.chmod(p, 0o555 if os.path.isdir(p) else 0o444)
+        cases.append((["tag", "--labels", "a,b", "--index", readonly], 1))
+    try:
+        for args, code in cases:
+            proc = subprocess.run([sys.executable, "-m", "zsindex", *(os.fsencode(a) for a in args)], cwd=tmp_path,
+                                  capture_output=True, timeout=120,
+                                  env={**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONPATH": str(REPO)})
+            err = proc.stderr.decode("utf-8")
+            assert proc.returncode == code, (args, proc.returncode, err)
+            assert shown(ODD.decode("utf-8", "surrogateescape")) in err, (args, err)
+            assert "ird\t" not in err and "\nird" not in err and "\\udc" not in err, (args, err)
+            messages = [line for line in err.splitlines() if line.startswith(("Error:", "warning:", "partly done:"))]
+            assert messages, (args, err)
+            for word in re.findall(r"\$'(?:[^'\\]|\\.)*'", err):  # a suggested command's path, as bash reads it
+                said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
+                assert ODD in said, (args, word, said)
+    finally:
+        for p in tmp_path.rglob("*"):
+            if not p.is_symlink():
+                os.chmod(p, 0o755 if p.is_dir() else 0o644)
+
+
+def test_a_path_given_in_a_message_is_a_shell_word_on_the_command_line_and_a_serve_option_on_the_server():
+    from zsindex.errors import given
+    from zsindex.service.messages import server_text
+
+    name = "idx\n2 it's"
+    message = f"no index; run Library.ingest(PATH) with folder={given(name)}"
+    assert message.endswith("folder='idx\\n2 it\\x27s'")
+    ctx = click.Context(cli.commands["search"])
+    text = cli_text(message, ctx)
+    assert "--index $'idx\\n2 it\\'s'" in text and "\n" not in text, text
+    said = subprocess.run(["bash", "-c", "printf %s $'idx\\n2 it\\'s'"], capture_output=True, check=True).stdout
+    assert said.decode() == name
+    assert "zsindex serve --index $'idx\\n2 it\\'s'" in server_text(message)
+    assert given("/plain/idx") == "/plain/idx"
+    # a read-only index folder (the test above cannot make one when it runs as root): its fault, as the CLI says it
+    from zsindex.faults import read_only_error
+
+    said_ro = cli_text(str(read_only_error(Path("ro\nlink"), "tag")), click.Context(cli.commands["tag"]))
+    assert "\n" not in said_ro and "ro\\nlink" in said_ro and "chmod -R u+w $'ro\\nlink'" in said_ro, said_ro

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .clikit import index_option, open_library
-from .output import emit_record, output_options, warn
+from .output import emit_record, output_options, shown, warn
 
 
 @click.command()
@@ -39,4 +39,4 @@ def forget(paths: tuple[Path, ...], index_dir: Path | None, missing: bool, dry_r
         # path is the one to give
         blocked = [f" ({b}; to forget that file, give its own path)" for b in map(path_blocker, paths) if b]
         warn("warning: the index holds no " + ("missing " if missing else "") + "images under "
-             + (", ".join(map(str, paths)) or "any path") + "".join(blocked[:1]) + "; nothing was forgotten")
+             + (", ".join(map(shown, paths)) or "any path") + "".join(blocked[:1]) + "; nothing was forgotten")

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .clikit import index_option, ranged, root_db
-from .errors import UsageError
+from .errors import UsageError, shown
 from .output import warn
 
 ENV_TOKEN = "ZSINDEX_TOKEN"
@@ -98,7 +98,7 @@ def serve(index_dir: Path | None, host: str, port: int, token: str | None, no_au
                      compute_threads=compute_threads or None)
     sock = bind(host, port)  # before saying it serves: a port in use is a message, not a failed start
     where = f"http://{'[' + host.strip('[]') + ']' if ':' in host else host}:{sock.getsockname()[1]}/"
-    warn(f"serving {library.folder} on {where} (API docs at /docs)"
+    warn(f"serving {shown(library.folder)} on {where} (API docs at /docs)"
          + (", read-only" if read_only else "") + (", token required" if token else "")
          + (", watching for changes" if watch else ""))
     # Ctrl-C and SIGTERM are a server's normal end: uvicorn shuts down gracefully and the command exits 0.

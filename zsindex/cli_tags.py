@@ -331,7 +331,7 @@ def eval_command(source: Path | None, keyword_set: str | None, label_list: str |
         confusion_png, plot_format = confusion_plot_target(confusion_png)
     if confusion_png is not None and confusion_csv is not None and \
             os.path.abspath(confusion_png) == os.path.abspath(confusion_csv):
-        raise UsageError(f"confusion_png= and confusion_csv= name the same file {confusion_png}; give two names")
+        raise UsageError(f"confusion_png= and confusion_csv= name the same file {shown(confusion_png)}; give two names")
     for target in (confusion_png, confusion_csv):
         if target is not None:
             check_new_output(target, force)  # before the work, so a refusal costs nothing

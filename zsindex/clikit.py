@@ -28,7 +28,7 @@ from typing import Any
 import click
 
 from . import config, interrupts
-from .errors import UsageError, ZsindexError, rewrite_api_calls
+from .errors import UsageError, ZsindexError, rewrite_api_calls, shell_word
 
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = interrupts.EXIT_INTERRUPTED
@@ -42,18 +42,6 @@ API_COMMANDS = {"labels_add": "labels add", "labels_edit": "labels edit", "label
                 "rebuild": "rebuild", "forget": "forget", "errors": "errors", "status": "status"}
 # ... and where the method's first argument is an option of the command, not an argument
 FIRST_ARG_FLAG = {"tag": "--labels", "untag": "--labels"}
-
-
-def shell_word(value: str) -> str:
-    """A value as one shell word on one line: shlex.quote, or bash's $'...' with the escaped form (output.py)
-    where it holds a control character, a line break or a byte that is not UTF-8."""
-    import shlex
-
-    from .output import escape_text
-
-    if escape_text(value.replace("\\", "")) == value.replace("\\", ""):  # nothing to escape but backslashes
-        return shlex.quote(value)
-    return "$'" + escape_text(value).replace("'", "\\'") + "'"
 
 
 def _command_text(method: str, args: list[tuple[str, bool]]) -> str | None:
@@ -74,7 +62,9 @@ class Partial(click.ClickException):
     exit_code = EXIT_PARTIAL
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"partly done: {self.format_message()}", err=True)
+        from .output import one_line
+
+        click.echo(f"partly done: {one_line(self.format_message())}", err=True)
 
 
 def option_flag(command: click.Command, name: str) -> str | None:
@@ -105,7 +95,24 @@ def cli_text(message: str, ctx: click.Context | None = None) -> str:
         after = match.string[match.end():match.end() + 1]
         return found if match.group(2) or after in ("", " ", ",", ";", ")", ":") else found + " "
 
-    return _API_PARAM.sub(flag, rewrite_api_calls(message, _command_text))
+    from .output import one_line
+
+    message = _GIVEN.sub(_shell_given, message)
+    return one_line(_API_PARAM.sub(flag, rewrite_api_calls(message, _command_text)))
+
+
+# A path given as a parameter's value (``folder='my\\nidx'``, errors.given): quoted, in the escaped form.
+_GIVEN = re.compile(r"(?<![\w/.-])([a-z][a-z0-9_]*)='((?:[^'\\]|\\.)*)'")
+
+
+def _shell_given(match: re.Match[str]) -> str:
+    """A value in the escaped form as one shell word that gives the very name (``$'my\\nidx'``); a quoted value
+    without escapes is already one."""
+    if "\\" not in match.group(2):
+        return match.group(0)
+    from .output import unescape_text
+
+    return f"{match.group(1)}={shell_word(unescape_text(match.group(2)))}"
 
 
 def _flag_elsewhere(ctx: click.Context, name: str) -> str | None:
@@ -141,7 +148,9 @@ class NonEmptyPath(click.Path):
             blocker = path_blocker(value) if "does not exist" in message else None
             if blocker is not None:  # a file where a folder on its path should be: say so
                 message = f"{message.rstrip('.')}: {blocker}."
-            if theirs != ours and theirs in message:
+            if theirs != ours and repr(theirs) in message:  # click writes the name with repr() (\n, but U+FFFD)
+                message = message.replace(repr(theirs), f"'{ours}'")
+            elif theirs != ours and theirs in message:
                 message = message.replace(theirs, ours)
             if message == e.message:
                 raise
@@ -429,7 +438,9 @@ def _mapped(e: BaseException, ctx: click.Context) -> click.exceptions.ClickExcep
     if isinstance(e, ZsindexError):
         return click.ClickException(cli_text(str(e), ctx))
     if isinstance(e, OSError):  # a pipe given as a file (export -o FIFO) whose reader left, too: not all was written
-        where = f"{e.filename}: " if e.filename else ""
+        from .errors import shown
+
+        where = f"{shown(e.filename)}: " if isinstance(e.filename, (str, bytes)) else ""
         return click.ClickException(f"{where}{e.strerror or e}")
     return None
 

@@ -90,10 +90,10 @@ def _check_path_exists(value: str, name: str, env: str, explicit: str | None, ac
     path = os.path.expanduser(value.removeprefix("local-dir:"))
     if (value.startswith("local-dir:") or names_a_path(value, CHECKPOINT_SUFFIXES + (".json",))) \
             and not os.path.lexists(path):
-        from .errors import UsageError
+        from .errors import UsageError, shown
 
         where = "" if explicit else f" (from ${env})"
-        raise UsageError(f"{name}={value!r}{where}: no such file or folder: {path}; {accepts}")
+        raise UsageError(f"{name}={value!r}{where}: no such file or folder: {shown(path)}; {accepts}")
 
 
 def resolve_model(model: str | None, pretrained: str | None) -> tuple[str, str | None]:

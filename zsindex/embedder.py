@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import config
-from .errors import ModelError, ModelMismatchError, ModelUnavailableError, UsageError
+from .errors import ModelError, ModelMismatchError, ModelUnavailableError, UsageError, shown
 from .filehash import cached_sha256, sha256_file  # noqa: F401 - sha256_file kept importable from here
 from .logstate import root_logging_kept
 
@@ -70,7 +70,7 @@ def _find_weights(folder: Path) -> Path:
             return folder / name
     found = sorted(p for ext in ("*.safetensors", "*.bin", "*.pth", "*.pt") for p in folder.glob(ext))
     if not found:
-        raise ModelError(f"{folder} has open_clip_config.json but no weights file (.safetensors, .bin, .pt)")
+        raise ModelError(f"{shown(folder)} has open_clip_config.json but no weights file (.safetensors, .bin, .pt)")
     return found[0]
 
 
@@ -83,7 +83,7 @@ def resolve_source(model: str, pretrained: str | None, check_tag: bool = True) -
     if model.startswith("local-dir:") or (not model.startswith("hf-hub:") and Path(model).is_dir()):
         folder = Path(model.removeprefix("local-dir:")).expanduser()
         if not (folder / "open_clip_config.json").is_file():
-            raise ModelError(f"{folder} is not an open_clip model folder: it has no open_clip_config.json")
+            raise ModelError(f"{shown(folder)} is not an open_clip model folder: it has no open_clip_config.json")
         return ModelSource(f"local-dir:{folder}", None, f"sha256:{cached_sha256(_find_weights(folder))}")
     if model.startswith("hf-hub:"):
         repo = model.removeprefix("hf-hub:")

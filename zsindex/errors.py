@@ -113,6 +113,39 @@ def _one_line(name: str) -> str:
     return _CONTROL.sub(lambda m: escape_text(m.group()), name)
 
 
+def shown(value: object) -> str:
+    """A path or name as every message writes it: the escaped form of the outputs (output.escape_text; README,
+    "File names"), so that a newline, a tab or a byte that is not UTF-8 in it neither splits the message nor
+    reads differently there than in the results."""
+    import os
+
+    from .output import escape_text
+
+    return escape_text(os.fsdecode(value) if isinstance(value, (bytes, os.PathLike)) else str(value))
+
+
+def given(value: object) -> str:
+    """A path as the value of a parameter a message tells the user to give (``folder={given(p)}``): quoted, in
+    the escaped form; the command line writes it as one shell word (clikit.cli_text), the server as a word of
+    `zsindex serve` (service.messages)."""
+    import shlex
+
+    text = shown(value)
+    return text if shlex.quote(text) == text else "'" + text.replace("'", "\\x27") + "'"
+
+
+def shell_word(value: str) -> str:
+    """A value as one shell word on one line: shlex.quote, or bash's $'...' with the escaped form (output.py)
+    where it holds a control character, a line break or a byte that is not UTF-8."""
+    import shlex
+
+    from .output import escape_text
+
+    if escape_text(value.replace("\\", "")) == value.replace("\\", ""):  # nothing to escape but backslashes
+        return shlex.quote(value)
+    return "$'" + escape_text(value).replace("'", "\\'") + "'"
+
+
 KNOWN_SHOWN = 20  # how many names a "known: ..." list in a message shows before "... and N more"
 
 
@@ -166,8 +199,8 @@ def path_blocker(path: object) -> str | None:
                 target = os.readlink(above)
             except OSError:
                 target = "?"
-            return f"{_one_line(str(above))} is a symbolic link to {_one_line(target)}, which does not exist"
-        return f"{_one_line(str(above))} is a file, not a folder"
+            return f"{shown(above)} is a symbolic link to {shown(target)}, which does not exist"
+        return f"{shown(above)} is a file, not a folder"
     return None
 
 
@@ -178,6 +211,6 @@ def missing_paths(paths: Iterable[object], what: str = "file or folder", gone_hi
 
     names = [os.fsdecode(p) for p in paths]  # type: ignore[arg-type]
     blocked = {n: path_blocker(n) for n in names}
-    parts = [f"{_one_line(n)} ({blocked[n]})" if blocked[n] else _one_line(n) for n in names]
+    parts = [f"{shown(n)} ({blocked[n]})" if blocked[n] else shown(n) for n in names]
     hint = gone_hint if any(b is None for b in blocked.values()) else ""
     return f"no such {what}: {known_list(parts)}{hint}"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import config
-from .errors import UsageError, check_path, known_list, missing_paths
+from .errors import UsageError, check_path, known_list, missing_paths, shown
 from .labels import DEFAULT_TEMPLATES, Label, LabelSet, check_templates, label_vectors
 from .params import checked
 from .scan import scan
@@ -70,14 +70,14 @@ def load_dataset(source: Path, raw_names: bool = False) -> Dataset:
                 if not cells or (lineno == 1 and cells[0].lower() == "path"):
                     continue
                 if len(cells) < 2:
-                    raise UsageError(f"{source}, line {lineno}: expected path,label[,label...]")
+                    raise UsageError(f"{shown(source)}, line {lineno}: expected path,label[,label...]")
                 path = Path(cells[0]).expanduser()
                 paths.append(str(path if path.is_absolute() else (source.parent / path).resolve()))
                 truth.append([name(c) for c in cells[1:]])
     else:
-        raise UsageError(f"{source} is neither a folder of class folders nor a .csv file")
+        raise UsageError(f"{shown(source)} is neither a folder of class folders nor a .csv file")
     if not paths:
-        raise UsageError(f"no labelled images found in {source}")
+        raise UsageError(f"no labelled images found in {shown(source)}")
     classes = sorted({c for t in truth for c in t})
     return Dataset(paths, truth, classes)
 
@@ -214,12 +214,12 @@ def confusion_plot_target(path: Path) -> tuple[Path, str]:
     formats = FigureCanvasBase.get_supported_filetypes()
     name = path.name
     if name.endswith(".") or (name.startswith(".") and name[1:].lower() in formats):  # "rep.", ".png"
-        raise UsageError(f"confusion_png={path}: give the plot a name, e.g. confusion.png")
+        raise UsageError(f"confusion_png={shown(path)}: give the plot a name, e.g. confusion.png")
     suffix = path.suffix.lower().lstrip(".")
     if not suffix:
         return path.with_name(path.name + ".png"), "png"
     if suffix not in formats:
-        raise UsageError(f"confusion_png={path}: a plot cannot be written as .{suffix}; name the file .png "
+        raise UsageError(f"confusion_png={shown(path)}: a plot cannot be written as .{suffix}; name the file .png "
                          f"(or {', '.join('.' + f for f in sorted(formats) if f != 'png')})")
     return path, suffix
 

@@ -14,7 +14,15 @@ import shutil
 import stat
 from pathlib import Path
 
-from .errors import IndexCorruptError, IndexLockedError, IndexReadOnlyError, IndexStateError, ZsindexError
+from .errors import (
+    IndexCorruptError,
+    IndexLockedError,
+    IndexReadOnlyError,
+    IndexStateError,
+    ZsindexError,
+    shell_word,
+    shown,
+)
 
 _READ_ONLY_HINT = ("reading commands (status, search, errors, tags, export) still work on it; to change the "
                    "index make the folder writable (chmod -R u+w {folder}) or copy it somewhere writable")
@@ -33,13 +41,13 @@ def empty_database_error(path: Path) -> IndexCorruptError:
     except OSError:
         empty = False
     what = "it is empty (0 bytes)" if empty else "it is an SQLite database without any table"
-    return IndexCorruptError(f"{path} is not a zsindex database: {what}, so the index that was there is damaged "
+    return IndexCorruptError(f"{shown(path)} is not a zsindex database: {what}, so the index that was there is damaged "
                              f"(emptied or cut short). " + _MOVE_ASIDE)
 
 
 def read_only_error(folder: Path, what: str) -> IndexReadOnlyError:
-    return IndexReadOnlyError(f"cannot {what}: the index folder {folder} is read-only; "
-                              + _READ_ONLY_HINT.format(folder=folder))
+    return IndexReadOnlyError(f"cannot {what}: the index folder {shown(folder)} is read-only; "
+                              + _READ_ONLY_HINT.format(folder=shell_word(str(folder))))
 
 
 def database_fault(exc: BaseException, path: Path, server: str | None = None) -> ZsindexError:
@@ -54,29 +62,29 @@ def database_fault(exc: BaseException, path: Path, server: str | None = None) ->
     folder = path.parent
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return IndexCorruptError(
-            f"{path} is not a readable zsindex database ({message}): it is damaged or another program's file. "
+            f"{shown(path)} is not a readable zsindex database ({message}): it is damaged or another program's file. "
             + _MOVE_ASIDE)
     if "readonly" in low or "read-only" in low:
-        return read_only_error(folder, f"write to {path}")
+        return read_only_error(folder, f"write to {shown(path)}")
     if "locked" in low or "busy" in low:
-        return IndexLockedError(f"{path} is locked by another process (waited 30 s); try again when it has "
+        return IndexLockedError(f"{shown(path)} is locked by another process (waited 30 s); try again when it has "
                                 f"finished (see Library.status())")
     if "full" in low or ("i/o" in low and _disk_full(folder)):
-        return IndexStateError(f"no space left on the disk holding {path} ({message}); free some space and run "
+        return IndexStateError(f"no space left on the disk holding {shown(path)} ({message}); free some space and run "
                                f"the command again (work committed before the failure is kept)")
     if "unable to open" in low and _unreadable_wal(path):
         return IndexReadOnlyError(
-            f"cannot read {path}: its last writer did not close it ({path.name}-wal holds changes not yet in "
-            f"{path.name}), and reading those needs SQLite to create {path.name}-shm, which the read-only folder "
-            f"{folder} does not allow. Open it once as a user who may write the folder "
+            f"cannot read {shown(path)}: its last writer did not close it ({shown(path.name)}-wal holds changes "
+            f"not yet in {shown(path.name)}), and reading those needs SQLite to create {shown(path.name)}-shm, which "
+            f"the read-only folder {shown(folder)} does not allow. Open it once as a user who may write the folder "
             f"(Library.status() will do: it folds the changes in), or copy the folder somewhere writable")
     if "unable to open" in low:
-        return IndexStateError(f"cannot open {path} ({message}); check that {folder} exists and that you may "
-                               f"read it (and write it, for commands that change the index)")
+        return IndexStateError(f"cannot open {shown(path)} ({message}); check that {shown(folder)} exists and that "
+                               f"you may read it (and write it, for commands that change the index)")
     if "i/o" in low:
-        return IndexStateError(f"disk I/O error on {path} ({message}); check the disk (space, file size limits, "
+        return IndexStateError(f"disk I/O error on {shown(path)} ({message}); check the disk (space, file size limits, "
                                f"a removed drive) and run the command again")
-    return IndexStateError(f"database error on {path}: {message}")
+    return IndexStateError(f"database error on {shown(path)}: {message}")
 
 
 def _unreadable_wal(path: Path) -> bool:
@@ -100,11 +108,11 @@ def file_fault(exc: OSError, path: Path, what: str) -> ZsindexError:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return read_only_error(folder, what)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return IndexStateError(f"cannot {what}: no space left for {path} ({exc.strerror}); free some space and "
+        return IndexStateError(f"cannot {what}: no space left for {shown(path)} ({exc.strerror}); free some space and "
                                f"run the command again")
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-        return IndexStateError(f"cannot {what}: {folder} is not a folder; give a folder as folder=")
-    return IndexStateError(f"cannot {what}: {path}: {exc.strerror or exc}")
+        return IndexStateError(f"cannot {what}: {shown(folder)} is not a folder; give a folder as folder=")
+    return IndexStateError(f"cannot {what}: {shown(path)}: {exc.strerror or exc}")
 
 
 def check_folder_readable(folder: Path) -> None:
@@ -114,14 +122,14 @@ def check_folder_readable(folder: Path) -> None:
         st = os.stat(folder)
     except PermissionError:
         blocker = next((p for p in reversed(folder.absolute().parents) if not os.access(p, os.X_OK)), folder.parent)
-        raise IndexStateError(f"cannot read the index folder {folder}: this user may not enter {blocker} "
-                              f"(permission denied); make it readable (chmod u+rx {blocker}), or run the command as "
-                              f"a user who may read it") from None
+        raise IndexStateError(f"cannot read the index folder {shown(folder)}: this user may not enter {shown(blocker)} "
+                              f"(permission denied); make it readable (chmod u+rx {shell_word(str(blocker))}), or "
+                              f"run the command as a user who may read it") from None
     except OSError:
         return  # no such folder (yet), or a file on its path: the caller says so
     if stat.S_ISDIR(st.st_mode) and not os.access(folder, os.R_OK | os.X_OK):
-        raise IndexStateError(f"cannot read the index folder {folder} (permission denied); make it readable "
-                              f"(chmod u+rx {folder}), or run the command as a user who may read it")
+        raise IndexStateError(f"cannot read the index folder {shown(folder)} (permission denied); make it readable "
+                              f"(chmod u+rx {shell_word(str(folder))}), or run the command as a user who may read it")
 
 
 def folder_writable(folder: Path, files: tuple[Path, ...] = ()) -> bool:
@@ -144,8 +152,8 @@ def not_a_file(path: Path) -> str | None:
         except OSError:
             target = "?"
         if isinstance(e, FileNotFoundError):
-            return f"a symbolic link to {target}, which does not exist"
-        return f"a symbolic link to {target}, which cannot be followed ({e.strerror})"
+            return f"a symbolic link to {shown(target)}, which does not exist"
+        return f"a symbolic link to {shown(target)}, which cannot be followed ({e.strerror})"
     mode = st.st_mode
     if stat.S_ISREG(mode):
         return None
@@ -154,7 +162,7 @@ def not_a_file(path: Path) -> str | None:
             "a device file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
     if os.path.islink(path):
         try:
-            what = f"a symbolic link to {what} ({os.readlink(path)})"
+            what = f"a symbolic link to {what} ({shown(os.readlink(path))})"
         except OSError:
             what = f"a symbolic link to {what}"
         return what
@@ -180,14 +188,14 @@ def check_database_files(folder: Path, db_name: str = "index.sqlite") -> None:
     what = not_a_file(db)
     if what is not None:
         if "does not exist" in what or "cannot be followed" in what:
-            raise IndexCorruptError(f"{db} is {what}, so the index database cannot be read. If the database is "
+            raise IndexCorruptError(f"{shown(db)} is {what}, so the index database cannot be read. If the database is "
                                     f"elsewhere (a drive not mounted), make it reachable again; else m"
                                     + _MOVE_ASIDE[1:])
-        raise IndexCorruptError(f"{db} is {what}, not the index database (a regular file). " + _MOVE_ASIDE)
+        raise IndexCorruptError(f"{shown(db)} is {what}, not the index database (a regular file). " + _MOVE_ASIDE)
     for suffix, role in DB_FILE_ROLES.items():
         path = folder / (db_name + suffix)
         what = not_a_file(path) if suffix else None
         if what is not None:
             raise IndexStateError(
-                f"{path} is {what}, but SQLite keeps {role} ({db}) there as a regular file, so the index "
+                f"{shown(path)} is {what}, but SQLite keeps {role} ({shown(db)}) there as a regular file, so the index "
                 f"cannot be opened. Move it aside (zsindex removes nothing it did not make) and run the command again")

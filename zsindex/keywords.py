@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from . import schema as s
+from .errors import shown
 from .sidecars import existing_sidecar, is_sidecar_of, recorded_entries
 from .store import Store
 from .xmp import MAX_SIDECAR_BYTES, XmpDoc, XmpError, keywords_of
@@ -85,22 +86,22 @@ def sidecar_keywords(store: Store, sidecar: str) -> tuple[list[str], str | None]
     """The user's keywords in a sidecar: all it lists less what zsindex wrote there."""
     via = ""
     if os.path.islink(sidecar):  # read through (reading changes nothing); a reason names the file it read
-        via = f"(a symbolic link to {os.readlink(sidecar)}) "
+        via = f"(a symbolic link to {shown(os.readlink(sidecar))}) "
     try:
         fd = os.open(sidecar, os.O_RDONLY | os.O_NONBLOCK)  # a named pipe put there since is not waited on
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
-            return [], f"{sidecar}: {via}not a regular file"
+            return [], f"{shown(sidecar)}: {via}not a regular file"
         with os.fdopen(fd, "rb") as f:
             if st.st_size > MAX_SIDECAR_BYTES:
-                return [], f"{sidecar}: {via}larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB"
+                return [], f"{shown(sidecar)}: {via}larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB"
             doc = XmpDoc.from_bytes(f.read())
         return keywords_of(doc, skip=recorded_entries(store, sidecar)), None
     except OSError as e:
-        return [], f"{sidecar}: {via}cannot read: {e.strerror or e}"
+        return [], f"{shown(sidecar)}: {via}cannot read: {e.strerror or e}"
     except XmpError as e:
-        return [], f"{sidecar}: {via}{e}"
+        return [], f"{shown(sidecar)}: {via}{e}"
 
 
 @dataclass

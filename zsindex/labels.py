@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import LabelError, check_path
+from .errors import LabelError, check_path, shown
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -391,12 +391,12 @@ def parse_label_file(path: Path) -> list[Label]:
     check_path(path, "labels_file")
     parser = _PARSERS.get(path.suffix.lower())
     if parser is None:
-        raise LabelError(f"label file {path} is not .txt, .csv or .json; rename it to the extension that matches "
-                         "its content")
+        raise LabelError(f"label file {shown(path)} is not .txt, .csv or .json; rename it to the extension that "
+                         "matches its content")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
-        raise LabelError(f"cannot read label file {path}: {e}") from None
+        raise LabelError(f"cannot read label file {shown(path)}: {e}") from None
     return _check_unique(parser(text, str(path)), str(path))
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import config
 from .browse import BrowseMixin
-from .errors import IndexStateError, UsageError, check_path, missing_paths
+from .errors import IndexStateError, UsageError, check_path, given, missing_paths, shown
 from .labels import LabelSet
 from .library_sidecars import SidecarsMixin
 from .params import Glob, checked, checked_api, path_list, text_list
@@ -88,9 +88,9 @@ class Library(SidecarsMixin, BrowseMixin):
 
         check_database_files(self.folder)  # raises when something other than a file has the database's name
         if self.folder.exists() and not self.folder.is_dir():
-            return IndexStateError(f"{self.folder} is a file, not an index folder; give a folder as folder=")
-        return IndexStateError(f"no index at {self.folder}; ingest images into it first "
-                               f"(Library.ingest(PATH) with folder={self.folder})")
+            return IndexStateError(f"{shown(self.folder)} is a file, not an index folder; give a folder as folder=")
+        return IndexStateError(f"no index at {shown(self.folder)}; ingest images into it first "
+                               f"(Library.ingest(PATH) with folder={given(self.folder)})")
 
     def _check_folder_path(self) -> None:
         """A folder that can never be made (a file in its place or on its path) is refused at once."""
@@ -101,7 +101,7 @@ class Library(SidecarsMixin, BrowseMixin):
             if os.path.lexists(place):
                 if not place.is_dir():
                     raise file_fault(NotADirectoryError(20, "Not a directory"), self.folder / DB_NAME,
-                                     f"create the index folder {self.folder}")
+                                     f"create the index folder {shown(self.folder)}")
                 return
 
     def _open_store(self) -> None:
@@ -113,7 +113,7 @@ class Library(SidecarsMixin, BrowseMixin):
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise file_fault(e, self.folder / DB_NAME, f"create the index folder {self.folder}") from None
+            raise file_fault(e, self.folder / DB_NAME, f"create the index folder {shown(self.folder)}") from None
         if self._url:
             store = Store(self.folder, self._url)
             claim_cache_folder(self.folder, store)
@@ -343,7 +343,7 @@ class Library(SidecarsMixin, BrowseMixin):
             raise UsageError(f"unknown vector index kind {kind!r}; choose auto, {', '.join(KINDS)}")
         model = self.store.model()
         if model is None:
-            raise IndexStateError(f"the index at {self.folder} is empty; run Library.ingest(PATH) first")
+            raise IndexStateError(f"the index at {shown(self.folder)} is empty; run Library.ingest(PATH) first")
         self._require_writable("rebuild its vector file")
         with self.store.write_lock():
             if kind is not None:
@@ -441,7 +441,8 @@ class Library(SidecarsMixin, BrowseMixin):
         """The index's model row; an explicitly chosen model must be the same one."""
         model = self.store.model()
         if model is None or not self.store.has_indexed():
-            raise IndexStateError(f"the index at {self.folder} has no images yet; run Library.ingest(PATH) first")
+            raise IndexStateError(f"the index at {shown(self.folder)} has no images yet; run Library.ingest(PATH) "
+                                  "first")
         if self._embedder is not None or self._model_args[0] or os.environ.get(config.ENV_MODEL):
             self._model_row()  # raises ModelMismatchError for another model
         return model

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import IndexLockedError, IndexStateError
+from .errors import IndexLockedError, IndexStateError, shown
 from .faults import file_fault, in_the_way, not_a_file
 from .safewrite import NOFOLLOW, open_in_place
 
@@ -34,22 +34,22 @@ class WriteLock:
             try:
                 fd = open_in_place(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK)  # truncated below: not a link
             except OSError as e:
-                raise file_fault(e, self.path, f"change the index in {self.path.parent}") from None
+                raise file_fault(e, self.path, f"change the index in {shown(self.path.parent)}") from None
             if not stat.S_ISREG(os.fstat(fd).st_mode):  # put there since it was looked at
                 os.close(fd)
                 what = not_a_file(self.path) or "not a regular file"
         if what is not None:
             raise IndexStateError(
-                f"cannot change the index in {self.path.parent}: {self.path} is {what}, where zsindex keeps the "
-                f"index's write lock as a regular file. Move it aside (zsindex removes nothing it did not make) "
-                f"and run the command again; reading commands keep working")
+                f"cannot change the index in {shown(self.path.parent)}: {shown(self.path)} is {what}, where zsindex "
+                f"keeps the index's write lock as a regular file. Move it aside (zsindex removes nothing it did not "
+                f"make) and run the command again; reading commands keep working")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise IndexLockedError(
-                f"another zsindex process (pid {holder}) is writing to {self.path.parent}; "
+                f"another zsindex process (pid {holder}) is writing to {shown(self.path.parent)}; "
                 "wait for it to finish (searches keep working meanwhile)"
             ) from None
         os.ftruncate(fd, 0)

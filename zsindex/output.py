@@ -116,6 +116,16 @@ def shown(value: Any) -> str:
     return escape_text(os.fspath(value) if isinstance(value, PurePath) else str(value))
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+
+
+def one_line(message: str) -> str:
+    """A message as one line: what a name written without :func:`shown` left in it (a control character, a line
+    break, a byte that is not UTF-8) in the escaped form; the last guard of every message the command line
+    prints (clikit.cli_text), so that no message is ever split across lines."""
+    return _CONTROL.sub(lambda m: escape_text(m.group()), message)
+
+
 def is_utf8(value: str) -> bool:
     try:
         value.encode("utf-8")

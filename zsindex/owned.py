@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ForeignFileError, UsageError
+from .errors import ForeignFileError, UsageError, shown
 from .filehash import sha256_file
 from .lock import LOCK_NAME
 from .rowfile import ROWS_NAME
@@ -50,7 +50,7 @@ def check_index_folder(folder: Path, server: bool = False) -> None:
     strays = [name for name in INDEX_FILE_NAMES if (folder / name).exists() or (folder / name).is_symlink()]
     if strays:
         raise ForeignFileError(
-            f"{folder} holds {', '.join(strays)} but no {DB_NAME}, so zsindex cannot show it made them and will "
+            f"{shown(folder)} holds {', '.join(strays)} but no {DB_NAME}, so zsindex cannot show it made them and will "
             f"not overwrite them; move them away, or choose another index folder (folder=)")
 
 
@@ -67,7 +67,7 @@ def claim_cache_folder(folder: Path, store: Any) -> None:
         if theirs == ours:
             return
         what = "another database" if theirs else "a file zsindex did not make"
-        raise ForeignFileError(f"{folder} holds the vector cache of {what} ({marker.name}); give this database "
+        raise ForeignFileError(f"{shown(folder)} holds the vector cache of {what} ({marker.name}); give this database "
                                f"its own index folder (folder=)")
     check_index_folder(folder, server=True)
     if store.read_only:
@@ -113,7 +113,7 @@ def _link_new(tmp: Path, path: Path) -> None:
 
 
 def _exists(path: Path) -> ForeignFileError:
-    return ForeignFileError(f"{path} exists, and zsindex never overwrites a file unasked; choose another name, "
+    return ForeignFileError(f"{shown(path)} exists, and zsindex never overwrites a file unasked; choose another name, "
                             f"or pass force=True to replace it")
 
 
@@ -123,8 +123,8 @@ def check_new_output(path: Path, force: bool = False) -> None:
     folder = path.parent
     index = index_folder_of(folder)
     if index is not None:  # even with force: its files are the index's (export -o INDEX/index.sqlite --force)
-        raise UsageError(f"cannot write {path}: {index} is a zsindex index folder, whose files only zsindex "
-                         f"writes; choose a name outside it")
+        raise UsageError(f"cannot write {shown(path)}: {shown(index)} is a zsindex index folder, whose files only "
+                         f"zsindex writes; choose a name outside it")
     if not force and (path.exists() or path.is_symlink()):
         raise _exists(path)
     if not folder.is_dir():
@@ -132,9 +132,9 @@ def check_new_output(path: Path, force: bool = False) -> None:
 
         blocker = path_blocker(path)
         if blocker is not None:
-            raise UsageError(f"cannot write {path}: {blocker}; choose another name")
-        raise UsageError(f"cannot write {path}: its folder {folder} does not exist; create it first, or choose "
-                         f"another name")
+            raise UsageError(f"cannot write {shown(path)}: {blocker}; choose another name")
+        raise UsageError(f"cannot write {shown(path)}: its folder {shown(folder)} does not exist; create it first, "
+                         f"or choose another name")
 
 
 def index_folder_of(folder: Path) -> Path | None:
@@ -166,8 +166,8 @@ class MadeFiles:
                     raise ValueError("not a zsindex marker")
                 self.made = {str(k): str(v) for k, v in data["files"].items()}
             except (OSError, ValueError, AttributeError) as e:
-                raise ForeignFileError(f"{self.marker} is not a record zsindex wrote ({e}); zsindex leaves "
-                                       f"{folder} alone: choose another folder") from None
+                raise ForeignFileError(f"{shown(self.marker)} is not a record zsindex wrote ({e}); zsindex leaves "
+                                       f"{shown(folder)} alone: choose another folder") from None
 
     def _rel(self, path: Path) -> str:
         return os.path.relpath(path, self.folder)
@@ -179,7 +179,7 @@ class MadeFiles:
         recorded = self.made.get(self._rel(path))
         if recorded is None or path.is_symlink() or not path.is_file() or sha256_file(path) != recorded:
             raise ForeignFileError(
-                f"{path} exists and {self.who} did not make it{' (or it changed since)' if recorded else ''}; "
+                f"{shown(path)} exists and {self.who} did not make it{' (or it changed since)' if recorded else ''}; "
                 f"it is left as it is: choose another folder, or move it away yourself")
 
     def recorded(self, path: Path) -> bool:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import config
-from .errors import ModelError
+from .errors import ModelError, shown
 from .safewrite import create_new, write_new
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def _export(emb: "OpenClipEmbedder") -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     found = read_export(emb.identity)
     if found is None:
-        raise ModelError(f"could not keep the ONNX export of {emb.name} in {final}")
+        raise ModelError(f"could not keep the ONNX export of {emb.name} in {shown(final)}")
     return found
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import shown
 from .images import IMAGE_SUFFIXES
 from .media import content_type, kind_of_name, sniff
 
@@ -181,7 +182,7 @@ def _walk(
             if entry.is_symlink() and not follow:
                 continue
             if entry.is_symlink() and not os.path.exists(entry.path):  # followed, it leads nowhere: say so
-                problems.append((entry.path, f"a symbolic link to nothing ({os.readlink(entry.path)})"))
+                problems.append((entry.path, f"a symbolic link to nothing ({shown(os.readlink(entry.path))})"))
                 continue
             if entry.is_dir(follow_symlinks=follow):
                 yield from _walk(entry.path, root, exclude, follow, seen, problems)

@@ -22,7 +22,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import schema as s
-from .errors import IndexCorruptError, IndexLockedError, IndexStateError, ModelMismatchError, ZsindexError, plural
+from .errors import (
+    IndexCorruptError,
+    IndexLockedError,
+    IndexStateError,
+    ModelMismatchError,
+    ZsindexError,
+    plural,
+    shown,
+)
 from .faults import (
     check_database_files,
     database_fault,
@@ -169,7 +177,7 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
     where = path or "this database"
     if current is None and tables:
         # Another program's SQLite file: creating zsindex tables in it would change what zsindex did not make.
-        raise IndexStateError(f"{where} is a database that zsindex did not make; zsindex leaves it "
+        raise IndexStateError(f"{shown(where)} is a database that zsindex did not make; zsindex leaves it "
                               f"alone: choose another index folder (folder=) or another database (db=)")
     if current is None and path is not None:
         # An index folder's database is made complete under another name (create_database): one without any
@@ -186,7 +194,7 @@ def upgrade(engine: Engine, path: Path | None = None, read_only: bool = False) -
         return
     if read_only:
         folder = path.parent if path else Path(".")
-        what = "create an index there" if current is None else f"upgrade the schema of {where} to this zsindex"
+        what = "create an index there" if current is None else f"upgrade the schema of {shown(where)} to this zsindex"
         raise read_only_error(folder, what)
     if path is not None and current is not None:
         backup_before_upgrade(path, current)
@@ -228,7 +236,7 @@ def backup_before_upgrade(path: Path, revision: str) -> Path:
         raise OSError(17, "every backup name is taken")
     except (OSError, sqlite3.Error) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise IndexStateError(f"cannot copy {path} beside it before upgrading its schema ({reason}); nothing "
+        raise IndexStateError(f"cannot copy {shown(path)} beside it before upgrading its schema ({reason}); nothing "
                               f"was changed: make room for a copy of the file and run the command again") from None
     finally:
         with contextlib.suppress(OSError):
@@ -296,7 +304,7 @@ def _check_ours(path: Path) -> None:
     except sqlite3.Error as e:
         raise database_fault(e, path) from None
     if names and "alembic_version" not in names:
-        raise IndexStateError(f"{path} is an SQLite database that zsindex did not make; zsindex leaves it "
+        raise IndexStateError(f"{shown(path)} is an SQLite database that zsindex did not make; zsindex leaves it "
                               f"alone: choose another index folder (folder=)")
     if not names:
         raise empty_database_error(path)
@@ -319,7 +327,7 @@ def create_database(path: Path) -> None:
     try:
         os.close(create_new(tmp))
     except OSError as e:
-        raise file_fault(e, path, f"create {path}") from None
+        raise file_fault(e, path, f"create {shown(path)}") from None
     try:
         engine = create_engine(f"sqlite:///{tmp}")
         event.listen(engine, "connect", _set_new_pragmas)
@@ -335,7 +343,7 @@ def create_database(path: Path) -> None:
             pass  # another process made it first: the caller opens (and checks) that one
         except OSError as e:
             if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
-                raise file_fault(e, path, f"create {path}") from None
+                raise file_fault(e, path, f"create {shown(path)}") from None
             if not os.path.lexists(path):  # a file system without hard links: a rename, checked just before
                 os.rename(tmp, path)
     finally:
@@ -403,7 +411,7 @@ class Store:
         sidecars = tuple(folder / (DB_NAME + x) for x in ("", "-wal", "-shm"))
         if not os.path.lexists(self.path):
             if folder.is_dir() and not folder_writable(folder):
-                raise read_only_error(folder, f"create an index in {folder}")
+                raise read_only_error(folder, f"create an index in {shown(folder)}")
             create_database(self.path)  # whole, under its name only when complete
         # A folder this process may not write is opened read-only, so that reading commands still work.
         self.read_only = not folder_writable(folder, sidecars)
@@ -594,7 +602,7 @@ class Store:
         missing = [i for i in wanted if i not in found]
         if missing:
             stale = plural(len(missing), 'vector of the FAISS file is', 'vectors of the FAISS file are')
-            raise IndexStateError(f"{stale} not in {self.where} "
+            raise IndexStateError(f"{stale} not in {shown(self.where)} "
                                   "(the file is stale); run Library.rebuild()")
         return np.frombuffer(b"".join(found[i] for i in wanted), dtype=np.float32).reshape(len(wanted), -1)
 

@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .errors import shown
+
 if TYPE_CHECKING:
     from .store import Store
 
@@ -364,9 +366,10 @@ class VectorIndex:
             for leftover in (tmp, meta_tmp):  # ours, written just above
                 leftover.unlink(missing_ok=True)
             if isinstance(e, OSError):
-                raise file_fault(e, folder / FAISS_NAME, f"save the vector cache {folder / FAISS_NAME}") from None
+                raise file_fault(e, folder / FAISS_NAME,
+                                 f"save the vector cache {shown(folder / FAISS_NAME)}") from None
             raise IndexStateError(
-                f"cannot save the vector cache {folder / FAISS_NAME} ({str(e).strip().splitlines()[-1][:200]}); "
+                f"cannot save the vector cache {shown(folder / FAISS_NAME)} ({str(e).strip().splitlines()[-1][:200]}); "
                 f"check free space and write access; the vectors are safe in the index database and the cache is "
                 f"rebuilt on next use") from None
 
@@ -445,8 +448,8 @@ def cache_fault(folder: Path) -> Exception | None:
         if what is not None:
             role = "the index's write lock" if name == LOCK_NAME else "the vector cache"
             return IndexStateError(
-                f"cannot save the vector cache in {folder}: {folder / name} is {what}, where zsindex keeps "
-                f"{role} as a regular file. Move it aside (zsindex removes nothing it did not make) and run the "
+                f"cannot save the vector cache in {shown(folder)}: {shown(folder / name)} is {what}, where zsindex "
+                f"keeps {role} as a regular file. Move it aside (zsindex removes nothing it did not make) and run the "
                 f"command again; the vectors are safe in the index database, and reading commands keep working "
                 f"(they rebuild the cache from it each time, without saving it)")
     return None
@@ -459,7 +462,7 @@ def read_regular(path: Path) -> str:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
+            raise OSError(f"{shown(path)} is not a regular file")
         return f.read().decode("utf-8")
 
 

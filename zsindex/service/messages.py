@@ -22,6 +22,11 @@ def _serve_command(match: re.Match[str]) -> str:
     words = []
     for setting in re.finditer(_SETTING, match.group(0)):
         name, value = setting.group(0).split("=", 1)
+        if value.startswith("'") and "\\" in value:  # a path in the escaped form (errors.given): one shell word
+            from ..errors import shell_word
+            from ..output import unescape_text
+
+            value = shell_word(unescape_text(value[1:-1]))
         words += [SERVE_OPTIONS[name], value]
     return "`zsindex serve " + " ".join(words) + "`"
 

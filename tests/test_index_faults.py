@@ -25,7 +25,7 @@ from PIL import Image
 from zsindex import shapes
 from zsindex import store as store_mod
 from zsindex.cli import cli
-from zsindex.errors import IndexLockedError, IndexStateError
+from zsindex.errors import IndexCorruptError, IndexLockedError, IndexStateError
 from zsindex.library import Library
 
 from .conftest import REPO
@@ -563,3 +563,222 @@ def test_full_disk_gives_a_message(tmp_path):
     code, output, crash = out["status"]
     assert crash is None and code in (0, 1), output
     assert code == 0 or "no space left" in output
+
+
+# -- damaged vector rows in index.sqlite ---------------------------------------------------------------
+VECTOR_READERS = {"search": READERS["search-cached"], "search-like": ["search", "--like", "{images}/0-red-circle.png"],
+                  "tag": WRITERS["tag"], "rebuild": WRITERS["rebuild"], "ingest": WRITERS["ingest"]}
+OTHER_READERS = {name: READERS[name] for name in ("status", "errors", "tags", "export", "labels")}
+
+
+@pytest.mark.parametrize("blob", [b"\x01\x02", b"\0" * 4, b"\0" * 260])
+def test_damaged_vector_rows_are_named_as_damage_of_the_database(built, tmp_path, blob):
+    """A stored image vector whose length is not the model's dimension (64 float32 values: 256 bytes) is damage of
+    index.sqlite: every command that reads the vectors (to rebuild the FAISS cache, to find an example image, to
+    tag) names the file and what to do (exit 1), never a traceback, never vectors reshaped from the wrong bytes;
+    commands that do not read vectors keep working. A damaged cached query vector is embedded again."""
+    index = copy_index(built, tmp_path)
+    db = index / "index.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("UPDATE vectors SET vector = ? WHERE rowid IN (SELECT rowid FROM vectors LIMIT 1)", [blob])
+    con.execute("UPDATE text_vectors SET vector = ?", [blob])
+    con.commit()
+    con.close()
+    (index / "vectors.faiss").unlink()
+    for name, args in VECTOR_READERS.items():
+        code, output = run_cli(args, index, built[1])
+        message = " ".join(output.split())
+        assert code == 1, (name, output)
+        assert str(db) in message and "is damaged" in message and "wrong length" in message, (name, output)
+        assert "Move it aside" in message, (name, output)
+    for name, args in OTHER_READERS.items():
+        code, output = run_cli(args, index, built[1])
+        assert code == 0, (name, output)
+    lib = Library(index, create=False)
+    model = lib.store.model()
+    with pytest.raises(IndexCorruptError, match="is damaged"):  # the re-ranking lookup of a compressed index
+        lib.store.vectors_by_ids(model.id, np.arange(1, 4))
+    assert lib.store.cached_texts(model.id, ["a red circle"]) == {}  # a damaged cached query: not cached
+    lib.close()
+
+
+def test_a_vector_cache_of_another_index_is_stale(built, tmp_path, demo_embedder):
+    """vectors.faiss and vectors.json copied from another index of as many images at the same generation are not
+    trusted: the generation's random id differs, so readers rebuild the cache (a writable folder saves it again),
+    never answering with the other index's vectors. So too for a cache copied back from an older state of the
+    same index, and for a copy of the index that has changed since it was copied."""
+    index = copy_index(built, tmp_path)
+    images = tmp_path / "other-images"
+    draw(images, [("yellow", "triangle"), ("purple", "square"), ("orange", "star")])
+    other = tmp_path / "other"
+    lib = Library(other, embedder=demo_embedder)
+    lib.ingest([images], workers=0)
+    lib.close()
+    ours, theirs = (json.loads((i / "vectors.json").read_text()) for i in (index, other))
+    assert (ours["generation"], ours["ntotal"]) == (theirs["generation"], theirs["ntotal"])
+    query = ["search", "a yellow triangle", "-k", "3"]  # the other index's first image has this index's first id
+    code, before = run_cli(query, index, built[1])
+    assert code == 0, before
+    for name in ("vectors.faiss", "vectors.json"):
+        shutil.copy(other / name, index / name)
+    code, output = run_cli(READERS["status"], index, built[1])
+    assert code == 0 and json.loads(output)["faiss_fresh"] is False, output
+    code, output = run_cli(query, index, built[1])
+    assert code == 0 and output == before, output  # its own vectors' scores and order, not the other index's
+    assert json.loads((index / "vectors.json").read_text())["vectors_id"] == ours["vectors_id"]  # saved again
+
+    # A copy of the index that went its own way since: the same generation, another id.
+    old = (index / "vectors.faiss").read_bytes(), (index / "vectors.json").read_bytes()
+    twin = tmp_path / "twin"
+    shutil.copytree(index, twin)
+    for folder, colour in ((index, "red"), (twin, "blue")):
+        draw(tmp_path / f"more-{colour}", [(colour, "star")])
+        code, output = run_cli(["ingest", str(tmp_path / f"more-{colour}"), "-q"], folder, built[1])
+        assert code == 0, output
+    query = ["search", "a blue star", "-k", "4"]
+    code, before = run_cli(query, index, built[1])
+    assert code == 0, before
+    saved = (index / "vectors.faiss").read_bytes(), (index / "vectors.json").read_bytes()
+    assert json.loads(saved[1])["generation"] == json.loads((twin / "vectors.json").read_text())["generation"]
+    shutil.copy(twin / "vectors.faiss", index / "vectors.faiss")
+    shutil.copy(twin / "vectors.json", index / "vectors.json")
+    code, output = run_cli(query, index, built[1])
+    assert code == 0 and output == before, output
+    # A cache copied back from an older state of the same index: an older generation.
+    (index / "vectors.faiss").write_bytes(old[0])
+    (index / "vectors.json").write_bytes(old[1])
+    code, output = run_cli(query, index, built[1])
+    assert code == 0 and output == before, output
+
+
+def test_an_index_made_before_generation_ids_keeps_its_cache(built, tmp_path):
+    """An index whose database and vectors.json hold no generation id (made by an earlier version) is read with
+    its cache as before, without writing anything; a writer gives it an id."""
+    index = copy_index(built, tmp_path)
+    con = sqlite3.connect(index / "index.sqlite")
+    con.execute("DELETE FROM state WHERE key = 'vectors_id'")
+    con.commit()
+    con.close()
+    meta = json.loads((index / "vectors.json").read_text())
+    del meta["vectors_id"]
+    (index / "vectors.json").write_text(json.dumps(meta))
+    before = {p.name: p.stat().st_mtime_ns for p in index.iterdir() if p.name.startswith("vectors.")}
+    code, output = run_cli(READERS["status"], index, built[1])
+    assert code == 0 and json.loads(output)["faiss_fresh"] is True, output
+    code, output = run_cli(READERS["search-cached"], index, built[1])
+    assert code == 0 and "red-circle" in output.splitlines()[0], output
+    assert {p.name: p.stat().st_mtime_ns for p in index.iterdir() if p.name in before} == before
+    code, output = run_cli(WRITERS["rebuild"], index, built[1])
+    assert code == 0, output
+    assert len(json.loads((index / "vectors.json").read_text())["vectors_id"]) == 32
+
+
+def test_a_row_file_of_another_index_is_not_read(tmp_path):
+    """The row file of a compressed index records the generation id it holds the vectors of: with another id
+    (copied from another index) none of its rows is read, and a writer's first row empties it first."""
+    from zsindex.rowfile import ROWS_NAME, RowFile
+
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(5, 64)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(1, 6)
+    theirs = RowFile(tmp_path, 64, "a" * 32)
+    theirs.write(ids, vecs)
+    theirs.mark_clean("a" * 32)
+    theirs.close()
+    got, found = RowFile(tmp_path, 64, "a" * 32).read(ids)
+    assert found.all() and np.array_equal(got, vecs)
+    for expected in ("b" * 32, None):
+        assert not RowFile(tmp_path, 64, expected).read(ids)[1].any()
+    ours = RowFile(tmp_path, 64, "b" * 32)
+    ours.write(ids[:1], vecs[:1])
+    assert (tmp_path / ROWS_NAME).stat().st_size == 2 * 4 * 64  # the other index's rows are gone
+    ours.mark_clean("b" * 32)
+    assert RowFile(tmp_path, 64, "b" * 32).read(ids)[1].tolist() == [True, False, False, False, False]
+
+
+# -- a full disk: reading commands answer from a cache rebuilt in memory ---------------------------------
+FULL_DISK_READER_PY = textwrap.dedent("""
+    import json, os, sys
+    from click.testing import CliRunner
+    from zsindex.cli import cli
+    index, images = sys.argv[1], sys.argv[2]
+    first = CliRunner().invoke(cli, ["ingest", images, "--index", index, "-m", "demo", "-q"])
+    for name in ("vectors.faiss", "write.lock"):  # a stale cache; and the lock must be made anew
+        os.unlink(os.path.join(index, name))
+    with open(os.path.join(os.path.dirname(index), "filler"), "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"x" * 4096)
+        except OSError:
+            pass
+    out = {"first": first.exit_code}
+    for name, args in {"search": ["search", "a red circle", "-k", "2"],
+                       "search-new": ["search", "a green star", "-k", "2"],
+                       "like": ["search", "--like", os.path.join(images, "0-red-circle.png"), "-k", "2"],
+                       "status": ["status"]}.items():
+        r = CliRunner().invoke(cli, args + ["--index", index])
+        crash = r.exception is not None and not isinstance(r.exception, SystemExit)
+        out[name] = [r.exit_code, r.output[-20000:], repr(r.exception) if crash else None]
+    print(json.dumps(out))
+""")
+
+
+def test_reading_commands_work_on_a_full_disk_with_a_stale_cache(tmp_path):
+    """A search that finds the FAISS cache stale rebuilds it in memory and answers even when saving it fails for
+    want of space (as on a read-only folder); it does not say "cannot save the vector cache"."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to mount a small tmpfs in a private mount namespace")
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("mount namespaces are not available here")
+    images = tmp_path / "images"
+    draw(images, [("red", "circle"), ("blue", "square"), ("green", "star")])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    done = subprocess.run(["unshare", "-m", "sh", "-c", FULL_DISK_SCRIPT, "sh", str(mnt), str(images),
+                           sys.executable, FULL_DISK_READER_PY], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["first"] == 0
+    for name in ("search", "search-new", "like", "status"):
+        code, output, crash = out[name]
+        assert crash is None and code == 0, (name, output)
+    assert "red-circle" in out["search"][1].splitlines()[0] and "red-circle" in out["like"][1].splitlines()[0]
+    assert not list(mnt.iterdir())  # the private mount went with its namespace
+
+
+# -- a read-only file system --------------------------------------------------------------------------
+READ_ONLY_MOUNT_SCRIPT = textwrap.dedent("""
+    set -e
+    mount --bind "$1" "$2"
+    mount -o remount,bind,ro "$2"
+    "$3" -c "$4" "$5" "$2" "$6"
+""")
+
+
+def test_a_read_only_file_system_says_so_not_chmod(built, tmp_path):
+    """On a file system mounted read-only (EROFS: here a read-only bind mount) no chmod can help: writers say
+    the file system is mounted read-only (remount it, or copy the index elsewhere); readers work."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to make a read-only bind mount in a private mount namespace")
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("mount namespaces are not available here")
+    index = copy_index(built, tmp_path)
+    view = tmp_path / "view"
+    view.mkdir()
+    commands = {"search": READERS["search-cached"], "status": READERS["status"], "ingest": WRITERS["ingest"],
+                "rebuild": WRITERS["rebuild"], "labels-add": WRITERS["labels-add"], "tag": WRITERS["tag"]}
+    done = subprocess.run(["unshare", "-m", "sh", "-c", READ_ONLY_MOUNT_SCRIPT, "sh", str(index), str(view),
+                           sys.executable, RESTRICTED_SCRIPT, json.dumps(commands), str(built[1])],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    for name, (code, output, crash) in out.items():
+        assert crash is None, (name, crash)
+        message = " ".join(output.split())
+        if name in ("search", "status"):
+            assert code == 0, (name, output)
+            continue
+        assert code == 1 and "mounted read-only" in message and "chmod" not in message, (name, output)
+        assert "remount" in message and "copy the folder" in message, (name, output)

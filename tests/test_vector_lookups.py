@@ -99,7 +99,7 @@ def test_mean_vector_of_a_video(store):
 
     def call():
         with st.session() as session:
-            return mean_vector(session, model_id, "/lib/clip.mp4")
+            return mean_vector(session, model_id, "/lib/clip.mp4", st.unpack)
 
     lines, got = plans_reading_vectors(st, call)
     assert_looked_up_by_hash(lines)

@@ -144,7 +144,8 @@ def test_rebuild_kind_from_the_cli_gives_the_same_search_results(tmp_path, world
     assert flat.exit_code == 0, flat.output
     res = runner.invoke(cli, ["rebuild", "--kind", "ivfpq", "--index", str(index)])
     assert res.exit_code == 0 and json.loads(res.stdout)["vectors"] == 20
-    assert VectorIndex.load(index, 64, Library(index).store.generation()).kind == "ivfpq"
+    store = Library(index).store
+    assert VectorIndex.load(index, 64, store.generation(), store.vectors_id()).kind == "ivfpq"
     pq = runner.invoke(cli, ["search", "a red circle", "--index", str(index), "--json", "-k", "8"])
     # a small library is re-ranked whole, so the compressed index gives the exact answer
     assert pq.output == flat.output
@@ -245,7 +246,7 @@ def test_rows_the_file_cannot_vouch_for_come_from_sql(tmp_path, damage):
     elif damage == "a folder":
         path.unlink()
         path.mkdir()
-    exact = StoredVectors(lib.store, lib.store.model().id, DIM)
+    exact = StoredVectors(lib.store, lib.store.model().id, DIM, vectors_id=lib.store.vectors_id())
     asked = ids[[7, 3, 900]]
     if damage == "frame id":
         from zsindex.hits import FRAME_ID_BASE
@@ -335,7 +336,8 @@ def test_an_index_emptied_and_filled_again_keeps_its_chosen_kind(tmp_path, world
     lib.ingest([folder], workers=0)
     assert json.loads((index / META_NAME).read_text())["kind"] == "ivfpq" and (index / ROWS_NAME).exists()
     assert lib.status()["vector_index"] == "ivfpq"
-    assert VectorIndex.load(index, 64, lib.store.generation(), kind="ivfpq") is not None  # a searcher loads it
+    assert VectorIndex.load(index, 64, lib.store.generation(), lib.store.vectors_id(),
+                            kind="ivfpq") is not None  # a searcher loads it
 
 
 def test_status_names_the_kind_even_while_the_file_is_stale(tmp_path):

@@ -20,12 +20,17 @@ from .errors import (
     IndexReadOnlyError,
     IndexStateError,
     ZsindexError,
+    plural,
     shell_word,
     shown,
 )
 
 _READ_ONLY_HINT = ("reading commands (status, search, errors, tags, export) still work on it; to change the "
                    "index make the folder writable (chmod -R u+w {folder}) or copy it somewhere writable")
+# No chmod can make a file system mounted read-only (a read-only bind mount, a CD, a snapshot) writable.
+_READ_ONLY_MOUNT_HINT = ("the file system holding it is mounted read-only, so no change of permissions can help. "
+                         "Reading commands (status, search, errors, tags, export) still work on it; to change the "
+                         "index remount that file system read-write, or copy the folder {folder} somewhere writable")
 
 
 _MOVE_ASIDE = ("Move it aside and run Library.ingest(PATH) again to build a new index there (or restore it from a "
@@ -45,9 +50,35 @@ def empty_database_error(path: Path) -> IndexCorruptError:
                              f"(emptied or cut short). " + _MOVE_ASIDE)
 
 
+def damaged_vectors_error(where: str, bad: int, sizes: list[int], dim: int, server: bool = False) -> IndexCorruptError:
+    """A stored vector blob whose length is not the model's dimension: the database was damaged (or edited)
+    since it was written. Such a vector cannot be read as one, and guessing would give wrong results."""
+    lengths = ", ".join(str(n) for n in sorted(set(sizes))[:5])
+    fix = ("Restore the database from a backup, or ingest into a new one" if server else
+           _MOVE_ASIDE + "; a copy made before a schema upgrade (index.sqlite.schema-NNNN.bak) is such a backup")
+    return IndexCorruptError(
+        f"{where} is damaged: {plural(bad, 'stored image vector has', 'stored image vectors have')} the wrong "
+        f"length ({lengths} bytes, not {4 * dim}: {dim} float32 values), so no search, tagging or rebuild "
+        f"can read the index's vectors. {fix}")
+
+
 def read_only_error(folder: Path, what: str) -> IndexReadOnlyError:
+    hint = _READ_ONLY_MOUNT_HINT if read_only_mount(folder) else _READ_ONLY_HINT
     return IndexReadOnlyError(f"cannot {what}: the index folder {shown(folder)} is read-only; "
-                              + _READ_ONLY_HINT.format(folder=shell_word(str(folder))))
+                              + hint.format(folder=shell_word(str(folder))))
+
+
+def read_only_mount(folder: Path) -> bool:
+    """Whether folder (or, when it does not exist yet, the nearest folder above it) is on a file system
+    mounted read-only (EROFS on every write, whatever the permissions say)."""
+    for place in (folder, *Path(os.path.abspath(folder)).parents):
+        try:
+            return bool(os.statvfs(place).f_flag & os.ST_RDONLY)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return False
 
 
 def database_fault(exc: BaseException, path: Path, server: str | None = None) -> ZsindexError:
@@ -73,10 +104,12 @@ def database_fault(exc: BaseException, path: Path, server: str | None = None) ->
         return IndexStateError(f"no space left on the disk holding {shown(path)} ({message}); free some space and run "
                                f"the command again (work committed before the failure is kept)")
     if "unable to open" in low and _unreadable_wal(path):
+        who = ("once its file system, mounted read-only, is mounted read-write again" if read_only_mount(folder)
+               else "as a user who may write the folder")
         return IndexReadOnlyError(
             f"cannot read {shown(path)}: its last writer did not close it ({shown(path.name)}-wal holds changes "
             f"not yet in {shown(path.name)}), and reading those needs SQLite to create {shown(path.name)}-shm, which "
-            f"the read-only folder {shown(folder)} does not allow. Open it once as a user who may write the folder "
+            f"the read-only folder {shown(folder)} does not allow. Open it once {who} "
             f"(Library.status() will do: it folds the changes in), or copy the folder somewhere writable")
     if "unable to open" in low:
         return IndexStateError(f"cannot open {shown(path)} ({message}); check that {shown(folder)} exists and that "

@@ -135,6 +135,6 @@ def forget_paths(lib: Any, paths: Sequence[str | os.PathLike[str]], missing: boo
         if vectors is not None:
             vectors.remove(chosen.faiss_ids)
             generation = lib.store.generation()
-            vectors.save(lib.folder, generation)
+            vectors.save(lib.folder, generation, lib.store.vectors_id())
             lib._vectors_generation = generation
     return report

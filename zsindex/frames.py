@@ -10,7 +10,7 @@ frame and through it to its video and its time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -67,8 +67,13 @@ def with_frames(session: Session, image_ids: np.ndarray) -> np.ndarray:
     return np.concatenate([image_ids, np.array(extra, dtype=np.int64)]) if extra else image_ids
 
 
-def indexed_vectors(session: Session, model_id: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(FAISS ids, vectors) of the frames of indexed videos, in chunks, for rebuilding FAISS."""
+def indexed_vectors(session: Session, model_id: int, batch: int,
+                    unpack: Callable[[list[bytes], int], np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(FAISS ids, vectors) of the frames of indexed videos, in chunks, for rebuilding FAISS; ``unpack``
+    (``Store.unpack``) turns stored blobs into vectors of the model's dimension, or names the damage."""
+    from .store import model_dim
+
+    dim = model_dim(session, model_id)
     query = (
         select(s.Frame.id, s.Vector.vector)
         .join(s.Image, s.Image.id == s.Frame.image_id)
@@ -79,8 +84,7 @@ def indexed_vectors(session: Session, model_id: int, batch: int = 50_000) -> Ite
     )
     for part in session.execute(query).partitions(batch):
         ids = np.fromiter((FRAME_ID_BASE + r[0] for r in part), dtype=np.int64, count=len(part))
-        vecs = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), -1)
-        yield ids, vecs
+        yield ids, unpack([r[1] for r in part], dim)
 
 
 # -- ingest -----------------------------------------------------------------------------------------
@@ -142,10 +146,11 @@ class BestFrames:
                 np.array([v[0] for v in values]), np.array([v[1] for v in values]))
 
 
-def mean_vector(session: Session, model_id: int, path: str) -> np.ndarray | None:
+def mean_vector(session: Session, model_id: int, path: str,
+                unpack: Callable[[list[bytes], int], np.ndarray]) -> np.ndarray | None:
     """An indexed video as one query vector (--like VIDEO): the normalised mean of its frames' vectors;
     None when it is not indexed, or changed since (as ``Store.stored_vectors``: what it holds now counts)."""
-    from .store import by_key, file_changed
+    from .store import by_key, file_changed, model_dim
 
     video = session.execute(select(s.Image.size, s.Image.mtime_ns).where(
         s.Image.path == path, s.Image.status == s.STATUS_INDEXED)).first()
@@ -156,7 +161,7 @@ def mean_vector(session: Session, model_id: int, path: str) -> np.ndarray | None
         .where(s.Image.path == path, s.Image.status == s.STATUS_INDEXED))).values())
     if not blobs:
         return None
-    return normalised_mean(np.stack([np.frombuffer(b, dtype=np.float32) for b in blobs]))
+    return normalised_mean(unpack(blobs, model_dim(session, model_id)))
 
 
 def normalised_mean(vectors: np.ndarray) -> np.ndarray:

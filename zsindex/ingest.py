@@ -39,7 +39,7 @@ from .errors import ImageError, TooLargeError
 from .images import decode_bytes
 from .scan import FileEntry, real_name, scan
 from .sidecars import follow_move
-from .store import Store, now
+from .store import Store, model_dim, now
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -405,7 +405,8 @@ class Ingester:
             select(s.Vector.sha256, s.Vector.vector).where(s.Vector.model_id == self.model_id,
                                                            s.Vector.sha256.in_(hashes))
         ).all()
-        vecs = {h: np.frombuffer(v, dtype=np.float32) for h, v in found}
+        stored = self.store.unpack([v for _, v in found], model_dim(session, self.model_id))  # or names damage
+        vecs = dict(zip((h for h, _ in found), stored))
         need: dict[str, Any] = {}
         for key, pixels in items:
             if key not in vecs and key not in need:
@@ -508,9 +509,10 @@ class Ingester:
             run.skipped = self.report.skipped
             run.status, run.finished_at = "finished", stamp
             generation = self.store.bump_generation(session) if gone else self.store.generation(session)
+            vectors_id = self.store.vectors_id(session)
             gone_frames = frames.faiss_ids_of(session, gone)
             if self.report.untagged:
                 self.report.stale_sidecars = _with_sidecars(session, self.report.untagged)
         self.report.deleted = len(gone)
         self.vectors.remove(gone + gone_frames)
-        self.vectors.save(self.store.folder, generation)
+        self.vectors.save(self.store.folder, generation, vectors_id)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from . import schema as s
 from .errors import known_list, plural
 from .keywords import fold
-from .store import CHUNK, Store, by_key
+from .store import CHUNK, Store, by_key, model_dim
 
 MIN_EXAMPLES = 5  # positives and negatives a label needs before its threshold is learnt from them
 DEFAULT_CUTOFFS = (0.1, 0.2, 0.3, 0.4)
@@ -48,12 +48,13 @@ def examples(store: Store, labels: Sequence[str], model_id: int) -> Examples:
             truth[row[image_id], column[f]] = True
         vecs = np.zeros((len(ids), 0), dtype=np.float32)
         got: dict[int, bytes] = {}
+        dim = model_dim(session, model_id)
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK].tolist()
             got.update(by_key(session, model_id, session.execute(
                 select(s.Image.id, s.Image.sha256).where(s.Image.id.in_(chunk)))))
     if len(ids):
-        vecs = np.stack([np.frombuffer(got[int(i)], dtype=np.float32) for i in ids])
+        vecs = store.unpack([got[int(i)] for i in ids], dim)
     return Examples(ids, truth, list(labels), vecs)
 
 

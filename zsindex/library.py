@@ -228,32 +228,45 @@ class Library(SidecarsMixin, BrowseMixin):
         read-only folder) the rebuilt index serves this process alone: a row file written beside a writer
         could put back vectors older than the ones it just stored, and the writer saves when it finishes.
         """
-        from .errors import IndexLockedError
         from .lock import WriteLock
         from .vectors import VectorIndex, cache_fault, load_vectors
 
         blocked = cache_fault(self.folder)  # a folder or a pipe where the cache is kept
         if holding_lock and blocked is not None:
             raise blocked  # a writer: before any work, rather than once it is done
-        loaded = load_vectors(self.store, model.id, model.dim, generation, writable=holding_lock)
+        vectors_id = self.store.vectors_id()
+        loaded = load_vectors(self.store, model.id, model.dim, generation, vectors_id, writable=holding_lock)
         if loaded is not None:
             return loaded
         if holding_lock:
             return self._rebuilt_and_saved(model, generation)
         if not self.store.read_only and blocked is None:
             try:
-                with WriteLock(self.folder):
-                    return self._rebuilt_and_saved(model, generation)
-            except IndexLockedError:
-                pass
-        return VectorIndex.rebuild(self.store, model.id, model.dim, write_rows=False)
+                lock: WriteLock | None = WriteLock(self.folder).acquire()
+            except IndexStateError:  # held by a writer (IndexLockedError), or it cannot be made (a full disk)
+                lock = None
+            if lock is not None:
+                try:
+                    return self._rebuilt_and_saved(model, generation, reader=True)
+                finally:
+                    lock.release()
+        return VectorIndex.rebuild(self.store, model.id, model.dim, write_rows=False, vectors_id=vectors_id)
 
-    def _rebuilt_and_saved(self, model: Any, generation: int) -> Any:
-        """The FAISS file (and a compressed index's row file) rebuilt from SQL and saved; under the write lock."""
+    def _rebuilt_and_saved(self, model: Any, generation: int, reader: bool = False) -> Any:
+        """The FAISS file (and a compressed index's row file) rebuilt from SQL and saved; under the write lock.
+
+        For a ``reader`` (a search finding the file stale) the save is a favour to the next process: when it
+        fails (a full disk, a quota, an I/O error, a read-only file system), the rebuilt index still answers.
+        """
         from .vectors import VectorIndex
 
-        vectors = VectorIndex.rebuild(self.store, model.id, model.dim)
-        vectors.save(self.folder, generation)
+        vectors_id = self.store.vectors_id()
+        vectors = VectorIndex.rebuild(self.store, model.id, model.dim, vectors_id=vectors_id)
+        try:
+            vectors.save(self.folder, generation, vectors_id)
+        except IndexStateError:
+            if not reader:
+                raise
         return vectors
 
     # -- jobs --------------------------------------------------------------------------------------
@@ -354,6 +367,7 @@ class Library(SidecarsMixin, BrowseMixin):
 
     def _rebuild_vectors(self, model: Any) -> None:
         """Rebuild and save the FAISS file now (`rebuild`, a recorded kind restored); under the write lock."""
+        self.store.add_vectors_id()  # an index made before generations had ids gets one
         generation = self.store.generation()
         self._vectors = self._rebuilt_and_saved(model, generation)
         self._vectors_generation = generation
@@ -382,7 +396,7 @@ class Library(SidecarsMixin, BrowseMixin):
     def status(self) -> dict[str, Any]:
         from .lock import writer_active
         from .rowfile import ROWS_NAME
-        from .vectors import FAISS_NAME, KIND_STATE, META_NAME, choose_kind, read_regular
+        from .vectors import FAISS_NAME, KIND_STATE, META_NAME, choose_kind, meta_stale, read_regular
 
         model = self.store.model()
         run = self.store.last_run()
@@ -397,7 +411,8 @@ class Library(SidecarsMixin, BrowseMixin):
 
             meta = json.loads(read_regular(self.folder / META_NAME))  # never waits on a pipe of that name
             if isinstance(meta, dict):
-                fresh, kind = meta.get("generation") == self.store.generation(), meta.get("kind", "flat")
+                fresh = not meta_stale(meta, self.store.generation(), self.store.vectors_id())
+                kind = meta.get("kind", "flat")
         except (OSError, ValueError):  # missing or damaged: the cache is rebuilt on next use
             pass
         if not fresh and model is not None:  # the kind it will be rebuilt as: the one chosen, else by size
@@ -492,7 +507,7 @@ class Library(SidecarsMixin, BrowseMixin):
                 from .frames import mean_vector
 
                 with self.store.session() as session:
-                    stored = mean_vector(session, model.id, name)  # an indexed video
+                    stored = mean_vector(session, model.id, name, self.store.unpack)  # an indexed video
             if stored is not None:
                 break
         if stored is not None:

@@ -52,8 +52,11 @@ class WriteLock:
                 f"another zsindex process (pid {holder}) is writing to {shown(self.path.parent)}; "
                 "wait for it to finish (searches keep working meanwhile)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)  # only for messages: a full disk may refuse it
+        except OSError:
+            pass
         self._fd = fd
         return self
 

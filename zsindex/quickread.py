@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 DB_NAME = "index.sqlite"  # store.DB_NAME, without importing the store (SQLAlchemy) here
 KIND_STATE = "vector_kind"  # vectors.KIND_STATE
+VECTORS_ID = "vectors_id"  # store.VECTORS_ID
 CACHE_WAIT_MS = 1000
 
 
@@ -106,21 +107,23 @@ def _search(con: sqlite3.Connection, folder: Path, texts: Sequence[str], nots: S
 
         if chosen_model(model, pretrained)[0] != identity or precision not in (None, recorded_precision):
             return None
-    stored = cached_texts(con, model_id, [*texts, *nots])
+    stored = {t: v for t, v in cached_texts(con, model_id, [*texts, *nots]).items()
+              if len(v) == 4 * int(dim)}  # one of the wrong length (damage) is embedded again
     missing = [t for t in dict.fromkeys([*texts, *nots]) if t not in stored]
     if missing:
         from . import warm
 
         if warm.wanted(None, model, choice[3]):  # the text tower's session, made while the rest loads
             warm.text_tower_of(identity)
-    state = dict(con.execute("SELECT key, value FROM state WHERE key IN ('generation', ?)", [KIND_STATE]))
+    state = dict(con.execute("SELECT key, value FROM state WHERE key IN ('generation', ?, ?)",
+                             [KIND_STATE, VECTORS_ID]))
     import numpy as np  # only now: a case that falls back early does not pay for it
 
     from .hits import FRAME_ID_BASE, Hit, compose, stored_path, top_k
     from .vectors import VectorIndex
 
-    vectors = VectorIndex.load(folder, int(dim), int(state.get("generation") or 0), mapped=True,
-                               kind=state.get(KIND_STATE) or None)
+    vectors = VectorIndex.load(folder, int(dim), int(state.get("generation") or 0), state.get(VECTORS_ID),
+                               mapped=True, kind=state.get(KIND_STATE) or None)
     if vectors is None or vectors.quantised or not vectors.ntotal:
         return None
     found = {t: np.frombuffer(v, dtype=np.float32) for t, v in stored.items()}

@@ -14,10 +14,14 @@ index's write lock: whole when it rebuilds the index, row by row as an ingest
 adds vectors, always after SQL has committed them (a rebuild without the lock
 could put back a vector older than the one a writer just stored). Row 0 (no
 image has id 0) holds a header: *dirty* from a writer's first write until the
-FAISS file it writes is saved, then *clean*. Readers trust the file when it
-is clean, or dirty while a writer holds the lock (that writer keeps it
-current); dirty with no writer means a writer died half-way, and every row is
-read from SQL until the next rebuild. Within a trusted file, whatever it
+FAISS file it writes is saved, then *clean* with the id of the generation of
+vectors it holds (``store.VECTORS_ID``, as ``vectors.json`` records it).
+Readers trust the file when it is clean with the id of the current
+generation, or dirty while a writer holds the lock (that writer keeps it
+current); dirty with no writer means a writer died half-way, and clean with
+another id means the file belongs to another state of the vectors (one of
+another index, copied here): every row is then read from SQL until the next
+rebuild, and a writer's first row empties the file first. Within a trusted file, whatever it
 cannot vouch for is read from SQL too: an id it has no row for (a hole, a short
 file, a video frame: those ids lie far above any image id), and a row whose
 length is not 1 (never written, or caught half-written). A write that fails
@@ -40,13 +44,15 @@ ROWS_NAME = "vectors.rows"
 NORM_TOLERANCE = 1e-3  # stored vectors are unit vectors; a row that is not one was never (fully) written
 MAGIC = b"zsindex-rows-v1\0"
 CLEAN, DIRTY = b"clean\0\0\0", b"dirty\0\0\0"
-HEADER_BYTES = len(MAGIC) + len(CLEAN)
+ID_BYTES = 32  # the generation's id (32 hex digits), zero bytes for none; a file made before ids has zeros there
+HEADER_BYTES = len(MAGIC) + len(CLEAN) + ID_BYTES
 _FADVISE = hasattr(os, "posix_fadvise")
 
 
 class RowFile:
-    def __init__(self, folder: Path, dim: int) -> None:
+    def __init__(self, folder: Path, dim: int, vectors_id: str | None = None) -> None:
         self.folder = Path(folder)
+        self.vectors_id = vectors_id  # the generation whose vectors a clean file must say it holds
         self.path = self.folder / ROWS_NAME
         self.dim = dim
         self.row_bytes = 4 * dim
@@ -71,18 +77,29 @@ class RowFile:
                 os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
         return self._fd
 
-    def state(self) -> str | None:
-        """"clean", "dirty", or None (no file, not one of ours, unreadable)."""
+    def _header(self) -> tuple[str | None, str | None]:
+        """(state, generation id) of the file: "clean", "dirty", or None (no file, not one of ours,
+        unreadable); the id None when it records none."""
         fd = self._reader()
         if fd is None:
-            return None
+            return None, None
         try:
             header = os.pread(fd, HEADER_BYTES, 0)
         except OSError:
-            return None
+            return None, None
         if header[:len(MAGIC)] != MAGIC:
-            return None
-        return {CLEAN: "clean", DIRTY: "dirty"}.get(header[len(MAGIC):])
+            return None, None
+        state = {CLEAN: "clean", DIRTY: "dirty"}.get(header[len(MAGIC):len(MAGIC) + len(CLEAN)])
+        recorded = header[len(MAGIC) + len(CLEAN):].rstrip(b"\0")
+        return state, recorded.decode("ascii", "replace") or None
+
+    def state(self) -> str | None:
+        """"clean", "dirty", or None (no file, not one of ours, unreadable)."""
+        return self._header()[0]
+
+    def trusted_clean(self) -> bool:
+        """Clean, and holding the vectors of this generation (not those of another index's file copied here)."""
+        return self._header() == ("clean", self.vectors_id)
 
     def trusted(self) -> bool:
         state = self.state()
@@ -90,7 +107,7 @@ class RowFile:
             from .lock import writer_active
 
             return writer_active(self.folder)  # being kept current by a writer; with none, one died half-way
-        return state is not None
+        return state == "dirty" or self.trusted_clean()
 
     def close(self) -> None:
         if self._fd is not None:
@@ -148,7 +165,9 @@ class RowFile:
             return
         try:
             if not self._dirty:
-                self._write_header(fd, DIRTY)
+                if not self.trusted_clean():  # rows of another state (another index's, say): none may be read
+                    os.ftruncate(fd, 0)
+                self._write_header(fd, DIRTY, self.vectors_id)
                 self._dirty = True
             for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(ids)]):
                 data = vecs[start:stop].tobytes()
@@ -159,9 +178,11 @@ class RowFile:
         finally:
             os.close(fd)
 
-    def mark_clean(self) -> None:
-        """Every row is current (the FAISS file that goes with them is saved): readers may trust the file."""
-        if not self._dirty or self._distrusted:
+    def mark_clean(self, vectors_id: str | None) -> None:
+        """Every row is current for the vectors of generation vectors_id (the FAISS file that goes with them
+        is saved): readers may trust the file. Also when this process wrote no row (a generation that only
+        removed vectors): the header then names the new generation."""
+        if self._distrusted or not (self._dirty or self.trusted_clean()):
             return
         try:
             fd = os.open(self.path, os.O_WRONLY | NOFOLLOW | os.O_NONBLOCK)
@@ -173,16 +194,18 @@ class RowFile:
                 self._distrust()
             return
         try:
-            self._write_header(fd, CLEAN)
+            self._write_header(fd, CLEAN, vectors_id)
             self._dirty = False
+            self.vectors_id = vectors_id
         except OSError:
             self._distrust()
         finally:
             os.close(fd)
 
     @staticmethod
-    def _write_header(fd: int, state: bytes) -> None:
-        if os.pwrite(fd, MAGIC + state, 0) != HEADER_BYTES:
+    def _write_header(fd: int, state: bytes, vectors_id: str | None) -> None:
+        recorded = (vectors_id or "").encode("ascii")[:ID_BYTES].ljust(ID_BYTES, b"\0")
+        if os.pwrite(fd, MAGIC + state + recorded, 0) != HEADER_BYTES:
             raise OSError("short write")
 
     def _distrust(self) -> None:

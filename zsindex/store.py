@@ -33,6 +33,7 @@ from .errors import (
 )
 from .faults import (
     check_database_files,
+    damaged_vectors_error,
     database_fault,
     empty_database_error,
     file_fault,
@@ -43,6 +44,11 @@ from .schema_version import migrations_dir, script_head  # noqa: F401 - importab
 
 DB_NAME = "index.sqlite"
 STORE_ID = "store_id"  # state key: a database's own id, which a server store's cache folders name
+# State key: a random id drawn anew with every generation, so that (generation, vectors_id) names one state of
+# the indexed vectors of one database: the FAISS file and the row file record it, and a cache copied from another
+# index (or from a copy of this one that has changed since) does not match. An index made before it has none
+# until its next change.
+VECTORS_ID = "vectors_id"
 
 
 def now() -> datetime:
@@ -302,7 +308,10 @@ def _check_ours(path: Path) -> None:
         finally:
             con.close()
     except sqlite3.Error as e:
-        raise database_fault(e, path) from None
+        fault = database_fault(e, path)
+        if isinstance(fault, IndexCorruptError):
+            raise fault from None
+        return  # a full disk, an I/O error: opening it meets the same and says so, or falls back to reading
     if names and "alembic_version" not in names:
         raise IndexStateError(f"{shown(path)} is an SQLite database that zsindex did not make; zsindex leaves it "
                               f"alone: choose another index folder (folder=)")
@@ -362,6 +371,20 @@ def _set_new_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 CHUNK = 500  # keys per IN (...): under SQLite's bound-parameter limit
+
+
+def unpack_vectors(blobs: list[bytes], dim: int, where: str, server: bool = False) -> np.ndarray:
+    """(len(blobs), dim) float32 vectors from stored blobs; a blob of another length than the model's
+    dimension is damage of the database, named as such (never reshaped into wrong vectors)."""
+    size = 4 * dim
+    bad = [len(b) for b in blobs if len(b) != size]
+    if bad:
+        raise damaged_vectors_error(where, len(bad), bad, dim, server)
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim)
+
+
+def model_dim(session: Session, model_id: int) -> int:
+    return int(session.scalar(select(s.Model.dim).where(s.Model.id == model_id)) or 0)
 
 
 def by_key(session: Session, model_id: int, rows: Any) -> dict[Any, bytes]:
@@ -474,10 +497,14 @@ class Store:
         except DBAPIError as e:
             raise database_fault(e, self.path, _safe_url(self.url) if self.url else None) from None
 
+    def unpack(self, blobs: list[bytes], dim: int) -> np.ndarray:
+        """``unpack_vectors`` naming this store's database."""
+        return unpack_vectors(blobs, dim, self.where, server=self.url is not None)
+
     @property
     def where(self) -> str:
         """The database, for messages: the server's URL without its password, or the SQLite file's path."""
-        return _safe_url(self.url) if self.url else str(self.path)
+        return _safe_url(self.url) if self.url else shown(self.path)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -513,10 +540,29 @@ class Store:
 
     @staticmethod
     def bump_generation(session: Session) -> int:
+        import uuid
+
         row = session.get(s.State, "generation")
         value = int(row.value) + 1 if row else 1
         session.merge(s.State(key="generation", value=str(value)))
+        session.merge(s.State(key=VECTORS_ID, value=uuid.uuid4().hex))  # a new state of the vectors
         return value
+
+    def vectors_id(self, session: Session | None = None) -> str | None:
+        """The random id of the current generation (``VECTORS_ID``); None for an index not changed since
+        it was made by a version without it."""
+        if session is None:
+            return self.get_state(VECTORS_ID)
+        row = session.get(s.State, VECTORS_ID)
+        return row.value if row else None
+
+    def add_vectors_id(self) -> None:
+        """Give an index made before ``VECTORS_ID`` its id (a writer, under the write lock)."""
+        import uuid
+
+        if self.vectors_id() is None:
+            with self.session() as session:
+                self.set_state(session, VECTORS_ID, uuid.uuid4().hex)
 
     # -- model ---------------------------------------------------------------------------------
     def model(self) -> s.Model | None:
@@ -561,13 +607,13 @@ class Store:
             .execution_options(yield_per=batch)
         )
         with self.session() as session:
+            dim = model_dim(session, model_id)
             for part in session.execute(query).partitions(batch):
                 ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
-                vecs = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), -1)
-                yield ids, vecs
+                yield ids, self.unpack([r[1] for r in part], dim)
             from .frames import indexed_vectors as frame_vectors
 
-            yield from frame_vectors(session, model_id, batch)  # videos: one vector per sampled frame
+            yield from frame_vectors(session, model_id, batch, self.unpack)  # videos: one vector per sampled frame
 
     def count_indexed(self, model_id: int) -> int:
         query = (select(func.count()).select_from(s.Image)
@@ -593,6 +639,7 @@ class Store:
                   .correlate(s.Image).scalar_subquery())
         found: dict[int, bytes] = {}
         with self.session() as session:
+            dim = model_dim(session, model_id)
             conn = session.connection()
             for start in range(0, len(images), CHUNK):
                 found.update((i, blob) for i, blob in conn.execute(
@@ -604,7 +651,7 @@ class Store:
             stale = plural(len(missing), 'vector of the FAISS file is', 'vectors of the FAISS file are')
             raise IndexStateError(f"{stale} not in {shown(self.where)} "
                                   "(the file is stale); run Library.rebuild()")
-        return np.frombuffer(b"".join(found[i] for i in wanted), dtype=np.float32).reshape(len(wanted), -1)
+        return self.unpack([found[i] for i in wanted], dim)
 
     def counts_by_status(self) -> dict[str, int]:
         with self.session() as session:
@@ -635,11 +682,13 @@ class Store:
         if not texts:
             return {}
         with self.session() as session:
+            dim = model_dim(session, model_id)
             rows = session.execute(
                 select(s.TextVector.text, s.TextVector.vector).where(
                     s.TextVector.model_id == model_id, s.TextVector.text.in_(texts))
             ).all()
-        return {t: np.frombuffer(v, dtype=np.float32) for t, v in rows}
+        # A cached vector of the wrong length (damage) is a cache miss: the text is embedded again.
+        return {t: np.frombuffer(v, dtype=np.float32) for t, v in rows if len(v) == 4 * dim}
 
     def cache_texts(self, model_id: int, vectors: dict[str, np.ndarray], wait_ms: int | None = None) -> bool:
         """Remember query vectors. With wait_ms, give up (False) rather than wait longer for another
@@ -656,8 +705,13 @@ class Store:
         rows = [{"model_id": model_id, "text": t, "vector": v.astype(np.float32).tobytes(), "last_used": stamp}
                 for t, v in vectors.items()]
         if wait_ms is None or self.engine.dialect.name != "sqlite":  # a server's writers do not block readers
-            with self.session() as session:
-                session.execute(insert_ignoring_duplicates(session, s.TextVector), rows)
+            try:
+                with self.session() as session:
+                    session.execute(insert_ignoring_duplicates(session, s.TextVector), rows)
+            except IndexStateError as fault:
+                if isinstance(fault, (IndexCorruptError, IndexLockedError)):
+                    raise
+                return False  # a full disk, a quota, an I/O error: the query is answered, not cached
             return True
         from sqlalchemy.dialects.sqlite import insert
 
@@ -688,10 +742,11 @@ class Store:
         """
         out: dict[str, bytes] = {}
         with self.session() as session:
+            dim = model_dim(session, model_id)
             for i in range(0, len(paths), CHUNK):
                 rows = session.execute(
                     select(s.Image.path, s.Image.sha256, s.Image.size, s.Image.mtime_ns).where(
                         s.Image.path.in_(paths[i:i + CHUNK]), s.Image.status == s.STATUS_INDEXED)).all()
                 out.update(by_key(session, model_id, [(r.path, r.sha256) for r in rows
                                                       if not file_changed(r.path, r.size, r.mtime_ns)]))
-        return {p: np.frombuffer(v, dtype=np.float32) for p, v in out.items()}
+        return dict(zip(out, self.unpack(list(out.values()), dim)))

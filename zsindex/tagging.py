@@ -31,7 +31,7 @@ from .labels import (
     label_vectors,
     template_problem,
 )
-from .store import Store, insert_ignoring_duplicates, now
+from .store import Store, insert_ignoring_duplicates, model_dim, now
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -255,16 +255,24 @@ def cached_label_vectors(store: Store, model_id: int, label_set: LabelSet,
     """(L, d) label vectors, embedding only labels whose prompts were never embedded with this model."""
     keys = [prompts_key(lab, label_set.templates) for lab in label_set.labels]
     found: dict[str, np.ndarray] = {}
+    damaged: list[str] = []  # cached with the wrong length: embedded again, and replaced
     with store.session() as session:
+        dim = model_dim(session, model_id)
         for i in range(0, len(keys), 900):
-            found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in session.execute(
-                select(s.LabelVector.prompts_sha256, s.LabelVector.vector).where(
-                    s.LabelVector.model_id == model_id, s.LabelVector.prompts_sha256.in_(keys[i:i + 900]))))
+            for k, v in session.execute(select(s.LabelVector.prompts_sha256, s.LabelVector.vector).where(
+                    s.LabelVector.model_id == model_id, s.LabelVector.prompts_sha256.in_(keys[i:i + 900]))):
+                if len(v) == 4 * dim:
+                    found[k] = np.frombuffer(v, dtype=np.float32)
+                else:
+                    damaged.append(k)
     todo = [i for i, k in enumerate(keys) if k not in found]
     if todo:
         emb = embedder if embedder is not None else loader()
         fresh = label_vectors(emb, LabelSet([label_set.labels[i] for i in todo], label_set.templates))
         with store.session() as session:
+            if damaged:
+                session.execute(delete(s.LabelVector).where(s.LabelVector.model_id == model_id,
+                                                            s.LabelVector.prompts_sha256.in_(damaged)))
             session.execute(insert_ignoring_duplicates(session, s.LabelVector), [
                 {"model_id": model_id, "prompts_sha256": keys[i], "vector": v.astype(np.float32).tobytes()}
                 for i, v in zip(todo, fresh)])

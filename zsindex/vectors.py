@@ -25,7 +25,9 @@ flat scan measured more accurate (README, "Large libraries").
 
 A filtered search widens nprobe until it has k results. The file is saved
 atomically next to a small JSON file that records the SQL generation it
-matches; a missing or stale file is rebuilt. A search process maps the file
+matches and that generation's random id (``store.VECTORS_ID``), so a file
+copied from another index, or from a copy of this one that changed since, is
+stale too; a missing or stale file is rebuilt. A search process maps the file
 into memory instead of reading it (IVF kinds), so it starts at once however
 large the index; a writer loads it whole.
 """
@@ -72,19 +74,20 @@ class ExactVectors(Protocol):
 
     def remember(self, ids: np.ndarray, vecs: np.ndarray) -> None: ...
 
-    def saved(self) -> None: ...
+    def saved(self, vectors_id: str | None) -> None: ...
 
 
 class StoredVectors:
     """Exact vectors of a model: by id from the row file beside the FAISS file where it has them, else from
     the store (``rowfile``); in chunks from the store."""
 
-    def __init__(self, store: "Store", model_id: int, dim: int, complete: bool = False) -> None:
+    def __init__(self, store: "Store", model_id: int, dim: int, complete: bool = False,
+                 vectors_id: str | None = None) -> None:
         from .rowfile import RowFile
 
         self.store = store
         self.model_id = model_id
-        self.rows = RowFile(store.folder, dim)
+        self.rows = RowFile(store.folder, dim, vectors_id)  # trusted only when it says it holds these vectors
         # Whether every row is current once this process's writes are done (it writes them all, or the
         # file was clean when a writer opened it); only then does saving the FAISS file mark it clean.
         self.complete = complete
@@ -103,10 +106,10 @@ class StoredVectors:
         """Vectors just added to a compressed index (committed in SQL): into the row file."""
         self.rows.write(ids, vecs)
 
-    def saved(self) -> None:
-        """The FAISS file these rows go with is saved."""
+    def saved(self, vectors_id: str | None) -> None:
+        """The FAISS file these rows go with is saved, for the vectors named vectors_id."""
         if self.complete:
-            self.rows.mark_clean()
+            self.rows.mark_clean(vectors_id)
 
 
 def _faiss() -> Any:
@@ -331,8 +334,8 @@ class VectorIndex:
                  for i in range(self.ivf.nlist) if lists.list_size(i)]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
-    def save(self, folder: Path, generation: int) -> None:
-        """Atomic: write beside, then rename; the generation file goes last.
+    def save(self, folder: Path, generation: int, vectors_id: str | None) -> None:
+        """Atomic: write beside, then rename; the generation file (with the generation's id) goes last.
 
         A failure (full disk, read-only folder) leaves the previous files as they
         were and raises a message; SQL keeps every vector, so nothing is lost.
@@ -348,11 +351,11 @@ class VectorIndex:
         try:
             _write_index(self._faiss, self.index, tmp)
             os.replace(tmp, folder / FAISS_NAME)
-            write_new(meta_tmp, json.dumps({"generation": generation, "ntotal": self.ntotal, "dim": self.dim,
-                                            "kind": self.kind}))
+            meta = {"generation": generation, "ntotal": self.ntotal, "dim": self.dim, "kind": self.kind}
+            write_new(meta_tmp, json.dumps(meta if vectors_id is None else {**meta, "vectors_id": vectors_id}))
             os.replace(meta_tmp, folder / META_NAME)
             if self.quantised and self.exact is not None:
-                self.exact.saved()
+                self.exact.saved(vectors_id)
             if not self.quantised:
                 from .faults import in_the_way
                 from .rowfile import ROWS_NAME
@@ -374,9 +377,11 @@ class VectorIndex:
                 f"rebuilt on next use") from None
 
     @classmethod
-    def load(cls, folder: Path, dim: int, generation: int, *, mapped: bool = False,
+    def load(cls, folder: Path, dim: int, generation: int, vectors_id: str | None, *, mapped: bool = False,
              kind: str | None = None) -> "VectorIndex | None":
-        """The saved index if it matches this generation (and kind, when given), else None.
+        """The saved index if it matches this generation and its id (and kind, when given), else None.
+
+        An index made before generations had ids (vectors_id None) takes a file without one.
 
         ``mapped`` maps an IVF file read-only instead of reading it: pages come in as
         searches touch them, so a search process starts at once however large the file.
@@ -389,7 +394,7 @@ class VectorIndex:
             return None  # a folder, a pipe (reading it would wait forever), a link to nothing: rebuilt from SQL
         try:
             meta = json.loads(read_regular(folder / META_NAME))
-            if meta.get("generation") != generation or meta.get("dim") != dim:
+            if meta_stale(meta, generation, vectors_id) or meta.get("dim") != dim:
                 return None
             if kind is not None and meta.get("kind", "flat") != kind:
                 return None
@@ -414,12 +419,13 @@ class VectorIndex:
 
     @classmethod
     def rebuild(cls, store: "Store", model_id: int, dim: int, kind: str | None = None,
-                write_rows: bool = True) -> "VectorIndex":
+                write_rows: bool = True, vectors_id: str | None = None) -> "VectorIndex":
         """Rebuilt from SQL in two passes: a training sample, then the vectors chunk by chunk.
 
         Never holds more than one chunk of the library beside the sample, so a library larger
         than memory can be rebuilt as a quantised index. ``write_rows``: a compressed index writes its
-        row file as it fills (only under the write lock; see rowfile).
+        row file as it fills (only under the write lock; see rowfile). ``vectors_id``: the generation's id, which
+        a row file this process does not write must record to be read.
         """
         n = store.count_indexed(model_id)
         kind = kind or store.get_state(KIND_STATE) or choose_kind(n)
@@ -427,12 +433,19 @@ class VectorIndex:
             if kind != "flat" and n else None
         vi = cls(dim, new_faiss_index(dim, sample, kind, n))
         del sample
-        exact = StoredVectors(store, model_id, dim, complete=write_rows)
+        exact = StoredVectors(store, model_id, dim, complete=write_rows, vectors_id=vectors_id)
         vi.exact = exact if write_rows else None  # while it fills: the rows are written as it goes, or not at all
         for ids, vecs in store.indexed_vectors(model_id):
             vi.add(ids, vecs)
         vi.exact = exact
         return vi
+
+
+def meta_stale(meta: Any, generation: int, vectors_id: str | None) -> bool:
+    """Whether vectors.json's contents describe another state of the vectors than (generation, vectors_id):
+    an older one, or one of another index (its file copied here)."""
+    return (not isinstance(meta, dict) or meta.get("generation") != generation
+            or meta.get("vectors_id") != vectors_id)
 
 
 def cache_fault(folder: Path) -> Exception | None:
@@ -505,7 +518,7 @@ def _training_sample(chunks: Iterator[tuple[np.ndarray, np.ndarray]], n: int,
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
-def load_vectors(store: "Store", model_id: int, dim: int, generation: int,
+def load_vectors(store: "Store", model_id: int, dim: int, generation: int, vectors_id: str | None,
                  writable: bool = True) -> VectorIndex | None:
     """The saved FAISS file of this generation (and the kind recorded), or None: rebuild it.
 
@@ -513,9 +526,9 @@ def load_vectors(store: "Store", model_id: int, dim: int, generation: int,
     the write lock) keeps the row file current as it adds; its rows count as complete if it finds the file
     clean, so that its save marks the file clean again.
     """
-    loaded = VectorIndex.load(store.folder, dim, generation, mapped=not writable,
+    loaded = VectorIndex.load(store.folder, dim, generation, vectors_id, mapped=not writable,
                               kind=store.get_state(KIND_STATE) or None)
     if loaded is not None:
-        loaded.exact = StoredVectors(store, model_id, dim)
-        loaded.exact.complete = writable and loaded.exact.rows.state() == "clean"
+        loaded.exact = StoredVectors(store, model_id, dim, vectors_id=vectors_id)
+        loaded.exact.complete = writable and loaded.exact.rows.trusted_clean()
     return loaded

@@ -24,9 +24,12 @@ and sets in the order listed) and offers it to sets with no clear mode.
 for that make-up (means over its label sets and both modes), in hindsight too.
 
 Seeds: the calibration's constants were tuned on --seed 1 to 7, 99 and 2024,
-then on 500 to 1600 in steps of 100 too, then (its latest revision) on 3000
-to 4100 and 5000 to 6100 too; the README reports --seed 7000 to 8100 and
-9000 to 10100 in steps of 100, drawn only to judge it.
+then on 500 to 1600 in steps of 100 too, then (its latest revisions) on 3000
+to 4100 and 5000 to 6100 too; 7000 to 8100 and 9000 to 10100 judged the
+revision before flat-pairs was added, 11000 to 12100 and 13000 to 14100
+showed what the first version for flat-pairs got wrong; the README reports
+--seed 15000 to 16100 and 17000 to 18100 in steps of 100, drawn only to
+judge it.
 
 Other programs import `MAKEUPS`, `embed_library` and `evaluate` (the tests do).
 """
@@ -121,6 +124,10 @@ MAKEUPS: list[Makeup] = [
     Makeup("fifty-labels", "any background, 1-2 shapes; 50 labels: 24 colour+shape, 6 colours, 4 shapes, "
            "16 words no image shows", lambda rng: _things(rng, COLOURS, SHAPES, _one_of(1, 2)(rng)),
            {"50 labels": PAIRS + COLOURS + SHAPES + ABSENT_WORDS}),
+    Makeup("flat-pairs", "flat background, one shape in 5 of the 6 colours (no orange); colour+shape labels, "
+           "sets of one label, and made-up words", lambda rng: _things(rng, COLOURS[:5], SHAPES, 1),
+           {"colour+shape (24, 4 absent)": PAIRS, "red triangle": ["red triangle"], "orange circle": ["orange circle"],
+            "2 made-up": ["xyzzy", "a photo of my tax return"]}, background="flat"),
 ]
 
 

@@ -542,21 +542,27 @@ FULL_DISK_PY = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
-def test_full_disk_gives_a_message(tmp_path):
+def in_private_mounts(what: str, script: str, *args: str) -> dict:
+    """Run a shell script in a private mount namespace (its mounts go with it) with args, and read the JSON of its
+    last line; skip where that cannot be done (not root, no unshare, no mount namespaces)."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare to mount a small tmpfs in a private mount namespace")
+        pytest.skip(f"needs root and unshare to {what} in a private mount namespace")
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.skip("mount namespaces are not available here")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_full_disk_gives_a_message(tmp_path):
     images = tmp_path / "images"
     draw(images, [(c, s) for c, s in shapes.seen_pairs()][:12])
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    done = subprocess.run(["unshare", "-m", "sh", "-c", FULL_DISK_SCRIPT, "sh", str(mnt), str(images),
-                           sys.executable, FULL_DISK_PY], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.splitlines()[-1])
+    out = in_private_mounts("mount a small tmpfs", FULL_DISK_SCRIPT, str(mnt), str(images), sys.executable,
+                            FULL_DISK_PY)
     assert out["first"] == 0
     code, output, crash = out["ingest"]
     assert crash is None and code == 1 and "no space left" in output and "index.sqlite" in output, output
@@ -727,19 +733,12 @@ FULL_DISK_READER_PY = textwrap.dedent("""
 def test_reading_commands_work_on_a_full_disk_with_a_stale_cache(tmp_path):
     """A search that finds the FAISS cache stale rebuilds it in memory and answers even when saving it fails for
     want of space (as on a read-only folder); it does not say "cannot save the vector cache"."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare to mount a small tmpfs in a private mount namespace")
-    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-        pytest.skip("mount namespaces are not available here")
     images = tmp_path / "images"
     draw(images, [("red", "circle"), ("blue", "square"), ("green", "star")])
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    done = subprocess.run(["unshare", "-m", "sh", "-c", FULL_DISK_SCRIPT, "sh", str(mnt), str(images),
-                           sys.executable, FULL_DISK_READER_PY], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.splitlines()[-1])
+    out = in_private_mounts("mount a small tmpfs", FULL_DISK_SCRIPT, str(mnt), str(images), sys.executable,
+                            FULL_DISK_READER_PY)
     assert out["first"] == 0
     for name in ("search", "search-new", "like", "status"):
         code, output, crash = out[name]
@@ -760,20 +759,13 @@ READ_ONLY_MOUNT_SCRIPT = textwrap.dedent("""
 def test_a_read_only_file_system_says_so_not_chmod(built, tmp_path):
     """On a file system mounted read-only (EROFS: here a read-only bind mount) no chmod can help: writers say
     the file system is mounted read-only (remount it, or copy the index elsewhere); readers work."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare to make a read-only bind mount in a private mount namespace")
-    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-        pytest.skip("mount namespaces are not available here")
     index = copy_index(built, tmp_path)
     view = tmp_path / "view"
     view.mkdir()
     commands = {"search": READERS["search-cached"], "status": READERS["status"], "ingest": WRITERS["ingest"],
                 "rebuild": WRITERS["rebuild"], "labels-add": WRITERS["labels-add"], "tag": WRITERS["tag"]}
-    done = subprocess.run(["unshare", "-m", "sh", "-c", READ_ONLY_MOUNT_SCRIPT, "sh", str(index), str(view),
-                           sys.executable, RESTRICTED_SCRIPT, json.dumps(commands), str(built[1])],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.splitlines()[-1])
+    out = in_private_mounts("make a read-only bind mount", READ_ONLY_MOUNT_SCRIPT, str(index), str(view),
+                            sys.executable, RESTRICTED_SCRIPT, json.dumps(commands), str(built[1]))
     for name, (code, output, crash) in out.items():
         assert crash is None, (name, crash)
         message = " ".join(output.split())

@@ -385,3 +385,22 @@ def test_pairs_on_single_flat_shapes_and_labels_after_them(flat_pairs):
     shown = {p for p, name in truth.items() if name == "red triangle"}
     found = set(_tags(lib, "red triangle"))
     assert len(found & shown) >= 0.6 * len(shown) and len(found - shown) <= 2, (len(found & shown), len(found - shown))
+
+
+def test_without_a_background_prompt_the_background_rules_leave_the_cut_alone():
+    """Statistics gathered without a background prompt (the API allows it) say nothing about scoring above it:
+    a compact mode of matches below the band above a wide empty stretch is cut in the stretch, as when its images
+    score the label above the background (before, every image counted as scoring it below: no stretch counted)."""
+    rng = np.random.default_rng(7)
+    n = 1000
+    cos = _level_set(rng, n, 3)
+    cos[:, 2] = rng.normal(-0.05, 0.02, n)
+    group, matches = np.arange(600, 680), np.arange(680, 690)
+    cos[group, 2] = rng.normal(0.31, 0.02, len(group))
+    cos[matches, 2] = rng.normal(0.40, 0.005, len(matches))
+    stats = LabelStats(3, 20.0)
+    stats.update(cos)
+    cal = calibrate(stats, 20.0)
+    assert cal.match_level is not None
+    tagged = cos[:, 2] >= cal.multi[2]
+    assert cal.multi[2] < cal.match_level - 2.0 / 20.0 and tagged[group].all() and tagged[matches].all()

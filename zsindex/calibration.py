@@ -375,7 +375,10 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
     lone = rare & ~split & ~prevalent
     lo = np.where(lone, gap_mid, start)
     edge = 0.5 / (BINS / 2)  # from a bin's centre to its lower edge
-    cut = np.where(lone, gap_mid, _cut_below_peak(w, stats.above, peak, start, anchor, per_logit,
+    # Without a background prompt every image counts as scoring the label above it: the rules that ask for one
+    # leave the cut as they find it.
+    above = stats.above if above_bg is not None else stats.hist
+    cut = np.where(lone, gap_mid, _cut_below_peak(w, above, peak, start, anchor, per_logit,
                                                       in_band <= MINORITY_SHARE * n))
     if level is not None:  # most images score at the match level: most show the label, so the band is it
         most = (median >= anchor - int(MOST_MARGIN * per_logit)) & (in_band >= MOST_SHARE * n)

@@ -48,7 +48,9 @@ rests on that, in three steps, from one pass of streaming statistics
    ``VALLEY_WINDOW`` of its floor) separates the label's positive peak from
    what lies below it, and what lies between the valley and the peak is the
    lower half of one mode (at most ``MODE_RATIO`` times the images above the
-   peak), the threshold is the middle of the valley's floor (below the band
+   peak, spread below it at most ``LOWER_SPREAD`` times as far as those above
+   it: not a few look-alikes scattered between the matches and a valley far
+   below them), the threshold is the middle of the valley's floor (below the band
    only where that empty stretch is at least ``WIDE_RATIO`` times as wide as
    the standard deviation of what lies above it: one mode of matches, however
    many logits it spans, and not a crowd of look-alikes spread over the
@@ -60,10 +62,11 @@ rests on that, in three steps, from one pass of streaming statistics
    triangle for "square" in a busy scene): the cut is ``PEAK_MARGIN`` logits
    below the match level, or below the label's own peak in the band where
    its matches score lower (a circle among other shapes); only
-   ``NEAR_MARGIN`` below where fewer than ``ABOVE_SHARE`` of the images in
-   the band score the label above the background prompt (a blend of
-   look-alikes, a colour+shape pair's colour and shape, with the matches at
-   its top). For a label few
+   ``NEAR_MARGIN`` below the match level where fewer than ``ABOVE_SHARE`` of
+   the images in the band score the label above the background prompt (a
+   blend of look-alikes, a colour+shape pair's colour and shape, with the
+   matches at its top; the blend's own peak is look-alikes, a pink shape
+   that the model takes for purple). For a label few
    images show (at most ``MINORITY_SHARE`` of them in its band), look-alikes
    can spread over logits with its matches among and above them (a
    colour+shape pair): where the scores above its peak spread ``WIDE_SPREAD``
@@ -135,6 +138,7 @@ PAIR_GAP = 2.0  # logits: the empty stretch below a group of fewer than MIN_RARE
 PICK_SEPARATION = 2.4  # single mode: Ashman's D enough for a label with images in its band to be chosen
 VALLEY_WINDOW = 0.25  # logits each side: density smoothing when looking for a valley
 MODE_RATIO = 4.0  # a valley bounds one mode: at most this many times the images above its peak
+LOWER_SPREAD = 2.0  # ... and what lies between it and the peak spreads at most this many times as far as above it
 PEAK_MARGIN = 0.6  # logits below the match level: the cut where no valley sets the positives apart
 NEAR_MARGIN = 0.1  # logits below the match level: the cut where look-alikes reach it (crowded, blended)
 ABOVE_SHARE = 0.5  # a label's images in its band (or above a wide valley, or on the upper side of a split made
@@ -438,6 +442,16 @@ def _cut_below_peak(w: np.ndarray, above_bg: np.ndarray, peak: np.ndarray, start
     # crowd of look-alikes: at most MODE_RATIO times what lies above the peak.
     above = np.cumsum(w[:, ::-1], axis=1)[:, ::-1]  # images at or above each bin
     clear &= above[rows, valley] <= MODE_RATIO * above[rows, peak]
+    # ... and whose images between the valley and the peak lie as close below the peak as the mode's upper half
+    # lies above it (root mean square distance at most LOWER_SPREAD times as far): a few look-alikes spread
+    # between the matches and an empty valley far below them (other shapes scoring "star" on flat backgrounds)
+    # are no lower half of the mode, and cutting in that valley tags them. (An empty stretch EMPTY_GAP wide has
+    # its own rule, below.)
+    lower_half = w * (idx >= valley[:, None]) * (idx < peak[:, None])
+    upper_half = w * (idx >= peak[:, None])
+    lower_rms = np.sqrt((lower_half * (idx - peak[:, None]) ** 2).sum(1) / np.maximum(lower_half.sum(1), 1))
+    upper_rms = np.sqrt((upper_half * (idx - peak[:, None]) ** 2).sum(1) / np.maximum(upper_half.sum(1), 1))
+    clear &= wide | (lower_rms <= LOWER_SPREAD * np.maximum(upper_rms, 1))
     # For a label few images show, a narrow valley can lie below a crowd of look-alikes spread over logits (the
     # colour or the shape of a colour+shape pair): the valley counts only when what lies above it is compact,
     # at least COMPACT_SHARE of it within COMPACT_WIDTH logits of the peak. (An empty stretch EMPTY_GAP wide
@@ -460,11 +474,14 @@ def _cut_below_peak(w: np.ndarray, above_bg: np.ndarray, peak: np.ndarray, start
     # (a circle among other shapes on a busy background).
     # Where most images in the band score the label below the background prompt, that band is a blend of
     # look-alikes (a colour+shape pair's colour and shape) with the matches at its top: the cut is NEAR_MARGIN
-    # below the peak or the level instead.
+    # below the match level instead.
     in_band = idx >= start[:, None]
     blended = (above_bg * in_band).sum(1) < ABOVE_SHARE * (w * in_band).sum(1)
     margin = np.where(blended, int(NEAR_MARGIN * per_logit), int(PEAK_MARGIN * per_logit))
-    fallback = np.maximum(np.minimum(peak, anchor) - margin, start)
+    # ... and a blend's own peak is look-alikes: its cut is measured from the match level only (a pink shape that
+    # the model takes for purple peaks below the level, most of it below the background prompt; cut below that
+    # peak, it was tagged).
+    fallback = np.maximum(np.where(blended, anchor, np.minimum(peak, anchor)) - margin, start)
     # ... but where the band holds a minority of the images and the scores above the peak spread wider than one
     # mode's upper half (WIDE_SPREAD), the peak is a crowd of look-alikes (the colour or the shape of a
     # colour+shape pair) with the label's matches spread above it: those look-alikes reach the match level, so

@@ -456,3 +456,32 @@ def test_a_blend_of_look_alikes_below_the_match_level_is_cut_from_the_level_not_
     picked = cos.argmax(1)
     assert not ((picked == 2) & (cos[rows, picked] >= cal.single[picked])).any()
     assert (cos[:, :2] >= cal.multi[:2]).sum() == n  # the matches of the other labels are all tagged
+
+
+def test_a_label_the_softmax_may_choose_on_a_weak_split_needs_the_match_level_in_single_mode():
+    """Busy scenes with shapes in colours no label names: "yellow", which no image shows, splits with its
+    look-alikes (gold shapes) on the upper side, nearly all scoring it below the background prompt: no clear
+    split, but one the softmax may still choose from (as for a colour+shape pair among 50 labels). On one image,
+    a red shape beside a gold one, "yellow" scores just below the match level and above "red": single mode gave
+    it "yellow". Such a label now needs the match level in single mode too, as in multi mode."""
+    rng = np.random.default_rng(10)
+    n = 240
+    cos = rng.normal(0.05, 0.02, (n, 3))
+    cos[:120, 0] = rng.normal(0.40, 0.01, 120)
+    cos[120:, 1] = rng.normal(0.40, 0.01, 120)
+    background = rng.normal(0.34, 0.01, n)
+    gold = np.arange(0, 240, 2)[:99]
+    cos[gold, 2] = rng.uniform(0.25, 0.37, len(gold))
+    background[gold] = np.where(np.arange(len(gold)) < 2, 0.2, 0.385)
+    cos[0, 0], cos[0, 2] = 0.364, 0.3885  # red 0.72 logits below the level, yellow 0.23
+    stats = LabelStats(3, 20.0)
+    stats.update(cos, background)
+    cal = calibrate(stats, 20.0)
+    assert cal.match_level is not None and abs(cal.match_level - 0.40) < 0.01
+    assert np.isfinite(cal.single[2])  # the softmax may choose it ...
+    rows = np.arange(n)
+    picked = cos.argmax(1)
+    kept = cos[rows, picked] >= cal.single[picked]
+    assert picked[0] == 2 and not kept[0]  # ... but not below the match level
+    assert not (cos[:, 2] >= cal.multi[2]).any()
+    assert kept[1:].all() and set(picked[1:]) == {0, 1}

@@ -87,9 +87,11 @@ softmax got right. A label may be the softmax's choice on a weaker split than
 tagging on its own needs (Ashman's D ≥ ``PICK_SEPARATION``, with at least
 ``MIN_RARE_IMAGES`` images in its band): a colour+shape pair that few images
 show, among 50 labels, splits less clearly, and its images were dropped.
-Such a label tags in multi mode too, from the match level: look-alikes (its
+Such a label tags in both modes from the match level: look-alikes (its
 colour, its shape) blur the split of a colour+shape pair on busy scenes, and
-leaving it out lost every image that shows it.
+leaving it out of multi mode lost every image that shows it; below the level
+in single mode, a colour no label names could win the softmax for it (a
+gold shape for "yellow", which no image shows).
 Where a label of the set is shown by most images, the other labels keep
 their multi-mode cut in single mode: an image without the prevalent label
 falls to whichever other label's look-alikes score highest.
@@ -409,9 +411,12 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
         picked = shown | ((separation >= PICK_SEPARATION) & (split_gap >= MIN_GAP) & (spec >= MIN_SPECIFICITY)
                           & (in_band >= MIN_RARE_IMAGES))
     # ... and such a label tags in multi mode too, from the match level (a colour+shape pair whose look-alikes,
-    # its colour or its shape, blur its split): dropping it would lose every image that shows it.
+    # its colour or its shape, blur its split): dropping it would lose every image that shows it. In single mode
+    # it needs the match level as well: below it, an image of a colour no label names could be given the label
+    # (a gold shape, "yellow") when the softmax chose it over the colours the image does show.
     blurred = picked & ~shown
     multi = np.where(blurred, np.maximum(CENTRES[np.maximum(anchor, start)] - edge, multi), multi)
+    single = np.where(blurred, multi, single)
     shown |= blurred
     return Calibration(np.where(shown, multi, np.inf), np.where(picked, single, np.inf), own, level)
 

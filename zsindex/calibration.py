@@ -336,7 +336,8 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
     # Splits made again stand only where most clear splits of the set were made again (colour+shape pairs on
     # single flat shapes, a set of one such label); elsewhere every label keeps its first split (on busy scenes
     # a split made again finds a few look-alikes as often as the matches), and the labels split once set the level.
-    if (split & ~modes[-1]).sum() > AGAIN_SHARE * split.sum():
+    # Half is not most: three absent colours split again, beside three colours split once, tagged their look-alikes.
+    if (split & modes[-1]).sum() <= AGAIN_SHARE * split.sum():
         modes = split_modes(stats.hist, logit_scale, above_bg)
         split = _clear_split(modes, spec)
     separation, upper_peak, split_gap, upper_n, _, again = modes

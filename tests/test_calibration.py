@@ -463,7 +463,8 @@ def test_a_label_the_softmax_may_choose_on_a_weak_split_needs_the_match_level_in
     look-alikes (gold shapes) on the upper side, nearly all scoring it below the background prompt: no clear
     split, but one the softmax may still choose from (as for a colour+shape pair among 50 labels). On one image,
     a red shape beside a gold one, "yellow" scores just below the match level and above "red": single mode gave
-    it "yellow". Such a label now needs the match level in single mode too, as in multi mode."""
+    it "yellow". Such a label, its upper side nearly all below the background prompt, now needs the match level
+    in single mode too, as in multi mode."""
     rng = np.random.default_rng(10)
     n = 240
     cos = rng.normal(0.05, 0.02, (n, 3))

@@ -87,11 +87,13 @@ softmax got right. A label may be the softmax's choice on a weaker split than
 tagging on its own needs (Ashman's D ≥ ``PICK_SEPARATION``, with at least
 ``MIN_RARE_IMAGES`` images in its band): a colour+shape pair that few images
 show, among 50 labels, splits less clearly, and its images were dropped.
-Such a label tags in both modes from the match level: look-alikes (its
+Such a label tags in multi mode too, from the match level: look-alikes (its
 colour, its shape) blur the split of a colour+shape pair on busy scenes, and
-leaving it out of multi mode lost every image that shows it; below the level
-in single mode, a colour no label names could win the softmax for it (a
-gold shape for "yellow", which no image shows).
+leaving it out lost every image that shows it. Where nearly all of its upper
+side scores it below the background prompt (less than ``LEVEL_ABOVE``), it
+needs the match level in single mode too: below it, a colour no label names
+could win the softmax for it (a gold shape for "yellow", which no image
+shows).
 Where a label of the set is shown by most images, the other labels keep
 their multi-mode cut in single mode: an image without the prevalent label
 falls to whichever other label's look-alikes score highest.
@@ -340,7 +342,7 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
     if (split & modes[-1]).sum() <= AGAIN_SHARE * split.sum():
         modes = split_modes(stats.hist, logit_scale, above_bg)
         split = _clear_split(modes, spec)
-    separation, upper_peak, split_gap, upper_n, _, again = modes
+    separation, upper_peak, split_gap, upper_n, upper_above, again = modes
     # A level from splits made again needs AGAIN_LABELS of them: one label's few matches are too few to set the
     # level for other sets (it is remembered).
     enough = split.sum() >= (AGAIN_LABELS if (split & again).any() else 1)
@@ -413,11 +415,12 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
                           & (in_band >= MIN_RARE_IMAGES))
     # ... and such a label tags in multi mode too, from the match level (a colour+shape pair whose look-alikes,
     # its colour or its shape, blur its split): dropping it would lose every image that shows it. In single mode
-    # it needs the match level as well: below it, an image of a colour no label names could be given the label
-    # (a gold shape, "yellow") when the softmax chose it over the colours the image does show.
+    # it needs the match level as well where nearly all its upper side scores it below the background prompt:
+    # below the level, an image of a colour no label names could be given the label (a gold shape, "yellow")
+    # when the softmax chose it over the colours the image does show.
     blurred = picked & ~shown
     multi = np.where(blurred, np.maximum(CENTRES[np.maximum(anchor, start)] - edge, multi), multi)
-    single = np.where(blurred, multi, single)
+    single = np.where(blurred & (upper_above < LEVEL_ABOVE * upper_n), multi, single)
     shown |= blurred
     return Calibration(np.where(shown, multi, np.inf), np.where(picked, single, np.inf), own, level)
 

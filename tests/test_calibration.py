@@ -514,3 +514,26 @@ def test_splits_made_again_stand_only_where_they_are_more_than_half_of_the_sets_
     assert cal.match_level is not None and abs(cal.match_level - 0.40) < 0.01
     assert not (cos[:, 3:] >= cal.multi[3:]).any(), cal.multi  # ... but those splits do not stand
     assert (cos[:240, :3] >= cal.multi[:3]).sum() >= 238
+
+
+def test_a_set_of_one_softmax_only_label_keeps_its_band_in_single_mode():
+    """A set of one colour+shape label ("red triangle") on single flat shapes, four images showing it just
+    below the remembered match level, above 126 look-alikes (red things, triangles) that score it below the
+    background prompt: too few to split again, so the label is only the softmax's choice, and multi mode tags
+    from the level. In single mode the softmax of one label has no choice to make, so the rule that asks such a
+    label for the match level (a colour no label names winning the softmax) does not apply: the four images
+    keep their tag (the rule cost this set all its tags in single mode on a judging draw)."""
+    rng = np.random.default_rng(12)
+    n = 240
+    cos = rng.normal(-0.35, 0.03, (n, 1))
+    background = rng.normal(0.1, 0.01, n)
+    look_alikes, matches = np.arange(80, 206), np.arange(206, 210)
+    cos[look_alikes, 0] = rng.normal(0.0, 0.03, len(look_alikes))
+    cos[matches, 0] = 0.392, 0.376, 0.376, 0.375
+    background[matches] = cos[matches, 0] - 0.05
+    stats = LabelStats(1, 20.0)
+    stats.update(cos, background)
+    assert not split_modes(stats.hist, 20.0, stats.above, again=True)[-1][0]  # not split again
+    cal = calibrate(stats, 20.0, prior_level=0.41)
+    assert cal.match_level is None and cal.multi[0] >= 0.40  # tags from the level in multi mode
+    assert (cos[matches, 0] >= cal.single[0]).all() and (cos[look_alikes, 0] < cal.single[0]).all()

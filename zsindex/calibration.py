@@ -91,9 +91,9 @@ Such a label tags in multi mode too, from the match level: look-alikes (its
 colour, its shape) blur the split of a colour+shape pair on busy scenes, and
 leaving it out lost every image that shows it. Where nearly all of its upper
 side scores it below the background prompt (less than ``LEVEL_ABOVE``), it
-needs the match level in single mode too: below it, a colour no label names
-could win the softmax for it (a gold shape for "yellow", which no image
-shows).
+needs the match level in single mode too, in a set of more than one label:
+below it, a colour no label names could win the softmax for it (a gold
+shape for "yellow", which no image shows).
 Where a label of the set is shown by most images, the other labels keep
 their multi-mode cut in single mode: an image without the prevalent label
 falls to whichever other label's look-alikes score highest.
@@ -415,12 +415,14 @@ def calibrate(stats: LabelStats, logit_scale: float, prior_level: float | None =
                           & (in_band >= MIN_RARE_IMAGES))
     # ... and such a label tags in multi mode too, from the match level (a colour+shape pair whose look-alikes,
     # its colour or its shape, blur its split): dropping it would lose every image that shows it. In single mode
-    # it needs the match level as well where nearly all its upper side scores it below the background prompt:
-    # below the level, an image of a colour no label names could be given the label (a gold shape, "yellow")
-    # when the softmax chose it over the colours the image does show.
+    # it needs the match level as well where nearly all its upper side scores it below the background prompt
+    # and the set has other labels: below the level, an image of a colour no label names could be given the
+    # label (a gold shape, "yellow") when the softmax chose it over the colours the image does show. (A set of
+    # one label leaves the softmax no choice.)
     blurred = picked & ~shown
     multi = np.where(blurred, np.maximum(CENTRES[np.maximum(anchor, start)] - edge, multi), multi)
-    single = np.where(blurred & (upper_above < LEVEL_ABOVE * upper_n), multi, single)
+    if len(w) > 1:
+        single = np.where(blurred & (upper_above < LEVEL_ABOVE * upper_n), multi, single)
     shown |= blurred
     return Calibration(np.where(shown, multi, np.inf), np.where(picked, single, np.inf), own, level)
 

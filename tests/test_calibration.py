@@ -537,3 +537,18 @@ def test_a_set_of_one_softmax_only_label_keeps_its_band_in_single_mode():
     cal = calibrate(stats, 20.0, prior_level=0.41)
     assert cal.match_level is None and cal.multi[0] >= 0.40  # tags from the level in multi mode
     assert (cos[matches, 0] >= cal.single[0]).all() and (cos[look_alikes, 0] < cal.single[0]).all()
+
+
+def test_the_pooled_baseline_is_one_cutoff_for_all_draws_of_a_make_up():
+    """The second per-make-up baseline of scripts/eval_tagging.py: one cut-off chosen once over every draw of
+    a make-up (the best on average over them all), not anew for each draw."""
+    grid = [float(t) for t in ev.GRID]
+
+    def draw(best: float, calibrated: float) -> list[dict]:
+        return ev.attach_baselines([{"makeup": "a", "calibrated": {"f1": calibrated},
+                                     "grid": {t: {"f1": max(0.0, 1 - abs(t - best) / 0.1)} for t in grid}}])
+
+    draws = [draw(0.30, 0.9), draw(0.30, 0.9), draw(0.40, 0.9)]
+    assert [d for _, _, d in ev.per_makeup(draws[2])] == [pytest.approx(-0.1)]  # its own best scores 1
+    ((name, cut, diff),) = ev.pooled(draws)
+    assert (name, cut) == ("a", 0.3) and diff == pytest.approx(0.9 - 2 / 3)  # 0.30 scores 1, 1 and 0

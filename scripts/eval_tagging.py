@@ -27,12 +27,12 @@ cut-off chosen for each draw, and against one cut-off chosen once over all
 the draws of the make-up (one --threshold for a kind of library).
 
 Seeds: the calibration's constants were tuned on --seed 1 to 7, 99 and 2024,
-then on 500 to 1600 in steps of 100 too, then (its latest revisions) on 3000
-to 4100 and 5000 to 6100 too; 7000 to 8100 and 9000 to 10100 judged the
-revision before flat-pairs was added, 11000 to 12100 and 13000 to 14100
-showed what the first version for flat-pairs got wrong; the README reports
---seed 15000 to 16100 and 17000 to 18100 in steps of 100, drawn only to
-judge it.
+then on 500 to 1600 in steps of 100 too, then on 3000 to 4100 and 5000 to
+6100 too; 7000 to 18100 judged earlier revisions; the latest revision was
+tuned on all of those and 30000 to 37100, and 40000 to 51900, 60000 to
+71900, 80000 to 103900 and 110000 to 133900 each found a fault fixed before
+the next; the README reports --seed 140000 to 151900 in steps of 100, drawn
+only to judge it.
 
 Other programs import `MAKEUPS`, `embed_library` and `evaluate` (the tests do).
 """

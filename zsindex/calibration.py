@@ -105,10 +105,12 @@ libraries of several make-ups. The constants were chosen on the draws
 ``PAIR_GAP``, ``WIDE_RATIO``, the blurred split in multi mode), then also
 3000-4100 and 5000-6100 (the background test for wide valleys and blends,
 ``NEAR_MARGIN``, ``PEAK_MARGIN`` 0.6, and with the flat-pairs make-up the
-splits made again and the prevalent label's reach); 7000-8100 and
-9000-10100 judged the revision before the flat-pairs make-up, 11000-12100
-and 13000-14100 showed what went wrong in its first version; the README
-reports the draws 15000-16100 and 17000-18100, used only to judge.
+splits made again and the prevalent label's reach); 7000-18100 judged
+earlier revisions; the latest (``LOWER_SPREAD``, the blend's cut from the
+level, the single-mode level for softmax-only labels) was tuned on all of
+those and 30000-37100, and each of 40000-51900, 60000-71900, 80000-103900
+and 110000-133900 found a fault fixed before the next; the README reports
+the draws 140000-151900, used only to judge.
 
 Scores are ``sigmoid(logit_scale · (cosine - threshold))`` in multi mode (0.5 at
 the threshold) and the softmax probability in single mode. ``--threshold``

@@ -24,6 +24,7 @@ from .messages import server_text
 log = logging.getLogger("zsindex.service")
 KEEP = 200
 STATES = ("queued", "running", "done", "failed")
+FINISHED = ("done", "failed")
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "failed")
+        return self.state in FINISHED
 
     def progress(self, stage: str, done: int, total: int) -> None:
         """The library's progress callback: (stage, done, total); where a running job stops when the server does."""

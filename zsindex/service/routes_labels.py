@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
@@ -16,6 +16,7 @@ from ..labels import MAX_LABEL_CHARS, MAX_SET_LABELS, MAX_TEMPLATES
 from ..params import field_bounds
 from ..tagging import MAX_SET_NAME
 from .common import SafeJSONResponse, ranged_field, service, writable
+from .jobs import FINISHED, Job
 from .routes_search import MAX_OFFSET, MAX_PAGE, page
 from .state import Service
 
@@ -114,23 +115,27 @@ def jobs_show(job_id: JobId, svc: Service = Depends(service)) -> dict[str, Any]:
             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
 async def jobs_events(request: Request, job_id: JobId, svc: Service = Depends(service)) -> StreamingResponse:
     job = svc.jobs.get(job_id)
-
-    async def events() -> AsyncIterator[str]:
-        sent, idle = -1, 0.0
-        while True:
-            if job.version != sent:
-                sent = job.version
-                idle = 0.0
-                yield f"data: {json.dumps(job.to_dict())}\n\n"
-                if job.finished:
-                    return
-            elif idle >= STREAM_KEEPALIVE_S:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(STREAM_POLL_S)
-            idle += STREAM_POLL_S
-
-    return StreamingResponse(events(), media_type="text/event-stream",
+    return StreamingResponse(job_events(job, request.is_disconnected), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def job_events(job: Job, disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[str]:
+    """A job's states as server-sent events, until one that ends it has been sent. Whether it ended is read
+    from the state that was sent: the job's thread can finish it between the two, and the stream then ended
+    with "running" as its last word."""
+    sent, idle = -1, 0.0
+    while True:
+        if job.version != sent:
+            sent = job.version
+            idle = 0.0
+            state = job.to_dict()
+            yield f"data: {json.dumps(state)}\n\n"
+            if state["state"] in FINISHED:
+                return
+        elif idle >= STREAM_KEEPALIVE_S:
+            idle = 0.0
+            yield ": keep-alive\n\n"
+        if await disconnected():
+            return
+        await asyncio.sleep(STREAM_POLL_S)
+        idle += STREAM_POLL_S

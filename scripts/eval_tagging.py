@@ -217,7 +217,7 @@ def attach_baselines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for name in dict.fromkeys(r["makeup"] for r in rows):
         own = [r for r in rows if r["makeup"] == name]
         cut = one_cutoff(own)
-        mean_f1 = {t: float(np.mean([r["grid"][t]["f1"] for r in own])) for t in own[0]["grid"]}
+        mean_f1 = {t: {"f1": float(np.mean([r["grid"][t]["f1"] for r in own]))} for t in own[0]["grid"]}
         for r in own:
             r["make-up fixed"] = {**r["grid"][cut], "cutoff": cut}
             r["_make-up grid"] = mean_f1  # the make-up's mean F1 at every cut-off, for pooled(); not printed
@@ -282,10 +282,10 @@ def pooled(draws: Sequence[Sequence[dict[str, Any]]]) -> list[tuple[str, float, 
     out = []
     for name in dict.fromkeys(r["makeup"] for rows in draws for r in rows):
         own = [[r for r in rows if r["makeup"] == name] for rows in draws]
-        grids = [rows[0]["_make-up grid"] for rows in own]
-        cut = max(grids[0], key=lambda t: (round(float(np.mean([g[t] for g in grids])), 9), -abs(t - 0.25)))
+        grids = [{"grid": rows[0]["_make-up grid"]} for rows in own]  # one row per draw: the make-up's mean
+        cut = one_cutoff(grids)
         calibrated = np.mean([np.mean([r["calibrated"]["f1"] for r in rows]) for rows in own])
-        out.append((name, cut, float(calibrated - np.mean([g[cut] for g in grids]))))
+        out.append((name, cut, float(calibrated - np.mean([g["grid"][cut]["f1"] for g in grids]))))
     return out
 
 

@@ -231,13 +231,24 @@ def test_each_make_up_is_compared_with_its_own_best_one_cutoff():
     assert diff_a == pytest.approx(-0.05) and diff_b == pytest.approx(0.5)  # b's rows score 1 and 0 at 0.40
 
 
-def _level_set(rng: np.random.Generator, n: int, labels: int) -> np.ndarray:
-    """Cosines at logit scale 20 where labels 0 and 1 each have 300 images at the match level (0.40) and
+def _level_set(rng: np.random.Generator, n: int, labels: int, shown: int = 300) -> np.ndarray:
+    """Cosines at logit scale 20 where labels 0 and 1 each have `shown` images at the match level (0.40) and
     every other label scores about 0.05 on every image."""
     cos = rng.normal(0.05, 0.02, (n, labels))
-    cos[:300, 0] = rng.normal(0.40, 0.01, 300)
-    cos[300:600, 1] = rng.normal(0.40, 0.01, 300)
+    cos[:shown, 0] = rng.normal(0.40, 0.01, shown)
+    cos[shown:2 * shown, 1] = rng.normal(0.40, 0.01, shown)
     return cos
+
+
+def _group_above_a_wide_stretch(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A _level_set of 1000 images whose label 2 has a wide empty stretch below the match band with one compact
+    group above it: 80 images just below the band and 10 at the match level. (cos, group, matches)"""
+    cos = _level_set(rng, 1000, 3)
+    cos[:, 2] = rng.normal(-0.05, 0.02, 1000)
+    group, matches = np.arange(600, 680), np.arange(680, 690)
+    cos[group, 2] = rng.normal(0.31, 0.02, len(group))
+    cos[matches, 2] = rng.normal(0.40, 0.005, len(matches))
+    return cos, group, matches
 
 
 def test_a_label_one_or_two_images_show_tags_them_when_they_stand_out():
@@ -313,11 +324,7 @@ def test_a_wide_valley_bounds_a_mode_only_when_its_images_score_the_label_above_
     mode of matches and the cut stays in the stretch."""
     rng = np.random.default_rng(7)
     n = 1000
-    cos = _level_set(rng, n, 3)
-    cos[:, 2] = rng.normal(-0.05, 0.02, n)
-    group, matches = np.arange(600, 680), np.arange(680, 690)
-    cos[group, 2] = rng.normal(0.31, 0.02, len(group))
-    cos[matches, 2] = rng.normal(0.40, 0.005, len(matches))
+    cos, group, matches = _group_above_a_wide_stretch(rng)
     background = rng.normal(0.33, 0.02, n)  # below the match level, above what most images score
     background[group] = rng.normal(0.26 if group_above_background else 0.36, 0.01, len(group))
     stats = LabelStats(3, 20.0)
@@ -392,12 +399,7 @@ def test_without_a_background_prompt_the_background_rules_leave_the_cut_alone():
     a compact mode of matches below the band above a wide empty stretch is cut in the stretch, as when its images
     score the label above the background (before, every image counted as scoring it below: no stretch counted)."""
     rng = np.random.default_rng(7)
-    n = 1000
-    cos = _level_set(rng, n, 3)
-    cos[:, 2] = rng.normal(-0.05, 0.02, n)
-    group, matches = np.arange(600, 680), np.arange(680, 690)
-    cos[group, 2] = rng.normal(0.31, 0.02, len(group))
-    cos[matches, 2] = rng.normal(0.40, 0.005, len(matches))
+    cos, group, matches = _group_above_a_wide_stretch(rng)
     stats = LabelStats(3, 20.0)
     stats.update(cos)
     cal = calibrate(stats, 20.0)
@@ -440,9 +442,7 @@ def test_a_blend_of_look_alikes_below_the_match_level_is_cut_from_the_level_not_
     was tagged on 7 images of such a draw), and the other labels keep every match."""
     rng = np.random.default_rng(9)
     n = 240
-    cos = rng.normal(0.05, 0.02, (n, 3))
-    cos[:120, 0] = rng.normal(0.40, 0.01, 120)
-    cos[120:, 1] = rng.normal(0.40, 0.01, 120)
+    cos = _level_set(rng, n, 3, shown=120)
     background = rng.normal(0.34, 0.01, n)  # the background prompt scores alike on every image
     pink = np.arange(100, 128)  # these images show label 0 or 1 too
     cos[pink, 2] = rng.normal(0.355, 0.004, len(pink))
@@ -467,9 +467,7 @@ def test_a_label_the_softmax_may_choose_on_a_weak_split_needs_the_match_level_in
     in single mode too, as in multi mode."""
     rng = np.random.default_rng(10)
     n = 240
-    cos = rng.normal(0.05, 0.02, (n, 3))
-    cos[:120, 0] = rng.normal(0.40, 0.01, 120)
-    cos[120:, 1] = rng.normal(0.40, 0.01, 120)
+    cos = _level_set(rng, n, 3, shown=120)
     background = rng.normal(0.34, 0.01, n)
     gold = np.arange(0, 240, 2)[:99]
     cos[gold, 2] = rng.uniform(0.25, 0.37, len(gold))

@@ -460,10 +460,8 @@ def _cut_below_peak(w: np.ndarray, above_bg: np.ndarray, peak: np.ndarray, start
     # between the matches and an empty valley far below them (other shapes scoring "star" on flat backgrounds)
     # are no lower half of the mode, and cutting in that valley tags them. (An empty stretch EMPTY_GAP wide has
     # its own rule, below.)
-    lower_half = w * (idx >= valley[:, None]) * (idx < peak[:, None])
-    upper_half = w * (idx >= peak[:, None])
-    lower_rms = np.sqrt((lower_half * (idx - peak[:, None]) ** 2).sum(1) / np.maximum(lower_half.sum(1), 1))
-    upper_rms = np.sqrt((upper_half * (idx - peak[:, None]) ** 2).sum(1) / np.maximum(upper_half.sum(1), 1))
+    upper_rms = _rms_from_peak(w, idx >= peak[:, None], peak)  # bins
+    lower_rms = _rms_from_peak(w, (idx >= valley[:, None]) & (idx < peak[:, None]), peak)
     clear &= wide | (lower_rms <= LOWER_SPREAD * np.maximum(upper_rms, 1))
     # For a label few images show, a narrow valley can lie below a crowd of look-alikes spread over logits (the
     # colour or the shape of a colour+shape pair): the valley counts only when what lies above it is compact,
@@ -500,11 +498,15 @@ def _cut_below_peak(w: np.ndarray, above_bg: np.ndarray, peak: np.ndarray, start
     # colour+shape pair) with the label's matches spread above it: those look-alikes reach the match level, so
     # the cut is NEAR_MARGIN below the match level, not PEAK_MARGIN (the positives are a small share of what
     # scores there).
-    spread = np.sqrt((w * np.maximum(idx - peak[:, None], 0) ** 2).sum(1)
-                     / np.maximum((w * (idx >= peak[:, None])).sum(1), 1)) / per_logit
-    crowded = minority & (spread >= WIDE_SPREAD)
+    crowded = minority & (upper_rms / per_logit >= WIDE_SPREAD)
     return np.where(clear, valley, np.where(crowded, np.maximum(anchor - int(NEAR_MARGIN * per_logit), start),
                                             fallback))
+
+
+def _rms_from_peak(w: np.ndarray, where: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """Per label: the root mean square distance (bins) from its peak of the images in the bins ``where``."""
+    part = w * where
+    return np.sqrt((part * (np.arange(BINS)[None, :] - peak[:, None]) ** 2).sum(1) / np.maximum(part.sum(1), 1))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
